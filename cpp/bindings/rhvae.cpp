@@ -1,0 +1,75 @@
+// Thin bindings of the RHVAE kernel: shape checks, GIL release, results as arrays.
+#include <pybind11/eigen.h>
+
+#include "bindings.hpp"
+#include "latentgeo/rhvae.hpp"
+
+namespace py = pybind11;
+using latentgeo::ConstRowMatrixRef;
+using latentgeo::Index;
+using latentgeo::RHVAEKernel;
+using latentgeo::RowMatrix;
+using latentgeo::Vector;
+
+namespace latentgeo_bindings {
+
+namespace {
+
+RowMatrix inverse(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+  require_cols(z, k.dim(), "z");
+  RowMatrix out(z.rows(), k.dim() * k.dim());
+  py::gil_scoped_release release;
+  k.inverse(z, out, n_threads);
+  return out;
+}
+
+py::tuple metric(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool want_g, bool want_logdet, int n_threads) {
+  require_cols(z, k.dim(), "z");
+  RowMatrix g(want_g ? z.rows() : 0, k.dim() * k.dim());
+  Vector logdet(want_logdet ? z.rows() : 0);
+  {
+    py::gil_scoped_release release;
+    k.metric(z, g, logdet, n_threads);
+  }
+  return py::make_tuple(g, logdet);
+}
+
+RowMatrix derivative(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool of_inverse, int n_threads) {
+  require_cols(z, k.dim(), "z");
+  const Index d = k.dim();
+  RowMatrix out(z.rows(), d * d * d);
+  py::gil_scoped_release release;
+  k.derivative(z, out, of_inverse, n_threads);
+  return out;
+}
+
+py::tuple quadratic_form(const RHVAEKernel& k, const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, bool grad,
+                         int n_threads) {
+  require_cols(z, k.dim(), "z");
+  require_cols(v, k.dim(), "v");
+  require(v.rows() == z.rows(), "v: expected as many rows as z");
+  Vector q(z.rows());
+  RowMatrix dqdz(grad ? z.rows() : 0, k.dim()), dqdv(grad ? z.rows() : 0, k.dim());
+  {
+    py::gil_scoped_release release;
+    k.quadratic_form(z, v, q, dqdz, dqdv, n_threads);
+  }
+  if (!grad) return py::make_tuple(q);
+  return py::make_tuple(q, dqdz, dqdv);
+}
+
+}  // namespace
+
+void register_rhvae(py::module_& m) {
+  py::class_<RHVAEKernel>(m, "RHVAEKernel")
+      .def(py::init<const RowMatrix&, const RowMatrix&, double, double, double>(), py::arg("centroids"),
+           py::arg("m_packed"), py::arg("temperature"), py::arg("regularization"), py::arg("scale"))
+      .def_property_readonly("dim", &RHVAEKernel::dim)
+      .def_property_readonly("n_centroids", &RHVAEKernel::n_centroids)
+      .def("inverse", &inverse, py::arg("z"), py::arg("n_threads"))
+      .def("metric", &metric, py::arg("z"), py::arg("want_g"), py::arg("want_logdet"), py::arg("n_threads"))
+      .def("derivative", &derivative, py::arg("z"), py::arg("of_inverse"), py::arg("n_threads"))
+      .def("quadratic_form", &quadratic_form, py::arg("z"), py::arg("v"), py::arg("grad"), py::arg("n_threads"));
+}
+
+}  // namespace latentgeo_bindings

@@ -1,0 +1,213 @@
+// The RHVAE metric of Chadebec et al.:
+//   G^{-1}(z) = s * sum_k M_k exp(-|z - c_k|^2 / T^2) + lambda I,   G = (G^{-1})^{-1}.
+//
+// Points are processed in blocks. For one block of B points the kernel computes the
+// B x K weights once (never an N x K array), accumulates the packed symmetric
+// matrices with one GEMM and factorises G^{-1} per point with a Cholesky (LLT).
+#pragma once
+
+#include "latentgeo/common.hpp"
+
+#include <cmath>
+#include <vector>
+
+namespace latentgeo {
+
+class RHVAEKernel {
+ public:
+  // centroids: K x d. m_packed: K x d(d+1)/2, the packed M_k = L_k L_k^T.
+  // scale is s (1 for pythae's sum, 1/K for AutoEncoderToolkit's mean).
+  RHVAEKernel(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature,
+              double regularization, double scale)
+      : centroids_t_(centroids.transpose()),
+        m_packed_(m_packed),
+        inv_t2_(1.0 / (temperature * temperature)),
+        lambda_(regularization),
+        scale_(scale),
+        d_(centroids.cols()),
+        k_(centroids.rows()),
+        p_(packed_size(centroids.cols())) {
+    if (m_packed.rows() != k_ || m_packed.cols() != p_)
+      throw std::invalid_argument("M: expected packed shape (K, d(d+1)/2)");
+    if (!(temperature > 0.0)) throw std::invalid_argument("temperature: must be > 0");
+    if (!(regularization >= 0.0)) throw std::invalid_argument("regularization: must be >= 0");
+    // c_kj * M_k for the derivative accumulation, laid out [k, j * p + e].
+    cm_.resize(k_, d_ * p_);
+    for (Index k = 0; k < k_; ++k)
+      for (Index j = 0; j < d_; ++j) cm_.block(k, j * p_, 1, p_) = centroids(k, j) * m_packed.row(k);
+    centroids_ = centroids;
+    block_ = std::max<Index>(1, std::min<Index>(64, (Index(1) << 16) / std::max<Index>(k_, 1)));
+  }
+
+  Index dim() const { return d_; }
+  Index n_centroids() const { return k_; }
+
+  // out: N x d*d, G^{-1} row-major per point.
+  void inverse(const ConstRowMatrixRef& z, RowMatrixRef out, int n_threads) const {
+    for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
+      accumulate(z, n0, nb, ws, false);
+      for (Index b = 0; b < nb; ++b) {
+        unpack_inverse(ws, b);
+        write_square(ws.ginv, out, n0 + b);
+      }
+    });
+  }
+
+  // G (N x d*d, may be empty) and log det G (N, may be empty).
+  void metric(const ConstRowMatrixRef& z, RowMatrixRef g_out, VectorRef logdet_out, int n_threads) const {
+    const bool want_g = g_out.rows() > 0, want_logdet = logdet_out.size() > 0;
+    for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
+      accumulate(z, n0, nb, ws, false);
+      for (Index b = 0; b < nb; ++b) {
+        factorise(ws, b, n0 + b);
+        if (want_logdet) logdet_out(n0 + b) = -2.0 * ws.llt.matrixLLT().diagonal().array().log().sum();
+        if (want_g) {
+          invert(ws);
+          write_square(ws.g, g_out, n0 + b);
+        }
+      }
+    });
+  }
+
+  // out: N x d^3 with layout [a, b, k] = d(G or G^{-1})_ab / dz_k.
+  void derivative(const ConstRowMatrixRef& z, RowMatrixRef out, bool of_inverse, int n_threads) const {
+    for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
+      accumulate(z, n0, nb, ws, true);
+      for (Index b = 0; b < nb; ++b) {
+        if (!of_inverse) {
+          factorise(ws, b, n0 + b);
+          invert(ws);
+        }
+        for (Index k = 0; k < d_; ++k) {
+          inverse_partial(z, ws, b, n0 + b, k);
+          if (!of_inverse) ws.dm = -(ws.g * ws.dm * ws.g).eval();
+          for (Index a = 0; a < d_; ++a)
+            for (Index c = 0; c < d_; ++c) out(n0 + b, (a * d_ + c) * d_ + k) = ws.dm(a, c);
+        }
+      }
+    });
+  }
+
+  // q_n = v_n^T G(z_n) v_n and, when dqdz/dqdv are non-empty, the gradients
+  //   dq/dv = 2 G v,   dq/dz_j = -u^T (dG^{-1}/dz_j) u with u = G v,
+  // computed with a second pass over the block's weights, never forming dG.
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
+                      RowMatrixRef dqdv, int n_threads) const {
+    const bool want_grad = dqdz.rows() > 0;
+    for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
+      accumulate(z, n0, nb, ws, false);
+      for (Index b = 0; b < nb; ++b) {
+        factorise(ws, b, n0 + b);
+        ws.u = ws.llt.matrixL().solve(v.row(n0 + b).transpose());
+        q(n0 + b) = ws.u.squaredNorm();
+        if (!want_grad) continue;
+        ws.llt.matrixU().solveInPlace(ws.u);  // u = G v
+        dqdv.row(n0 + b) = 2.0 * ws.u.transpose();
+        packed_outer(ws.u, ws.uu.row(b));
+      }
+      if (!want_grad) return;
+      // r_bk = w_bk * u_b^T M_k u_b, then dq/dz_j = (2 s / T^2) (z_j sum_k r_bk - sum_k r_bk c_kj).
+      auto r = ws.weights.topRows(nb);
+      r.array() *= (ws.uu.topRows(nb) * m_packed_.transpose()).array();
+      const double factor = 2.0 * scale_ * inv_t2_;
+      ws.rc.noalias() = r * centroids_;
+      for (Index b = 0; b < nb; ++b) {
+        const double rsum = r.row(b).sum();
+        dqdz.row(n0 + b) = factor * (rsum * z.row(n0 + b) - ws.rc.row(b));
+      }
+    });
+  }
+
+ private:
+  struct Workspace {
+    RowMatrix weights, acc, acc_deriv, uu, rc;
+    Eigen::MatrixXd ginv, g, dm, identity;
+    Vector u, packed;
+    Eigen::LLT<Eigen::MatrixXd> llt;
+  };
+
+  Workspace make_workspace() const {
+    Workspace ws;
+    ws.weights.resize(block_, k_);
+    ws.uu.resize(block_, p_);
+    ws.rc.resize(block_, d_);
+    ws.ginv.resize(d_, d_);
+    ws.g.resize(d_, d_);
+    ws.dm.resize(d_, d_);
+    ws.identity = Eigen::MatrixXd::Identity(d_, d_);
+    ws.u.resize(d_);
+    ws.packed.resize(p_);
+    ws.llt = Eigen::LLT<Eigen::MatrixXd>(d_);
+    return ws;
+  }
+
+  template <class Body>
+  void for_blocks(Index n, int n_threads, Body&& body) const {
+    const Index blocks = block_count(n, block_);
+    const int threads = static_cast<int>(std::min<Index>(resolve_threads(n_threads), std::max<Index>(blocks, 1)));
+    std::vector<Workspace> spaces;
+    spaces.reserve(threads);
+    for (int i = 0; i < threads; ++i) spaces.push_back(make_workspace());
+    parallel_for(blocks, threads, [&](Index blk) {
+#ifdef _OPENMP
+      Workspace& ws = spaces[omp_get_thread_num()];
+#else
+      Workspace& ws = spaces[0];
+#endif
+      const Index n0 = blk * block_;
+      body(ws, n0, std::min(block_, n - n0));
+    });
+  }
+
+  // Weights of the block's points and the packed sums s * sum_k w_bk M_k (lambda I is added later),
+  // and with `deriv` also s * sum_k w_bk c_kj M_k.
+  void accumulate(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, bool deriv) const {
+    auto w = ws.weights.topRows(nb);
+    for (Index b = 0; b < nb; ++b) {
+      auto row = w.row(b).array();
+      row.setZero();
+      for (Index j = 0; j < d_; ++j) row += (centroids_t_.row(j).array() - z(n0 + b, j)).square();
+      row = (-inv_t2_ * row).exp();
+    }
+    ws.acc.noalias() = scale_ * (w * m_packed_);
+    if (deriv) ws.acc_deriv.noalias() = scale_ * (w * cm_);
+  }
+
+  // G^{-1} of the block's point b: the weighted sum plus lambda I.
+  void unpack_inverse(Workspace& ws, Index b) const {
+    unpack_symmetric(ws.acc.row(b), ws.ginv);
+    ws.ginv.diagonal().array() += lambda_;
+  }
+
+  void factorise(Workspace& ws, Index b, Index point) const {
+    unpack_inverse(ws, b);
+    ws.llt.compute(ws.ginv);
+    if (ws.llt.info() != Eigen::Success || !std::isfinite(ws.llt.matrixLLT().diagonal().prod()))
+      throw std::domain_error("metric: G^{-1} is not positive definite at point " + std::to_string(point) +
+                              " (set regularization > 0)");
+  }
+
+  void invert(Workspace& ws) const { ws.g = ws.llt.solve(ws.identity); }
+
+  // ws.dm = dG^{-1}/dz_k at the block's point b.
+  void inverse_partial(const ConstRowMatrixRef& z, Workspace& ws, Index b, Index point, Index k) const {
+    ws.packed = -2.0 * inv_t2_ *
+                (z(point, k) * ws.acc.row(b).transpose() - ws.acc_deriv.block(b, k * p_, 1, p_).transpose());
+    unpack_symmetric(ws.packed, ws.dm);
+  }
+
+  static void write_square(const Eigen::MatrixXd& m, RowMatrixRef& out, Index row) {
+    const Index d = m.rows();
+    for (Index a = 0; a < d; ++a)
+      for (Index c = 0; c < d; ++c) out(row, a * d + c) = m(a, c);
+  }
+
+  RowMatrix centroids_t_;  // d x K, rows contiguous for the vectorised distances
+  RowMatrix centroids_;    // K x d
+  RowMatrix m_packed_;     // K x p
+  RowMatrix cm_;           // K x (d p)
+  double inv_t2_, lambda_, scale_;
+  Index d_, k_, p_, block_;
+};
+
+}  // namespace latentgeo

@@ -1,0 +1,71 @@
+"""Argument checks shared by the public API. Every error names the argument."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["as_float_array", "as_points", "check_threads", "check_positive", "check_choice"]
+
+
+def as_float_array(value, name: str, ndim: Optional[int] = None, allow_empty: bool = False) -> np.ndarray:
+    """Return ``value`` as a C-contiguous float64 array with finite entries."""
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # e.g. ragged lists
+        raise ValueError(f"{name}: cannot be converted to a float64 array ({exc})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name}: complex values are not supported")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+    if arr.size == 0 and not allow_empty:
+        raise ValueError(f"{name}: empty array (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains NaN or Inf")
+    return arr
+
+
+def as_points(value, name: str, dim: Optional[int] = None):
+    """Return ``(points (N, d), was_single_point)``; a 1-d input of length d is one point."""
+    arr = as_float_array(value, name)
+    single = arr.ndim == 1
+    if single:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected shape (N, d) or (d,), got {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{name}: expected dimension d = {dim}, got shape {arr.shape}")
+    return arr, single
+
+
+def check_threads(n_threads) -> int:
+    """Translate ``n_threads`` (None: all cores) into the core's convention (0: all cores)."""
+    if n_threads is None:
+        return 0
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+        raise ValueError(f"n_threads: expected None or a positive integer, got {n_threads!r}")
+    return int(n_threads)
+
+
+def check_positive(value, name: str, allow_zero: bool = False) -> float:
+    """Return ``value`` as a finite float > 0 (or >= 0 with ``allow_zero``)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    ok = np.isfinite(x) and (x >= 0 if allow_zero else x > 0)
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: must be finite and {bound}, got {value!r}")
+    return x
+
+
+def check_choice(value, name: str, choices) -> str:
+    """Return ``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
+    return value

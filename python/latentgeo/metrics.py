@@ -1,0 +1,339 @@
+"""Riemannian metrics on a latent space ℝ^d.
+
+The metric protocol
+-------------------
+Every curve and geodesic function of latentgeo accepts any object with
+
+``dim`` : int
+    The latent dimension d.
+``metric(z)`` (and ``__call__(z)``)
+    G at points ``z`` of shape (N, d): an array (N, d, d), symmetric positive definite.
+``derivative(z)``
+    ∂G/∂z with layout ``[n, a, b, k] = ∂G_ab/∂z_k``, shape (N, d, d, d).
+``quadratic_form(z, v, grad=False, n_threads=None)``
+    q_n = v_nᵀ G(z_n) v_n, shape (N,); with ``grad=True`` the tuple
+    ``(q, dq/dz, dq/dv)`` with both gradients of shape (N, d).
+
+Subclassing :class:`Metric` and implementing ``metric`` and ``derivative`` gives the
+rest (``quadratic_form``, ``inverse``, ``log_det``, ``magnification``) in numpy;
+:class:`RHVAEMetric` computes everything in the C++ core.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import _core
+from ._validation import as_float_array, as_points, check_choice, check_positive, check_threads
+
+__all__ = ["Metric", "RHVAEMetric", "DenseMetric", "ConstantMetric", "ScaledMetric"]
+
+
+def _unsingle(arr: np.ndarray, single: bool) -> np.ndarray:
+    return arr[0] if single else arr
+
+
+class Metric:
+    """Base class of the metric protocol (see the module docstring).
+
+    Subclasses implement ``_metric(z)`` and ``_derivative(z)`` on validated (N, d) float64
+    points; the public methods validate, broadcast single points and derive the rest.
+    """
+
+    dim: int
+
+    # -- to implement ---------------------------------------------------------------
+    def _metric(self, z: np.ndarray, n_threads: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _derivative(self, z: np.ndarray, n_threads: int) -> np.ndarray:
+        raise NotImplementedError
+
+    # -- public API -----------------------------------------------------------------
+    def _points(self, z, name: str = "z"):
+        return as_points(z, name, self.dim)
+
+    def metric(self, z, n_threads: Optional[int] = None) -> np.ndarray:
+        """Metric tensor G(z).
+
+        Parameters
+        ----------
+        z : array_like, shape (N, d) or (d,)
+            Latent points.
+        n_threads : int, optional
+            Threads of the C++ core (None: all cores).
+
+        Returns
+        -------
+        ndarray, shape (N, d, d) (or (d, d) for a single point)
+        """
+        pts, single = self._points(z)
+        return _unsingle(self._metric(pts, check_threads(n_threads)), single)
+
+    __call__ = metric
+
+    def derivative(self, z, n_threads: Optional[int] = None) -> np.ndarray:
+        """∂G/∂z, shape (N, d, d, d) with layout ``[n, a, b, k] = ∂G_ab/∂z_k``."""
+        pts, single = self._points(z)
+        return _unsingle(self._derivative(pts, check_threads(n_threads)), single)
+
+    def inverse(self, z, n_threads: Optional[int] = None) -> np.ndarray:
+        """G⁻¹(z), shape (N, d, d)."""
+        return np.linalg.inv(self.metric(z, n_threads=n_threads))
+
+    def log_det(self, z, n_threads: Optional[int] = None) -> np.ndarray:
+        """log det G(z), shape (N,)."""
+        sign, logdet = np.linalg.slogdet(self.metric(z, n_threads=n_threads))
+        return logdet
+
+    def magnification(self, z, n_threads: Optional[int] = None) -> np.ndarray:
+        """Magnification factor √det G(z), shape (N,)."""
+        return np.exp(0.5 * self.log_det(z, n_threads=n_threads))
+
+    def quadratic_form(self, z, v, grad: bool = False, n_threads: Optional[int] = None):
+        """q_n = v_nᵀ G(z_n) v_n and optionally its gradients.
+
+        Parameters
+        ----------
+        z, v : array_like, shape (N, d)
+            Points and tangent vectors.
+        grad : bool
+            Also return ∂q/∂z and ∂q/∂v, each (N, d).
+
+        Returns
+        -------
+        q : ndarray (N,), or the tuple (q, dq_dz, dq_dv)
+        """
+        pts, _ = self._points(z)
+        vel, _ = as_points(v, "v", self.dim)
+        if vel.shape != pts.shape:
+            raise ValueError(f"v: expected shape {pts.shape} like z, got {vel.shape}")
+        return self._quadratic_form(pts, vel, grad, check_threads(n_threads))
+
+    def _quadratic_form(self, z, v, grad, n_threads):
+        g = self._metric(z, n_threads)
+        gv = np.einsum("nab,nb->na", g, v)
+        q = np.einsum("na,na->n", v, gv)
+        if not grad:
+            return q
+        dg = self._derivative(z, n_threads)
+        dqdz = np.einsum("na,nabk,nb->nk", v, dg, v)
+        return q, dqdz, 2.0 * gv
+
+    def scaled(self, factor: float) -> "ScaledMetric":
+        """This metric multiplied by a positive constant."""
+        return ScaledMetric(self, factor)
+
+
+class RHVAEMetric(Metric):
+    """The RHVAE metric, evaluated by the C++ core.
+
+    G⁻¹(z) = s · Σ_k M_k exp(−‖z − c_k‖² / T²) + λ I, with M_k = L_k L_kᵀ and
+    s = 1 (``normalization="sum"``, pythae) or 1/K (``"mean"``, AutoEncoderToolkit.jl).
+    G is obtained from a Cholesky factorisation of G⁻¹, never a plain inverse.
+
+    Parameters
+    ----------
+    centroids : array_like, shape (K, d)
+        Centroids c_k.
+    L : array_like, shape (K, d, d), optional
+        Lower-triangular factors with positive diagonals. Give exactly one of L and M.
+    M : array_like, shape (K, d, d), optional
+        Symmetric positive definite matrices M_k = L_k L_kᵀ (pythae's ``M``).
+    temperature : float
+        T > 0.
+    regularization : float
+        λ ≥ 0 (pythae's ``lbd``).
+    normalization : {"sum", "mean"}
+        Scale s of the sum over centroids.
+
+    Notes
+    -----
+    Arrays are validated once, here; evaluation reuses the packed d(d+1)/2 entries of each
+    M_k. Evaluation is blocked over points and parallel with OpenMP; memory stays
+    O(block · K), never O(N · K).
+    """
+
+    def __init__(self, centroids, L=None, M=None, *, temperature, regularization, normalization: str = "sum"):
+        self.centroids = as_float_array(centroids, "centroids", ndim=2)
+        n_centroids, dim = self.centroids.shape
+        if (L is None) == (M is None):
+            raise ValueError("L, M: give exactly one of L (lower-triangular factors) and M (SPD matrices)")
+        self.M = _factors_to_m(L, n_centroids, dim) if M is None else _check_spd(M, n_centroids, dim)
+        self.temperature = check_positive(temperature, "temperature")
+        self.regularization = check_positive(regularization, "regularization", allow_zero=True)
+        self.normalization = check_choice(normalization, "normalization", {"sum", "mean"})
+        self.dim = dim
+        self._kernel = self._make_kernel()
+
+    def _make_kernel(self):
+        k, d = self.centroids.shape
+        rows, cols = np.triu_indices(d)
+        packed = np.ascontiguousarray(self.M[:, rows, cols])
+        scale = 1.0 if self.normalization == "sum" else 1.0 / k
+        return _core.RHVAEKernel(self.centroids, packed, self.temperature, self.regularization, scale)
+
+    @property
+    def n_centroids(self) -> int:
+        return self.centroids.shape[0]
+
+    def __repr__(self) -> str:
+        return (f"RHVAEMetric(dim={self.dim}, n_centroids={self.n_centroids}, temperature={self.temperature:g}, "
+                f"regularization={self.regularization:g}, normalization={self.normalization!r})")
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_kernel"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._kernel = self._make_kernel()
+
+    def _square(self, flat: np.ndarray, n: int) -> np.ndarray:
+        return flat.reshape(n, self.dim, self.dim)
+
+    def _metric(self, z, n_threads):
+        g, _ = self._kernel.metric(z, True, False, n_threads)
+        return self._square(g, len(z))
+
+    def _derivative(self, z, n_threads):
+        return self._kernel.derivative(z, False, n_threads).reshape(len(z), self.dim, self.dim, self.dim)
+
+    def _quadratic_form(self, z, v, grad, n_threads):
+        out = self._kernel.quadratic_form(z, v, grad, n_threads)
+        return out if grad else out[0]
+
+    def inverse(self, z, n_threads: Optional[int] = None) -> np.ndarray:
+        """G⁻¹(z), shape (N, d, d), computed directly from the formula."""
+        pts, single = self._points(z)
+        return _unsingle(self._square(self._kernel.inverse(pts, check_threads(n_threads)), len(pts)), single)
+
+    def inverse_derivative(self, z, n_threads: Optional[int] = None) -> np.ndarray:
+        """∂G⁻¹/∂z, shape (N, d, d, d) with layout ``[n, a, b, k]``."""
+        pts, single = self._points(z)
+        d = self.dim
+        return _unsingle(self._kernel.derivative(pts, True, check_threads(n_threads)).reshape(len(pts), d, d, d),
+                         single)
+
+    def log_det(self, z, n_threads: Optional[int] = None) -> np.ndarray:
+        """log det G(z), shape (N,), from the Cholesky factor of G⁻¹."""
+        pts, single = self._points(z)
+        _, logdet = self._kernel.metric(pts, False, True, check_threads(n_threads))
+        return _unsingle(logdet, single)
+
+
+def _factors_to_m(L, n_centroids: int, dim: int) -> np.ndarray:
+    lower = as_float_array(L, "L", ndim=3)
+    if lower.shape != (n_centroids, dim, dim):
+        raise ValueError(f"L: expected shape {(n_centroids, dim, dim)}, got {lower.shape}")
+    if np.any(np.triu(lower, 1) != 0):
+        raise ValueError("L: each L_k must be lower-triangular")
+    if np.any(np.diagonal(lower, axis1=1, axis2=2) <= 0):
+        raise ValueError("L: each L_k must have a positive diagonal")
+    return np.einsum("kab,kcb->kac", lower, lower)
+
+
+def _check_spd(M, n_centroids: int, dim: int) -> np.ndarray:
+    m = as_float_array(M, "M", ndim=3)
+    if m.shape != (n_centroids, dim, dim):
+        raise ValueError(f"M: expected shape {(n_centroids, dim, dim)}, got {m.shape}")
+    asym = np.abs(m - m.transpose(0, 2, 1)).max()
+    if asym > 1e-6 * max(np.abs(m).max(), np.finfo(float).tiny):
+        raise ValueError(f"M: each M_k must be symmetric (max asymmetry {asym:.3g})")
+    m = 0.5 * (m + m.transpose(0, 2, 1))
+    try:
+        np.linalg.cholesky(m)
+    except np.linalg.LinAlgError:
+        raise ValueError("M: each M_k must be symmetric positive definite") from None
+    return m
+
+
+class DenseMetric(Metric):
+    """A metric given by a Python function returning G at a batch of points.
+
+    Parameters
+    ----------
+    G_fn : callable
+        ``G_fn(z)`` with z (N, d) returns G (N, d, d).
+    dim : int
+        The latent dimension d.
+    dG_fn : callable, optional
+        ``dG_fn(z)`` returns ∂G/∂z (N, d, d, d), layout ``[n, a, b, k]``. Without it the
+        derivative is computed by central differences of ``G_fn`` (step ``fd_step``).
+    fd_step : float
+        Step of those central differences.
+    """
+
+    def __init__(self, G_fn: Callable, dim: int, dG_fn: Optional[Callable] = None, fd_step: float = 1e-6):
+        if not callable(G_fn):
+            raise ValueError("G_fn: must be callable")
+        if dG_fn is not None and not callable(dG_fn):
+            raise ValueError("dG_fn: must be callable or None")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise ValueError(f"dim: expected a positive integer, got {dim!r}")
+        self.G_fn, self.dG_fn, self.dim = G_fn, dG_fn, int(dim)
+        self.fd_step = check_positive(fd_step, "fd_step")
+
+    def _call_checked(self, fn, z, shape, name):
+        out = np.asarray(fn(z), dtype=np.float64)
+        if out.shape != shape:
+            raise ValueError(f"{name}: returned shape {out.shape}, expected {shape}")
+        if not np.all(np.isfinite(out)):
+            raise ValueError(f"{name}: returned NaN or Inf")
+        return out
+
+    def _metric(self, z, n_threads):
+        return self._call_checked(self.G_fn, z, (len(z), self.dim, self.dim), "G_fn")
+
+    def _derivative(self, z, n_threads):
+        n, d = z.shape
+        if self.dG_fn is not None:
+            return self._call_checked(self.dG_fn, z, (n, d, d, d), "dG_fn")
+        h = self.fd_step
+        steps = np.eye(d) * h
+        # All 2d shifted copies in one call of G_fn: (2, d, N, d) points.
+        shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
+        g = self._call_checked(self.G_fn, shifted, (2 * d * n, d, d), "G_fn").reshape(2, d, n, d, d)
+        return ((g[0] - g[1]) / (2 * h)).transpose(1, 2, 3, 0)
+
+
+class ConstantMetric(Metric):
+    """A constant metric G(z) = A (A symmetric positive definite, shape (d, d))."""
+
+    def __init__(self, A):
+        a = as_float_array(A, "A", ndim=2)
+        if a.shape[0] != a.shape[1]:
+            raise ValueError(f"A: expected a square matrix, got shape {a.shape}")
+        self.A = _check_spd(a[None], 1, a.shape[0])[0]
+        self.dim = a.shape[0]
+
+    def _metric(self, z, n_threads):
+        return np.broadcast_to(self.A, (len(z), self.dim, self.dim)).copy()
+
+    def _derivative(self, z, n_threads):
+        return np.zeros((len(z), self.dim, self.dim, self.dim))
+
+    def _quadratic_form(self, z, v, grad, n_threads):
+        av = v @ self.A
+        q = np.einsum("na,na->n", av, v)
+        return (q, np.zeros_like(z), 2.0 * av) if grad else q
+
+
+class ScaledMetric(Metric):
+    """``factor`` times another metric (factor > 0); lengths scale by √factor."""
+
+    def __init__(self, base, factor: float):
+        self.base = base
+        self.factor = check_positive(factor, "factor")
+        self.dim = base.dim
+
+    def _metric(self, z, n_threads):
+        return self.factor * self.base.metric(z, n_threads=n_threads or None)
+
+    def _derivative(self, z, n_threads):
+        return self.factor * self.base.derivative(z, n_threads=n_threads or None)
+
+    def _quadratic_form(self, z, v, grad, n_threads):
+        out = self.base.quadratic_form(z, v, grad=grad, n_threads=n_threads or None)
+        return tuple(self.factor * x for x in out) if grad else self.factor * out
