@@ -234,18 +234,19 @@ def _factors_to_m(L, n_centroids: int, dim: int) -> np.ndarray:
     return np.einsum("kab,kcb->kac", lower, lower)
 
 
-def _check_spd(M, n_centroids: int, dim: int) -> np.ndarray:
-    m = as_float_array(M, "M", ndim=3)
+def _check_spd(M, n_centroids: int, dim: int, name: str = "M") -> np.ndarray:
+    """Validate a stack of SPD matrices; symmetrise away rounding (e.g. float32 L Lᵀ)."""
+    m = as_float_array(M, name, ndim=3)
     if m.shape != (n_centroids, dim, dim):
-        raise ValueError(f"M: expected shape {(n_centroids, dim, dim)}, got {m.shape}")
+        raise ValueError(f"{name}: expected shape {(n_centroids, dim, dim)}, got {m.shape}")
     asym = np.abs(m - m.transpose(0, 2, 1)).max()
     if asym > 1e-6 * max(np.abs(m).max(), np.finfo(float).tiny):
-        raise ValueError(f"M: each M_k must be symmetric (max asymmetry {asym:.3g})")
+        raise ValueError(f"{name}: must be symmetric (max asymmetry {asym:.3g})")
     m = 0.5 * (m + m.transpose(0, 2, 1))
     try:
         np.linalg.cholesky(m)
     except np.linalg.LinAlgError:
-        raise ValueError("M: each M_k must be symmetric positive definite") from None
+        raise ValueError(f"{name}: must be symmetric positive definite") from None
     return m
 
 
@@ -305,7 +306,7 @@ class ConstantMetric(Metric):
         a = as_float_array(A, "A", ndim=2)
         if a.shape[0] != a.shape[1]:
             raise ValueError(f"A: expected a square matrix, got shape {a.shape}")
-        self.A = _check_spd(a[None], 1, a.shape[0])[0]
+        self.A = _check_spd(a[None], 1, a.shape[0], "A")[0]
         self.dim = a.shape[0]
 
     def _metric(self, z, n_threads):
