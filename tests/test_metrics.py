@@ -214,7 +214,9 @@ def test_bad_quadratic_form_and_threads():
 
 def test_singular_metric_raises_from_parallel_region():
     # lambda = 0 and points far from every centroid: G^{-1} underflows to 0, not SPD.
-    metric = lg.RHVAEMetric(np.zeros((1, 2)), L=np.eye(2)[None], temperature=0.1, regularization=0.0)
+    # Enough centroids that the evaluation really runs on two threads.
+    metric = lg.RHVAEMetric(np.zeros((2000, 2)), L=np.tile(np.eye(2), (2000, 1, 1)), temperature=0.1,
+                            regularization=0.0)
     z = np.zeros((500, 2))
     z[377] = [100.0, 100.0]
     with pytest.raises(ValueError, match="^metric: .*point 377"):

@@ -51,14 +51,18 @@ inline int resolve_threads(int n_threads) {
   return openmp_enabled() ? n_threads : 1;
 }
 
-// Runs body(i) for i in [0, n) on n_threads threads with a static schedule.
-// An exception thrown by body is caught inside the parallel region (an exception
-// must never leave it) and the first one is rethrown on the calling thread.
+// Runs body(i) for i in [0, n) on up to n_threads threads. `grain` is the number of
+// items worth one thread: small jobs stay on the calling thread, where a parallel
+// region would cost more than it saves. An exception thrown by body is caught inside
+// the parallel region (an exception must never leave it) and the first one is
+// rethrown on the calling thread. Each i is computed the same way whatever the
+// number of threads, so results do not depend on it.
 template <class Body>
-void parallel_for(Index n, int n_threads, Body&& body) {
+void parallel_for(Index n, int n_threads, Body&& body, Index grain = 1) {
   std::exception_ptr error;
   std::mutex error_mutex;
-  const int threads = static_cast<int>(std::min<Index>(resolve_threads(n_threads), std::max<Index>(n, 1)));
+  const Index useful = std::max<Index>(1, n / std::max<Index>(grain, 1));
+  const int threads = static_cast<int>(std::min<Index>(resolve_threads(n_threads), useful));
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
 #endif

@@ -13,6 +13,9 @@ namespace latentgeo {
 enum class Rule { trapezoid, simpson, aetk };
 enum class Integral { length, energy };
 
+// Curves of n points per thread worth starting a parallel region for (~20k points).
+inline Index grain_for(Index points_per_curve) { return std::max<Index>(1, 20000 / std::max<Index>(points_per_curve, 1)); }
+
 // (ahead - behind) / step: forward differences pass (gamma(t+e), gamma(t), e),
 // central differences (gamma(t+e), gamma(t-e), 2e).
 inline void finite_difference(const ConstRowMatrixRef& ahead, const ConstRowMatrixRef& behind, double step,
@@ -50,7 +53,7 @@ inline void discrete_velocity(const ConstRowMatrixRef& points, const ConstVector
       v.row(n - 1) = ((2 * h2 + h1) / (h2 * (h1 + h2))) * x.row(n - 1) - ((h1 + h2) / (h1 * h2)) * x.row(n - 2) +
                      (h2 / (h1 * (h1 + h2))) * x.row(n - 3);
     }
-  });
+  }, grain_for(n));
 }
 
 // Quadrature weights w such that integral f dt ~ sum_i w_i f(t_i).
@@ -105,7 +108,7 @@ inline void integrate(const ConstVectorRef& q, const ConstVectorRef& weights, In
       }
     }
     values(c) = integral == Integral::energy ? energy_factor * total : total;
-  });
+  }, grain_for(n));
 }
 
 // Chain rule of the fused routines: g_z = (dI/dq) dq/dz and g_v = (dI/dq) dq/dv, row by row.

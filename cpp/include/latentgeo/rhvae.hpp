@@ -144,7 +144,10 @@ class RHVAEKernel {
   template <class Body>
   void for_blocks(Index n, int n_threads, Body&& body) const {
     const Index blocks = block_count(n, block_);
-    const int threads = static_cast<int>(std::min<Index>(resolve_threads(n_threads), std::max<Index>(blocks, 1)));
+    // ~1e5 weights per thread before a parallel region pays off.
+    const Index grain = std::max<Index>(1, 100000 / (block_ * std::max<Index>(k_, 1)));
+    const int threads =
+        static_cast<int>(std::min<Index>(resolve_threads(n_threads), std::max<Index>(blocks / grain, 1)));
     std::vector<Workspace> spaces;
     spaces.reserve(threads);
     for (int i = 0; i < threads; ++i) spaces.push_back(make_workspace());
