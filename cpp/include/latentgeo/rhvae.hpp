@@ -14,6 +14,8 @@
 namespace latentgeo {
 
 class RHVAEKernel {
+  static constexpr double kExpUnderflow = -745.2;  // exp(x) == 0 in float64 below this
+
  public:
   // centroids: K x d. m_packed: K x d(d+1)/2, the packed M_k = L_k L_k^T.
   // scale is s (1 for pythae's sum, 1/K for AutoEncoderToolkit's mean).
@@ -170,7 +172,11 @@ class RHVAEKernel {
       auto row = w.row(b).array();
       row.setZero();
       for (Index j = 0; j < d_; ++j) row += (centroids_t_.row(j).array() - z(n0 + b, j)).square();
-      row = (-inv_t2_ * row).exp();
+      // Vectorised exp clamps very negative arguments to a tiny positive value; IEEE exp
+      // underflows to exactly 0 there, and so must the weights (else G^{-1} would stay
+      // "positive definite" at 1e-308 far from every centroid).
+      row = (-inv_t2_ * row).eval();
+      row = (row < kExpUnderflow).select(0.0, row.exp());
     }
     ws.acc.noalias() = scale_ * (w * m_packed_);
     if (deriv) ws.acc_deriv.noalias() = scale_ * (w * cm_);
@@ -185,9 +191,10 @@ class RHVAEKernel {
   void factorise(Workspace& ws, Index b, Index point) const {
     unpack_inverse(ws, b);
     ws.llt.compute(ws.ginv);
-    if (ws.llt.info() != Eigen::Success || !std::isfinite(ws.llt.matrixLLT().diagonal().prod()))
-      throw std::domain_error("metric: G^{-1} is not positive definite at point " + std::to_string(point) +
-                              " (set regularization > 0)");
+    // G = (L L^T)^{-1} overflows once a diagonal entry of L falls below ~1e-154.
+    if (ws.llt.info() != Eigen::Success || !(ws.llt.matrixLLT().diagonal().minCoeff() > 1e-150))
+      throw std::domain_error("metric: G^{-1} is singular or not positive definite at point " +
+                              std::to_string(point) + " (set regularization > 0)");
   }
 
   void invert(Workspace& ws) const { ws.g = ws.llt.solve(ws.identity); }
