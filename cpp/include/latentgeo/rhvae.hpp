@@ -7,6 +7,7 @@
 #pragma once
 
 #include "latentgeo/common.hpp"
+#include "latentgeo/fastexp.hpp"
 
 #include <cmath>
 #include <vector>
@@ -14,8 +15,6 @@
 namespace latentgeo {
 
 class RHVAEKernel {
-  static constexpr double kExpUnderflow = -745.2;  // exp(x) == 0 in float64 below this
-
  public:
   // centroids: K x d. m_packed: K x d(d+1)/2, the packed M_k = L_k L_k^T.
   // scale is s (1 for pythae's sum, 1/K for AutoEncoderToolkit's mean).
@@ -172,11 +171,9 @@ class RHVAEKernel {
       auto row = w.row(b).array();
       row.setZero();
       for (Index j = 0; j < d_; ++j) row += (centroids_t_.row(j).array() - z(n0 + b, j)).square();
-      // Vectorised exp clamps very negative arguments to a tiny positive value; IEEE exp
-      // underflows to exactly 0 there, and so must the weights (else G^{-1} would stay
-      // "positive definite" at 1e-308 far from every centroid).
-      row = (-inv_t2_ * row).eval();
-      row = (row < kExpUnderflow).select(0.0, row.exp());
+      // Far from every centroid the weights must be exactly 0 (not a clamped 1e-308),
+      // or G^{-1} = lambda I = 0 would pass for positive definite: scaled_exp_inplace does so.
+      scaled_exp_inplace(&w(b, 0), k_, -inv_t2_);
     }
     ws.acc.noalias() = scale_ * (w * m_packed_);
     if (deriv) ws.acc_deriv.noalias() = scale_ * (w * cm_);
