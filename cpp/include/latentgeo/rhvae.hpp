@@ -37,7 +37,7 @@ class RHVAEKernel {
     for (Index k = 0; k < k_; ++k)
       for (Index j = 0; j < d_; ++j) cm_.block(k, j * p_, 1, p_) = centroids(k, j) * m_packed.row(k);
     centroids_ = centroids;
-    block_ = std::max<Index>(1, std::min<Index>(64, (Index(1) << 16) / std::max<Index>(k_, 1)));
+    block_ = std::max<Index>(1, std::min<Index>(64, (Index(1) << 14) / std::max<Index>(k_, 1)));
   }
 
   Index dim() const { return d_; }
