@@ -236,18 +236,20 @@ def test_torch_unsupported_layer():
 # -- bad input ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args, kwargs, match", [
-    (([np.ones((3, 2))], [np.ones(3)], ["swish"]), {}, r"^weights activations\[0\]: unknown activation"),
-    (([np.ones((3, 2))], [np.ones(3)], [("softplus", -1.0)]), {}, r"^weights activations\[0\]: must be finite"),
-    (([np.ones((3, 2))], [np.ones(4)], ["tanh"]), {}, r"^weights biases\[0\]: expected length 3"),
+    (([np.ones((3, 2))], [np.ones(3)], ["swish"]), {}, r"^activations\[0\]: unknown activation"),
+    (([np.ones((3, 2))], [np.ones(3)], [("softplus", -1.0)]), {}, r"^activations\[0\]: must be finite"),
+    (([np.ones((3, 2))], [np.ones(4)], ["tanh"]), {}, r"^biases\[0\]: expected length 3"),
     (([np.ones((3, 2)), np.ones((2, 4))], [np.ones(3), np.ones(2)], ["tanh", "tanh"]), {},
      r"^weights: a layer expects 4 inputs but receives 3"),
-    (([np.full((3, 2), np.nan)], [np.ones(3)], ["tanh"]), {}, r"^weights weights\[0\]: contains NaN"),
-    (([np.ones(3)], [np.ones(3)], ["tanh"]), {}, r"^weights weights\[0\]: expected a 2-d array"),
+    (([np.full((3, 2), np.nan)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: contains NaN"),
+    (([np.ones(3)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: expected a 2-d array"),
     (([], [], []), {}, r"^weights: need as many"),
     (([np.ones((3, 2))], [np.ones(3)], ["tanh", "tanh"]), {}, r"^weights: need as many"),
     (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": ([np.ones((2, 3))], [np.ones(2)], ["identity"])},
      r"^log_sigma: a layer expects 3 inputs but receives 2"),
     (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": "nope"}, r"^log_sigma: expected a tuple"),
+    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": ([np.ones((2, 3))], [np.ones(3)], ["identity"])},
+     r"^log_sigma.biases\[0\]: expected length 2"),
     (([np.ones((3, 5))], [np.ones(3)], ["tanh"]), {"trunk": ([np.ones((4, 2))], [np.ones(4)], ["relu"])},
      r"^weights: a layer expects 5 inputs but receives 4"),
 ])

@@ -270,7 +270,8 @@ class RHVAEMetric(Metric):
                 raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
             version = _npz_scalar(data, "format_version")
             if version != int(version) or not 1 <= version <= cls.FORMAT_VERSION:
-                raise ValueError(f"format_version: unsupported version {version!r} (this latentgeo reads 1..{cls.FORMAT_VERSION})")
+                raise ValueError(f"format_version: unsupported version {version!r} "
+                                 f"(this latentgeo reads 1..{cls.FORMAT_VERSION})")
             if _npz_string(data, "kind") != "rhvae":
                 raise ValueError(f"kind: expected 'rhvae', got {_npz_string(data, 'kind')!r}")
             return cls(

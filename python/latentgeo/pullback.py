@@ -46,21 +46,26 @@ def _activation_step(spec, name: str) -> Step:
     return ("act", act, check_positive(param, name))
 
 
-def _mlp_steps(weights, biases, activations, name: str) -> List[Step]:
-    """Steps of a dense network given as lists: layer i is act_i(W_i h + b_i), W_i of shape (out, in)."""
-    if not isinstance(weights, (list, tuple)) or not isinstance(biases, (list, tuple)) or not isinstance(
-            activations, (list, tuple)):
-        raise ValueError(f"{name}: weights, biases and activations must be lists")
+def _mlp_steps(weights, biases, activations, prefix: str = "") -> List[Step]:
+    """Steps of a dense network given as lists: layer i is act_i(W_i h + b_i), W_i of shape (out, in).
+
+    Error messages name the arrays ``{prefix}weights[i]`` etc. (prefix "" for the mean network,
+    "log_sigma." or "trunk." for the others).
+    """
+    label = prefix.rstrip(".") or "weights"
+    if not all(isinstance(x, (list, tuple)) for x in (weights, biases, activations)):
+        raise ValueError(f"{label}: weights, biases and activations must be lists")
     if not weights or not (len(weights) == len(biases) == len(activations)):
-        raise ValueError(f"{name}: need as many weights, biases and activations (at least one layer), got "
+        raise ValueError(f"{label}: need as many weights, biases and activations (at least one layer), got "
                          f"{len(weights)}, {len(biases)}, {len(activations)}")
     steps: List[Step] = []
     for i, (w, b, act) in enumerate(zip(weights, biases, activations)):
-        w = as_float_array(w, f"{name} weights[{i}]", ndim=2)
-        b = as_float_array(b, f"{name} biases[{i}]", ndim=1)
+        w = as_float_array(w, f"{prefix}weights[{i}]", ndim=2)
+        b = as_float_array(b, f"{prefix}biases[{i}]", ndim=1)
         if b.shape[0] != w.shape[0]:
-            raise ValueError(f"{name} biases[{i}]: expected length {w.shape[0]} (rows of weights[{i}]), got {b.shape[0]}")
-        steps += [("dense", w, b), _activation_step(act, f"{name} activations[{i}]")]
+            raise ValueError(f"{prefix}biases[{i}]: expected length {w.shape[0]} (rows of weights[{i}]), "
+                             f"got {b.shape[0]}")
+        steps += [("dense", w, b), _activation_step(act, f"{prefix}activations[{i}]")]
     return steps
 
 
@@ -143,10 +148,10 @@ class PullbackMetric(Metric):
     """
 
     def __init__(self, weights, biases, activations, *, log_sigma=None, trunk=None):
-        trunk_steps = [] if trunk is None else _mlp_steps(*_as_triple(trunk, "trunk"), "trunk")
-        heads = [_mlp_steps(weights, biases, activations, "weights")]
+        trunk_steps = [] if trunk is None else _mlp_steps(*_as_triple(trunk, "trunk"), "trunk.")
+        heads = [_mlp_steps(weights, biases, activations)]
         if log_sigma is not None:
-            heads.append(_mlp_steps(*_as_triple(log_sigma, "log_sigma"), "log_sigma") + [("act", "exp", 1.0)])
+            heads.append(_mlp_steps(*_as_triple(log_sigma, "log_sigma"), "log_sigma.") + [("act", "exp", 1.0)])
         self._setup(trunk_steps, heads)
 
     @classmethod

@@ -208,7 +208,9 @@ class PullbackKernel {
     Eigen::MatrixXd h, J, U, S, d1, d2, tmp;
   };
 
-  static bool has_jacobian(Mode m) { return m == Mode::jacobian || m == Mode::directional_second || m == Mode::full_second; }
+  static bool has_jacobian(Mode m) {
+    return m == Mode::jacobian || m == Mode::directional_second || m == Mode::full_second;
+  }
   static bool has_directional(Mode m) { return m == Mode::directional || m == Mode::directional_second; }
   static bool has_second(Mode m) { return m == Mode::directional_second || m == Mode::full_second; }
 
