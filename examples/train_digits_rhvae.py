@@ -18,12 +18,17 @@ How the shipped file was made
   epoch's batches as centroids, all of them: the metric cannot be subsampled honestly, so the
   training set is kept small instead);
 - model: ``RHVAEConfig(input_dim=(64,), latent_dim=2, reconstruction_loss="bce", n_lf=3,
-  eps_lf=0.001, beta_zero=0.3, temperature=0.8, regularization=0.01)``;
+  eps_lf=0.001, beta_zero=0.3, temperature=0.4, regularization=0.01)``;
 - training: Adam (lr 1e-3), batch size 100, ``--epochs 300``, seed 0, one torch thread;
   after every epoch pythae rebuilds the metric (``model.update()``) and the snapshot with the
   lowest epoch loss is kept. When a batch gives a NaN/Inf loss (the generalized leapfrog can
   diverge) training returns to the best snapshot and halves the learning rate; after 5 such events
   it stops. The snapshot exported is the best one.
+
+The shipped file: best snapshot at epoch 300 (epoch loss 23.96), no divergence, 1085 s of training
+on one (shared) CPU thread, K = 800 centroids, 37 KB. A first run with temperature 0.8 trained as
+well (best epoch 289, 940 s) but its metric is almost flat over the data (geodesics within 0.1 % of
+straight lines), so the shipped model uses T = 0.4, which resolves the clusters.
 
 The script prints the epoch of the best snapshot, the number of divergences and the wall time.
 The provenance (these settings, the best epoch, the loss) is stored in the file's ``provenance``
@@ -53,7 +58,7 @@ def parse_args(argv=None):
     p.add_argument("--n-train", type=int, default=800, help="digits used for training (= number of centroids)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--temperature", type=float, default=0.4)
     p.add_argument("--regularization", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pythae-dir", default=None, help="also save the best model with pythae's model.save here")
