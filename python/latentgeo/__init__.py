@@ -9,10 +9,15 @@ from __future__ import annotations
 from . import _core
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
+from .pullback import CallablePullbackMetric, PullbackMetric
+from . import datasets
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CallablePullbackMetric",
+    "PullbackMetric",
+    "datasets",
     "ConstantMetric",
     "DenseMetric",
     "Metric",
