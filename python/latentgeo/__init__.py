@@ -9,11 +9,15 @@ from __future__ import annotations
 from . import _core
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
+from .geodesic import DistanceResult, GeodesicBatch, GeodesicResult, geodesic, geodesic_distances, geodesics
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConstantMetric",
+    "DistanceResult",
+    "GeodesicBatch",
+    "GeodesicResult",
     "DenseMetric",
     "Metric",
     "RHVAEMetric",
@@ -23,6 +27,9 @@ __all__ = [
     "curve_length",
     "curve_velocity_finitediff",
     "discrete_velocity",
+    "geodesic",
+    "geodesic_distances",
+    "geodesics",
     "max_threads",
     "openmp_enabled",
 ]
