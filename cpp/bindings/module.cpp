@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   latentgeo_bindings::register_rhvae(m);
   latentgeo_bindings::register_curves(m);
   latentgeo_bindings::register_pullback(m);
+  latentgeo_bindings::register_geodesic(m);
 }

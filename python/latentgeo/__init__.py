@@ -11,6 +11,7 @@ from .curves import curve_energy, curve_integral, curve_length, curve_velocity_f
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
 from .pullback import CallablePullbackMetric, PullbackMetric
 from . import datasets
+from .geodesic import DistanceResult, GeodesicBatch, GeodesicResult, geodesic, geodesic_distances, geodesics
 
 __version__ = "0.1.0"
 
@@ -19,6 +20,9 @@ __all__ = [
     "PullbackMetric",
     "datasets",
     "ConstantMetric",
+    "DistanceResult",
+    "GeodesicBatch",
+    "GeodesicResult",
     "DenseMetric",
     "Metric",
     "RHVAEMetric",
@@ -28,6 +32,9 @@ __all__ = [
     "curve_length",
     "curve_velocity_finitediff",
     "discrete_velocity",
+    "geodesic",
+    "geodesic_distances",
+    "geodesics",
     "max_threads",
     "openmp_enabled",
 ]

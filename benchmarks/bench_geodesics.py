@@ -1,0 +1,255 @@
+"""Benchmark: many geodesics on an RHVAE metric (K = 2000 centroids, d = 2 and d = 8).
+
+For 200 random pairs of data points, wall time per geodesic and the relative length error
+against a high-resolution solve (513 nodes, tol 1e-12) of
+
+  (a) latentgeo discrete, batched (several tolerances; 1 and 2 threads),
+  (b) latentgeo neural (``method="neural"``, when latentgeo.neural exists), on a few pairs,
+  (c) stochman 0.3.0's ``Manifold.connecting_geodesic`` (when installed) with the same metric in
+      torch, and a PyTorch neural geodesic (the seed's algorithm, written here, 500 Adam steps), on a
+      few pairs,
+
+plus 1000 pairwise distances among the means of the shipped digits model (when
+``latentgeo.datasets.load_digits_rhvae`` exists). The length of every curve is measured the same
+way (fine trapezoid of the sampled curve, or latentgeo's measured length), so errors compare.
+
+Run:  python benchmarks/bench_geodesics.py [--pairs 200] [--slow-pairs 2] [--dims 2 8] [--ref-nodes 513]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import latentgeo as lg
+
+K = 2000
+
+
+def make_metric(d: int, seed: int = 0):
+    """A clustered RHVAE-like metric: 10 clusters of 200 centroids, pythae's "sum" convention."""
+    rng = np.random.default_rng(seed)
+    centres = 2.0 * rng.standard_normal((10, d))
+    centroids = np.repeat(centres, K // 10, axis=0) + 0.5 * rng.standard_normal((K, d))
+    lower = np.tril(0.2 * rng.standard_normal((K, d, d)), -1)
+    lower += np.exp(0.3 * rng.standard_normal((K, d)))[:, :, None] * np.eye(d)
+    temperature = 0.4 if d == 2 else 1.0
+    metric = lg.RHVAEMetric(centroids, L=lower, temperature=temperature, regularization=1e-2, normalization="sum")
+    return metric, centroids
+
+
+def random_pairs(centroids: np.ndarray, n: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(centroids), (2, n))
+    noise = 0.05 * rng.standard_normal((2, n, centroids.shape[1]))
+    return centroids[i] + noise[0], centroids[j] + noise[1]
+
+
+def sampled_length(metric, curve_points: np.ndarray) -> float:
+    """Length of a densely sampled curve (N, d) on uniform times: 2nd-order velocities, trapezoid."""
+    t = np.linspace(0.0, 1.0, len(curve_points))
+    v = lg.discrete_velocity(curve_points, t)
+    return float(lg.curve_length(metric, curve_points, v, t))
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def kernel_point_cost(metric, d: int) -> float:
+    """Seconds per point of one-thread quadratic_form with gradients, measured now (the machine
+    may be shared: the cost of a geodesic in these units does not depend on its load)."""
+    z = np.random.default_rng(5).standard_normal((4000, d))
+    best = np.inf
+    for _ in range(3):
+        _, seconds = timed(metric.quadratic_form, z, z, grad=True, n_threads=1)
+        best = min(best, seconds / len(z))
+    return best
+
+
+def row(name: str, seconds: float, n: int, errors: np.ndarray, converged=None, note: str = "", unit=None):
+    conv = "" if converged is None else f"{100.0 * np.mean(converged):5.1f}%"
+    units = "" if unit is None else f"{seconds / n / unit:9.0f}"
+    print(f"  {name:<40s} {1e3 * seconds / n:10.2f} {units:>9s} {np.max(errors):10.2e} {np.median(errors):10.2e} "
+          f"{conv:>7s}  {note}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Torch baselines
+# ----------------------------------------------------------------------------------------------
+def torch_metric_fn(metric):
+    """G(z) of the RHVAE formula in torch (float64)."""
+    import torch
+
+    c = torch.tensor(metric.centroids)
+    m = torch.tensor(metric.M)
+    scale = 1.0 if metric.normalization == "sum" else 1.0 / len(c)
+    eye = torch.eye(metric.dim, dtype=torch.float64)
+
+    def g(z):
+        w = torch.exp(-torch.cdist(z, c) ** 2 / metric.temperature**2)
+        ginv = scale * torch.einsum("nk,kab->nab", w, m) + metric.regularization * eye
+        return torch.cholesky_inverse(torch.linalg.cholesky(ginv))
+
+    return g
+
+
+NEURAL_STEPS = 500
+
+
+def torch_neural_geodesic(g, a, b, steps=NEURAL_STEPS, n_t=100, hidden=32, lr=1e-2, seed=0):
+    """The seed's neural geodesic: an MLP t -> z with endpoints fixed by scale and shift, trained by
+    Adam on the discrete energy (1/N) Σ γ̇ᵀGγ̇ (central finite-difference velocities)."""
+    import torch
+
+    torch.manual_seed(seed)
+    d = len(a)
+    mlp = torch.nn.Sequential(torch.nn.Linear(1, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, hidden),
+                              torch.nn.Tanh(), torch.nn.Linear(hidden, d)).double()
+    za, zb = torch.tensor(a), torch.tensor(b)
+
+    def curve(t):
+        out = mlp(t[:, None])
+        ends = mlp(torch.tensor([[0.0], [1.0]], dtype=torch.float64))
+        scale = (za - zb) / (ends[0] - ends[1])
+        shift = (za * ends[1] - zb * ends[0]) / (ends[1] - ends[0])
+        return out * scale + shift
+
+    t = torch.linspace(0, 1, n_t, dtype=torch.float64)
+    eps = np.finfo(float).eps ** (1 / 3)
+    opt = torch.optim.Adam(mlp.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        z = curve(t)
+        v = (curve(t + eps) - curve(t - eps)) / (2 * eps)
+        loss = torch.einsum("na,nab,nb->n", v, g(z), v).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return curve(torch.linspace(0, 1, 4001, dtype=torch.float64)).numpy()
+
+
+def stochman_geodesic(g, a, b):
+    import torch
+    from stochman.manifold import Manifold
+
+    class RHVAEManifold(Manifold):
+        def metric(self, points):
+            return g(points)
+
+    curve, _ = RHVAEManifold().connecting_geodesic(torch.tensor(a)[None], torch.tensor(b)[None])
+    with torch.no_grad():
+        return curve(torch.linspace(0, 1, 4001, dtype=torch.float64)).reshape(-1, len(a)).numpy()
+
+
+def baseline(name, fn, metric, starts, ends, ref, unit):
+    errors, total = [], 0.0
+    for a, b, r in zip(starts, ends, ref):
+        pts, seconds = timed(fn, a, b)
+        total += seconds
+        errors.append(abs(sampled_length(metric, pts) / r - 1.0))
+    row(name, total, len(starts), np.array(errors), unit=unit)
+    return total / len(starts)
+
+
+# ----------------------------------------------------------------------------------------------
+def bench_dimension(d: int, n_pairs: int, n_slow: int, ref_nodes: int) -> None:
+    metric, centroids = make_metric(d)
+    starts, ends = random_pairs(centroids, n_pairs)
+    print(f"\n== RHVAE K={K}, d={d}, {n_pairs} pairs (threads available: {lg.max_threads()})")
+    ref, seconds = timed(lg.geodesics, metric, starts, ends, n_nodes=ref_nodes, tol=1e-12, max_iter=2000,
+                         progress=False)
+    print(f"  reference: {ref_nodes} nodes, tol 1e-12: {seconds:.1f} s, converged {ref.converged.mean():.0%}, "
+          f"straight/geodesic length: median {np.median(ref.straight_length / ref.length):.3f}, "
+          f"max {np.max(ref.straight_length / ref.length):.3f}")
+    unit = kernel_point_cost(metric, d)
+    print(f"  one kernel point-evaluation (quadratic form + gradients, 1 thread, measured now): {1e6 * unit:.2f} us")
+    print(f"  {'method':<40s} {'ms/geodesic':>10s} {'kernel-pts':>9s} {'max relerr':>10s} {'median':>10s} {'conv':>7s}")
+    timings = {}
+    for tol in (1e-4, 1e-5, 1e-6, 1e-8):
+        for threads in (1, 2):
+            batch, seconds = timed(lg.geodesics, metric, starts, ends, tol=tol, n_threads=threads, progress=False)
+            errors = np.abs(batch.length / ref.length - 1.0)
+            nodes = np.array([len(batch[i].nodes) for i in range(len(batch))])
+            timings[tol, threads] = seconds / n_pairs
+            row(f"latentgeo discrete tol={tol:g} threads={threads}", seconds, n_pairs, errors, batch.converged,
+                f"nodes median {int(np.median(nodes))}, iters {batch.n_iter.mean():.0f}", unit / threads)
+        print(f"    thread scaling (1 -> 2 threads): {timings[tol, 1] / timings[tol, 2]:.2f}x")
+    sub = slice(0, n_slow)
+    slow = {}
+    try:
+        import latentgeo.neural  # noqa: F401
+
+        errors, total = [], 0.0
+        for a, b, r in zip(starts[sub], ends[sub], ref.length[sub]):
+            res, seconds = timed(lg.geodesic, metric, a, b, method="neural")
+            total += seconds
+            errors.append(abs(sampled_length(metric, res.curve(np.linspace(0, 1, 4001))) / r - 1.0))
+        row(f"latentgeo neural ({n_slow} pairs)", total, n_slow, np.array(errors), unit=unit)
+        slow["latentgeo neural"] = total / n_slow
+    except ImportError:
+        print("  latentgeo neural: latentgeo.neural is not available in this build; skipped")
+    try:
+        import torch
+
+        torch.set_num_threads(2)
+        g = torch_metric_fn(metric)
+        slow["torch neural"] = baseline(f"torch neural (seed, {NEURAL_STEPS} steps, {n_slow} pairs)",
+                                        lambda a, b: torch_neural_geodesic(g, a, b), metric, starts[sub], ends[sub],
+                                        ref.length[sub], unit)
+        try:
+            import stochman  # noqa: F401
+
+            slow["stochman"] = baseline(f"stochman connecting_geodesic ({n_slow} pairs)",
+                                        lambda a, b: stochman_geodesic(g, a, b), metric, starts[sub], ends[sub],
+                                        ref.length[sub], unit)
+        except ImportError:
+            print("  stochman: not installed (pip install stochman==0.3.0); skipped")
+    except ImportError:
+        print("  torch: not installed; torch baselines skipped")
+    ours = timings[1e-5, 2]
+    for name, seconds in slow.items():
+        print(f"    latentgeo discrete (tol 1e-5, 2 threads) is {seconds / ours:,.0f}x faster than {name}")
+    print("  (kernel-pts: wall time per geodesic in units of one-thread kernel point-evaluations x threads,\n"
+          "   i.e. the work per geodesic independent of the machine's load)")
+
+
+def bench_digits() -> None:
+    try:
+        from latentgeo.datasets import load_digits_rhvae
+    except ImportError:
+        print("\n== digits: latentgeo.datasets.load_digits_rhvae is not available in this build; skipped")
+        return
+    model = load_digits_rhvae()
+    metric = getattr(model, "metric", model)
+    means = getattr(model, "means", None)
+    if means is None:
+        means = getattr(model, "latent_means", None)
+    if means is None:
+        means = metric.centroids
+    rng = np.random.default_rng(0)
+    pts = means[rng.choice(len(means), size=min(46, len(means)), replace=False)]  # 46 points: 1035 pairs
+    res, seconds = timed(lg.geodesic_distances, metric, pts, tol=1e-5, progress=False)
+    n = len(pts) * (len(pts) - 1) // 2
+    print(f"\n== digits model: {n} pairwise distances among {len(pts)} latent means in {seconds:.2f} s "
+          f"({1e3 * seconds / n:.2f} ms each), {len(res.failed)} not converged")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--slow-pairs", type=int, default=2, help="pairs for the slow (neural, stochman) methods")
+    parser.add_argument("--dims", type=int, nargs="+", default=[2, 8])
+    parser.add_argument("--ref-nodes", type=int, default=513, help="nodes of the reference solve")
+    args = parser.parse_args()
+    for d in args.dims:
+        bench_dimension(d, args.pairs, args.slow_pairs, args.ref_nodes)
+    bench_digits()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+// Thin bindings of the discrete geodesic solver: dispatch on the metric's C++ kernel, shape
+// checks, GIL release, results as arrays.
+//
+// Kernels solved natively (pairs in parallel, the GIL released): RHVAEKernel, ConstantKernel.
+// Any other metric object of the protocol goes through PythonKernel, which calls
+// metric.quadratic_form(z, v, grad=...) with the GIL held, so its pairs run one after the other.
+#include <pybind11/eigen.h>
+#include <pybind11/numpy.h>
+
+#include "bindings.hpp"
+#include "latentgeo/geodesic.hpp"
+#include "latentgeo/rhvae.hpp"
+
+namespace py = pybind11;
+using latentgeo::ConstantKernel;
+using latentgeo::ConstRowMatrixRef;
+using latentgeo::GeodesicOptions;
+using latentgeo::GeodesicSolution;
+using latentgeo::Index;
+using latentgeo::RHVAEKernel;
+using latentgeo::RowMatrix;
+using latentgeo::Vector;
+
+namespace latentgeo_bindings {
+
+namespace {
+
+// A metric implemented in Python, seen as a kernel. Every call takes the GIL.
+class PythonKernel {
+ public:
+  PythonKernel(py::object metric, Index dim) : metric_(std::move(metric)), dim_(dim) {}
+  Index dim() const { return dim_; }
+
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, latentgeo::VectorRef q,
+                      latentgeo::RowMatrixRef dqdz, latentgeo::RowMatrixRef dqdv, int /*n_threads*/) const {
+    py::gil_scoped_acquire gil;
+    const bool grad = dqdz.rows() > 0;
+    py::object out = metric_.attr("quadratic_form")(RowMatrix(z), RowMatrix(v), py::arg("grad") = grad);
+    if (!grad) {
+      q = as_vector(out, z.rows());
+      return;
+    }
+    py::tuple parts = out.cast<py::tuple>();
+    require(parts.size() == 3, "metric: quadratic_form(z, v, grad=True) must return (q, dq_dz, dq_dv)");
+    q = as_vector(parts[0], z.rows());
+    dqdz = as_matrix(parts[1], z.rows(), "dq_dz");
+    dqdv = as_matrix(parts[2], z.rows(), "dq_dv");
+  }
+
+  // G from metric.metric(z) (N, d, d): one call instead of d quadratic forms.
+  void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
+    py::gil_scoped_acquire gil;
+    auto arr = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(
+        metric_.attr("metric")(RowMatrix(z)));
+    require(arr && arr.ndim() == 3 && arr.shape(0) == z.rows() && arr.shape(1) == dim_ && arr.shape(2) == dim_,
+            "metric: metric(z) must return an array of shape (N, d, d)");
+    g = Eigen::Map<const RowMatrix>(arr.data(), z.rows(), dim_ * dim_);
+  }
+
+ private:
+  static Vector as_vector(const py::handle& h, Index n) {
+    Vector out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<Vector>();
+    require(out.size() == n, "metric: quadratic_form returned q of the wrong size");
+    return out;
+  }
+  RowMatrix as_matrix(const py::handle& h, Index n, const char* name) const {
+    RowMatrix out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<RowMatrix>();
+    require(out.rows() == n && out.cols() == dim_,
+            std::string("metric: quadratic_form returned ") + name + " of the wrong shape");
+    return out;
+  }
+
+  py::object metric_;
+  Index dim_;
+};
+
+template <class Kernel>
+std::vector<GeodesicSolution> run(const Kernel& kernel, double scale, const ConstRowMatrixRef& starts,
+                                  const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0,
+                                  const GeodesicOptions& o, int n_threads) {
+  const latentgeo::ScaledKernel<Kernel> scaled(kernel, scale);
+  return latentgeo::solve_geodesics(scaled, starts, ends, init, n0, o, n_threads);
+}
+
+py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
+  const Index b = static_cast<Index>(sols.size());
+  Index max_nodes = 0;
+  for (const auto& s : sols) max_nodes = std::max<Index>(max_nodes, s.nodes.rows());
+  py::array_t<double> nodes({b, max_nodes, d});
+  py::array_t<Index> n_nodes(b);
+  py::array_t<double> length(b), energy(b), straight(b);
+  py::array_t<int> n_iter(b), n_eval(b), n_levels(b), status(b);
+  auto nd = nodes.mutable_unchecked<3>();
+  for (Index i = 0; i < b; ++i) {
+    const auto& s = sols[static_cast<std::size_t>(i)];
+    for (Index r = 0; r < max_nodes; ++r)
+      for (Index c = 0; c < d; ++c) nd(i, r, c) = r < s.nodes.rows() ? s.nodes(r, c) : std::nan("");
+    n_nodes.mutable_at(i) = s.nodes.rows();
+    length.mutable_at(i) = s.length;
+    energy.mutable_at(i) = s.energy;
+    straight.mutable_at(i) = s.straight_length;
+    n_iter.mutable_at(i) = s.n_iter;
+    n_eval.mutable_at(i) = s.n_evaluations;
+    n_levels.mutable_at(i) = s.n_levels;
+    status.mutable_at(i) = static_cast<int>(s.status);
+  }
+  py::dict out;
+  out["nodes"] = nodes;
+  out["n_nodes"] = n_nodes;
+  out["length"] = length;
+  out["energy"] = energy;
+  out["straight_length"] = straight;
+  out["n_iter"] = n_iter;
+  out["n_evaluations"] = n_eval;
+  out["n_levels"] = n_levels;
+  out["status"] = status;
+  return out;
+}
+
+py::dict geodesic_batch(py::object metric, py::object kernel, double scale, const ConstRowMatrixRef& starts,
+                        const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0, Index n_segments,
+                        Index min_segments, Index max_segments, double length_tol, double ftol, double gtol,
+                        int max_iter, int history, int n_threads) {
+  const Index d = starts.cols();
+  require(ends.rows() == starts.rows() && ends.cols() == d, "ends: expected the shape of starts");
+  require(n0 == 0 || (n0 >= 2 && init.rows() == starts.rows() * n0 && init.cols() == d),
+          "init: expected (B * n0, d) rows");
+  require(n_segments == 0 || n_segments >= 4, "n_nodes: must be >= 5");
+  require(min_segments >= 4 && max_segments >= min_segments, "min_nodes, max_nodes: need 5 <= min_nodes <= max_nodes");
+  require(length_tol > 0 && ftol > 0 && gtol > 0, "tol: must be > 0");
+  require(max_iter >= 1, "max_iter: must be >= 1");
+  require(history >= 1, "history: must be >= 1");
+  require(scale > 0, "scale: must be > 0");
+  GeodesicOptions o;
+  o.n_segments = n_segments;
+  o.min_segments = min_segments;
+  o.max_segments = max_segments;
+  o.length_tol = length_tol;
+  o.lbfgs.ftol = ftol;
+  o.lbfgs.gtol = gtol;
+  o.lbfgs.max_iter = max_iter;
+  o.lbfgs.history = history;
+  std::vector<GeodesicSolution> sols;
+  if (py::isinstance<RHVAEKernel>(kernel)) {
+    const RHVAEKernel& k = kernel.cast<const RHVAEKernel&>();
+    require(k.dim() == d, "starts: dimension does not match the metric");
+    py::gil_scoped_release release;
+    sols = run(k, scale, starts, ends, init, n0, o, n_threads);
+  } else if (py::isinstance<ConstantKernel>(kernel)) {
+    const ConstantKernel& k = kernel.cast<const ConstantKernel&>();
+    require(k.dim() == d, "starts: dimension does not match the metric");
+    py::gil_scoped_release release;
+    sols = run(k, scale, starts, ends, init, n0, o, n_threads);
+  }
+  // --- PullbackKernel (helper "models"): add its branch here, like the two above. ---
+  else {
+    // Python metric: every evaluation needs the GIL, so the pairs run serially.
+    const PythonKernel k(metric, d);
+    py::gil_scoped_release release;
+    sols = run(k, 1.0, starts, ends, init, n0, o, 1);  // the Python metric carries its own scale
+  }
+  return pack(sols, d);
+}
+
+}  // namespace
+
+void register_geodesic(py::module_& m) {
+  py::class_<ConstantKernel>(m, "ConstantKernel")
+      .def(py::init<const RowMatrix&>(), py::arg("A"))
+      .def_property_readonly("dim", &ConstantKernel::dim)
+      .def_property_readonly("A", &ConstantKernel::matrix);
+  m.def("geodesic_batch", &geodesic_batch, py::arg("metric"), py::arg("kernel"), py::arg("scale"), py::arg("starts"),
+        py::arg("ends"), py::arg("init"), py::arg("n0"), py::arg("n_segments"), py::arg("min_segments"),
+        py::arg("max_segments"), py::arg("length_tol"), py::arg("ftol"), py::arg("gtol"), py::arg("max_iter"),
+        py::arg("history"), py::arg("n_threads"),
+        "Discrete geodesics of B pairs (private; use latentgeo.geodesics).");
+  m.def("geodesic_status_name", &latentgeo::status_name, py::arg("code"));
+}
+
+}  // namespace latentgeo_bindings

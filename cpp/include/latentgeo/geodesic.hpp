@@ -1,0 +1,466 @@
+// Discrete geodesics between pairs of points, for any metric kernel with the method
+//   void quadratic_form(z, v, q, dqdz, dqdv, n_threads) const   (q = v^T G(z) v and its gradients)
+//   Index dim() const
+//
+// A curve on [0, 1] is n + 1 nodes x_0..x_n (n segments, h = 1/n) with pinned ends. The solver
+// minimises the midpoint-rule energy
+//   E(x) = n * sum_i D_i^T G(m_i) D_i,   D_i = x_{i+1} - x_i,   m_i = (x_i + x_{i+1}) / 2,
+// with the analytic gradient from the kernel's fused quadratic form, by L-BFGS whose initial
+// inverse Hessian is the block-tridiagonal "metric Laplacian" (the Hessian with G frozen):
+//   P = tridiag(-2n G_{j-1}, 2n (G_{j-1} + G_j), -2n G_j),
+// which makes the iteration count nearly independent of n. Levels of nodes are refined
+// coarse to fine (8 -> 16 -> 32 ... segments, each level starting from the cubic Hermite
+// interpolation of the previous one) until the measured length changes by less than
+// length_tol relative, or a fixed final node count is reached.
+//
+// The reported length and energy are measured on the C^1 cubic Hermite interpolant of the nodes
+// (tangents by fourth-order differences) with 3-point Gauss-Legendre per segment: they are the
+// length of an actual curve, not the optimiser's objective.
+#pragma once
+
+#include "latentgeo/common.hpp"
+#include "latentgeo/lbfgs.hpp"
+
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace latentgeo {
+
+// G(z) = A for all z: q = v^T A v, dq/dz = 0, dq/dv = 2 A v.
+class ConstantKernel {
+ public:
+  explicit ConstantKernel(const RowMatrix& a) : a_(a) {
+    if (a.rows() != a.cols() || a.rows() == 0) throw std::invalid_argument("A: expected a square matrix");
+  }
+  Index dim() const { return a_.rows(); }
+  const RowMatrix& matrix() const { return a_; }
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
+                      RowMatrixRef dqdv, int /*n_threads*/) const {
+    RowMatrix av = v * a_;  // A symmetric
+    q = (av.array() * v.array()).rowwise().sum().matrix();
+    if (dqdz.rows() > 0) {
+      dqdz.setZero();
+      dqdv = 2.0 * av;
+    }
+  }
+
+ private:
+  RowMatrix a_;
+};
+
+// factor * G of another kernel (a ScaledMetric seen by the solver).
+template <class Kernel>
+class ScaledKernel {
+ public:
+  ScaledKernel(const Kernel& base, double factor) : base_(base), factor_(factor) {}
+  Index dim() const { return base_.dim(); }
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
+                      RowMatrixRef dqdv, int n_threads) const {
+    base_.quadratic_form(z, v, q, dqdz, dqdv, n_threads);
+    if (factor_ == 1.0) return;
+    q *= factor_;
+    if (dqdz.rows() > 0) {
+      dqdz *= factor_;
+      dqdv *= factor_;
+    }
+  }
+  void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const;
+
+ private:
+  const Kernel& base_;
+  double factor_;
+};
+
+namespace detail {
+
+template <class K, class = void>
+struct has_metric_tensors : std::false_type {};
+template <class K>
+struct has_metric_tensors<K, std::void_t<decltype(std::declval<const K&>().metric_tensors(
+                                 std::declval<const ConstRowMatrixRef&>(), std::declval<RowMatrix&>()))>>
+    : std::true_type {};
+
+// Kernels with RHVAEKernel's metric(z, G, logdet, n_threads).
+template <class K, class = void>
+struct has_metric : std::false_type {};
+template <class K>
+struct has_metric<K, std::void_t<decltype(std::declval<const K&>().metric(std::declval<const ConstRowMatrixRef&>(),
+                                                                          std::declval<RowMatrixRef>(),
+                                                                          std::declval<VectorRef>(), 1))>>
+    : std::true_type {};
+
+}  // namespace detail
+
+// G at the rows of z into g (N x d*d, row-major per point): through the kernel's own metric
+// routine when it has one, otherwise from d quadratic forms (dq/dv = 2 G e_a).
+template <class Kernel>
+void metric_tensors(const Kernel& k, const ConstRowMatrixRef& z, RowMatrix& g) {
+  const Index n = z.rows(), d = z.cols();
+  g.resize(n, d * d);
+  if constexpr (detail::has_metric_tensors<Kernel>::value) {
+    k.metric_tensors(z, g);
+  } else if constexpr (detail::has_metric<Kernel>::value) {
+    Vector no_logdet(0);
+    k.metric(z, g, no_logdet, 1);
+  } else {
+    RowMatrix zz(n * d, d), v = RowMatrix::Zero(n * d, d), dz(n * d, d), dv(n * d, d);
+    Vector q(n * d);
+    for (Index i = 0; i < n; ++i)
+      for (Index a = 0; a < d; ++a) {
+        zz.row(i * d + a) = z.row(i);
+        v(i * d + a, a) = 1.0;
+      }
+    k.quadratic_form(zz, v, q, dz, dv, 1);
+    for (Index i = 0; i < n; ++i)
+      for (Index a = 0; a < d; ++a)
+        for (Index b = 0; b < d; ++b) g(i, a * d + b) = 0.5 * dv(i * d + b, a);  // column b of G, row a
+  }
+}
+
+template <class Kernel>
+void ScaledKernel<Kernel>::metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
+  latentgeo::metric_tensors(base_, z, g);
+  g *= factor_;
+}
+
+enum class GeodesicStatus : int {
+  converged = 0,
+  max_iter = 1,
+  line_search_failed = 2,
+  non_finite = 3,
+  max_nodes = 4,  // every level converged but the length still changed more than length_tol
+};
+
+inline const char* status_name(int s) {
+  switch (s) {
+    case 0: return "converged";
+    case 1: return "max_iter";
+    case 2: return "line_search_failed";
+    case 3: return "non_finite";
+    case 4: return "max_nodes";
+    default: return "unknown";
+  }
+}
+
+struct GeodesicOptions {
+  Index n_segments = 0;      // > 0: fixed final number of segments; 0: adaptive
+  Index min_segments = 8;    // segments of the first level (without an initial curve)
+  Index max_segments = 512;  // adaptive refinement stops here
+  double length_tol = 1e-8;  // adaptive: stop when the measured length changes less than this (relative)
+  LbfgsOptions lbfgs;        // per level; lbfgs.max_iter is per level
+};
+
+struct GeodesicSolution {
+  RowMatrix nodes;  // (n + 1) x d
+  double length = 0.0, energy = 0.0, straight_length = 0.0;
+  int n_iter = 0, n_evaluations = 0, n_levels = 0;
+  GeodesicStatus status = GeodesicStatus::converged;
+};
+
+namespace detail {
+
+// Tangents (d/dt, t in [0, 1]) at the n + 1 uniform nodes by fourth-order differences
+// (central inside, one-sided five-point at the two first and two last nodes); n >= 4.
+inline void hermite_tangents(const RowMatrix& x, RowMatrix& m) {
+  const Index n = x.rows() - 1;
+  const double s = static_cast<double>(n) / 12.0;
+  m.resize(x.rows(), x.cols());
+  for (Index i = 2; i + 2 <= n; ++i) m.row(i) = s * (x.row(i - 2) - 8.0 * x.row(i - 1) + 8.0 * x.row(i + 1) - x.row(i + 2));
+  m.row(0) = s * (-25.0 * x.row(0) + 48.0 * x.row(1) - 36.0 * x.row(2) + 16.0 * x.row(3) - 3.0 * x.row(4));
+  m.row(1) = s * (-3.0 * x.row(0) - 10.0 * x.row(1) + 18.0 * x.row(2) - 6.0 * x.row(3) + x.row(4));
+  m.row(n) = -s * (-25.0 * x.row(n) + 48.0 * x.row(n - 1) - 36.0 * x.row(n - 2) + 16.0 * x.row(n - 3) - 3.0 * x.row(n - 4));
+  m.row(n - 1) = -s * (-3.0 * x.row(n) - 10.0 * x.row(n - 1) + 18.0 * x.row(n - 2) - 6.0 * x.row(n - 3) + x.row(n - 4));
+}
+
+// Position (into p) and velocity (into v) of the Hermite interpolant at local s in [0, 1]
+// of segment i (length h).
+template <class P, class V>
+void hermite_eval(const RowMatrix& x, const RowMatrix& m, Index i, double s, double h, P&& p, V&& v) {
+  const double s2 = s * s, s3 = s2 * s;
+  const double h00 = 2 * s3 - 3 * s2 + 1, h10 = s3 - 2 * s2 + s, h01 = -2 * s3 + 3 * s2, h11 = s3 - s2;
+  const double d00 = 6 * s2 - 6 * s, d10 = 3 * s2 - 4 * s + 1, d01 = -6 * s2 + 6 * s, d11 = 3 * s2 - 2 * s;
+  p = h00 * x.row(i) + h10 * h * m.row(i) + h01 * x.row(i + 1) + h11 * h * m.row(i + 1);
+  v = (d00 / h) * x.row(i) + d10 * m.row(i) + (d01 / h) * x.row(i + 1) + d11 * m.row(i + 1);
+}
+
+// Nodes of the same curve on n_new + 1 uniform times: the cubic Hermite interpolant when the
+// curve is smooth (>= 5 nodes), piecewise-linear otherwise or when `linear`.
+inline RowMatrix resample(const RowMatrix& x, Index n_new, bool linear) {
+  const Index n = x.rows() - 1;
+  RowMatrix out(n_new + 1, x.cols());
+  if (n == n_new) return x;
+  RowMatrix m;
+  const bool cubic = !linear && n >= 4;
+  if (cubic) hermite_tangents(x, m);
+  RowVector v(x.cols());
+  for (Index k = 0; k <= n_new; ++k) {
+    const double t = static_cast<double>(k) / static_cast<double>(n_new) * static_cast<double>(n);
+    const Index i = std::min<Index>(static_cast<Index>(t), n - 1);
+    const double s = t - static_cast<double>(i);
+    if (cubic)
+      hermite_eval(x, m, i, s, 1.0 / static_cast<double>(n), out.row(k), v);
+    else
+      out.row(k) = (1.0 - s) * x.row(i) + s * x.row(i + 1);
+  }
+  out.row(0) = x.row(0);
+  out.row(n_new) = x.row(n);
+  return out;
+}
+
+// Gauss-Legendre nodes and weights on [0, 1].
+constexpr double kGaussS[3] = {0.5 - 0.3872983346207417, 0.5, 0.5 + 0.3872983346207417};
+constexpr double kGaussW[3] = {5.0 / 18.0, 8.0 / 18.0, 5.0 / 18.0};
+
+}  // namespace detail
+
+// Length and energy of the cubic Hermite interpolant of nodes (n >= 4 segments), or of the
+// polyline when `linear` (exact velocities of the straight segments).
+template <class Kernel>
+void measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double& length, double& energy) {
+  const Index n = x.rows() - 1, d = x.cols();
+  const double h = 1.0 / static_cast<double>(n);
+  RowMatrix m, z(3 * n, d), v(3 * n, d), empty(0, d);
+  Vector q(3 * n);
+  if (!linear) detail::hermite_tangents(x, m);
+  for (Index i = 0; i < n; ++i)
+    for (int g = 0; g < 3; ++g) {
+      const Index r = 3 * i + g;
+      if (linear) {
+        z.row(r) = x.row(i) + detail::kGaussS[g] * (x.row(i + 1) - x.row(i));
+        v.row(r) = (x.row(i + 1) - x.row(i)) / h;
+      } else {
+        detail::hermite_eval(x, m, i, detail::kGaussS[g], h, z.row(r), v.row(r));
+      }
+    }
+  kernel.quadratic_form(z, v, q, empty, empty, 1);
+  length = energy = 0.0;
+  for (Index i = 0; i < n; ++i)
+    for (int g = 0; g < 3; ++g) {
+      const double qi = q(3 * i + g);
+      length += h * detail::kGaussW[g] * std::sqrt(std::max(qi, 0.0));
+      energy += h * detail::kGaussW[g] * qi;
+    }
+}
+
+// The midpoint-rule energy of one pair as a function of the free nodes x_1..x_{n-1}, with its
+// block-tridiagonal preconditioner; the problem type of Lbfgs.
+template <class Kernel>
+class DiscreteGeodesicProblem {
+ public:
+  DiscreteGeodesicProblem(const Kernel& kernel, const RowVector& start, const RowVector& end)
+      : k_(kernel), start_(start), end_(end), d_(start.size()) {}
+
+  // A new level of n segments. With `reuse`, the preconditioner of the next refresh is built
+  // from the previous level's G interpolated linearly in t (no kernel call): the curve moves
+  // little between levels and P only has to be a good approximation.
+  void set_segments(Index n, bool reuse) {
+    reuse = reuse && n_ > 1 && static_cast<Index>(gmat_.size()) == n_;
+    std::vector<Eigen::MatrixXd> fresh(n, Eigen::MatrixXd(d_, d_));
+    if (reuse)
+      for (Index i = 0; i < n; ++i) {
+        const double u = (static_cast<double>(i) + 0.5) * static_cast<double>(n_) / static_cast<double>(n) - 0.5;
+        const Index j = std::min<Index>(std::max<Index>(static_cast<Index>(std::floor(u)), 0), n_ - 2);
+        const double w = std::min(std::max(u - static_cast<double>(j), 0.0), 1.0);
+        fresh[i] = (1.0 - w) * gmat_[j] + w * gmat_[j + 1];
+      }
+    gmat_.swap(fresh);
+    interpolated_ = reuse;
+    n_ = n;
+    nodes_.resize(n + 1, d_);
+    nodes_.row(0) = start_;
+    nodes_.row(n) = end_;
+    mid_.resize(n, d_);
+    delta_.resize(n, d_);
+    dqdz_.resize(n, d_);
+    dqdv_.resize(n, d_);
+    q_.resize(n);
+    schur_.assign(n > 1 ? n - 1 : 0, Eigen::LLT<Eigen::MatrixXd>());
+    coupling_.assign(n > 1 ? n - 1 : 0, Eigen::MatrixXd(d_, d_));
+  }
+
+  Index segments() const { return n_; }
+  Index free_size() const { return (n_ - 1) * d_; }
+
+  // Free vector <-> nodes (row-major interior rows).
+  void to_free(const RowMatrix& nodes, Vector& x) const {
+    x.resize(free_size());
+    for (Index j = 1; j < n_; ++j) x.segment((j - 1) * d_, d_) = nodes.row(j).transpose();
+  }
+  const RowMatrix& nodes(const Vector& x) {
+    for (Index j = 1; j < n_; ++j) nodes_.row(j) = x.segment((j - 1) * d_, d_).transpose();
+    return nodes_;
+  }
+
+  double value_and_gradient(const Vector& x, Vector& g) {
+    geometry(x);
+    k_.quadratic_form(mid_, delta_, q_, dqdz_, dqdv_, 1);
+    const double nn = static_cast<double>(n_);
+    g.resize(free_size());
+    for (Index j = 1; j < n_; ++j)
+      g.segment((j - 1) * d_, d_) =
+          nn * (0.5 * (dqdz_.row(j - 1) + dqdz_.row(j)) + dqdv_.row(j - 1) - dqdv_.row(j)).transpose();
+    return nn * q_.sum();
+  }
+
+  // G at the segment midpoints of x (or the interpolated G of a new level, once), then the
+  // block LDL^T (block Thomas) factorisation of P.
+  void refresh(const Vector& x) {
+    bool ok = true;
+    if (interpolated_) {
+      interpolated_ = false;
+    } else {
+      geometry(x);
+      metric_tensors(k_, mid_, gflat_);
+      ok = gflat_.allFinite();
+      for (Index i = 0; i < n_ && ok; ++i) {
+        for (Index a = 0; a < d_; ++a)
+          for (Index b = 0; b < d_; ++b) gmat_[i](a, b) = 0.5 * (gflat_(i, a * d_ + b) + gflat_(i, b * d_ + a));
+      }
+    }
+    const double two_n = 2.0 * static_cast<double>(n_);
+    Eigen::MatrixXd s(d_, d_);
+    for (Index j = 0; ok && j + 1 < n_; ++j) {  // free node j + 1 couples segments j and j + 1
+      s = two_n * (gmat_[j] + gmat_[j + 1]);
+      if (j > 0) s.noalias() += two_n * gmat_[j] * coupling_[j - 1];  // -L_{j-1} C_{j-1}, L_{j-1} = -2n G_j
+      schur_[j].compute(s);
+      ok = schur_[j].info() == Eigen::Success;
+      if (ok && j + 2 < n_) coupling_[j] = schur_[j].solve(-two_n * gmat_[j + 1]);
+    }
+    precond_ok_ = ok;
+    if (!ok) {  // fall back to a scaled identity from the diagonal of G
+      double tr = 0.0;
+      for (Index i = 0; i < n_; ++i) tr += gmat_[i].trace();
+      fallback_ = (std::isfinite(tr) && tr > 0.0) ? 1.0 / (4.0 * static_cast<double>(n_) * tr / (n_ * d_)) : 1.0;
+    }
+  }
+
+  void apply_h0(const Vector& g, Vector& r) {
+    r.resize(g.size());
+    if (!precond_ok_) {
+      r = fallback_ * g;
+      return;
+    }
+    const double two_n = 2.0 * static_cast<double>(n_);
+    const Index m = n_ - 1;
+    for (Index j = 0; j < m; ++j) {
+      Vector rhs = g.segment(j * d_, d_);
+      if (j > 0) rhs.noalias() += two_n * gmat_[j] * r.segment((j - 1) * d_, d_);
+      r.segment(j * d_, d_) = schur_[j].solve(rhs);
+    }
+    for (Index j = m - 2; j >= 0; --j) r.segment(j * d_, d_) -= coupling_[j] * r.segment((j + 1) * d_, d_);
+  }
+
+ private:
+  void geometry(const Vector& x) {
+    nodes(x);
+    for (Index i = 0; i < n_; ++i) {
+      delta_.row(i) = nodes_.row(i + 1) - nodes_.row(i);
+      mid_.row(i) = 0.5 * (nodes_.row(i + 1) + nodes_.row(i));
+    }
+  }
+
+  const Kernel& k_;
+  RowVector start_, end_;
+  Index d_, n_ = 0;
+  RowMatrix nodes_, mid_, delta_, dqdz_, dqdv_, gflat_;
+  Vector q_;
+  std::vector<Eigen::MatrixXd> gmat_, coupling_;
+  std::vector<Eigen::LLT<Eigen::MatrixXd>> schur_;
+  bool precond_ok_ = false, interpolated_ = false;
+  double fallback_ = 1.0;
+};
+
+// Segments of the levels: doubling from `first` up to the fixed `n_segments` (which ends the
+// list), or up to max_segments when adaptive.
+inline std::vector<Index> geodesic_levels(Index first, const GeodesicOptions& o) {
+  std::vector<Index> levels;
+  const Index last = o.n_segments > 0 ? o.n_segments : o.max_segments;
+  Index n = std::min(first, last);
+  for (; n < last; n *= 2) levels.push_back(n);
+  levels.push_back(last);
+  return levels;
+}
+
+// One pair. `init` (>= 2 rows, ends equal to start/end) is an optional initial curve on uniform
+// times; without it (0 rows) the straight line.
+template <class Kernel>
+GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, const RowVector& end,
+                                const RowMatrix& init, const GeodesicOptions& o) {
+  GeodesicSolution sol;
+  const Index d = start.size();
+  {  // the straight line, measured like the result
+    RowMatrix line(2, d);
+    line.row(0) = start;
+    line.row(1) = end;
+    double e;
+    measure_curve(kernel, detail::resample(line, 16, true), true, sol.straight_length, e);
+  }
+  const bool has_init = init.rows() >= 2;
+  const Index first = has_init ? std::max<Index>(init.rows() - 1, 4) : o.min_segments;
+  const std::vector<Index> levels = geodesic_levels(first, o);
+  if (start == end) {  // distance 0: a constant curve on the first (or the fixed) level
+    sol.nodes = start.replicate((o.n_segments > 0 ? o.n_segments : first) + 1, 1);
+    return sol;
+  }
+  RowMatrix nodes;
+  if (has_init) {
+    nodes = init;
+  } else {
+    nodes.resize(2, d);
+    nodes.row(0) = start;
+    nodes.row(1) = end;
+  }
+  DiscreteGeodesicProblem<Kernel> problem(kernel, start, end);
+  Lbfgs<DiscreteGeodesicProblem<Kernel>> lbfgs(problem, o.lbfgs);
+  Vector x;
+  double previous = std::numeric_limits<double>::quiet_NaN();
+  bool refined = o.n_segments > 0;
+  LbfgsStatus status = LbfgsStatus::converged;
+  for (std::size_t l = 0; l < levels.size(); ++l) {
+    const bool linear = l == 0;  // the initial curve may be a polyline
+    nodes = detail::resample(nodes, levels[l], linear);
+    problem.set_segments(levels[l], l > 0);
+    problem.to_free(nodes, x);
+    const LbfgsResult r = lbfgs.minimize(x);
+    sol.n_iter += r.n_iter;
+    sol.n_evaluations += r.n_evaluations;
+    ++sol.n_levels;
+    status = r.status;
+    if (status == LbfgsStatus::non_finite) break;
+    nodes = problem.nodes(x);
+    if (o.n_segments > 0) continue;
+    double energy;
+    measure_curve(kernel, nodes, false, sol.length, energy);
+    if (std::abs(sol.length - previous) <= o.length_tol * sol.length && status == LbfgsStatus::converged) {
+      refined = true;
+      break;
+    }
+    previous = sol.length;
+  }
+  sol.nodes = nodes;
+  measure_curve(kernel, nodes, false, sol.length, sol.energy);
+  sol.status = static_cast<GeodesicStatus>(static_cast<int>(status));
+  if (status == LbfgsStatus::converged && !refined) sol.status = GeodesicStatus::max_nodes;
+  if (!std::isfinite(sol.length) || !std::isfinite(sol.energy)) sol.status = GeodesicStatus::non_finite;
+  return sol;
+}
+
+// B pairs (rows of starts/ends) in parallel over pairs, each pair single-threaded; the result does
+// not depend on n_threads. `init` is empty or (B * n0) x d (n0 nodes per pair).
+template <class Kernel>
+std::vector<GeodesicSolution> solve_geodesics(const Kernel& kernel, const ConstRowMatrixRef& starts,
+                                              const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init,
+                                              Index n0, const GeodesicOptions& o, int n_threads) {
+  const Index b = starts.rows();
+  std::vector<GeodesicSolution> out(static_cast<std::size_t>(b));
+  parallel_for(b, n_threads, [&](Index i) {
+    RowMatrix start_init = n0 > 0 ? RowMatrix(init.middleRows(i * n0, n0)) : RowMatrix(0, starts.cols());
+    out[static_cast<std::size_t>(i)] = solve_geodesic(kernel, starts.row(i), ends.row(i), start_init, o);
+  });
+  return out;
+}
+
+}  // namespace latentgeo

@@ -1,0 +1,141 @@
+"""Geodesic distance matrices: closed form, executors (threads, a failing one, Dask), bad input."""
+
+import pickle
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import latentgeo as lg
+from test_geodesic import PoincareHalfPlane, _poincare_exact, _rhvae
+
+
+def _poincare_points(m, seed):
+    rng = np.random.default_rng(seed)
+    return np.c_[rng.uniform(-2, 2, m), rng.uniform(0.2, 2, m)]
+
+
+def test_symmetric_matrix_matches_closed_form():
+    pts = _poincare_points(7, 0)
+    res = lg.geodesic_distances(PoincareHalfPlane(), pts, progress=False)
+    i, j = np.meshgrid(np.arange(7), np.arange(7), indexing="ij")
+    truth = _poincare_exact(pts[i.ravel()], pts[j.ravel()]).reshape(7, 7)
+    np.testing.assert_allclose(res.distances, truth, rtol=1e-6, atol=1e-12)
+    np.testing.assert_array_equal(res.distances, res.distances.T)
+    assert np.all(np.diag(res.distances) == 0.0)
+    assert res.converged.all() and res.failed == [] and res.converged.shape == (7, 7)
+
+
+def test_cross_matrix_with_an_identical_point():
+    p1, p2 = _poincare_points(4, 1), _poincare_points(3, 2)
+    p2[1] = p1[2]
+    res = lg.geodesic_distances(PoincareHalfPlane(), p1, p2, progress=False)
+    assert res.distances.shape == (4, 3) and res.converged.shape == (4, 3)
+    assert res.distances[2, 1] == 0.0 and res.converged[2, 1]
+    i, j = np.meshgrid(np.arange(4), np.arange(3), indexing="ij")
+    np.testing.assert_allclose(res.distances, _poincare_exact(p1[i.ravel()], p2[j.ravel()]).reshape(4, 3),
+                               rtol=1e-6, atol=1e-12)
+
+
+def test_thread_executor_and_chunks_match_local():
+    metric = _rhvae()
+    pts = np.random.default_rng(3).standard_normal((9, 2))
+    local = lg.geodesic_distances(metric, pts, progress=False)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        remote = lg.geodesic_distances(metric, pts, executor=pool, chunk_size=5, n_threads=1, progress=False)
+    np.testing.assert_allclose(remote.distances, local.distances, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(remote.converged, local.converged)
+    small = lg.geodesic_distances(metric, pts, chunk_size=3, progress=False)
+    np.testing.assert_allclose(small.distances, local.distances, rtol=1e-12, atol=0)
+
+
+def test_unconverged_pairs_are_reported():
+    pts = _poincare_points(5, 4)
+    res = lg.geodesic_distances(PoincareHalfPlane(), pts, max_iter=1, progress=False)
+    assert len(res.failed) > 0
+    for i, j in res.failed:
+        assert i < j and not res.converged[i, j] and not res.converged[j, i]
+        assert res.status[i, j] != "converged"
+        # Never a silent straight line: the value is the measured length of the curve reached,
+        # an upper bound of the true distance.
+        assert res.distances[i, j] >= _poincare_exact(pts[[i]], pts[[j]])[0] * (1 - 1e-12)
+    assert sum(not c for c in res.converged[np.triu_indices(5, 1)]) == len(res.failed)
+
+
+class FailingExecutor(Executor):
+    """Runs chunks inline, but the second chunk fails as a worker would."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def submit(self, fn, *args, **kwargs):
+        self.calls += 1
+        fut = Future()
+        if self.calls == 2:
+            fut.set_exception(MemoryError("worker lost"))
+        else:
+            fut.set_result(fn(*args, **kwargs))
+        return fut
+
+
+def test_failing_executor_reraises_with_pair_indices():
+    pts = _poincare_points(5, 5)
+    with pytest.raises(MemoryError, match=r"worker lost") as info:
+        lg.geodesic_distances(PoincareHalfPlane(), pts, executor=FailingExecutor(), chunk_size=3, progress=False)
+    # Chunk 2 holds the pairs 3..5 of the upper triangle: (0, 4), (1, 2), (1, 3).
+    assert "(0, 4), (1, 2), (1, 3)" in str(info.value)
+    assert isinstance(info.value.__cause__, MemoryError)
+
+
+def test_metric_error_on_worker_reraised():
+    class Broken(PoincareHalfPlane):
+        def _quadratic_form(self, z, v, grad, n_threads):
+            raise ArithmeticError("bad metric")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with pytest.raises(ArithmeticError, match=r"pairs \(0, 1\).*bad metric"):
+            lg.geodesic_distances(Broken(), _poincare_points(3, 6), executor=pool, progress=False)
+
+
+def test_result_and_metric_pickle():
+    metric = _rhvae()
+    pts = np.random.default_rng(7).standard_normal((4, 2))
+    res = lg.geodesic_distances(metric, pts, progress=False)
+    again = pickle.loads(pickle.dumps(res))
+    np.testing.assert_array_equal(again.distances, res.distances)
+    metric2 = pickle.loads(pickle.dumps(metric.scaled(2.0)))
+    np.testing.assert_allclose(lg.geodesic_distances(metric2, pts, progress=False).distances,
+                               np.sqrt(2.0) * res.distances, rtol=1e-10)
+
+
+def test_dask_local_cluster_matches_local():
+    distributed = pytest.importorskip("distributed")
+    metric = _rhvae()
+    pts = np.random.default_rng(8).standard_normal((8, 2))
+    local = lg.geodesic_distances(metric, pts, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = lg.geodesic_distances(metric, pts, executor=client.get_executor(), chunk_size=7,
+                                           n_threads=1, progress=False)
+    np.testing.assert_allclose(remote.distances, local.distances, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(remote.converged, local.converged)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(points=np.ones((3, 3))), "points"),
+    (dict(points=np.array([[0.0, np.nan], [1.0, 1.0]])), "points"),
+    (dict(points=np.zeros((0, 2))), "points"),
+    (dict(points=np.ones(2)), "points"),
+    (dict(points2=np.ones((2, 3))), "points2"),
+    (dict(points2=np.array([[np.inf, 1.0]])), "points2"),
+    (dict(tol=0.0), "tol"),
+    (dict(n_nodes=3), "n_nodes"),
+    (dict(chunk_size=0), "chunk_size"),
+    (dict(executor="pool"), "executor"),
+    (dict(bogus=True), "options"),
+])
+def test_bad_input(kwargs, name):
+    call = dict(points=_poincare_points(3, 9))
+    call.update(kwargs)
+    with pytest.raises(ValueError, match=f"^{name}"):
+        lg.geodesic_distances(PoincareHalfPlane(), progress=False, **call)
