@@ -1,7 +1,8 @@
 // Thin bindings of the discrete geodesic solver: dispatch on the metric's C++ kernel, shape
 // checks, GIL release, results as arrays.
 //
-// Kernels solved natively (pairs in parallel, the GIL released): RHVAEKernel, ConstantKernel.
+// Kernels solved natively (pairs in parallel, the GIL released): RHVAEKernel, ConstantKernel,
+// PullbackKernel.
 // Any other metric object of the protocol goes through PythonKernel, which calls
 // metric.quadratic_form(z, v, grad=...) with the GIL held, so its pairs run one after the other.
 #include <pybind11/eigen.h>
@@ -9,6 +10,7 @@
 
 #include "bindings.hpp"
 #include "latentgeo/geodesic.hpp"
+#include "latentgeo/pullback.hpp"
 #include "latentgeo/rhvae.hpp"
 
 namespace py = pybind11;
@@ -17,6 +19,7 @@ using latentgeo::ConstRowMatrixRef;
 using latentgeo::GeodesicOptions;
 using latentgeo::GeodesicSolution;
 using latentgeo::Index;
+using latentgeo::PullbackKernel;
 using latentgeo::RHVAEKernel;
 using latentgeo::RowMatrix;
 using latentgeo::Vector;
@@ -82,6 +85,19 @@ std::vector<GeodesicSolution> run(const Kernel& kernel, double scale, const Cons
   return latentgeo::solve_geodesics(scaled, starts, ends, init, n0, o, n_threads);
 }
 
+// Solves on the C++ kernel of type Kernel, GIL released, when `kernel` holds one.
+template <class Kernel>
+bool solve_native(const py::object& kernel, double scale, const ConstRowMatrixRef& starts,
+                  const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0, const GeodesicOptions& o,
+                  int n_threads, std::vector<GeodesicSolution>& sols) {
+  if (!py::isinstance<Kernel>(kernel)) return false;
+  const Kernel& k = kernel.cast<const Kernel&>();
+  require(k.dim() == starts.cols(), "starts: dimension does not match the metric");
+  py::gil_scoped_release release;
+  sols = run(k, scale, starts, ends, init, n0, o, n_threads);
+  return true;
+}
+
 py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
   const Index b = static_cast<Index>(sols.size());
   Index max_nodes = 0;
@@ -141,19 +157,10 @@ py::dict geodesic_batch(py::object metric, py::object kernel, double scale, cons
   o.lbfgs.max_iter = max_iter;
   o.lbfgs.history = history;
   std::vector<GeodesicSolution> sols;
-  if (py::isinstance<RHVAEKernel>(kernel)) {
-    const RHVAEKernel& k = kernel.cast<const RHVAEKernel&>();
-    require(k.dim() == d, "starts: dimension does not match the metric");
-    py::gil_scoped_release release;
-    sols = run(k, scale, starts, ends, init, n0, o, n_threads);
-  } else if (py::isinstance<ConstantKernel>(kernel)) {
-    const ConstantKernel& k = kernel.cast<const ConstantKernel&>();
-    require(k.dim() == d, "starts: dimension does not match the metric");
-    py::gil_scoped_release release;
-    sols = run(k, scale, starts, ends, init, n0, o, n_threads);
-  }
-  // --- PullbackKernel (helper "models"): add its branch here, like the two above. ---
-  else {
+  const bool native = solve_native<RHVAEKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
+                      solve_native<ConstantKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
+                      solve_native<PullbackKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols);
+  if (!native) {
     // Python metric: every evaluation needs the GIL, so the pairs run serially.
     const PythonKernel k(metric, d);
     py::gil_scoped_release release;

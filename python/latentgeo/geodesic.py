@@ -259,7 +259,7 @@ def _native_kernel(metric):
         return (kernel, scale * metric.factor) if kernel is not None else (None, 1.0)
     if isinstance(metric, ConstantMetric):
         return _core.ConstantKernel(metric.A), 1.0
-    # RHVAEKernel (and later the PullbackKernel) are dispatched on in the binding.
+    # RHVAEKernel and PullbackKernel are dispatched on in the binding.
     return getattr(metric, "_kernel", None), 1.0
 
 

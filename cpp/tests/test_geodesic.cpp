@@ -1,0 +1,80 @@
+// The discrete geodesic solver against closed forms.
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+#include "latentgeo/geodesic.hpp"
+
+using namespace latentgeo;
+
+namespace {
+
+// The Poincare half-plane, G = I / y^2.
+struct PoincareKernel {
+  Index dim() const { return 2; }
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
+                      RowMatrixRef dqdv, int) const {
+    for (Index n = 0; n < z.rows(); ++n) {
+      const double y = z(n, 1), vv = v.row(n).squaredNorm();
+      q(n) = vv / (y * y);
+      if (dqdz.rows() == 0) continue;
+      dqdz(n, 0) = 0.0;
+      dqdz(n, 1) = -2.0 * vv / (y * y * y);
+      dqdv.row(n) = 2.0 * v.row(n) / (y * y);
+    }
+  }
+};
+
+double poincare_distance(const RowVector& a, const RowVector& b) {
+  return std::acosh(1.0 + (a - b).squaredNorm() / (2.0 * a(1) * b(1)));
+}
+
+RowVector point(double x, double y) {
+  RowVector p(2);
+  p << x, y;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("constant metric: the straight line, length sqrt(D^T A D)") {
+  RowMatrix a(2, 2);
+  a << 4.0, 1.0, 1.0, 2.0;
+  const ConstantKernel kernel(a);
+  const RowVector s = point(-1.0, 0.5), e = point(2.0, 1.5);
+  const GeodesicSolution sol = solve_geodesic(kernel, s, e, RowMatrix(0, 2), GeodesicOptions{});
+  const RowVector delta = e - s;
+  CHECK(sol.status == GeodesicStatus::converged);
+  CHECK(sol.length == doctest::Approx(std::sqrt(delta * a * delta.transpose())).epsilon(1e-10));
+  for (Index i = 0; i < sol.nodes.rows(); ++i) {
+    const double t = double(i) / double(sol.nodes.rows() - 1);
+    CHECK((sol.nodes.row(i) - (s + t * delta)).norm() < 1e-7);
+  }
+}
+
+TEST_CASE("Poincare half-plane: length and curve of the exact geodesic") {
+  const PoincareKernel kernel;
+  const RowVector s = point(-1.0, 1.0), e = point(1.0, 1.0);
+  const GeodesicSolution sol = solve_geodesic(kernel, s, e, RowMatrix(0, 2), GeodesicOptions{});
+  CHECK(sol.status == GeodesicStatus::converged);
+  CHECK(sol.length == doctest::Approx(poincare_distance(s, e)).epsilon(1e-6));
+  CHECK(sol.straight_length == doctest::Approx(2.0).epsilon(1e-6));
+  for (Index i = 0; i < sol.nodes.rows(); ++i) CHECK(sol.nodes.row(i).norm() == doctest::Approx(std::sqrt(2.0)).epsilon(1e-4));
+}
+
+TEST_CASE("batched pairs do not depend on the thread count; identical ends give distance 0") {
+  const PoincareKernel kernel;
+  RowMatrix starts(4, 2), ends(4, 2);
+  starts << -1, 1, 0, 0.5, 2, 2, 0.3, 0.7;
+  ends << 1, 1, 0.5, 3, -1, 0.5, 0.3, 0.7;
+  const RowMatrix none(0, 2);
+  const auto one = solve_geodesics(kernel, starts, ends, none, 0, GeodesicOptions{}, 1);
+  const auto two = solve_geodesics(kernel, starts, ends, none, 0, GeodesicOptions{}, 2);
+  for (Index i = 0; i < 3; ++i) {
+    CHECK(one[i].length == doctest::Approx(poincare_distance(starts.row(i), ends.row(i))).epsilon(1e-6));
+    CHECK(one[i].length == two[i].length);
+    CHECK((one[i].nodes - two[i].nodes).cwiseAbs().maxCoeff() == 0.0);
+  }
+  CHECK(one[3].length == 0.0);
+  CHECK(one[3].status == GeodesicStatus::converged);
+}
