@@ -9,6 +9,9 @@ from __future__ import annotations
 from . import _core
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
+from .neural import (NeuralGeodesic, NeuralGeodesicResult, curve_velocity_exact, curve_velocity_TaylorDiff, fit,
+                     loss, neural_geodesic, train)
+from .optim import SGD, Adam
 
 __version__ = "0.1.0"
 
@@ -26,6 +29,8 @@ __all__ = [
     "max_threads",
     "openmp_enabled",
 ]
+__all__ += ["Adam", "SGD", "NeuralGeodesic", "NeuralGeodesicResult", "curve_velocity_TaylorDiff",
+            "curve_velocity_exact", "fit", "loss", "neural_geodesic", "train"]
 
 
 def openmp_enabled() -> bool:
