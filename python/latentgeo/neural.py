@@ -278,6 +278,10 @@ class NeuralGeodesic:
         # exact at t = 0 and t = 1, where u = t exactly
         points = self.z_start * (1.0 - tau_col) + self.z_end * tau_col + self._amplitude * (resc.u[:-2] - tau_col)
         vel = self._delta + self._amplitude * (resc.du[:-2] - 1.0) if tangent else None
+        if self.is_constant:  # exactly z_start, whatever the network
+            points[...] = self.z_start
+            if tangent:
+                vel[...] = 0.0
         return points, vel, fwd, resc
 
     def _forward(self, tau: np.ndarray, tangent: bool) -> _Pass:
@@ -715,9 +719,11 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
     lr_decay = _check_fraction(lr_decay, "lr_decay")
     n_decays = _check_int(n_decays, "n_decays", 0)
     initial_lr = optimizer.lr
-    loss(curve, metric, times, **options)  # validates every option before the loop
+    initial = loss(curve, metric, times, **options)  # also validates every option before the loop
     start = time.perf_counter()
-    history, converged, status, scale = [], False, f"reached n_steps = {n_steps}", 1.0
+    # Normalising by the initial loss makes the whole trajectory independent of the metric's scale.
+    scale = 1.0 / initial if normalize and np.isfinite(initial) and initial > 0 else 1.0
+    history, converged, status = [], False, f"reached n_steps = {n_steps}"
     if curve.is_constant:
         converged, status, n_steps = True, "z_start == z_end: constant curve", 0
     bar = _progress_bar(progress and n_steps > 0, n_steps)
@@ -730,8 +736,6 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
             if not np.isfinite(value):
                 status = f"diverged: non-finite loss or gradient at step {step}; best parameters restored"
                 break
-            if step == 0 and normalize and value > 0:
-                scale = 1.0 / value
             history.append(value)
             if value < best_value:  # ``before`` are the parameters this loss was measured at
                 best_value, best[...] = value, before
