@@ -503,16 +503,26 @@ def loss_and_grad(curve: NeuralGeodesic, metric, t, velocity: str = "finitediff"
     value : float
     gradient : ndarray, shape (curve.n_params,) (only with ``grad=True``)
     """
-    curve = _check_curve(curve)
-    _check_metric(metric, curve)
+    times = _check_arguments(curve, metric, t, velocity, integral, rule, fd_method, fd_step, n_threads)
+    return _loss_and_grad(curve, metric, times, velocity, integral, rule, fd_method, fd_step, grad, n_threads)
+
+
+def _check_arguments(curve, metric, t, velocity, integral, rule, fd_method, fd_step, n_threads) -> np.ndarray:
+    """Validate the arguments of the loss; return the times as a float64 array."""
+    _check_metric(metric, _check_curve(curve))
     times = _check_train_times(t)
     check_choice(velocity, "velocity", set(VELOCITIES))
     check_choice(integral, "integral", set(INTEGRALS))
     check_choice(rule, "rule", set(RULES))
     check_choice(fd_method, "fd_method", set(FD_METHODS))
     if fd_step is not None:
-        fd_step = check_positive(fd_step, "fd_step")
+        check_positive(fd_step, "fd_step")
     check_threads(n_threads)
+    return times
+
+
+def _loss_and_grad(curve, metric, times, velocity, integral, rule, fd_method, fd_step, grad, n_threads):
+    """:func:`loss_and_grad` on validated arguments (the training loop validates once)."""
     if curve.is_constant:  # γ ≡ z_start: zero velocity, zero length and energy
         return (0.0, np.zeros(curve.n_params)) if grad else 0.0
     points, vel, cache = _evaluate_for_loss(curve, times, velocity, fd_method, fd_step)
@@ -562,10 +572,21 @@ def train(curve: NeuralGeodesic, metric, t, optimizer: Optimizer, velocity: str 
     1/initial loss, which makes training independent of the metric's overall scale).
     The parameters are not updated when the loss or its gradient is not finite.
     """
+    _check_optimizer(optimizer)
+    times = _check_arguments(curve, metric, t, velocity, integral, rule, fd_method, fd_step, n_threads)
+    return _step(curve, metric, times, optimizer, loss_scale, (velocity, integral, rule, fd_method, fd_step, True,
+                                                              n_threads))
+
+
+def _check_optimizer(optimizer) -> Optimizer:
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"optimizer: expected a latentgeo.optim optimiser, got {type(optimizer).__name__}")
-    value, gradient = loss_and_grad(curve, metric, t, velocity, integral, rule, fd_method, fd_step,
-                                    n_threads=n_threads)
+    return optimizer
+
+
+def _step(curve, metric, times, optimizer, loss_scale, options) -> float:
+    """One optimiser step on validated arguments; returns the loss (NaN when not finite)."""
+    value, gradient = _loss_and_grad(curve, metric, times, *options)
     if np.isfinite(value) and np.all(np.isfinite(gradient)):
         if loss_scale != 1.0:
             gradient *= loss_scale
@@ -711,15 +732,14 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
     n_eval = _check_int(n_eval, "n_eval", 2)
     tol = check_positive(tol, "tol")
     times = np.linspace(0.0, 1.0, n_points) if t is None else _check_train_times(t)
-    optimizer = Adam(lr=DEFAULT_LR, betas=DEFAULT_BETAS) if optimizer is None else optimizer
-    if not isinstance(optimizer, Optimizer):
-        raise ValueError(f"optimizer: expected a latentgeo.optim optimiser, got {type(optimizer).__name__}")
+    optimizer = _check_optimizer(Adam(lr=DEFAULT_LR, betas=DEFAULT_BETAS) if optimizer is None else optimizer)
     options = dict(velocity=velocity, integral=integral, rule=rule, fd_method=fd_method, fd_step=fd_step,
                    n_threads=n_threads)
     lr_decay = _check_fraction(lr_decay, "lr_decay")
     n_decays = _check_int(n_decays, "n_decays", 0)
     initial_lr = optimizer.lr
     initial = loss(curve, metric, times, **options)  # also validates every option before the loop
+    step_options = (velocity, integral, rule, fd_method, fd_step, True, n_threads)
     start = time.perf_counter()
     # Normalising by the initial loss makes the whole trajectory independent of the metric's scale.
     scale = 1.0 / initial if normalize and np.isfinite(initial) and initial > 0 else 1.0
@@ -732,7 +752,7 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
     try:
         for step in range(n_steps):
             before[...] = curve._params
-            value = train(curve, metric, times, optimizer, loss_scale=scale, **options)
+            value = _step(curve, metric, times, optimizer, scale, step_options)
             if not np.isfinite(value):
                 status = f"diverged: non-finite loss or gradient at step {step}; best parameters restored"
                 break
