@@ -44,6 +44,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import _core
 from ._validation import as_float_array, check_choice, check_positive, check_threads
 from .curves import check_times, curve_integral
 from .optim import Adam, Optimizer
@@ -145,15 +146,20 @@ class NeuralGeodesic:
     activation : {"tanh", "softplus", "relu", "identity"}
         Activation of the hidden layers.
     seed : int or numpy.random.Generator, optional
-        Seed of the initialisation (PyTorch's: W, b ~ U(±1/√fan_in)).
+        Seed of the random initialisation (see the module docstring; the output layer
+        is then fitted to the straight line).
     min_span : float
-        δ > 0 of the degenerate-rescaling guard (see the module docstring).
+        δ > 0 of the degenerate-span guard (see the module docstring).
+    min_amplitude : float
+        α > 0: a coordinate moving less than α‖z_end − z_start‖_∞ still bends with that
+        amplitude (see the module docstring).
 
     Notes
     -----
     All parameters live in one flat float64 vector (:meth:`get_params`); the weights
     ``W_l`` (fan_out, fan_in) and biases ``b_l`` are views into it (:attr:`layers`).
-    Calling the curve on times (N,) returns points (N, d).
+    Calling the curve on times (N,) returns points (N, d). With ``activation="identity"``
+    the network is affine and the curve is always the straight line.
     """
 
     def __init__(self, z_start, z_end, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
@@ -566,11 +572,28 @@ def loss(curve: NeuralGeodesic, metric, t, velocity: str = "finitediff", integra
 def train(curve: NeuralGeodesic, metric, t, optimizer: Optimizer, velocity: str = "finitediff",
           integral: str = "energy", rule: str = "trapezoid", fd_method: str = "central",
           fd_step: Optional[float] = None, loss_scale: float = 1.0, n_threads: Optional[int] = None) -> float:
-    """One optimisation step on the loss (the seed's ``train!``); returns the loss before the step.
+    """One optimisation step on the loss (the seed's ``train!``).
 
-    ``loss_scale`` multiplies the gradient handed to the optimiser (``fit`` passes
-    1/initial loss, which makes training independent of the metric's overall scale).
-    The parameters are not updated when the loss or its gradient is not finite.
+    Parameters
+    ----------
+    curve : NeuralGeodesic
+        Updated in place.
+    metric : metric protocol object
+    t : array_like, shape (N,)
+        Training times (strictly increasing, in [−0.5, 1.5]).
+    optimizer : Adam or SGD
+        Holds the state between steps.
+    velocity, integral, rule, fd_method, fd_step, n_threads :
+        As in :func:`loss`.
+    loss_scale : float
+        Multiplies the gradient handed to the optimiser (``fit`` passes 1/initial loss,
+        which makes training independent of the metric's overall scale).
+
+    Returns
+    -------
+    float
+        The loss before the step; NaN (and no update) when the loss or its gradient is
+        not finite.
     """
     _check_optimizer(optimizer)
     times = _check_arguments(curve, metric, t, velocity, integral, rule, fd_method, fd_step, n_threads)
@@ -644,9 +667,7 @@ def _measure(curve: NeuralGeodesic, metric, n_eval: int, n_threads) -> Tuple[flo
     if not (np.all(np.isfinite(points)) and np.all(np.isfinite(vel))):
         return float("nan"), float("nan")
     q = metric.quadratic_form(points, vel, n_threads=n_threads)
-    weights = np.empty(n_eval)
-    weights[:] = 1.0 / (n_eval - 1)
-    weights[[0, -1]] *= 0.5
+    weights = _core.quadrature_weights(times, "trapezoid")
     return float(weights @ np.sqrt(np.maximum(q, 0.0))), float(weights @ q)
 
 
@@ -671,9 +692,10 @@ def _progress_bar(progress: bool, total: int):
     return tqdm(total=total, desc="neural geodesic", leave=False)
 
 
-def _converged(history: list, window: int, tol: float) -> bool:
-    """Relative change of the mean loss between the last two windows of ``window`` steps."""
-    if len(history) < 2 * window:
+def _plateau(history: list, start: int, window: int, tol: float) -> bool:
+    """Relative change of the mean loss between the last two windows of ``window`` steps
+    (both after index ``start``) below ``tol``."""
+    if len(history) - start < 2 * window:
         return False
     recent = np.mean(history[-window:])
     before = np.mean(history[-2 * window:-window])
@@ -684,8 +706,8 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
         optimizer: Optional[Optimizer] = None, *, n_points: int = DEFAULT_N_POINTS, velocity: str = "finitediff",
         integral: str = "energy", rule: str = "trapezoid", fd_method: str = "central",
         fd_step: Optional[float] = None, window: int = DEFAULT_WINDOW, lr_decay: float = DEFAULT_LR_DECAY,
-        n_decays: int = DEFAULT_N_DECAYS,        normalize: bool = True, n_eval: int = DEFAULT_N_EVAL, progress: bool = True,
-        n_threads: Optional[int] = None) -> NeuralGeodesicResult:
+        n_decays: int = DEFAULT_N_DECAYS, normalize: bool = True, n_eval: int = DEFAULT_N_EVAL,
+        progress: bool = True, n_threads: Optional[int] = None) -> NeuralGeodesicResult:
     """Train a neural geodesic until the loss stops changing.
 
     Parameters
@@ -708,6 +730,10 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
         As in :func:`loss`.
     window : int
         Window of the stopping rule.
+    lr_decay, n_decays :
+        On each of the first ``n_decays`` plateaus (the stopping rule met), the learning
+        rate is multiplied by ``lr_decay`` and training goes on; the next plateau stops.
+        The optimiser's learning rate is restored on return.
     normalize : bool
         Divide the loss by its initial value, so that training does not depend on the
         metric's overall scale.
@@ -721,8 +747,9 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
     Returns
     -------
     NeuralGeodesicResult
-        If the loss becomes NaN/Inf, the fit stops, the parameters of the last finite step
-        are restored and ``converged`` is False with the reason in ``status``.
+        The curve keeps the parameters with the lowest training loss seen. If the loss
+        becomes NaN/Inf, the fit stops there, with ``converged=False`` and the reason in
+        ``status``.
     """
     curve = _check_curve(curve)
     _check_metric(metric, curve)
@@ -763,7 +790,7 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
                 bar.update(1)
                 if step % 50 == 0:
                     bar.set_postfix(loss=f"{value:.6g}", lr=f"{optimizer.lr:.2g}", refresh=False)
-            if _converged(history[plateau_start:], window, tol):
+            if _plateau(history, plateau_start, window, tol):
                 if decays == n_decays:
                     converged = True
                     status = f"relative change < tol = {tol:g} over {window} steps after {decays} learning-rate decays"
