@@ -281,6 +281,8 @@ def test_rhvae_geodesic_is_shorter_than_the_straight_line():
     result = lg.neural_geodesic(metric, z0, z1, seed=0, progress=False)
     assert result.converged, result.status
     assert result.length < 0.99 * straight_length(metric, z0, z1)
+    other = lg.neural_geodesic(metric, z0, z1, seed=1, progress=False)  # another start, the same geodesic
+    assert other.length == pytest.approx(result.length, rel=1e-4)
     # the reported length is measured on a fine grid, independently of the training loss
     t = np.linspace(0, 1, 4001)
     reference = lg.curve_length(metric, result.curve(t), lg.curve_velocity_exact(result.curve, t), t, rule="simpson")
