@@ -63,6 +63,10 @@ void parallel_for(Index n, int n_threads, Body&& body, Index grain = 1) {
   std::mutex error_mutex;
   const Index useful = std::max<Index>(1, n / std::max<Index>(grain, 1));
   const int threads = static_cast<int>(std::min<Index>(resolve_threads(n_threads), useful));
+  if (threads <= 1) {  // no parallel region (and no nested team inside a caller's region)
+    for (Index i = 0; i < n; ++i) body(i);
+    return;
+  }
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
 #endif
@@ -74,7 +78,6 @@ void parallel_for(Index n, int n_threads, Body&& body, Index grain = 1) {
       if (!error) error = std::current_exception();
     }
   }
-  (void)threads;
   if (error) std::rethrow_exception(error);
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include "latentgeo/common.hpp"
+#include "latentgeo/fastexp.hpp"
 
 #include <cmath>
 #include <vector>
@@ -36,7 +37,7 @@ class RHVAEKernel {
     for (Index k = 0; k < k_; ++k)
       for (Index j = 0; j < d_; ++j) cm_.block(k, j * p_, 1, p_) = centroids(k, j) * m_packed.row(k);
     centroids_ = centroids;
-    block_ = std::max<Index>(1, std::min<Index>(64, (Index(1) << 16) / std::max<Index>(k_, 1)));
+    block_ = std::max<Index>(1, std::min<Index>(64, (Index(1) << 14) / std::max<Index>(k_, 1)));
   }
 
   Index dim() const { return d_; }
@@ -108,7 +109,9 @@ class RHVAEKernel {
       if (!want_grad) return;
       // r_bk = w_bk * u_b^T M_k u_b, then dq/dz_j = (2 s / T^2) (z_j sum_k r_bk - sum_k r_bk c_kj).
       auto r = ws.weights.topRows(nb);
-      r.array() *= (ws.uu.topRows(nb) * m_packed_.transpose()).array();
+      auto quad = ws.scratch.topRows(nb);  // u_b^T M_k u_b
+      quad.noalias() = ws.uu.topRows(nb) * m_packed_.transpose();
+      r.array() *= quad.array();
       const double factor = 2.0 * scale_ * inv_t2_;
       ws.rc.noalias() = r * centroids_;
       for (Index b = 0; b < nb; ++b) {
@@ -120,46 +123,40 @@ class RHVAEKernel {
 
  private:
   struct Workspace {
-    RowMatrix weights, acc, acc_deriv, uu, rc;
+    RowMatrix weights, scratch, acc, acc_deriv, uu, rc;
     Eigen::MatrixXd ginv, g, dm, identity;
     Vector u, packed;
     Eigen::LLT<Eigen::MatrixXd> llt;
   };
 
-  Workspace make_workspace() const {
-    Workspace ws;
+  // Sizes the workspace for this kernel; a no-op when it already fits.
+  void prepare(Workspace& ws) const {
     ws.weights.resize(block_, k_);
+    ws.scratch.resize(block_, k_);
     ws.uu.resize(block_, p_);
     ws.rc.resize(block_, d_);
     ws.ginv.resize(d_, d_);
     ws.g.resize(d_, d_);
     ws.dm.resize(d_, d_);
-    ws.identity = Eigen::MatrixXd::Identity(d_, d_);
+    if (ws.identity.rows() != d_) ws.identity = Eigen::MatrixXd::Identity(d_, d_);
     ws.u.resize(d_);
     ws.packed.resize(p_);
-    ws.llt = Eigen::LLT<Eigen::MatrixXd>(d_);
-    return ws;
   }
 
+  // Runs body(workspace, first point, number of points) over blocks of points. Each
+  // thread keeps its workspace between calls (thread_local), so the many small calls of
+  // a geodesic solver do not allocate block x K weights every time.
   template <class Body>
   void for_blocks(Index n, int n_threads, Body&& body) const {
     const Index blocks = block_count(n, block_);
     // ~1e5 weights per thread before a parallel region pays off.
     const Index grain = std::max<Index>(1, 100000 / (block_ * std::max<Index>(k_, 1)));
-    const int threads =
-        static_cast<int>(std::min<Index>(resolve_threads(n_threads), std::max<Index>(blocks / grain, 1)));
-    std::vector<Workspace> spaces;
-    spaces.reserve(threads);
-    for (int i = 0; i < threads; ++i) spaces.push_back(make_workspace());
-    parallel_for(blocks, threads, [&](Index blk) {
-#ifdef _OPENMP
-      Workspace& ws = spaces[omp_get_thread_num()];
-#else
-      Workspace& ws = spaces[0];
-#endif
+    parallel_for(blocks, n_threads, [&](Index blk) {
+      thread_local Workspace ws;
+      prepare(ws);
       const Index n0 = blk * block_;
       body(ws, n0, std::min(block_, n - n0));
-    });
+    }, grain);
   }
 
   // Weights of the block's points and the packed sums s * sum_k w_bk M_k (lambda I is added later),
@@ -170,7 +167,9 @@ class RHVAEKernel {
       auto row = w.row(b).array();
       row.setZero();
       for (Index j = 0; j < d_; ++j) row += (centroids_t_.row(j).array() - z(n0 + b, j)).square();
-      row = (-inv_t2_ * row).exp();
+      // Far from every centroid the weights must be exactly 0 (not a clamped 1e-308),
+      // or G^{-1} = lambda I = 0 would pass for positive definite: scaled_exp_inplace does so.
+      scaled_exp_inplace(&w(b, 0), k_, -inv_t2_);
     }
     ws.acc.noalias() = scale_ * (w * m_packed_);
     if (deriv) ws.acc_deriv.noalias() = scale_ * (w * cm_);
@@ -185,9 +184,10 @@ class RHVAEKernel {
   void factorise(Workspace& ws, Index b, Index point) const {
     unpack_inverse(ws, b);
     ws.llt.compute(ws.ginv);
-    if (ws.llt.info() != Eigen::Success || !std::isfinite(ws.llt.matrixLLT().diagonal().prod()))
-      throw std::domain_error("metric: G^{-1} is not positive definite at point " + std::to_string(point) +
-                              " (set regularization > 0)");
+    // G = (L L^T)^{-1} overflows once a diagonal entry of L falls below ~1e-154.
+    if (ws.llt.info() != Eigen::Success || !(ws.llt.matrixLLT().diagonal().minCoeff() > 1e-150))
+      throw std::domain_error("metric: G^{-1} is singular or not positive definite at point " +
+                              std::to_string(point) + " (set regularization > 0)");
   }
 
   void invert(Workspace& ws) const { ws.g = ws.llt.solve(ws.identity); }

@@ -1,0 +1,194 @@
+"""The ``latentgeo`` command: ``demo``, ``geodesic`` and ``info``.
+
+Errors (missing file, wrong dimension, malformed numbers) print one line to stderr and
+exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+__all__ = ["main"]
+
+# Pairs of digit classes whose latent means the demo connects.
+DEMO_PAIRS = ((0, 1), (2, 7), (3, 8), (4, 9), (5, 6), (1, 7), (0, 6), (3, 5))
+
+
+class CommandError(Exception):
+    """An error reported as one line on stderr with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise CommandError(f"{self.prog}: {message}")
+
+
+def _parse_point(text: str, name: str) -> np.ndarray:
+    try:
+        values = np.array([float(part) for part in text.split(",")])
+    except ValueError:
+        raise CommandError(f"{name}: expected comma-separated numbers like 0.5,-1.2, got {text!r}") from None
+    if not np.all(np.isfinite(values)):
+        raise CommandError(f"{name}: values must be finite, got {text!r}")
+    return values
+
+
+def _load_model(path: Optional[str]):
+    from .datasets import load_digits_rhvae
+    from .metrics import RHVAEMetric
+
+    if path is None:
+        return load_digits_rhvae().metric
+    if not os.path.isfile(path):
+        raise CommandError(f"--model: no such file: {path}")
+    try:
+        return RHVAEMetric.load(path)
+    except (ValueError, OSError) as exc:
+        raise CommandError(f"--model: cannot read {path}: {exc}") from None
+
+
+def _class_means(latent: np.ndarray, labels: np.ndarray) -> dict:
+    return {int(c): latent[labels == c].mean(axis=0) for c in np.unique(labels)}
+
+
+def _print_table(rows: List[Sequence], header: Sequence[str]) -> None:
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(str(h).rjust(w) for h, w in zip(header, widths)))
+    for row in rows:
+        print("  ".join(str(v).rjust(w) for v, w in zip(row, widths)))
+
+
+def _demo_figure(metric, latent, labels, batch, out_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plot import plot_curves, plot_latent, plot_magnification
+
+    lo, hi = latent.min(axis=0), latent.max(axis=0)
+    pad = 0.15 * (hi - lo)
+    bounds = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+    fig, ax = plt.subplots(figsize=(8, 7), dpi=110)
+    plot_magnification(metric, bounds, ax=ax)
+    plot_latent(latent, labels, ax=ax)
+    plot_curves([batch[i].curve(np.linspace(0, 1, 200)) for i in range(len(batch))], ax=ax, straight=True)
+    ax.set_title("latentgeo demo: geodesics (solid) vs straight lines (dashed) on the digits RHVAE")
+    fig.savefig(out_path)
+    plt.close(fig)
+
+
+def cmd_demo(args) -> int:
+    from .datasets import load_digits_rhvae
+    from .geodesic import geodesics
+
+    start = time.perf_counter()
+    data = load_digits_rhvae()
+    metric, latent, labels = data.metric, data.latent, data.labels
+    means = _class_means(latent, labels)
+    pairs = [p for p in DEMO_PAIRS if p[0] in means and p[1] in means][: args.pairs]
+    starts = np.array([means[a] for a, _ in pairs])
+    ends = np.array([means[b] for _, b in pairs])
+    print(f"digits RHVAE: d = {metric.dim}, K = {metric.n_centroids} centroids, "
+          f"T = {metric.temperature:.4g}, lambda = {metric.regularization:.4g}, normalization = {metric.normalization}")
+    batch = geodesics(metric, starts, ends, progress=False, n_threads=args.n_threads)
+    rows = [
+        (f"{a}->{b}", f"{batch.straight_length[i]:.4f}", f"{batch.length[i]:.4f}",
+         f"{batch.length[i] / batch.straight_length[i]:.3f}", "yes" if batch.converged[i] else "NO: " + batch.status[i])
+        for i, (a, b) in enumerate(pairs)
+    ]
+    _print_table(rows, ("digits", "straight length", "geodesic length", "ratio", "converged"))
+    os.makedirs(args.out, exist_ok=True)
+    out_path = os.path.join(args.out, "demo.png")
+    _demo_figure(metric, latent, labels, batch, out_path)
+    print(f"wrote {out_path} ({time.perf_counter() - start:.1f} s)")
+    return 0 if np.all(batch.converged) else 1
+
+
+def cmd_geodesic(args) -> int:
+    from .geodesic import geodesic
+
+    metric = _load_model(args.model)
+    z0, z1 = _parse_point(args.start, "--start"), _parse_point(args.end, "--end")
+    for name, z in (("--start", z0), ("--end", z1)):
+        if len(z) != metric.dim:
+            raise CommandError(f"{name}: expected {metric.dim} coordinates for this model, got {len(z)}")
+    result = geodesic(metric, z0, z1, method=args.method, n_threads=args.n_threads)
+    print(f"length {result.length:.10g}  straight-line length {result.straight_length:.10g}  "
+          f"ratio {result.length / result.straight_length if result.straight_length > 0 else 1.0:.4f}")
+    print(f"energy {result.energy:.10g}  converged {result.converged}  ({result.status})")
+    if args.out:
+        np.save(args.out, result.nodes)
+        print(f"wrote {args.out}: nodes of shape {result.nodes.shape}")
+    return 0 if result.converged else 1
+
+
+def cmd_info(args) -> int:
+    metric = _load_model(args.model)
+    g_at_centroids = metric(metric.centroids)
+    eig = np.linalg.eigvalsh(g_at_centroids)
+    mag = metric.magnification(metric.centroids)
+    print(f"dimension      {metric.dim}")
+    print(f"centroids      {metric.n_centroids}")
+    print(f"temperature    {metric.temperature:.6g}")
+    print(f"regularization {metric.regularization:.6g}")
+    print(f"normalization  {metric.normalization}")
+    print(f"eigenvalues of G at the centroids: {eig.min():.4g} .. {eig.max():.4g}")
+    print(f"magnification sqrt(det G) at the centroids: {mag.min():.4g} .. {mag.max():.4g}")
+    print(f"far from all centroids G -> I/lambda = {1.0 / metric.regularization if metric.regularization else np.inf:.4g} I")
+    return 0
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="latentgeo", description="Riemannian geometry of generative-model latent spaces.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    demo = sub.add_parser("demo", help="geodesics between digit classes of the shipped RHVAE; writes demo.png")
+    demo.add_argument("--out", default=".", help="output folder for demo.png (default: .)")
+    demo.add_argument("--pairs", type=_threads, default=6, help="number of digit pairs (default 6)")
+    demo.add_argument("--n-threads", type=_threads, default=None)
+    demo.set_defaults(run=cmd_demo)
+    geo = sub.add_parser("geodesic", help="geodesic between two latent points of a saved RHVAE metric")
+    geo.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
+    geo.add_argument("--start", required=True, help="start point, comma-separated, e.g. 0.1,-2")
+    geo.add_argument("--end", required=True, help="end point, comma-separated")
+    geo.add_argument("--method", choices=("discrete", "neural"), default="discrete")
+    geo.add_argument("--out", help="save the curve's nodes (n, d) to this .npy file")
+    geo.add_argument("--n-threads", type=_threads, default=None)
+    geo.set_defaults(run=cmd_geodesic)
+    info = sub.add_parser("info", help="describe a saved RHVAE metric")
+    info.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
+    info.set_defaults(run=cmd_info)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``latentgeo`` console script; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except CommandError as exc:
+        print(f"latentgeo: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"latentgeo: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
