@@ -53,7 +53,7 @@ def test_demo_prints_a_table_and_writes_a_real_picture(demo_run):
 
 def test_geodesic_command_writes_the_curve(saved_model, tmp_path):
     curve_path = tmp_path / "curve.npy"
-    proc = run_cli("geodesic", "--model", str(saved_model), "--start", "-1,0.5", "--end", "1.2,-0.3",
+    proc = run_cli("geodesic", "--model", str(saved_model), "--start", "-1,0.5", "--end=1.2,-0.3",
                    "--out", str(curve_path))
     assert proc.returncode == 0, proc.stderr
     nodes = np.load(curve_path)

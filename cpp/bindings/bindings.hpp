@@ -12,6 +12,7 @@ namespace latentgeo_bindings {
 
 void register_rhvae(pybind11::module_& m);
 void register_curves(pybind11::module_& m);
+void register_pullback(pybind11::module_& m);
 
 // Throws std::invalid_argument (ValueError in Python) naming the argument.
 inline void require(bool ok, const std::string& message) {

@@ -9,4 +9,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("max_threads", &latentgeo::max_threads, "Threads used when n_threads is None.");
   latentgeo_bindings::register_rhvae(m);
   latentgeo_bindings::register_curves(m);
+  latentgeo_bindings::register_pullback(m);
 }

@@ -9,6 +9,8 @@ from __future__ import annotations
 from . import _core
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
+from .pullback import CallablePullbackMetric, PullbackMetric
+from . import datasets
 from .neural import (NeuralGeodesic, NeuralGeodesicResult, curve_velocity_exact, curve_velocity_TaylorDiff, fit,
                      loss, neural_geodesic, train)
 from .optim import SGD, Adam
@@ -16,6 +18,9 @@ from .optim import SGD, Adam
 __version__ = "0.1.0"
 
 __all__ = [
+    "CallablePullbackMetric",
+    "PullbackMetric",
+    "datasets",
     "ConstantMetric",
     "DenseMetric",
     "Metric",

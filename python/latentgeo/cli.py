@@ -177,10 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _attach_point_values(argv: Sequence[str]) -> List[str]:
+    """``--start -1,2`` -> ``--start=-1,2``: argparse would take "-1,2" for an option."""
+    out: List[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--start", "--end") and arg.startswith("-"):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``latentgeo`` console script; returns the exit status."""
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(_attach_point_values(sys.argv[1:] if argv is None else argv))
         return args.run(args)
     except CommandError as exc:
         print(f"latentgeo: error: {exc}", file=sys.stderr)

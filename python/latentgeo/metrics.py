@@ -21,6 +21,7 @@ rest (``quadratic_form``, ``inverse``, ``log_det``, ``magnification``) in numpy;
 
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional
 
 import numpy as np
@@ -221,6 +222,122 @@ class RHVAEMetric(Metric):
         pts, single = self._points(z)
         _, logdet = self._kernel.metric(pts, False, True, check_threads(n_threads))
         return _unsingle(logdet, single)
+
+    # -- storage and import ---------------------------------------------------------
+    FORMAT_VERSION = 1
+
+    def save(self, path, **extra_arrays) -> None:
+        """Write the metric to a ``.npz`` file with named keys.
+
+        Keys: ``format_version`` (int), ``kind`` (``"rhvae"``), ``centroids`` (K, d),
+        ``M`` (K, d, d), ``temperature``, ``regularization``, ``normalization``; arrays are float64.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Target file (numpy appends ``.npz`` when missing).
+        **extra_arrays : array_like
+            Further named arrays stored alongside (e.g. latent means); :meth:`load` ignores them.
+        """
+        clash = sorted(set(extra_arrays) & set(_RHVAE_KEYS))
+        if clash:
+            raise ValueError(f"extra_arrays: names {clash} are reserved for the metric")
+        np.savez_compressed(
+            path,
+            format_version=np.int64(self.FORMAT_VERSION),
+            kind=np.str_("rhvae"),
+            centroids=self.centroids,
+            M=self.M,
+            temperature=np.float64(self.temperature),
+            regularization=np.float64(self.regularization),
+            normalization=np.str_(self.normalization),
+            **{k: np.asarray(v) for k, v in extra_arrays.items()},
+        )
+
+    @classmethod
+    def load(cls, path) -> "RHVAEMetric":
+        """Read a metric written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            A key is missing, has the wrong shape or type, holds NaN/Inf, or the format version
+            is unknown; the message starts with the key's name.
+        """
+        with _open_npz(path) as data:
+            missing = [k for k in _RHVAE_KEYS if k not in data.files]
+            if missing:
+                raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
+            version = _npz_scalar(data, "format_version")
+            if version != int(version) or not 1 <= version <= cls.FORMAT_VERSION:
+                raise ValueError(f"format_version: unsupported version {version!r} "
+                                 f"(this latentgeo reads 1..{cls.FORMAT_VERSION})")
+            if _npz_string(data, "kind") != "rhvae":
+                raise ValueError(f"kind: expected 'rhvae', got {_npz_string(data, 'kind')!r}")
+            return cls(
+                data["centroids"],
+                M=data["M"],
+                temperature=_npz_scalar(data, "temperature"),
+                regularization=_npz_scalar(data, "regularization"),
+                normalization=_npz_string(data, "normalization"),
+            )
+
+    @classmethod
+    def from_pythae(cls, path_or_model) -> "RHVAEMetric":
+        """The metric of a trained pythae (0.1.2) RHVAE.
+
+        Parameters
+        ----------
+        path_or_model : str, os.PathLike or pythae RHVAE
+            A folder saved by pythae's ``model.save`` (its ``model.pt`` holds ``M``,
+            ``centroids`` and the state dict with ``temperature`` and ``lbd``), or a live model
+            (``M_tens``, ``centroids_tens``, ``temperature``, ``lbd``).
+
+        Returns
+        -------
+        RHVAEMetric
+            With pythae's M_k = L_k L_kᵀ, ``normalization="sum"``, the float32 values as stored
+            and float64 computations.
+
+        Raises
+        ------
+        ImportError
+            torch is missing (install the extra: ``pip install latentgeo[pythae]``).
+        """
+        from .pythae_io import read_pythae_rhvae
+
+        p = read_pythae_rhvae(path_or_model)
+        return cls(p["centroids"], M=p["M"], temperature=p["temperature"], regularization=p["regularization"],
+                   normalization=p["normalization"])
+
+
+_RHVAE_KEYS = ("format_version", "kind", "centroids", "M", "temperature", "regularization", "normalization")
+
+
+def _open_npz(path):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except Exception as exc:
+        raise ValueError(f"path: cannot read {os.fspath(path)!r} as a .npz archive ({exc})") from None
+
+
+def _npz_scalar(data, key: str) -> float:
+    arr = data[key]
+    if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{key}: expected a numeric scalar, got dtype {arr.dtype} and shape {arr.shape}")
+    value = float(arr)
+    if not np.isfinite(value):
+        raise ValueError(f"{key}: contains NaN or Inf")
+    return value
+
+
+def _npz_string(data, key: str) -> str:
+    arr = data[key]
+    if arr.shape != () or arr.dtype.kind != "U":
+        raise ValueError(f"{key}: expected a string, got dtype {arr.dtype} and shape {arr.shape}")
+    return str(arr)
 
 
 def _factors_to_m(L, n_centroids: int, dim: int) -> np.ndarray:

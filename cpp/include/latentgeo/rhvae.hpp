@@ -15,6 +15,8 @@
 namespace latentgeo {
 
 class RHVAEKernel {
+  static constexpr Index kChunk = 256;  // centroids per chunk of weights
+
  public:
   // centroids: K x d. m_packed: K x d(d+1)/2, the packed M_k = L_k L_k^T.
   // scale is s (1 for pythae's sum, 1/K for AutoEncoderToolkit's mean).
@@ -37,7 +39,8 @@ class RHVAEKernel {
     for (Index k = 0; k < k_; ++k)
       for (Index j = 0; j < d_; ++j) cm_.block(k, j * p_, 1, p_) = centroids(k, j) * m_packed.row(k);
     centroids_ = centroids;
-    block_ = std::max<Index>(1, std::min<Index>(64, (Index(1) << 14) / std::max<Index>(k_, 1)));
+    // Up to 64 points a block (GEMM efficiency), weights of at most 2^17 doubles (1 MB).
+    block_ = std::max<Index>(1, std::min<Index>(64, (Index(1) << 17) / std::max<Index>(k_, 1)));
   }
 
   Index dim() const { return d_; }
@@ -108,16 +111,18 @@ class RHVAEKernel {
       }
       if (!want_grad) return;
       // r_bk = w_bk * u_b^T M_k u_b, then dq/dz_j = (2 s / T^2) (z_j sum_k r_bk - sum_k r_bk c_kj).
-      auto r = ws.weights.topRows(nb);
-      auto quad = ws.scratch.topRows(nb);  // u_b^T M_k u_b
-      quad.noalias() = ws.uu.topRows(nb) * m_packed_.transpose();
-      r.array() *= quad.array();
-      const double factor = 2.0 * scale_ * inv_t2_;
-      ws.rc.noalias() = r * centroids_;
-      for (Index b = 0; b < nb; ++b) {
-        const double rsum = r.row(b).sum();
-        dqdz.row(n0 + b) = factor * (rsum * z.row(n0 + b) - ws.rc.row(b));
+      ws.rc.setZero(nb, d_);
+      ws.rsum.setZero(nb);
+      for (Index k0 = 0; k0 < k_; k0 += kChunk) {
+        const Index kc = std::min(kChunk, k_ - k0);
+        auto r = ws.scratch.topLeftCorner(nb, kc);
+        r.noalias() = ws.uu.topRows(nb) * m_packed_.middleRows(k0, kc).transpose();
+        r.array() *= ws.weights.block(0, k0, nb, kc).array();
+        ws.rc.noalias() += r * centroids_.middleRows(k0, kc);
+        ws.rsum += r.rowwise().sum();
       }
+      const double factor = 2.0 * scale_ * inv_t2_;
+      for (Index b = 0; b < nb; ++b) dqdz.row(n0 + b) = factor * (ws.rsum(b) * z.row(n0 + b) - ws.rc.row(b));
     });
   }
 
@@ -125,14 +130,14 @@ class RHVAEKernel {
   struct Workspace {
     RowMatrix weights, scratch, acc, acc_deriv, uu, rc;
     Eigen::MatrixXd ginv, g, dm, identity;
-    Vector u, packed;
+    Vector u, packed, rsum;
     Eigen::LLT<Eigen::MatrixXd> llt;
   };
 
   // Sizes the workspace for this kernel; a no-op when it already fits.
   void prepare(Workspace& ws) const {
     ws.weights.resize(block_, k_);
-    ws.scratch.resize(block_, k_);
+    ws.scratch.resize(block_, kChunk);
     ws.uu.resize(block_, p_);
     ws.rc.resize(block_, d_);
     ws.ginv.resize(d_, d_);
@@ -160,19 +165,27 @@ class RHVAEKernel {
   }
 
   // Weights of the block's points and the packed sums s * sum_k w_bk M_k (lambda I is added later),
-  // and with `deriv` also s * sum_k w_bk c_kj M_k.
+  // and with `deriv` also s * sum_k w_bk c_kj M_k. Centroids are taken in chunks so that the
+  // GEMM reads each chunk of weights from cache right after the exp wrote it.
   void accumulate(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, bool deriv) const {
-    auto w = ws.weights.topRows(nb);
-    for (Index b = 0; b < nb; ++b) {
-      auto row = w.row(b).array();
-      row.setZero();
-      for (Index j = 0; j < d_; ++j) row += (centroids_t_.row(j).array() - z(n0 + b, j)).square();
-      // Far from every centroid the weights must be exactly 0 (not a clamped 1e-308),
-      // or G^{-1} = lambda I = 0 would pass for positive definite: scaled_exp_inplace does so.
-      scaled_exp_inplace(&w(b, 0), k_, -inv_t2_);
+    ws.acc.setZero(nb, p_);
+    if (deriv) ws.acc_deriv.setZero(nb, d_ * p_);
+    for (Index k0 = 0; k0 < k_; k0 += kChunk) {
+      const Index kc = std::min(kChunk, k_ - k0);
+      auto w = ws.weights.block(0, k0, nb, kc);
+      for (Index b = 0; b < nb; ++b) {
+        auto row = w.row(b).array();
+        row.setZero();
+        for (Index j = 0; j < d_; ++j) row += (centroids_t_.row(j).segment(k0, kc).array() - z(n0 + b, j)).square();
+        // Far from every centroid the weights must be exactly 0 (not a clamped 1e-308),
+        // or G^{-1} = lambda I = 0 would pass for positive definite: scaled_exp_inplace does so.
+        scaled_exp_inplace(&w(b, 0), kc, -inv_t2_);
+      }
+      ws.acc.noalias() += w * m_packed_.middleRows(k0, kc);
+      if (deriv) ws.acc_deriv.noalias() += w * cm_.middleRows(k0, kc);
     }
-    ws.acc.noalias() = scale_ * (w * m_packed_);
-    if (deriv) ws.acc_deriv.noalias() = scale_ * (w * cm_);
+    ws.acc *= scale_;
+    if (deriv) ws.acc_deriv *= scale_;
   }
 
   // G^{-1} of the block's point b: the weighted sum plus lambda I.

@@ -1,0 +1,104 @@
+// Thin bindings of the pullback kernel: parse the layer description, check shapes, release the GIL.
+#include <pybind11/eigen.h>
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "latentgeo/pullback.hpp"
+
+namespace py = pybind11;
+using latentgeo::ConstRowMatrixRef;
+using latentgeo::Index;
+using latentgeo::PullbackKernel;
+using latentgeo::PullbackOp;
+using latentgeo::PullbackSequence;
+using latentgeo::RowMatrix;
+using latentgeo::Vector;
+
+namespace latentgeo_bindings {
+
+namespace {
+
+// A sequence is a list of ("dense", W (out, in), b (out,)) and ("act", name, param) tuples.
+PullbackSequence parse_sequence(const py::list& ops, const std::string& name) {
+  PullbackSequence seq;
+  for (const auto& item : ops) {
+    const auto op = item.cast<py::tuple>();
+    require(op.size() == 3, name + ": each step must be a 3-tuple");
+    const auto kind = op[0].cast<std::string>();
+    if (kind == "dense") {
+      seq.push_back(PullbackOp::make_dense(op[1].cast<Eigen::MatrixXd>(), op[2].cast<Vector>()));
+    } else if (kind == "act") {
+      seq.push_back(PullbackOp::make_activation(latentgeo::parse_activation(op[1].cast<std::string>()),
+                                                op[2].cast<double>()));
+    } else {
+      throw std::invalid_argument(name + ": unknown step kind '" + kind + "'");
+    }
+  }
+  return seq;
+}
+
+PullbackKernel make_kernel(Index dim, const py::list& trunk, const py::list& heads) {
+  std::vector<PullbackSequence> parsed;
+  for (std::size_t h = 0; h < heads.size(); ++h)
+    parsed.push_back(parse_sequence(heads[h].cast<py::list>(), "head " + std::to_string(h)));
+  return PullbackKernel(dim, parse_sequence(trunk, "trunk"), std::move(parsed));
+}
+
+py::tuple evaluate(const PullbackKernel& k, const ConstRowMatrixRef& z, bool want_jacobian, int n_threads) {
+  require_cols(z, k.dim(), "z");
+  RowMatrix values(z.rows(), k.output_dim());
+  RowMatrix jac(want_jacobian ? z.rows() : 0, k.output_dim() * k.dim());
+  {
+    py::gil_scoped_release release;
+    k.evaluate(z, values, jac, n_threads);
+  }
+  return py::make_tuple(values, jac);
+}
+
+RowMatrix metric(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+  require_cols(z, k.dim(), "z");
+  RowMatrix out(z.rows(), k.dim() * k.dim());
+  py::gil_scoped_release release;
+  k.metric(z, out, n_threads);
+  return out;
+}
+
+RowMatrix derivative(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+  require_cols(z, k.dim(), "z");
+  const Index d = k.dim();
+  RowMatrix out(z.rows(), d * d * d);
+  py::gil_scoped_release release;
+  k.derivative(z, out, n_threads);
+  return out;
+}
+
+py::tuple quadratic_form(const PullbackKernel& k, const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, bool grad,
+                         int n_threads) {
+  require_cols(z, k.dim(), "z");
+  require_cols(v, k.dim(), "v");
+  require(v.rows() == z.rows(), "v: expected as many rows as z");
+  Vector q(z.rows());
+  RowMatrix dqdz(grad ? z.rows() : 0, k.dim()), dqdv(grad ? z.rows() : 0, k.dim());
+  {
+    py::gil_scoped_release release;
+    k.quadratic_form(z, v, q, dqdz, dqdv, n_threads);
+  }
+  if (!grad) return py::make_tuple(q);
+  return py::make_tuple(q, dqdz, dqdv);
+}
+
+}  // namespace
+
+void register_pullback(py::module_& m) {
+  py::class_<PullbackKernel>(m, "PullbackKernel")
+      .def(py::init(&make_kernel), py::arg("dim"), py::arg("trunk"), py::arg("heads"))
+      .def_property_readonly("dim", &PullbackKernel::dim)
+      .def_property_readonly("output_dim", &PullbackKernel::output_dim)
+      .def_property_readonly("head_dims", &PullbackKernel::head_dims)
+      .def("evaluate", &evaluate, py::arg("z"), py::arg("want_jacobian"), py::arg("n_threads"))
+      .def("metric", &metric, py::arg("z"), py::arg("n_threads"))
+      .def("derivative", &derivative, py::arg("z"), py::arg("n_threads"))
+      .def("quadratic_form", &quadratic_form, py::arg("z"), py::arg("v"), py::arg("grad"), py::arg("n_threads"));
+}
+
+}  // namespace latentgeo_bindings

@@ -1,0 +1,207 @@
+"""Pictures of 2-d latent spaces (matplotlib, optional: ``pip install latentgeo[plot]``).
+
+Every function draws on ``ax`` (a new figure when None) and returns the Axes (its Figure is
+``ax.figure``); none calls ``show()``.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ._validation import as_float_array
+
+__all__ = ["plot_magnification", "plot_curves", "plot_latent", "magnification_grid"]
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
+        raise ImportError("latentgeo.plot needs matplotlib: pip install latentgeo[plot]") from exc
+    return plt
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    _, ax = _pyplot().subplots()
+    return ax
+
+
+def _check_bounds(bounds) -> Tuple[float, float, float, float]:
+    b = as_float_array(bounds, "bounds", ndim=1)
+    if b.shape != (4,):
+        raise ValueError(f"bounds: expected (xmin, xmax, ymin, ymax), got {b.shape[0]} values")
+    if not (b[0] < b[1] and b[2] < b[3]):
+        raise ValueError(f"bounds: need xmin < xmax and ymin < ymax, got {tuple(b)}")
+    return tuple(float(x) for x in b)
+
+
+def _check_resolution(resolution) -> Tuple[int, int]:
+    res = (resolution, resolution) if np.ndim(resolution) == 0 else tuple(resolution)
+    ok = len(res) == 2 and all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and r >= 2 for r in res)
+    if not ok:
+        raise ValueError(f"resolution: expected an integer >= 2 or a pair (nx, ny) of them, got {resolution!r}")
+    return int(res[0]), int(res[1])
+
+
+def magnification_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] = 200,
+                       n_threads: Optional[int] = None):
+    """log √det G on a regular grid, in one batched call of ``metric.log_det``.
+
+    Returns
+    -------
+    xs : ndarray (nx,), ys : ndarray (ny,), values : ndarray (ny, nx)
+        ``values[i, j]`` = ½ log det G at (xs[j], ys[i]).
+    """
+    if getattr(metric, "dim", None) != 2:
+        raise ValueError(f"metric: magnification plots need a 2-d latent space, got dim={getattr(metric, 'dim', None)}")
+    xmin, xmax, ymin, ymax = _check_bounds(bounds)
+    nx, ny = _check_resolution(resolution)
+    xs, ys = np.linspace(xmin, xmax, nx), np.linspace(ymin, ymax, ny)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    values = 0.5 * np.asarray(metric.log_det(grid, n_threads=n_threads), dtype=np.float64)
+    return xs, ys, values.reshape(ny, nx)
+
+
+def plot_magnification(metric, bounds, resolution: Union[int, Tuple[int, int]] = 200, ax=None, *,
+                       cmap: str = "viridis", colorbar: bool = True, n_threads: Optional[int] = None,
+                       **imshow_kwargs):
+    """Heatmap of the log magnification factor log √det G(z) over a rectangle.
+
+    Parameters
+    ----------
+    metric : metric object with ``dim == 2`` and ``log_det(z)``
+        Evaluated once on all grid points (the C++ core for RHVAE and pullback metrics).
+    bounds : (xmin, xmax, ymin, ymax)
+        The rectangle.
+    resolution : int or (nx, ny)
+        Grid points per axis (≥ 2).
+    ax : matplotlib Axes, optional
+    cmap : str
+    colorbar : bool
+        Add a colorbar labelled "log √det G".
+    n_threads : int, optional
+        Threads of the C++ core.
+    **imshow_kwargs
+        Passed to ``ax.imshow``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    xs, ys, values = magnification_grid(metric, bounds, resolution, n_threads)
+    ax = _axes(ax)
+    # -inf where G is singular (e.g. dead ReLUs of a pullback): leave those pixels blank.
+    image = ax.imshow(np.ma.masked_invalid(values), origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]),
+                      cmap=cmap, **{"aspect": "auto", "interpolation": "nearest", **imshow_kwargs})
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label="log √det G")
+    return ax
+
+
+def _curve_points(curve, n_samples: int) -> list:
+    """(N, 2) arrays of one curve-like object: an array, an object with a callable ``curve``
+    (a geodesic result), with ``nodes``, or a batch of them."""
+    if callable(getattr(curve, "curve", None)):
+        return [np.asarray(curve.curve(np.linspace(0.0, 1.0, n_samples)), dtype=np.float64)]
+    if hasattr(curve, "nodes"):
+        nodes = np.asarray(curve.nodes, dtype=np.float64)
+        if nodes.ndim == 3 and hasattr(curve, "__getitem__") and hasattr(curve, "__len__"):
+            return [p for i in range(len(curve)) for p in _curve_points(curve[i], n_samples)]
+        return [nodes]
+    arr = as_float_array(curve, "curves")
+    if arr.ndim == 3:
+        return list(arr)
+    return [arr]
+
+
+def plot_curves(curves, ax=None, straight: bool = True, *, n_samples: int = 200, colors: Optional[Sequence] = None,
+                straight_kwargs: Optional[dict] = None, **plot_kwargs):
+    """Overlay curves (e.g. geodesics) and, optionally, the straight lines between their ends.
+
+    Parameters
+    ----------
+    curves : array_like (N, 2) or (B, N, 2), a list of them, or geodesic results
+        Results with a callable ``curve`` are sampled at ``n_samples`` times; objects with
+        ``nodes`` (a GeodesicResult or a GeodesicBatch) are drawn through their nodes.
+    ax : matplotlib Axes, optional
+    straight : bool
+        Also draw the straight segment from each curve's first to its last point (dashed, same colour).
+    colors : sequence of colours, optional
+        One per curve (default: the Axes' colour cycle).
+    straight_kwargs : dict, optional
+        Passed to ``ax.plot`` for the straight segments.
+    **plot_kwargs
+        Passed to ``ax.plot`` for the curves.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    items = curves if isinstance(curves, (list, tuple)) else [curves]
+    paths = [p for item in items for p in _curve_points(item, n_samples)]
+    for i, p in enumerate(paths):
+        if p.ndim != 2 or p.shape[1] != 2 or len(p) < 2:
+            raise ValueError(f"curves: curve {i} must have shape (N >= 2, 2), got {p.shape}")
+        if not np.all(np.isfinite(p)):
+            raise ValueError(f"curves: curve {i} contains NaN or Inf")
+    if colors is not None and len(colors) != len(paths):
+        raise ValueError(f"colors: expected {len(paths)} colours (one per curve), got {len(colors)}")
+    ax = _axes(ax)
+    for i, p in enumerate(paths):
+        style = {"linewidth": 2.0, **plot_kwargs}
+        if colors is not None:
+            style["color"] = colors[i]
+        (line,) = ax.plot(p[:, 0], p[:, 1], **style)
+        if straight:
+            seg = np.stack([p[0], p[-1]])
+            ax.plot(seg[:, 0], seg[:, 1], **{"linestyle": "--", "linewidth": 1.0, "alpha": 0.8,
+                                               "color": line.get_color(), **(straight_kwargs or {})})
+    return ax
+
+
+def plot_latent(points, labels: Optional[Iterable] = None, ax=None, *, cmap: str = "tab10", s: float = 6.0,
+                legend: bool = True, **scatter_kwargs):
+    """Scatter latent points, one colour per label.
+
+    Parameters
+    ----------
+    points : array_like, shape (M, 2)
+    labels : array_like, shape (M,), optional
+        One scatter (and legend entry) per distinct label.
+    ax : matplotlib Axes, optional
+    cmap : str
+        Colormap of the labels.
+    s : float
+        Marker size.
+    legend : bool
+        Add a legend when labels are given.
+    **scatter_kwargs
+        Passed to ``ax.scatter``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    pts = as_float_array(points, "points", ndim=2)
+    if pts.shape[1] != 2:
+        raise ValueError(f"points: expected shape (M, 2), got {pts.shape}")
+    ax = _axes(ax)
+    if labels is None:
+        ax.scatter(pts[:, 0], pts[:, 1], s=s, **scatter_kwargs)
+        return ax
+    lab = np.asarray(labels)
+    if lab.shape != (len(pts),):
+        raise ValueError(f"labels: expected shape ({len(pts)},) like points, got {lab.shape}")
+    classes = np.unique(lab)
+    colormap = _pyplot().get_cmap(cmap)
+    for i, c in enumerate(classes):
+        mask = lab == c
+        color = colormap(i % colormap.N if colormap.N < 256 else i / max(len(classes) - 1, 1))
+        ax.scatter(pts[mask, 0], pts[mask, 1], s=s, color=color, label=str(c), **scatter_kwargs)
+    if legend:
+        ax.legend(title="label", fontsize="small", markerscale=2.0, loc="best")
+    return ax

@@ -1,0 +1,280 @@
+"""Pullback metrics: closed forms (inverse stereographic sphere, linear and Gaussian decoders),
+finite differences for random MLPs, torch import, pickling and bad input."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+import latentgeo as lg
+from latentgeo import _core
+from latentgeo.pullback import ACTIVATIONS, CallablePullbackMetric, PullbackMetric
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(2024)
+
+
+def inverse_stereographic(z):
+    """ℝ^d → unit sphere S^d ⊂ ℝ^(d+1); its pullback is G = 4/(1+|z|²)² I."""
+    r2 = np.sum(z**2, axis=1, keepdims=True)
+    return np.concatenate([2 * z, r2 - 1], axis=1) / (1 + r2)
+
+
+def random_mlp(rng, widths, activations, scale=0.8):
+    weights = [scale * rng.normal(size=(o, i)) for i, o in zip(widths[:-1], widths[1:])]
+    biases = [0.3 * rng.normal(size=o) for o in widths[1:]]
+    return weights, biases, list(activations)
+
+
+def fd_jacobian(fn, z, h=1e-6):
+    """Central differences of fn: (N, d) -> (N, D); result (N, D, d)."""
+    return np.stack([(fn(z + h * e) - fn(z - h * e)) / (2 * h) for e in np.eye(z.shape[1])], axis=-1)
+
+
+def outputs(metric, z):
+    out = metric.decode(z)
+    return np.concatenate(out, axis=1) if isinstance(out, tuple) else out
+
+
+# -- closed forms -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_sphere_callable_closed_form(rng, dim):
+    metric = PullbackMetric.from_callable(inverse_stereographic, dim)
+    z = rng.normal(size=(20, dim))
+    r2 = np.sum(z**2, axis=1)
+    expected = (4 / (1 + r2) ** 2)[:, None, None] * np.eye(dim)
+    np.testing.assert_allclose(metric(z), expected, atol=1e-8)
+    # ∂G_ab/∂z_k = -16 z_k / (1+|z|²)³ δ_ab
+    d_expected = np.einsum("n,ab,nk->nabk", -16 / (1 + r2) ** 3, np.eye(dim), z)
+    np.testing.assert_allclose(metric.derivative(z), d_expected, atol=1e-6)
+    v = rng.normal(size=(20, dim))
+    q, dqdz, dqdv = metric.quadratic_form(z, v, grad=True)
+    np.testing.assert_allclose(q, 4 / (1 + r2) ** 2 * np.sum(v**2, axis=1), rtol=1e-7)
+    np.testing.assert_allclose(dqdz, np.einsum("n,nk->nk", -16 / (1 + r2) ** 3 * np.sum(v**2, axis=1), z), atol=1e-6)
+    assert not hasattr(metric, "_kernel")
+
+
+def test_sphere_length_of_great_circle():
+    # The segment z = (s, 0), s ∈ [-1, 1], maps onto half a great circle, from (-1, 0, 0) through
+    # the south pole to (1, 0, 0): length π.
+    metric = PullbackMetric.from_callable(inverse_stereographic, 2)
+    t = np.linspace(0, 1, 2001)
+    points = np.stack([2 * t - 1, np.zeros_like(t)], axis=1)
+    velocities = np.tile([2.0, 0.0], (len(t), 1))
+    assert lg.curve_length(metric, points, velocities, t) == pytest.approx(np.pi, rel=1e-6)
+
+
+def test_linear_decoder_is_constant(rng):
+    W, b = rng.normal(size=(5, 3)), rng.normal(size=5)
+    metric = PullbackMetric([W], [b], ["identity"])
+    z, v = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
+    np.testing.assert_allclose(metric(z), np.broadcast_to(W.T @ W, (30, 3, 3)), rtol=1e-13, atol=1e-13)
+    np.testing.assert_array_equal(metric.derivative(z), 0.0)
+    q, dqdz, dqdv = metric.quadratic_form(z, v, grad=True)
+    np.testing.assert_allclose(q, np.einsum("na,ab,nb->n", v, W.T @ W, v), rtol=1e-12)
+    np.testing.assert_array_equal(dqdz, 0.0)
+    np.testing.assert_allclose(dqdv, 2 * v @ (W.T @ W), rtol=1e-12)
+
+
+def test_elementwise_tanh_closed_form(rng):
+    # f(z) = tanh(z): G = diag((1 - tanh² z)²), ∂G_aa/∂z_a = -4 tanh(z_a)(1 - tanh² z_a)².
+    metric = PullbackMetric([np.eye(2)], [np.zeros(2)], ["tanh"])
+    z = rng.normal(size=(10, 2))
+    s = 1 - np.tanh(z) ** 2
+    np.testing.assert_allclose(metric(z), np.einsum("na,ab->nab", s**2, np.eye(2)), rtol=1e-13)
+    dG = np.zeros((10, 2, 2, 2))
+    for a in range(2):
+        dG[:, a, a, a] = -4 * np.tanh(z[:, a]) * s[:, a] ** 2
+    np.testing.assert_allclose(metric.derivative(z), dG, rtol=1e-12, atol=1e-15)
+
+
+def test_gaussian_linear_heads_closed_form(rng):
+    # μ = W z + b, log σ = A z + c:  G = WᵀW + Aᵀ diag(σ²) A.
+    W, b, A, c = rng.normal(size=(4, 2)), rng.normal(size=4), 0.5 * rng.normal(size=(3, 2)), rng.normal(size=3)
+    metric = PullbackMetric([W], [b], ["identity"], log_sigma=([A], [c], ["identity"]))
+    z = rng.normal(size=(8, 2))
+    sigma = np.exp(z @ A.T + c)
+    expected = W.T @ W + np.einsum("ia,ni,ib->nab", A, sigma**2, A)
+    np.testing.assert_allclose(metric(z), expected, rtol=1e-12)
+    mean, sig = metric.decode(z)
+    np.testing.assert_allclose(mean, z @ W.T + b, rtol=1e-13)
+    np.testing.assert_allclose(sig, sigma, rtol=1e-13)
+    assert metric.gaussian and metric.output_dim == 7
+
+
+# -- random MLPs against finite differences ----------------------------------------------------
+
+CONFIGS = {
+    **{act: dict(widths=[3, 9, 6, 5], activations=[act, act, "identity"]) for act in ACTIVATIONS if act != "exp"},
+    "mixed": dict(widths=[2, 8, 7, 6, 4], activations=["tanh", ("softplus", 2.0), ("elu", 0.5), "sigmoid"]),
+}
+
+
+def build(rng, config, gaussian=False, trunk=False):
+    dim = config["widths"][0]
+    extra = {}
+    widths = list(config["widths"])
+    if trunk:
+        extra["trunk"] = random_mlp(rng, [dim, 6], ["tanh"])
+        widths[0] = 6
+    if gaussian:
+        extra["log_sigma"] = random_mlp(rng, [widths[0], 5, 3], ["softplus", "identity"], scale=0.4)
+    return PullbackMetric(*random_mlp(rng, widths, config["activations"]), **extra), dim
+
+
+@pytest.mark.parametrize("variant", [dict(), dict(gaussian=True), dict(gaussian=True, trunk=True)],
+                         ids=["plain", "gaussian", "trunk"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_random_mlp_against_finite_differences(rng, name, variant):
+    metric, dim = build(rng, CONFIGS[name], **variant)
+    z, v = rng.normal(size=(12, dim)), rng.normal(size=(12, dim))
+    jac = metric.jacobian(z)
+    np.testing.assert_allclose(jac, fd_jacobian(lambda x: outputs(metric, x), z), atol=1e-8)
+    G = metric(z)
+    np.testing.assert_allclose(G, np.einsum("nia,nib->nab", jac, jac), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(metric.derivative(z), fd_jacobian(metric.metric, z, h=1e-5), atol=1e-7)
+    q, dqdz, dqdv = metric.quadratic_form(z, v, grad=True)
+    np.testing.assert_allclose(q, np.einsum("na,nab,nb->n", v, G, v), rtol=1e-12)
+    np.testing.assert_allclose(metric.quadratic_form(z, v), q, rtol=1e-13)
+    qfun = lambda x: metric.quadratic_form(x, v)[:, None]  # noqa: E731
+    np.testing.assert_allclose(dqdz, fd_jacobian(qfun, z, h=1e-5)[:, 0, :], atol=1e-7)
+    np.testing.assert_allclose(dqdv, 2 * np.einsum("nab,nb->na", G, v), rtol=1e-12, atol=1e-14)
+
+
+def test_results_do_not_depend_on_threads(rng):
+    metric, dim = build(rng, CONFIGS["mixed"], gaussian=True)
+    z, v = rng.normal(size=(500, dim)), rng.normal(size=(500, dim))
+    for fn in (metric.metric, metric.derivative, metric.jacobian):
+        np.testing.assert_array_equal(fn(z, n_threads=1), fn(z, n_threads=2))
+    one, two = metric.quadratic_form(z, v, True, 1), metric.quadratic_form(z, v, True, 2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_single_point_and_kernel(rng):
+    metric, dim = build(rng, CONFIGS["tanh"])
+    z = rng.normal(size=dim)
+    assert metric(z).shape == (dim, dim) and metric.derivative(z).shape == (dim, dim, dim)
+    np.testing.assert_allclose(metric(z), metric(z[None])[0])
+    assert isinstance(metric._kernel, _core.PullbackKernel) and metric._kernel.dim == dim
+
+
+def test_pickle_roundtrip(rng):
+    metric, dim = build(rng, CONFIGS["mixed"], gaussian=True, trunk=True)
+    clone = pickle.loads(pickle.dumps(metric))
+    z = rng.normal(size=(5, dim))
+    np.testing.assert_array_equal(clone(z), metric(z))
+    sphere = pickle.loads(pickle.dumps(PullbackMetric.from_callable(inverse_stereographic, 2)))
+    np.testing.assert_allclose(sphere(z[:, :2]), PullbackMetric.from_callable(inverse_stereographic, 2)(z[:, :2]))
+
+
+def test_callable_gaussian_matches_mlp(rng):
+    metric, dim = build(rng, CONFIGS["softplus"], gaussian=True)
+    mean = lambda z: metric.decode(z)[0]  # noqa: E731
+    log_sigma = lambda z: np.log(metric.decode(z)[1])  # noqa: E731
+    numeric = PullbackMetric.from_callable(mean, dim, log_sigma=log_sigma)
+    assert isinstance(numeric, CallablePullbackMetric) and numeric.gaussian
+    z = rng.normal(size=(6, dim))
+    np.testing.assert_allclose(numeric(z), metric(z), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(numeric.derivative(z), metric.derivative(z), rtol=1e-4, atol=1e-6)
+
+
+def test_pullback_length_equals_decoded_curve_length(rng):
+    # The pullback length of a latent curve is the Euclidean length of its image (smooth
+    # activations: ELU with α ≠ 1 has a kink in its derivative, which slows both quadratures).
+    metric = PullbackMetric(*random_mlp(rng, [2, 8, 6, 4], ["tanh", ("softplus", 2.0), "sigmoid"]))
+    t = np.linspace(0, 1, 4001)
+    points = np.stack([np.cos(3 * t), np.sin(2 * t)], axis=1)
+    velocities = np.stack([-3 * np.sin(3 * t), 2 * np.cos(2 * t)], axis=1)
+    image = metric.decode(points)
+    euclid = np.sum(np.linalg.norm(np.diff(image, axis=0), axis=1))
+    assert lg.curve_length(metric, points, velocities, t) == pytest.approx(euclid, rel=1e-6)
+
+
+# -- torch ------------------------------------------------------------------------------------
+
+def test_torch_sequential_matches_weight_lists(rng):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Sequential(nn.Linear(8, 7), nn.Softplus(beta=2.0)),
+                        nn.Linear(7, 6), nn.ELU(alpha=0.5), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4),
+                        nn.Sigmoid(), nn.Identity()).double()
+    head = nn.Sequential(nn.Linear(3, 2)).double()
+    metric = PullbackMetric.from_torch(seq, log_sigma=head)
+    lin = [m for m in seq.modules() if isinstance(m, nn.Linear)]
+    weights = [m.weight.detach().numpy() for m in lin]
+    biases = [m.bias.detach().numpy() for m in lin]
+    acts = ["tanh", ("softplus", 2.0), ("elu", 0.5), "relu", "sigmoid"]
+    reference = PullbackMetric(weights, biases, acts,
+                               log_sigma=([head[0].weight.detach().numpy()], [head[0].bias.detach().numpy()],
+                                          ["identity"]))
+    z = rng.normal(size=(10, 3))
+    np.testing.assert_array_equal(metric(z), reference(z))
+    # ... and against torch's own forward pass and autograd Jacobian.
+    zt = torch.from_numpy(z)
+    mean, sigma = metric.decode(z)
+    np.testing.assert_allclose(mean, seq(zt).detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(sigma, torch.exp(head(zt)).detach().numpy(), rtol=1e-12)
+    jac_mu = torch.autograd.functional.jacobian(lambda x: seq(x).sum(0), zt).permute(1, 0, 2).numpy()
+    jac_sig = torch.autograd.functional.jacobian(lambda x: torch.exp(head(x)).sum(0), zt).permute(1, 0, 2).numpy()
+    expected = np.einsum("nia,nib->nab", jac_mu, jac_mu) + np.einsum("nia,nib->nab", jac_sig, jac_sig)
+    np.testing.assert_allclose(metric(z), expected, rtol=1e-10, atol=1e-14)
+
+
+def test_torch_unsupported_layer():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match=r"^module\[1\]: unsupported layer Dropout"):
+        PullbackMetric.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout()))
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    (([np.ones((3, 2))], [np.ones(3)], ["swish"]), {}, r"^activations\[0\]: unknown activation"),
+    (([np.ones((3, 2))], [np.ones(3)], [("softplus", -1.0)]), {}, r"^activations\[0\]: must be finite"),
+    (([np.ones((3, 2))], [np.ones(4)], ["tanh"]), {}, r"^biases\[0\]: expected length 3"),
+    (([np.ones((3, 2)), np.ones((2, 4))], [np.ones(3), np.ones(2)], ["tanh", "tanh"]), {},
+     r"^weights: a layer expects 4 inputs but receives 3"),
+    (([np.full((3, 2), np.nan)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: contains NaN"),
+    (([np.ones(3)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: expected a 2-d array"),
+    (([], [], []), {}, r"^weights: need as many"),
+    (([np.ones((3, 2))], [np.ones(3)], ["tanh", "tanh"]), {}, r"^weights: need as many"),
+    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": ([np.ones((2, 3))], [np.ones(2)], ["identity"])},
+     r"^log_sigma: a layer expects 3 inputs but receives 2"),
+    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": "nope"}, r"^log_sigma: expected a tuple"),
+    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": ([np.ones((2, 3))], [np.ones(3)], ["identity"])},
+     r"^log_sigma.biases\[0\]: expected length 2"),
+    (([np.ones((3, 5))], [np.ones(3)], ["tanh"]), {"trunk": ([np.ones((4, 2))], [np.ones(4)], ["relu"])},
+     r"^weights: a layer expects 5 inputs but receives 4"),
+])
+def test_bad_construction(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PullbackMetric(*args, **kwargs)
+
+
+def test_bad_points_and_callables(rng):
+    metric = PullbackMetric([np.ones((3, 2))], [np.ones(3)], ["tanh"])
+    with pytest.raises(ValueError, match=r"^z: expected dimension d = 2"):
+        metric(np.ones((4, 3)))
+    with pytest.raises(ValueError, match=r"^z: contains NaN"):
+        metric.jacobian([np.nan, 0.0])
+    with pytest.raises(ValueError, match=r"^v: expected shape"):
+        metric.quadratic_form(np.ones((4, 2)), np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"^n_threads:"):
+        metric.derivative(np.ones((4, 2)), n_threads=0)
+    with pytest.raises(ValueError, match=r"^decoder: must be callable"):
+        PullbackMetric.from_callable(3, 2)
+    with pytest.raises(ValueError, match=r"^dim: expected a positive integer"):
+        PullbackMetric.from_callable(inverse_stereographic, 0)
+    with pytest.raises(ValueError, match=r"^fd_step:"):
+        PullbackMetric.from_callable(inverse_stereographic, 2, fd_step=-1.0)
+    with pytest.raises(ValueError, match=r"^decoder: must return an array of shape \(N, D\)"):
+        PullbackMetric.from_callable(lambda z: z[:, 0], 2)(np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"^log_sigma: returned NaN"):
+        PullbackMetric.from_callable(inverse_stereographic, 2, log_sigma=lambda z: z * np.nan)(np.ones((3, 2)))
