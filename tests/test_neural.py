@@ -480,3 +480,16 @@ def test_bad_optimiser_and_fit_options():
             lg.fit(curve, metric, progress=False, **kwargs)
     with pytest.raises(ValueError, match="^optimizer"):
         lg.train(curve, metric, np.linspace(0, 1, 5), optimizer=None)
+
+
+def test_gradient_and_fit_on_a_pullback_metric():
+    # The metric protocol is all the loss needs: the pullback metric of a small decoder.
+    rng = np.random.default_rng(4)
+    weights = [rng.normal(size=(6, 2)), rng.normal(size=(5, 6))]
+    biases = [rng.normal(size=6), rng.normal(size=5)]
+    metric = lg.PullbackMetric(weights, biases, ["tanh", "identity"])
+    curve = lg.NeuralGeodesic([-0.5, 0.2], [0.6, -0.4], hidden=(8, 6), seed=1)
+    check_gradient(curve, metric, np.linspace(0, 1, 21), h=1e-3, tol=1e-6, velocity="exact")
+    check_gradient(curve, metric, np.linspace(0, 1, 21), h=1e-3, tol=1e-6, fd_step=1e-3)
+    result = lg.neural_geodesic(metric, [-0.5, 0.2], [0.6, -0.4], seed=0, progress=False)
+    assert result.converged and result.length <= straight_length(metric, [-0.5, 0.2], np.array([0.6, -0.4])) + 1e-9
