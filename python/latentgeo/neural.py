@@ -93,8 +93,11 @@ _FIRST_SCALE = 2.0  # first-layer weights ~ U(±2): tanh steps spread over [0, 1
 def _activate(name: str, a: np.ndarray, order: int):
     """Return (σ(a), σ'(a) or None, σ''(a) or None) for ``order`` = 0, 1 or 2 derivatives."""
     if name == "tanh":
-        s = np.tanh(a)
-        ds = 1.0 - s * s if order >= 1 else None
+        s = np.tanh(a, out=a)  # ``a`` is a temporary of the forward pass
+        ds = None
+        if order >= 1:
+            ds = np.multiply(s, s)
+            np.subtract(1.0, ds, out=ds)
         return s, ds, (-2.0 * s * ds if order >= 2 else None)
     if name == "softplus":
         s = np.logaddexp(0.0, a)
