@@ -1,42 +1,54 @@
 """latentgeo: Riemannian geometry of generative-model latent spaces.
 
-Metrics (RHVAE, pullback, dense, constant), curve length and energy, and geodesics,
-with a C++/Eigen/OpenMP core.
+Metrics (RHVAE, pullback, dense, constant), curve length and energy, and geodesics
+(a C++ discrete solver and the seed's neural geodesics), with a C++/Eigen/OpenMP core.
 """
 
 from __future__ import annotations
 
-from . import _core
+from . import _core, datasets
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
-from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
-from .pullback import CallablePullbackMetric, PullbackMetric
-from . import datasets
 from .geodesic import DistanceResult, GeodesicBatch, GeodesicResult, geodesic, geodesic_distances, geodesics
+from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
+from .neural import (NeuralGeodesic, NeuralGeodesicResult, curve_velocity_exact, curve_velocity_TaylorDiff, fit,
+                     loss, neural_geodesic, train)
+from .optim import SGD, Adam
+from .pullback import CallablePullbackMetric, PullbackMetric
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Adam",
     "CallablePullbackMetric",
-    "PullbackMetric",
-    "datasets",
     "ConstantMetric",
+    "DenseMetric",
     "DistanceResult",
     "GeodesicBatch",
     "GeodesicResult",
-    "DenseMetric",
     "Metric",
+    "NeuralGeodesic",
+    "NeuralGeodesicResult",
+    "PullbackMetric",
     "RHVAEMetric",
+    "SGD",
     "ScaledMetric",
     "curve_energy",
     "curve_integral",
     "curve_length",
+    "curve_velocity_TaylorDiff",
+    "curve_velocity_exact",
     "curve_velocity_finitediff",
+    "datasets",
     "discrete_velocity",
+    "fit",
     "geodesic",
     "geodesic_distances",
     "geodesics",
+    "loss",
     "max_threads",
+    "neural_geodesic",
     "openmp_enabled",
+    "train",
 ]
 
 

@@ -1,0 +1,841 @@
+"""Neural geodesics (Chen et al., 2018): an MLP t ↦ ℝ^d trained to minimise a curve's energy.
+
+This is AutoEncoderToolkit.jl's ``NeuralGeodesic`` with numpy training: the forward pass,
+the forward-mode velocity and the backpropagation through the MLP are written by hand,
+and the metric enters only through the core's fused ``curve_integral(..., grad=True)``,
+so any object of the metric protocol works.
+
+The curve
+---------
+The MLP output ĝ(t) is rescaled per dimension so that γ(0) = z_start and γ(1) = z_end
+exactly. The seed's rescaling γ = scale ⊙ ĝ − shift, scale = (z₀ − z₁)/(ĝ(0) − ĝ(1)),
+shift = (z₀ ĝ(1) − z₁ ĝ(0))/(ĝ(0) − ĝ(1)), is written equivalently as γ = z₀ + Δ ⊙ u with
+Δ = z₁ − z₀ and
+
+    u(t) = (ĝ(t) − ĝ(0)) · r(D) + t · (1 − D · r(D)),   D = ĝ(1) − ĝ(0),
+    r(D) = D / max(D², δ²)   (δ = ``min_span``).
+
+When |D| ≥ δ, r = 1/D and the second term vanishes: this is exactly the seed's curve.
+Two remedies keep it usable everywhere:
+
+- *Degenerate span* (|D| < δ, where 1/D would blow up): r stays bounded (|r| ≤ 1/δ) and
+  the missing part of the endpoint constraint is filled by the straight line t, so the
+  curve stays finite, continuous in the parameters and exact at both ends (u(0) = 0,
+  u(1) = 1). Training also fixes the gauge ĝ(0) = 0, ĝ(1) = 1 after every step by
+  rescaling the output layer (the curve is invariant under it), so D = 1 in practice.
+- *Degenerate displacement* (z₀ and z₁ share a coordinate, e.g. (−1, 1) → (1, 1)): the
+  seed's curve is frozen in that coordinate (scale = 0). We write
+  γ = (1 − t) z₀ + t z₁ + A ⊙ (u − t) with amplitude A_k = Δ_k (the seed's curve) unless
+  |Δ_k| < α ‖Δ‖_∞, where A_k = α ‖Δ‖_∞ (α = ``min_amplitude``).
+
+z_start == z_end gives the constant curve (length and energy 0, zero gradient).
+
+Initialisation: first-layer weights w ~ U(±2) with biases placing each tanh step inside
+[0, 1], deeper layers as PyTorch (U(±1/√fan_in)), and the output layer fitted (ridge) to
+ĝ_k(t) = t: training starts from (nearly) the straight line.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import _core
+from ._validation import as_float_array, check_choice, check_positive, check_threads
+from .curves import check_times, curve_integral
+from .optim import Adam, Optimizer
+
+__all__ = [
+    "NeuralGeodesic",
+    "NeuralGeodesicResult",
+    "curve_velocity_exact",
+    "curve_velocity_TaylorDiff",
+    "loss",
+    "loss_and_grad",
+    "train",
+    "fit",
+    "neural_geodesic",
+    "ACTIVATIONS",
+]
+
+ACTIVATIONS = ("tanh", "softplus", "relu", "identity")
+VELOCITIES = ("finitediff", "exact")
+INTEGRALS = ("energy", "length")
+FD_METHODS = ("central", "forward")
+RULES = ("trapezoid", "simpson", "aetk")
+T_RANGE = (-0.5, 1.5)
+_EPS = np.finfo(np.float64).eps
+_FD_STEPS = {"central": _EPS ** (1 / 3), "forward": _EPS**0.5}  # as the core's curve_velocity_finitediff
+_FORMAT = "latentgeo.NeuralGeodesic/1"
+
+# Defaults of fit/neural_geodesic, chosen so that the tests' closed forms converge untuned.
+DEFAULT_N_POINTS = 100
+DEFAULT_N_STEPS = 2000
+DEFAULT_LR = 2e-2
+DEFAULT_TOL = 3e-5
+DEFAULT_WINDOW = 15
+DEFAULT_N_EVAL = 2001
+DEFAULT_MIN_AMPLITUDE = 0.1
+DEFAULT_LR_DECAY = 0.2
+DEFAULT_N_DECAYS = 2
+DEFAULT_BETAS = (0.9, 0.99)
+_RIDGE = 0.1  # relative ridge of the straight-line fit of the output layer
+_FIRST_SCALE = 2.0  # first-layer weights ~ U(±2): tanh steps spread over [0, 1]
+
+
+# ----------------------------------------------------------------------------------------
+# activations: value, first and second derivative
+# ----------------------------------------------------------------------------------------
+def _activate(name: str, a: np.ndarray, order: int):
+    """Return (σ(a), σ'(a) or None, σ''(a) or None) for ``order`` = 0, 1 or 2 derivatives."""
+    if name == "tanh":
+        s = np.tanh(a, out=a)  # ``a`` is a temporary of the forward pass
+        ds = None
+        if order >= 1:
+            ds = np.multiply(s, s)
+            np.subtract(1.0, ds, out=ds)
+        return s, ds, (-2.0 * s * ds if order >= 2 else None)
+    if name == "softplus":
+        s = np.logaddexp(0.0, a)
+        sig = 0.5 * (1.0 + np.tanh(0.5 * a)) if order >= 1 else None  # logistic, overflow-free
+        return s, sig, (sig * (1.0 - sig) if order >= 2 else None)
+    if name == "relu":
+        s = np.maximum(a, 0.0)
+        return s, ((a > 0).astype(np.float64) if order >= 1 else None), None  # σ'' = 0 a.e.
+    return a, None, None  # identity: σ' = 1, σ'' = 0
+
+
+@dataclass
+class _Pass:
+    """Cache of one forward pass through the MLP at times ``tau`` (M,)."""
+
+    tau: np.ndarray
+    inputs: list  # x_0 .. x_L: inputs of each affine layer, (M, fan_in)
+    tangents: list  # dx/dt of the same (exact velocity only), (M, fan_in) or None
+    d1: list  # σ'(a_l) per hidden layer (None: identity)
+    d2: list  # σ''(a_l) per hidden layer (None: zero)
+    pre_tangents: list  # da_l/dt per hidden layer (exact velocity only)
+    out: np.ndarray  # ĝ (M, d)
+    dout: Optional[np.ndarray]  # dĝ/dt (M, d)
+
+
+@dataclass
+class _Rescaled:
+    """The curve's rescaling u = (ĝ − ĝ0) r + τ c (see the module docstring) at M rows."""
+
+    g0: np.ndarray  # ĝ(0) (d,)
+    span: np.ndarray  # D = ĝ(1) − ĝ(0) (d,)
+    r: np.ndarray  # r(D) (d,)
+    c: np.ndarray  # 1 − D r (d,), exactly 0 where |D| ≥ δ
+    small: np.ndarray  # |D| < δ (d,) bool
+    u: np.ndarray  # (M, d)
+    du: Optional[np.ndarray]  # du/dt (M, d)
+    pinned: np.ndarray  # rows with τ ∈ {0, 1}, where u is set to exactly 0 or 1 (M,) bool
+
+
+class NeuralGeodesic:
+    """A curve γ: t ↦ ℝ^d given by an MLP, pinned to γ(0) = z_start and γ(1) = z_end.
+
+    Parameters
+    ----------
+    z_start, z_end : array_like, shape (d,)
+        End points (finite).
+    hidden : sequence of int
+        Widths of the hidden layers (input width 1, output width d, linear output layer).
+    activation : {"tanh", "softplus", "relu", "identity"}
+        Activation of the hidden layers.
+    seed : int or numpy.random.Generator, optional
+        Seed of the random initialisation (see the module docstring; the output layer
+        is then fitted to the straight line).
+    min_span : float
+        δ > 0 of the degenerate-span guard (see the module docstring).
+    min_amplitude : float
+        α > 0: a coordinate moving less than α‖z_end − z_start‖_∞ still bends with that
+        amplitude (see the module docstring).
+
+    Notes
+    -----
+    All parameters live in one flat float64 vector (:meth:`get_params`); the weights
+    ``W_l`` (fan_out, fan_in) and biases ``b_l`` are views into it (:attr:`layers`).
+    Calling the curve on times (N,) returns points (N, d). With ``activation="identity"``
+    the network is affine and the curve is always the straight line.
+    """
+
+    def __init__(self, z_start, z_end, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
+                 seed=None, min_span: float = 1e-3, min_amplitude: float = DEFAULT_MIN_AMPLITUDE):
+        self.z_start = as_float_array(z_start, "z_start", ndim=1)
+        self.z_end = as_float_array(z_end, "z_end", ndim=1)
+        if self.z_end.shape != self.z_start.shape:
+            raise ValueError(f"z_end: expected shape {self.z_start.shape} like z_start, got {self.z_end.shape}")
+        self.activation = check_choice(activation, "activation", set(ACTIVATIONS))
+        self.hidden = _check_hidden(hidden)
+        self.min_span = check_positive(min_span, "min_span")
+        self.dim = len(self.z_start)
+        self.min_amplitude = check_positive(min_amplitude, "min_amplitude")
+        self._delta = self.z_end - self.z_start
+        self._amplitude = _amplitudes(self._delta, self.min_amplitude)
+        self.widths = (1,) + self.hidden + (self.dim,)
+        self._params = np.empty(sum(o * i + o for i, o in zip(self.widths[:-1], self.widths[1:])))
+        self.layers = _layer_views(self._params, self.widths)
+        self._initialise(seed)
+
+    # -- parameters -------------------------------------------------------------------
+    def _initialise(self, seed) -> None:
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        for w, b in self.layers:
+            bound = 1.0 / np.sqrt(w.shape[1])
+            w[...] = rng.uniform(-bound, bound, size=w.shape)
+            b[...] = rng.uniform(-bound, bound, size=b.shape)
+        if self.hidden:
+            w, b = self.layers[0]
+            w[...] = rng.uniform(-_FIRST_SCALE, _FIRST_SCALE, size=w.shape)
+            b[...] = -w[:, 0] * rng.uniform(0.0, 1.0, size=b.shape)
+            self._fit_line_output()
+        self._normalise_output()
+
+    def _fit_line_output(self) -> None:
+        """Start from (nearly) the straight line: a ridge fit of the output layer to ĝ_k(t) = t."""
+        grid = np.linspace(0.0, 1.0, 65)
+        features = self._forward(grid, tangent=False).inputs[-1]
+        centred = features - features.mean(axis=0)
+        gram = centred.T @ centred
+        gram[np.diag_indices_from(gram)] += _RIDGE * np.trace(gram) / len(gram)
+        coef = np.linalg.solve(gram, centred.T @ (grid - grid.mean()))
+        w, b = self.layers[-1]
+        w[...] = coef
+        b[...] = grid.mean() - features.mean(axis=0) @ coef
+
+    def _normalise_output(self) -> None:
+        """Rescale the output layer so that ĝ(0) = 0 and ĝ(1) = 1 in every dimension.
+
+        The curve is invariant under this (u only sees (ĝ − ĝ(0)) / D), but the
+        sensitivity of u to the parameters, ∝ 1/D, becomes the same in every dimension.
+        """
+        w, b = self.layers[-1]
+        ends = self._forward(np.array([0.0, 1.0]), tangent=False)
+        span = ends.out[1] - ends.out[0]
+        ok = np.abs(span) >= self.min_span  # leave a degenerate dimension to the guard
+        w[ok] /= span[ok, None]
+        b[ok] = -(ends.inputs[-1][0] @ w[ok].T)
+
+    @property
+    def n_params(self) -> int:
+        return self._params.size
+
+    @property
+    def is_constant(self) -> bool:
+        """True when z_start == z_end (the curve is the constant point)."""
+        return not np.any(self._delta)
+
+    def get_params(self) -> np.ndarray:
+        """A copy of all parameters as one flat float64 vector (layer by layer, W then b)."""
+        return self._params.copy()
+
+    def set_params(self, params) -> None:
+        """Set all parameters from a flat vector of length :attr:`n_params`."""
+        p = as_float_array(params, "params", ndim=1)
+        if p.size != self._params.size:
+            raise ValueError(f"params: expected {self._params.size} values, got {p.size}")
+        self._params[...] = p
+
+    def __repr__(self) -> str:
+        return (f"NeuralGeodesic(dim={self.dim}, hidden={self.hidden}, activation={self.activation!r}, "
+                f"n_params={self.n_params})")
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Save to ``path`` in numpy ``.npz`` format (arrays only, no pickle)."""
+        np.savez(path, format=np.array(_FORMAT), params=self._params, z_start=self.z_start, z_end=self.z_end,
+                 hidden=np.array(self.hidden, dtype=np.int64), activation=np.array(self.activation),
+                 min_span=np.array(self.min_span), min_amplitude=np.array(self.min_amplitude))
+
+    @classmethod
+    def load(cls, path) -> "NeuralGeodesic":
+        """Load a curve written by :meth:`save`."""
+        with np.load(path, allow_pickle=False) as data:
+            if "format" not in data or str(data["format"]) != _FORMAT:
+                raise ValueError(f"path: {os.fspath(path)!r} is not a saved NeuralGeodesic")
+            curve = cls(data["z_start"], data["z_end"], hidden=tuple(int(h) for h in data["hidden"]),
+                        activation=str(data["activation"]), min_span=float(data["min_span"]),
+                        min_amplitude=float(data["min_amplitude"]))
+            curve.set_params(data["params"])
+        return curve
+
+    # -- evaluation ----------------------------------------------------------------------
+    def __call__(self, t) -> np.ndarray:
+        """Points γ(t), shape (N, d), at times t (N,) (a scalar t gives (d,))."""
+        scalar = np.ndim(t) == 0
+        times = as_float_array(np.atleast_1d(t), "t", ndim=1)
+        points, _, _, _ = self._evaluate(times, tangent=False)
+        return points[0] if scalar else points
+
+    def velocity(self, t) -> np.ndarray:
+        """Exact velocities γ̇(t), shape (N, d) (see :func:`curve_velocity_exact`)."""
+        _, vel, _, _ = self._evaluate(as_float_array(t, "t", ndim=1), tangent=True)
+        return vel
+
+    def _evaluate(self, tau: np.ndarray, tangent: bool):
+        """Points (and velocities with ``tangent``) at times ``tau``; also the caches for backprop."""
+        rows = np.concatenate([tau, (0.0, 1.0)])  # ĝ(0), ĝ(1) ride along in the same pass
+        fwd = self._forward(rows, tangent)
+        resc = self._rescale(fwd, rows)
+        tau_col = tau[:, None]
+        # exact at t = 0 and t = 1, where u = t exactly
+        points = self.z_start * (1.0 - tau_col) + self.z_end * tau_col + self._amplitude * (resc.u[:-2] - tau_col)
+        vel = self._delta + self._amplitude * (resc.du[:-2] - 1.0) if tangent else None
+        if self.is_constant:  # exactly z_start, whatever the network
+            points[...] = self.z_start
+            if tangent:
+                vel[...] = 0.0
+        return points, vel, fwd, resc
+
+    def _forward(self, tau: np.ndarray, tangent: bool) -> _Pass:
+        order = 2 if tangent else 1
+        x = tau[:, None]
+        dx = np.ones_like(x) if tangent else None
+        cache = _Pass(tau, [], [], [], [], [], None, None)
+        for w, b in self.layers[:-1]:
+            cache.inputs.append(x)
+            cache.tangents.append(dx)
+            a = x @ w.T if x.shape[1] > 1 else x * w[:, 0]  # first layer: an outer product
+            a += b
+            x, d1, d2 = _activate(self.activation, a, order)
+            cache.d1.append(d1)
+            cache.d2.append(d2)
+            if tangent:
+                da = dx @ w.T if dx.shape[1] > 1 else dx * w[:, 0]
+                cache.pre_tangents.append(da)
+                dx = da if d1 is None else d1 * da
+        w, b = self.layers[-1]
+        cache.inputs.append(x)
+        cache.tangents.append(dx)
+        cache.out = x @ w.T + b if x.shape[1] > 1 else x * w[:, 0] + b
+        if tangent:
+            cache.dout = dx @ w.T if dx.shape[1] > 1 else dx * w[:, 0]
+        return cache
+
+    def _rescale(self, fwd: _Pass, tau: np.ndarray) -> _Rescaled:
+        g = fwd.out
+        g0, span = g[-2], g[-1] - g[-2]
+        small = np.abs(span) < self.min_span
+        r = span / np.maximum(span * span, self.min_span**2)
+        c = np.where(small, 1.0 - span * r, 0.0)
+        u = (g - g0) * r + tau[:, None] * c
+        pinned = (tau == 0.0) | (tau == 1.0)
+        u[pinned] = tau[pinned, None]  # exact end points, whatever the rounding of ĝ
+        du = fwd.dout * r + c if fwd.dout is not None else None
+        return _Rescaled(g0, span, r, c, small, u, du, pinned)
+
+    # -- backpropagation ------------------------------------------------------------------
+    def _backward(self, fwd: _Pass, resc: _Rescaled, gu: np.ndarray, gdu: Optional[np.ndarray]) -> np.ndarray:
+        """Gradient of a scalar with respect to the flat parameters, given dS/du and dS/du̇ (M, d).
+
+        ``gu`` and ``gdu`` cover all M rows of the pass (zero on the two extra rows).
+        """
+        gu = np.where(resc.pinned[:, None], 0.0, gu)  # u is constant where pinned
+        g = fwd.out
+        centred = g - resc.g0
+        g_out = gu * resc.r
+        g_r = np.einsum("md,md->d", gu, centred)
+        g_c = fwd.tau @ gu
+        g_dout = None
+        if gdu is not None:
+            g_dout = gdu * resc.r
+            g_r += np.einsum("md,md->d", gdu, fwd.dout)
+            g_c += gdu.sum(axis=0)
+        g0 = -g_out.sum(axis=0)
+        # c = 1 − D r only where |D| < δ (else the constant 0); r = D / max(D², δ²).
+        g_span = np.where(resc.small, -resc.r * g_c, 0.0)
+        g_r = g_r + np.where(resc.small, -resc.span * g_c, 0.0)
+        span_sq = np.where(resc.small, self.min_span**2, resc.span * resc.span)
+        dr = np.where(resc.small, 1.0 / span_sq, -1.0 / span_sq)
+        g_span += g_r * dr
+        g_out[-2] += g0 - g_span
+        g_out[-1] += g_span
+        return self._mlp_backward(fwd, g_out, g_dout)
+
+    def _mlp_backward(self, fwd: _Pass, g_out: np.ndarray, g_dout: Optional[np.ndarray]) -> np.ndarray:
+        grad = np.zeros_like(self._params)
+        views = _layer_views(grad, self.widths)
+        gx, gdx = g_out, g_dout
+        for layer in range(len(self.layers) - 1, -1, -1):
+            w, _ = self.layers[layer]
+            gw, gb = views[layer]
+            x, dx = fwd.inputs[layer], fwd.tangents[layer]
+            # a = x Wᵀ + b and ȧ = ẋ Wᵀ
+            gw += gx.T @ x
+            gb += gx.sum(axis=0)
+            if gdx is not None:
+                gw += gdx.T @ dx
+            if layer == 0:
+                break
+            gx_in = gx @ w
+            gdx_in = gdx @ w if gdx is not None else None
+            # x = σ(a), ẋ = σ'(a) ȧ
+            h = layer - 1
+            d1, d2 = fwd.d1[h], fwd.d2[h]
+            gx = gx_in if d1 is None else gx_in * d1
+            if gdx_in is not None:
+                if d2 is not None:
+                    gx = gx + gdx_in * d2 * fwd.pre_tangents[h]
+                gdx = gdx_in if d1 is None else gdx_in * d1
+            else:
+                gdx = None
+        return grad
+
+
+def _amplitudes(delta: np.ndarray, min_amplitude: float) -> np.ndarray:
+    """A_k = Δ_k (the seed's rescaling) unless |Δ_k| < α‖Δ‖_∞, where A_k = α‖Δ‖_∞ instead."""
+    floor = min_amplitude * np.max(np.abs(delta))
+    return np.where(np.abs(delta) >= floor, delta, floor)
+
+
+def _check_hidden(hidden) -> Tuple[int, ...]:
+    try:
+        widths = tuple(hidden)
+    except TypeError:
+        raise ValueError(f"hidden: expected a sequence of positive integers, got {hidden!r}") from None
+    for h in widths:
+        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
+            raise ValueError(f"hidden: expected a sequence of positive integers, got {hidden!r}")
+    return tuple(int(h) for h in widths)
+
+
+def _layer_views(flat: np.ndarray, widths: Tuple[int, ...]):
+    """(W (fan_out, fan_in), b (fan_out,)) views into a flat vector, layer by layer."""
+    views, start = [], 0
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        w = flat[start:start + fan_in * fan_out].reshape(fan_out, fan_in)
+        start += fan_in * fan_out
+        views.append((w, flat[start:start + fan_out]))
+        start += fan_out
+    return views
+
+
+# ----------------------------------------------------------------------------------------
+# velocities and loss
+# ----------------------------------------------------------------------------------------
+def _check_curve(curve) -> NeuralGeodesic:
+    if not isinstance(curve, NeuralGeodesic):
+        raise ValueError(f"curve: expected a NeuralGeodesic, got {type(curve).__name__}")
+    return curve
+
+
+def _check_metric(metric, curve: NeuralGeodesic) -> None:
+    dim = getattr(metric, "dim", None)
+    if dim is None or not callable(getattr(metric, "quadratic_form", None)):
+        raise ValueError("metric: expected an object of the metric protocol (dim, quadratic_form)")
+    if dim != curve.dim:
+        raise ValueError(f"metric: dimension {dim} does not match the curve's dimension {curve.dim}")
+
+
+def _check_train_times(t) -> np.ndarray:
+    times = check_times(t, "t", lo=T_RANGE[0], hi=T_RANGE[1])
+    if len(times) < 2:
+        raise ValueError("t: need at least 2 times")
+    return times
+
+
+def curve_velocity_exact(curve: NeuralGeodesic, t) -> np.ndarray:
+    """Exact velocity γ̇(t) of a neural geodesic by forward-mode differentiation.
+
+    The tangent dx/dt is carried through the MLP alongside the values in a single pass
+    (not one pass per dimension), then through the rescaling.
+
+    Parameters
+    ----------
+    curve : NeuralGeodesic
+    t : array_like, shape (N,)
+
+    Returns
+    -------
+    ndarray, shape (N, d)
+    """
+    return _check_curve(curve).velocity(t)
+
+
+curve_velocity_TaylorDiff = curve_velocity_exact  # the seed's name
+
+
+def _evaluate_for_loss(curve: NeuralGeodesic, times: np.ndarray, velocity: str, fd_method: str,
+                       fd_step: Optional[float]):
+    """Points and velocities at ``times`` for the loss, plus what the backward pass needs."""
+    n = len(times)
+    if velocity == "exact":
+        points, vel, fwd, resc = curve._evaluate(times, tangent=True)
+        return points, vel, (fwd, resc, None)
+    step = _FD_STEPS[fd_method] if fd_step is None else fd_step
+    if fd_method == "central":
+        rows = np.concatenate([times, times + step, times - step])
+    else:
+        rows = np.concatenate([times, times + step])
+    pts, _, fwd, resc = curve._evaluate(rows, tangent=False)  # one pass for all shifted times
+    behind = pts[2 * n:] if fd_method == "central" else pts[:n]
+    width = 2 * step if fd_method == "central" else step
+    vel = (pts[n:2 * n] - behind) / width
+    return pts[:n], vel, (fwd, resc, width)
+
+
+def _backward_for_loss(curve: NeuralGeodesic, cache, g_points: np.ndarray, g_vel: np.ndarray) -> np.ndarray:
+    fwd, resc, width = cache
+    delta = curve._amplitude  # dγ/du = A
+    n = len(g_points)
+    m = len(fwd.tau)
+    if width is None:  # exact velocity: γ̇ = Δ ⊙ u̇
+        gu = np.zeros((m, curve.dim))
+        gdu = np.zeros((m, curve.dim))
+        gu[:n] = g_points * delta
+        gdu[:n] = g_vel * delta
+        return curve._backward(fwd, resc, gu, gdu)
+    gu = np.zeros((m, curve.dim))
+    gu[:n] = g_points * delta
+    g_ahead = g_vel * (delta / width)
+    gu[n:2 * n] += g_ahead
+    if m - 2 == 3 * n:  # central: behind = t − ε
+        gu[2 * n:3 * n] -= g_ahead
+    else:  # forward: behind = t
+        gu[:n] -= g_ahead
+    return curve._backward(fwd, resc, gu, None)
+
+
+def loss_and_grad(curve: NeuralGeodesic, metric, t, velocity: str = "finitediff", integral: str = "energy",
+                  rule: str = "trapezoid", fd_method: str = "central", fd_step: Optional[float] = None,
+                  grad: bool = True, n_threads: Optional[int] = None):
+    """The loss of :func:`loss` and its gradient with respect to the flat parameters.
+
+    Returns
+    -------
+    value : float
+    gradient : ndarray, shape (curve.n_params,) (only with ``grad=True``)
+    """
+    times = _check_arguments(curve, metric, t, velocity, integral, rule, fd_method, fd_step, n_threads)
+    return _loss_and_grad(curve, metric, times, velocity, integral, rule, fd_method, fd_step, grad, n_threads)
+
+
+def _check_arguments(curve, metric, t, velocity, integral, rule, fd_method, fd_step, n_threads) -> np.ndarray:
+    """Validate the arguments of the loss; return the times as a float64 array."""
+    _check_metric(metric, _check_curve(curve))
+    times = _check_train_times(t)
+    check_choice(velocity, "velocity", set(VELOCITIES))
+    check_choice(integral, "integral", set(INTEGRALS))
+    check_choice(rule, "rule", set(RULES))
+    check_choice(fd_method, "fd_method", set(FD_METHODS))
+    if fd_step is not None:
+        check_positive(fd_step, "fd_step")
+    check_threads(n_threads)
+    return times
+
+
+def _loss_and_grad(curve, metric, times, velocity, integral, rule, fd_method, fd_step, grad, n_threads):
+    """:func:`loss_and_grad` on validated arguments (the training loop validates once)."""
+    if curve.is_constant:  # γ ≡ z_start: zero velocity, zero length and energy
+        return (0.0, np.zeros(curve.n_params)) if grad else 0.0
+    points, vel, cache = _evaluate_for_loss(curve, times, velocity, fd_method, fd_step)
+    if not grad:
+        return curve_integral(metric, points, vel, times, integral, rule, n_threads=n_threads)
+    value, g_points, g_vel = curve_integral(metric, points, vel, times, integral, rule, grad=True,
+                                            n_threads=n_threads)
+    return value, _backward_for_loss(curve, cache, g_points, g_vel)
+
+
+def loss(curve: NeuralGeodesic, metric, t, velocity: str = "finitediff", integral: str = "energy",
+         rule: str = "trapezoid", fd_method: str = "central", fd_step: Optional[float] = None,
+         n_threads: Optional[int] = None) -> float:
+    """Length or energy of a neural geodesic sampled at times t (the seed's ``loss``).
+
+    Parameters
+    ----------
+    curve : NeuralGeodesic
+    metric : metric protocol object
+        Any metric (RHVAE, dense, constant, pullback, ...) of dimension ``curve.dim``.
+    t : array_like, shape (N,)
+        Strictly increasing times in [−0.5, 1.5], N ≥ 2.
+    velocity : {"finitediff", "exact"}
+        Finite differences (the seed's default) or the forward-mode velocity.
+    integral : {"energy", "length"}
+    rule : {"trapezoid", "simpson", "aetk"}
+        Quadrature rule of :func:`latentgeo.curve_integral`.
+    fd_method : {"central", "forward"}
+        Finite-difference scheme (steps as :func:`latentgeo.curve_velocity_finitediff`).
+    fd_step : float, optional
+        Overrides the finite-difference step ε (default ∛eps for central, √eps for forward).
+
+    Returns
+    -------
+    float
+    """
+    return loss_and_grad(curve, metric, t, velocity, integral, rule, fd_method, fd_step, grad=False,
+                         n_threads=n_threads)
+
+
+def train(curve: NeuralGeodesic, metric, t, optimizer: Optimizer, velocity: str = "finitediff",
+          integral: str = "energy", rule: str = "trapezoid", fd_method: str = "central",
+          fd_step: Optional[float] = None, loss_scale: float = 1.0, n_threads: Optional[int] = None) -> float:
+    """One optimisation step on the loss (the seed's ``train!``).
+
+    Parameters
+    ----------
+    curve : NeuralGeodesic
+        Updated in place.
+    metric : metric protocol object
+    t : array_like, shape (N,)
+        Training times (strictly increasing, in [−0.5, 1.5]).
+    optimizer : Adam or SGD
+        Holds the state between steps.
+    velocity, integral, rule, fd_method, fd_step, n_threads :
+        As in :func:`loss`.
+    loss_scale : float
+        Multiplies the gradient handed to the optimiser (``fit`` passes 1/initial loss,
+        which makes training independent of the metric's overall scale).
+
+    Returns
+    -------
+    float
+        The loss before the step; NaN (and no update) when the loss or its gradient is
+        not finite.
+    """
+    _check_optimizer(optimizer)
+    times = _check_arguments(curve, metric, t, velocity, integral, rule, fd_method, fd_step, n_threads)
+    return _step(curve, metric, times, optimizer, loss_scale, (velocity, integral, rule, fd_method, fd_step, True,
+                                                              n_threads))
+
+
+def _check_optimizer(optimizer) -> Optimizer:
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"optimizer: expected a latentgeo.optim optimiser, got {type(optimizer).__name__}")
+    return optimizer
+
+
+def _step(curve, metric, times, optimizer, loss_scale, options) -> float:
+    """One optimiser step on validated arguments; returns the loss (NaN when not finite)."""
+    value, gradient = _loss_and_grad(curve, metric, times, *options)
+    if np.isfinite(value) and np.all(np.isfinite(gradient)):
+        if loss_scale != 1.0:
+            gradient *= loss_scale
+        optimizer.step(curve._params, gradient)
+        curve._normalise_output()  # fix the gauge ĝ(0) = 0, ĝ(1) = 1: the curve is unchanged
+    elif np.isfinite(value):
+        value = float("nan")  # a non-finite gradient is reported as a failed step
+    return value
+
+
+# ----------------------------------------------------------------------------------------
+# fitting
+# ----------------------------------------------------------------------------------------
+@dataclass
+class NeuralGeodesicResult:
+    """Outcome of :func:`fit` / :func:`neural_geodesic`.
+
+    Attributes
+    ----------
+    curve : NeuralGeodesic
+        The trained curve (callable: times (N,) → points (N, d)).
+    length, energy : float
+        Measured with exact velocities and the trapezoid rule on a fine grid of ``n_eval``
+        times (not the training loss).
+    converged : bool
+        The relative-change stopping rule was met.
+    n_steps : int
+        Optimisation steps taken.
+    history : ndarray
+        Training loss before each step (unnormalised).
+    status : str
+        Why the fit stopped.
+    """
+
+    curve: NeuralGeodesic
+    length: float
+    energy: float
+    converged: bool
+    n_steps: int
+    history: np.ndarray = field(repr=False)
+    status: str
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        return (f"NeuralGeodesicResult(length={self.length:.10g}, energy={self.energy:.10g}, "
+                f"converged={self.converged}, n_steps={self.n_steps}, status={self.status!r})")
+
+
+def _measure(curve: NeuralGeodesic, metric, n_eval: int, n_threads) -> Tuple[float, float]:
+    """Length and energy on a fine grid with exact velocities and the trapezoid rule."""
+    if curve.is_constant:
+        return 0.0, 0.0
+    times = np.linspace(0.0, 1.0, n_eval)
+    points, vel, _, _ = curve._evaluate(times, tangent=True)
+    if not (np.all(np.isfinite(points)) and np.all(np.isfinite(vel))):
+        return float("nan"), float("nan")
+    q = metric.quadratic_form(points, vel, n_threads=n_threads)
+    weights = _core.quadrature_weights(times, "trapezoid")
+    return float(weights @ np.sqrt(np.maximum(q, 0.0))), float(weights @ q)
+
+
+def _check_int(value, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_fraction(value, name: str) -> float:
+    x = check_positive(value, name)
+    if x >= 1.0:
+        raise ValueError(f"{name}: must lie in (0, 1), got {value!r}")
+    return x
+
+
+def _progress_bar(progress: bool, total: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="neural geodesic", leave=False)
+
+
+def _plateau(history: list, start: int, window: int, tol: float) -> bool:
+    """Relative change of the mean loss between the last two windows of ``window`` steps
+    (both after index ``start``) below ``tol``."""
+    if len(history) - start < 2 * window:
+        return False
+    recent = np.mean(history[-window:])
+    before = np.mean(history[-2 * window:-window])
+    return abs(before - recent) <= tol * abs(recent)
+
+
+def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, tol: float = DEFAULT_TOL,
+        optimizer: Optional[Optimizer] = None, *, n_points: int = DEFAULT_N_POINTS, velocity: str = "finitediff",
+        integral: str = "energy", rule: str = "trapezoid", fd_method: str = "central",
+        fd_step: Optional[float] = None, window: int = DEFAULT_WINDOW, lr_decay: float = DEFAULT_LR_DECAY,
+        n_decays: int = DEFAULT_N_DECAYS, normalize: bool = True, n_eval: int = DEFAULT_N_EVAL,
+        progress: bool = True, n_threads: Optional[int] = None) -> NeuralGeodesicResult:
+    """Train a neural geodesic until the loss stops changing.
+
+    Parameters
+    ----------
+    curve : NeuralGeodesic
+        Trained in place.
+    metric : metric protocol object
+    n_steps : int
+        Maximum number of optimisation steps.
+    t : array_like, shape (N,), optional
+        Training times (default ``linspace(0, 1, n_points)``).
+    tol : float
+        Stop when the mean loss of the last ``window`` steps differs from that of the
+        ``window`` steps before by less than ``tol`` relative.
+    optimizer : Optimizer, optional
+        Default ``Adam(lr=1e-2)``.
+    n_points : int
+        Number of training times when ``t`` is not given.
+    velocity, integral, rule, fd_method, fd_step :
+        As in :func:`loss`.
+    window : int
+        Window of the stopping rule.
+    lr_decay, n_decays :
+        On each of the first ``n_decays`` plateaus (the stopping rule met), the learning
+        rate is multiplied by ``lr_decay`` and training goes on; the next plateau stops.
+        The optimiser's learning rate is restored on return.
+    normalize : bool
+        Divide the loss by its initial value, so that training does not depend on the
+        metric's overall scale.
+    n_eval : int
+        Size of the grid on which ``length`` and ``energy`` are measured.
+    progress : bool
+        Show a tqdm progress bar.
+    n_threads : int, optional
+        Threads of the metric evaluation (None: all cores).
+
+    Returns
+    -------
+    NeuralGeodesicResult
+        The curve keeps the parameters with the lowest training loss seen. If the loss
+        becomes NaN/Inf, the fit stops there, with ``converged=False`` and the reason in
+        ``status``.
+    """
+    curve = _check_curve(curve)
+    _check_metric(metric, curve)
+    n_steps = _check_int(n_steps, "n_steps", 1)
+    n_points = _check_int(n_points, "n_points", 2)
+    window = _check_int(window, "window", 1)
+    n_eval = _check_int(n_eval, "n_eval", 2)
+    tol = check_positive(tol, "tol")
+    times = np.linspace(0.0, 1.0, n_points) if t is None else _check_train_times(t)
+    optimizer = _check_optimizer(Adam(lr=DEFAULT_LR, betas=DEFAULT_BETAS) if optimizer is None else optimizer)
+    options = dict(velocity=velocity, integral=integral, rule=rule, fd_method=fd_method, fd_step=fd_step,
+                   n_threads=n_threads)
+    lr_decay = _check_fraction(lr_decay, "lr_decay")
+    n_decays = _check_int(n_decays, "n_decays", 0)
+    initial_lr = optimizer.lr
+    initial = loss(curve, metric, times, **options)  # also validates every option before the loop
+    step_options = (velocity, integral, rule, fd_method, fd_step, True, n_threads)
+    start = time.perf_counter()
+    # Normalising by the initial loss makes the whole trajectory independent of the metric's scale.
+    scale = 1.0 / initial if normalize and np.isfinite(initial) and initial > 0 else 1.0
+    history, converged, status = [], False, f"reached n_steps = {n_steps}"
+    if curve.is_constant:
+        converged, status, n_steps = True, "z_start == z_end: constant curve", 0
+    bar = _progress_bar(progress and n_steps > 0, n_steps)
+    before, best, best_value = curve.get_params(), curve.get_params(), np.inf
+    plateau_start, decays = 0, 0
+    try:
+        for step in range(n_steps):
+            before[...] = curve._params
+            value = _step(curve, metric, times, optimizer, scale, step_options)
+            if not np.isfinite(value):
+                status = f"diverged: non-finite loss or gradient at step {step}; best parameters restored"
+                break
+            history.append(value)
+            if value < best_value:  # ``before`` are the parameters this loss was measured at
+                best_value, best[...] = value, before
+            if bar is not None:
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{value:.6g}", lr=f"{optimizer.lr:.2g}", refresh=False)
+            if _plateau(history, plateau_start, window, tol):
+                if decays == n_decays:
+                    converged = True
+                    status = f"relative change < tol = {tol:g} over {window} steps after {decays} learning-rate decays"
+                    break
+                optimizer.lr *= lr_decay  # a plateau: refine with a smaller step
+                decays, plateau_start = decays + 1, len(history)
+    finally:
+        if bar is not None:
+            bar.close()
+        optimizer.lr = initial_lr
+    if np.isfinite(best_value):
+        curve.set_params(best)
+    length, energy = _measure(curve, metric, n_eval, n_threads)
+    if not (np.isfinite(length) and np.isfinite(energy)):
+        converged, status = False, status + "; length/energy not finite on the evaluation grid"
+    return NeuralGeodesicResult(curve, length, energy, converged, len(history), np.asarray(history), status,
+                                time.perf_counter() - start)
+
+
+def neural_geodesic(metric, z_start, z_end, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
+                    seed=None, lr: float = DEFAULT_LR, optimizer: Optional[Optimizer] = None,
+                    **options) -> NeuralGeodesicResult:
+    """Fit a neural geodesic between two points (the convenience entry point).
+
+    Parameters
+    ----------
+    metric : metric protocol object
+    z_start, z_end : array_like, shape (d,)
+    hidden, activation, seed :
+        Of the :class:`NeuralGeodesic`.
+    lr : float
+        Learning rate of the default Adam optimiser (ignored when ``optimizer`` is given).
+    optimizer : Optimizer, optional
+    **options :
+        Passed to :func:`fit` (``n_steps``, ``t``, ``tol``, ``n_points``, ``velocity``,
+        ``integral``, ``rule``, ``progress``, ``n_threads``, ...).
+
+    Returns
+    -------
+    NeuralGeodesicResult
+    """
+    curve = NeuralGeodesic(z_start, z_end, hidden=hidden, activation=activation, seed=seed)
+    _check_metric(metric, curve)
+    optimizer = Adam(lr=lr, betas=DEFAULT_BETAS) if optimizer is None else optimizer
+    return fit(curve, metric, optimizer=optimizer, **options)
