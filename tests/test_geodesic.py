@@ -445,3 +445,36 @@ def test_non_finite_metric_reports_status():
 
     res = lg.geodesic(Singular(), [0.0, 0.5], [1.0, 0.7])
     assert res.status == "non_finite" and not res.converged
+
+
+class _WithoutKernel(lg.Metric):
+    """The same metric seen only through the Python protocol (the callback path)."""
+
+    def __init__(self, base):
+        self.base, self.dim = base, base.dim
+
+    def _metric(self, z, n_threads):
+        return self.base.metric(z)
+
+    def _derivative(self, z, n_threads):
+        return self.base.derivative(z)
+
+    def _quadratic_form(self, z, v, grad, n_threads):
+        return self.base.quadratic_form(z, v, grad=grad)
+
+
+def test_pullback_metric_is_solved_natively_and_agrees_with_the_python_path():
+    rng = np.random.default_rng(8)
+    weights = [rng.normal(size=(6, 2)), rng.normal(size=(3, 6)) / 2]
+    biases = [rng.normal(size=6), rng.normal(size=3)]
+    pb = lg.PullbackMetric(weights, biases, ["tanh", "identity"])
+    starts, ends = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    native = lg.geodesics(pb, starts, ends, progress=False)
+    python = lg.geodesics(_WithoutKernel(pb), starts, ends, progress=False)
+    assert np.all(native.converged) and np.all(python.converged)
+    np.testing.assert_allclose(native.length, python.length, rtol=1e-9)
+    # A linear decoder: the constant metric WᵀW, whose geodesic is the straight line.
+    w = rng.normal(size=(4, 2))
+    linear = lg.PullbackMetric([w], [np.zeros(4)], ["identity"])
+    res = lg.geodesic(linear, starts[0], ends[0])
+    assert res.length == pytest.approx(np.linalg.norm(w @ (ends[0] - starts[0])), rel=1e-9)
