@@ -478,3 +478,13 @@ def test_pullback_metric_is_solved_natively_and_agrees_with_the_python_path():
     linear = lg.PullbackMetric([w], [np.zeros(4)], ["identity"])
     res = lg.geodesic(linear, starts[0], ends[0])
     assert res.length == pytest.approx(np.linalg.norm(w @ (ends[0] - starts[0])), rel=1e-9)
+
+
+def test_quadrature_option():
+    metric = PoincareHalfPlane()
+    exact = np.arccosh(1 + 4.0 / 2)
+    for quadrature in ("simpson", "midpoint"):
+        res = lg.geodesic(metric, [-1.0, 1.0], [1.0, 1.0], quadrature=quadrature)
+        assert res.converged and res.length == pytest.approx(exact, rel=1e-6)
+    with pytest.raises(ValueError, match="^quadrature"):
+        lg.geodesic(metric, [-1.0, 1.0], [1.0, 1.0], quadrature="trapezoid")

@@ -136,7 +136,7 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
 py::dict geodesic_batch(py::object metric, py::object kernel, double scale, const ConstRowMatrixRef& starts,
                         const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0, Index n_segments,
                         Index min_segments, Index max_segments, double length_tol, double ftol, double gtol,
-                        int max_iter, int history, int n_threads) {
+                        int max_iter, int history, bool simpson, int n_threads) {
   const Index d = starts.cols();
   require(ends.rows() == starts.rows() && ends.cols() == d, "ends: expected the shape of starts");
   require(n0 == 0 || (n0 >= 2 && init.rows() == starts.rows() * n0 && init.cols() == d),
@@ -156,6 +156,7 @@ py::dict geodesic_batch(py::object metric, py::object kernel, double scale, cons
   o.lbfgs.gtol = gtol;
   o.lbfgs.max_iter = max_iter;
   o.lbfgs.history = history;
+  o.simpson = simpson;
   std::vector<GeodesicSolution> sols;
   const bool native = solve_native<RHVAEKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
                       solve_native<ConstantKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
@@ -179,7 +180,7 @@ void register_geodesic(py::module_& m) {
   m.def("geodesic_batch", &geodesic_batch, py::arg("metric"), py::arg("kernel"), py::arg("scale"), py::arg("starts"),
         py::arg("ends"), py::arg("init"), py::arg("n0"), py::arg("n_segments"), py::arg("min_segments"),
         py::arg("max_segments"), py::arg("length_tol"), py::arg("ftol"), py::arg("gtol"), py::arg("max_iter"),
-        py::arg("history"), py::arg("n_threads"),
+        py::arg("history"), py::arg("simpson"), py::arg("n_threads"),
         "Discrete geodesics of B pairs (private; use latentgeo.geodesics).");
   m.def("geodesic_status_name", &latentgeo::status_name, py::arg("code"));
 }

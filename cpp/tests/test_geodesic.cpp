@@ -52,14 +52,20 @@ TEST_CASE("constant metric: the straight line, length sqrt(D^T A D)") {
   }
 }
 
-TEST_CASE("Poincare half-plane: length and curve of the exact geodesic") {
+TEST_CASE("Poincare half-plane: length and curve of the exact geodesic, both quadratures") {
   const PoincareKernel kernel;
   const RowVector s = point(-1.0, 1.0), e = point(1.0, 1.0);
-  const GeodesicSolution sol = solve_geodesic(kernel, s, e, RowMatrix(0, 2), GeodesicOptions{});
-  CHECK(sol.status == GeodesicStatus::converged);
-  CHECK(sol.length == doctest::Approx(poincare_distance(s, e)).epsilon(1e-6));
-  CHECK(sol.straight_length == doctest::Approx(2.0).epsilon(1e-6));
-  for (Index i = 0; i < sol.nodes.rows(); ++i) CHECK(sol.nodes.row(i).norm() == doctest::Approx(std::sqrt(2.0)).epsilon(1e-4));
+  for (const bool simpson : {true, false}) {
+    CAPTURE(simpson);
+    GeodesicOptions options;
+    options.simpson = simpson;
+    const GeodesicSolution sol = solve_geodesic(kernel, s, e, RowMatrix(0, 2), options);
+    CHECK(sol.status == GeodesicStatus::converged);
+    CHECK(sol.length == doctest::Approx(poincare_distance(s, e)).epsilon(1e-6));
+    CHECK(sol.straight_length == doctest::Approx(2.0).epsilon(1e-6));
+    for (Index i = 0; i < sol.nodes.rows(); ++i)
+      CHECK(sol.nodes.row(i).norm() == doctest::Approx(std::sqrt(2.0)).epsilon(1e-4));
+  }
 }
 
 TEST_CASE("batched pairs do not depend on the thread count; identical ends give distance 0") {

@@ -2,10 +2,13 @@
 
 The discrete solver (``method="discrete"``, the default) runs in C++. A curve γ: [0, 1] → ℝ^d
 is represented by n + 1 nodes at uniform times with pinned ends; the solver minimises the
-midpoint-rule energy
+discrete energy with Simpson's rule on each segment (``quadrature="simpson"``, the default)
 
-    E(x) = n Σᵢ Δᵢᵀ G(mᵢ) Δᵢ,   Δᵢ = xᵢ₊₁ − xᵢ,   mᵢ = (xᵢ + xᵢ₊₁)/2,
+    E(x) = (n/6) Σᵢ Δᵢᵀ (G(xᵢ) + 4 G(mᵢ) + G(xᵢ₊₁)) Δᵢ,   Δᵢ = xᵢ₊₁ − xᵢ,   mᵢ = (xᵢ + xᵢ₊₁)/2,
 
+or the midpoint rule n Σᵢ Δᵢᵀ G(mᵢ) Δᵢ (``quadrature="midpoint"``: a third of the metric
+evaluations; a coarse polyline can then hop over regions of large G that no midpoint sees, as
+happens with pullback metrics of decoders whose units saturate),
 with its analytic gradient (from the metric's fused ``quadratic_form``) by L-BFGS whose initial
 inverse Hessian is the block-tridiagonal "metric Laplacian", so the iteration count barely
 depends on n. The nodes are refined coarse to fine (8 → 16 → 32 … segments) until the measured
@@ -22,8 +25,8 @@ its own status: ``"converged"``, ``"max_iter"`` (a level hit ``max_iter``),
 ``"line_search_failed"``, ``"non_finite"`` (the energy became NaN/Inf) or ``"max_nodes"`` (every
 level converged but the length still changed by more than ``tol`` at ``max_nodes``).
 
-Metrics: :class:`~latentgeo.RHVAEMetric` and :class:`~latentgeo.ConstantMetric` (and
-:class:`~latentgeo.ScaledMetric` of them) are solved natively, pairs in parallel with the GIL
+Metrics: :class:`~latentgeo.RHVAEMetric`, :class:`~latentgeo.PullbackMetric` and
+:class:`~latentgeo.ConstantMetric` (and :class:`~latentgeo.ScaledMetric` of them) are solved natively, pairs in parallel with the GIL
 released. Any other object of the metric protocol is called back in Python
 (``metric.quadratic_form(z, v, grad=True)`` and ``metric.metric(z)``) with the GIL held; its
 pairs then run one after the other, which is much slower.
@@ -47,7 +50,8 @@ __all__ = ["geodesic", "geodesics", "geodesic_distances", "GeodesicResult", "Geo
 _STATUS = ("converged", "max_iter", "line_search_failed", "non_finite", "max_nodes")
 _GAUSS_S = np.array([0.5 - 0.3872983346207417, 0.5, 0.5 + 0.3872983346207417])
 _GAUSS_W = np.array([5.0, 8.0, 5.0]) / 18.0
-_SOLVER_OPTIONS = {"min_nodes": 9, "max_nodes": 513, "history": 8, "ftol": None, "gtol": None}
+_SOLVER_OPTIONS = {"min_nodes": 9, "max_nodes": 2049, "history": 8, "ftol": None, "gtol": None,
+                   "quadrature": "simpson"}
 _GRAPH_OPTIONS = {"anchors": None, "k_neighbors": 10}
 
 
@@ -214,10 +218,11 @@ class _Options:
     gtol: float
     max_iter: int
     history: int
+    simpson: bool
 
     def core_args(self) -> tuple:
         return (self.n_segments, self.min_segments, self.max_segments, self.tol, self.ftol, self.gtol,
-                self.max_iter, self.history)
+                self.max_iter, self.history, self.simpson)
 
 
 def _check_int(value, name: str, lo: int) -> int:
@@ -242,8 +247,9 @@ def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _Options:
     # The optimiser's tolerances follow tol: the length error of a level is ~ decrement / 4.
     ftol = tol if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
     gtol = 1e-3 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
+    simpson = check_choice(opts["quadrature"], "quadrature", {"simpson", "midpoint"}) == "simpson"
     return _Options(n_segments, min_nodes - 1, max_nodes - 1, tol, ftol, gtol, max_iter,
-                    _check_int(opts["history"], "history", 1))
+                    _check_int(opts["history"], "history", 1), simpson)
 
 
 def _check_metric(metric) -> int:
@@ -462,7 +468,10 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
     n_threads : int, optional
         Threads over pairs (None: all cores). Results do not depend on it.
     **options
-        ``min_nodes`` (9), ``max_nodes`` (513), ``history`` (8), ``ftol``, ``gtol``, ``anchors``,
+        ``min_nodes`` (9), ``max_nodes`` (2049), ``history`` (8), ``ftol``, ``gtol``,
+        ``quadrature`` ("simpson": G at both ends and the midpoint of each segment, robust where G
+        changes fast, e.g. decoders with saturated units; "midpoint": a third of the metric
+        evaluations, fine for smooth metrics such as RHVAEs), ``anchors``,
         ``k_neighbors``; for method="neural", the options of ``neural_geodesic``.
 
     Returns

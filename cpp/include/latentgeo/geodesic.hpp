@@ -150,6 +150,7 @@ struct GeodesicOptions {
   Index min_segments = 8;    // segments of the first level (without an initial curve)
   Index max_segments = 512;  // adaptive refinement stops here
   double length_tol = 1e-8;  // adaptive: stop when the measured length changes less than this (relative)
+  bool simpson = true;       // Simpson energy per segment (G at both ends and the midpoint); else midpoint
   LbfgsOptions lbfgs;        // per level; lbfgs.max_iter is per level
 };
 
@@ -250,8 +251,8 @@ void measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double
 template <class Kernel>
 class DiscreteGeodesicProblem {
  public:
-  DiscreteGeodesicProblem(const Kernel& kernel, const RowVector& start, const RowVector& end)
-      : k_(kernel), start_(start), end_(end), d_(start.size()) {}
+  DiscreteGeodesicProblem(const Kernel& kernel, const RowVector& start, const RowVector& end, bool simpson)
+      : k_(kernel), start_(start), end_(end), d_(start.size()), simpson_(simpson) {}
 
   // A new level of n segments. With `reuse`, the preconditioner of the next refresh is built
   // from the previous level's G interpolated linearly in t (no kernel call): the curve moves
@@ -272,11 +273,12 @@ class DiscreteGeodesicProblem {
     nodes_.resize(n + 1, d_);
     nodes_.row(0) = start_;
     nodes_.row(n) = end_;
-    mid_.resize(n, d_);
-    delta_.resize(n, d_);
-    dqdz_.resize(n, d_);
-    dqdv_.resize(n, d_);
-    q_.resize(n);
+    const Index rows = simpson_ ? 3 * n : n;
+    points_.resize(rows, d_);
+    deltas_.resize(rows, d_);
+    dqdz_.resize(rows, d_);
+    dqdv_.resize(rows, d_);
+    q_.resize(rows);
     schur_.assign(n > 1 ? n - 1 : 0, Eigen::LLT<Eigen::MatrixXd>());
     coupling_.assign(n > 1 ? n - 1 : 0, Eigen::MatrixXd(d_, d_));
   }
@@ -296,13 +298,34 @@ class DiscreteGeodesicProblem {
 
   double value_and_gradient(const Vector& x, Vector& g) {
     geometry(x);
-    k_.quadratic_form(mid_, delta_, q_, dqdz_, dqdv_, 1);
+    k_.quadratic_form(points_, deltas_, q_, dqdz_, dqdv_, 1);
+    return simpson_ ? simpson_energy(g) : midpoint_energy(g);
+  }
+
+  // E = n sum_i D_i^T G(m_i) D_i: one quadratic form per segment (rows of points_ = midpoints).
+  double midpoint_energy(Vector& g) const {
     const double nn = static_cast<double>(n_);
     g.resize(free_size());
     for (Index j = 1; j < n_; ++j)
       g.segment((j - 1) * d_, d_) =
           nn * (0.5 * (dqdz_.row(j - 1) + dqdz_.row(j)) + dqdv_.row(j - 1) - dqdv_.row(j)).transpose();
     return nn * q_.sum();
+  }
+
+  // E = (n/6) sum_i D_i^T (G(x_i) + 4 G(m_i) + G(x_{i+1})) D_i. Rows of points_: midpoints, then
+  // left ends, then right ends. Sampling G at the nodes too stops coarse polylines from hopping
+  // over regions of large G that a midpoint never sees (pullback metrics with saturated units).
+  double simpson_energy(Vector& g) const {
+    const double nn = static_cast<double>(n_) / 6.0;
+    const auto mid_z = dqdz_.topRows(n_), left_z = dqdz_.middleRows(n_, n_), right_z = dqdz_.bottomRows(n_);
+    // d(segment i)/dD_i, the same for both of its ends.
+    const RowMatrix dv = dqdv_.middleRows(n_, n_) + 4.0 * dqdv_.topRows(n_) + dqdv_.bottomRows(n_);
+    g.resize(free_size());
+    for (Index j = 1; j < n_; ++j)
+      g.segment((j - 1) * d_, d_) = nn * (dv.row(j - 1) - dv.row(j) + 2.0 * (mid_z.row(j - 1) + mid_z.row(j)) +
+                                          right_z.row(j - 1) + left_z.row(j))
+                                             .transpose();
+    return nn * (q_.segment(n_, n_).sum() + 4.0 * q_.head(n_).sum() + q_.tail(n_).sum());
   }
 
   // G at the segment midpoints of x (or the interpolated G of a new level, once), then the
@@ -313,7 +336,7 @@ class DiscreteGeodesicProblem {
       interpolated_ = false;
     } else {
       geometry(x);
-      metric_tensors(k_, mid_, gflat_);
+      metric_tensors(k_, points_.topRows(n_), gflat_);
       ok = gflat_.allFinite();
       for (Index i = 0; i < n_ && ok; ++i) {
         for (Index a = 0; a < d_; ++a)
@@ -354,18 +377,25 @@ class DiscreteGeodesicProblem {
   }
 
  private:
+  // The evaluation points (midpoints; with Simpson also the left and right ends) and the
+  // segment vectors D_i that go with them.
   void geometry(const Vector& x) {
     nodes(x);
     for (Index i = 0; i < n_; ++i) {
-      delta_.row(i) = nodes_.row(i + 1) - nodes_.row(i);
-      mid_.row(i) = 0.5 * (nodes_.row(i + 1) + nodes_.row(i));
+      deltas_.row(i) = nodes_.row(i + 1) - nodes_.row(i);
+      points_.row(i) = 0.5 * (nodes_.row(i + 1) + nodes_.row(i));
+      if (!simpson_) continue;
+      deltas_.row(n_ + i) = deltas_.row(2 * n_ + i) = deltas_.row(i);
+      points_.row(n_ + i) = nodes_.row(i);
+      points_.row(2 * n_ + i) = nodes_.row(i + 1);
     }
   }
 
   const Kernel& k_;
   RowVector start_, end_;
   Index d_, n_ = 0;
-  RowMatrix nodes_, mid_, delta_, dqdz_, dqdv_, gflat_;
+  RowMatrix nodes_, points_, deltas_, dqdz_, dqdv_, gflat_;
+  bool simpson_;
   Vector q_;
   std::vector<Eigen::MatrixXd> gmat_, coupling_;
   std::vector<Eigen::LLT<Eigen::MatrixXd>> schur_;
@@ -413,7 +443,7 @@ GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, co
     nodes.row(0) = start;
     nodes.row(1) = end;
   }
-  DiscreteGeodesicProblem<Kernel> problem(kernel, start, end);
+  DiscreteGeodesicProblem<Kernel> problem(kernel, start, end, o.simpson);
   Lbfgs<DiscreteGeodesicProblem<Kernel>> lbfgs(problem, o.lbfgs);
   Vector x;
   double previous = std::numeric_limits<double>::quiet_NaN();
