@@ -445,3 +445,12 @@ def test_non_finite_metric_reports_status():
 
     res = lg.geodesic(Singular(), [0.0, 0.5], [1.0, 0.7])
     assert res.status == "non_finite" and not res.converged
+
+
+def test_progress_bar_for_long_batches(capsys):
+    metric = lg.ConstantMetric(np.eye(2))
+    s, e = _random_pairs(2, 120, 11)
+    lg.geodesics(metric, s, e, progress=False)
+    assert "pair" not in capsys.readouterr().err
+    lg.geodesics(metric, s, e, progress=True)
+    assert "120/120" in capsys.readouterr().err
