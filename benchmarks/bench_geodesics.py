@@ -186,7 +186,7 @@ def bench_dimension(d: int, n_pairs: int, n_slow: int, ref_nodes: int) -> None:
 
         errors, total = [], 0.0
         for a, b, r in zip(starts[sub], ends[sub], ref.length[sub]):
-            res, seconds = timed(lg.geodesic, metric, a, b, method="neural")
+            res, seconds = timed(lg.geodesic, metric, a, b, method="neural", progress=False)
             total += seconds
             errors.append(abs(sampled_length(metric, res.curve(np.linspace(0, 1, 4001))) / r - 1.0))
         row(f"latentgeo neural ({n_slow} pairs)", total, n_slow, np.array(errors), unit=unit)

@@ -499,8 +499,11 @@ def geodesic(metric, z_start, z_end, *, method: str = "discrete", n_nodes: Optio
     for name, z in (("z_start", a), ("z_end", b)):
         if len(z) != 1:
             raise ValueError(f"{name}: expected a single point of shape (d,), got shape {np.shape(z)}")
-    batch = geodesics(metric, a, b, method=method, n_nodes=n_nodes,
-                      tol=tol, max_iter=max_iter, init=init, progress=False, n_threads=n_threads, **options)
+    if check_choice(method, "method", {"discrete", "neural"}) == "neural":
+        # options (e.g. progress=False) go to neural_geodesic untouched
+        return _neural_batch(metric, a, b, n_nodes, tol, max_iter, init, False, options)[0]
+    batch = geodesics(metric, a, b, n_nodes=n_nodes, tol=tol, max_iter=max_iter, init=init, progress=False,
+                      n_threads=n_threads, **options)
     return batch[0]
 
 
