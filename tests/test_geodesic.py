@@ -488,3 +488,10 @@ def test_quadrature_option():
         assert res.converged and res.length == pytest.approx(exact, rel=1e-6)
     with pytest.raises(ValueError, match="^quadrature"):
         lg.geodesic(metric, [-1.0, 1.0], [1.0, 1.0], quadrature="trapezoid")
+def test_progress_bar_for_long_batches(capsys):
+    metric = lg.ConstantMetric(np.eye(2))
+    s, e = _random_pairs(2, 120, 11)
+    lg.geodesics(metric, s, e, progress=False)
+    assert "pair" not in capsys.readouterr().err
+    lg.geodesics(metric, s, e, progress=True)
+    assert "120/120" in capsys.readouterr().err

@@ -53,6 +53,7 @@ _GAUSS_W = np.array([5.0, 8.0, 5.0]) / 18.0
 _SOLVER_OPTIONS = {"min_nodes": 9, "max_nodes": 2049, "history": 8, "ftol": None, "gtol": None,
                    "quadrature": "simpson"}
 _GRAPH_OPTIONS = {"anchors": None, "k_neighbors": 10}
+_PROGRESS_MIN = 100  # pairs
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,9 +292,10 @@ def _chunks(n: int, size: int) -> List[slice]:
 
 
 def _progress(total: int, enabled: bool, desc: str):
+    """A tqdm bar, shown for long batches only (>= _PROGRESS_MIN pairs)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="pair")
+    return tqdm(total=total, disable=not (enabled and total >= _PROGRESS_MIN), desc=desc, unit="pair")
 
 
 def _run_local(metric, starts, ends, init, opts: _Options, n_threads: int, progress: bool,
@@ -303,7 +305,7 @@ def _run_local(metric, starts, ends, init, opts: _Options, n_threads: int, progr
     threads = _core.max_threads() if n_threads == 0 else n_threads
     size = max(16 * threads, -(-b // 50)) if size is None else size
     parts = []
-    with _progress(b, progress and b > size, "geodesics") as bar:
+    with _progress(b, progress, "geodesics") as bar:
         for sl in _chunks(b, size):
             parts.append(_solve_chunk(metric, starts[sl], ends[sl], None if init is None else init[sl], opts,
                                       n_threads))
@@ -464,7 +466,7 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
         (the metric's ``centroids`` or ``anchors=``, with ``k_neighbors=10``; needs scipy), or
         given nodes at uniform times (the first level then has n0 − 1 segments).
     progress : bool
-        tqdm progress bar for long batches.
+        tqdm progress bar for long batches (100 pairs or more).
     n_threads : int, optional
         Threads over pairs (None: all cores). Results do not depend on it.
     **options
@@ -506,8 +508,11 @@ def geodesic(metric, z_start, z_end, *, method: str = "discrete", n_nodes: Optio
     for name, z in (("z_start", a), ("z_end", b)):
         if len(z) != 1:
             raise ValueError(f"{name}: expected a single point of shape (d,), got shape {np.shape(z)}")
-    batch = geodesics(metric, a, b, method=method, n_nodes=n_nodes,
-                      tol=tol, max_iter=max_iter, init=init, progress=False, n_threads=n_threads, **options)
+    if check_choice(method, "method", {"discrete", "neural"}) == "neural":
+        # options (e.g. progress=False) go to neural_geodesic untouched
+        return _neural_batch(metric, a, b, n_nodes, tol, max_iter, init, False, options)[0]
+    batch = geodesics(metric, a, b, n_nodes=n_nodes, tol=tol, max_iter=max_iter, init=init, progress=False,
+                      n_threads=n_threads, **options)
     return batch[0]
 
 
@@ -536,7 +541,7 @@ def _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, 
     n = 65 if n_nodes is None else _check_int(n_nodes, "n_nodes", 2)
     t = np.linspace(0.0, 1.0, n)
     fields = {k: [] for k in ("length", "energy", "straight", "converged", "n_iter", "status", "nodes", "curves")}
-    with _progress(len(s), progress and len(s) > 1, "neural geodesics") as bar:
+    with _progress(len(s), progress, "neural geodesics") as bar:
         for a, b in zip(s, e):
             res = neural_geodesic(metric, a, b, **options)
             fields["length"].append(float(res.length))
