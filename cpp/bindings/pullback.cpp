@@ -72,21 +72,6 @@ RowMatrix derivative(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_
   return out;
 }
 
-py::tuple quadratic_form(const PullbackKernel& k, const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, bool grad,
-                         int n_threads) {
-  require_cols(z, k.dim(), "z");
-  require_cols(v, k.dim(), "v");
-  require(v.rows() == z.rows(), "v: expected as many rows as z");
-  Vector q(z.rows());
-  RowMatrix dqdz(grad ? z.rows() : 0, k.dim()), dqdv(grad ? z.rows() : 0, k.dim());
-  {
-    py::gil_scoped_release release;
-    k.quadratic_form(z, v, q, dqdz, dqdv, n_threads);
-  }
-  if (!grad) return py::make_tuple(q);
-  return py::make_tuple(q, dqdz, dqdv);
-}
-
 }  // namespace
 
 void register_pullback(py::module_& m) {
@@ -98,7 +83,7 @@ void register_pullback(py::module_& m) {
       .def("evaluate", &evaluate, py::arg("z"), py::arg("want_jacobian"), py::arg("n_threads"))
       .def("metric", &metric, py::arg("z"), py::arg("n_threads"))
       .def("derivative", &derivative, py::arg("z"), py::arg("n_threads"))
-      .def("quadratic_form", &quadratic_form, py::arg("z"), py::arg("v"), py::arg("grad"), py::arg("n_threads"));
+      .def("quadratic_form", &quadratic_form<PullbackKernel>, py::arg("z"), py::arg("v"), py::arg("grad"), py::arg("n_threads"));
 }
 
 }  // namespace latentgeo_bindings
