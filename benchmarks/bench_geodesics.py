@@ -225,18 +225,16 @@ def bench_digits() -> None:
         print("\n== digits: latentgeo.datasets.load_digits_rhvae is not available in this build; skipped")
         return
     model = load_digits_rhvae()
-    metric = getattr(model, "metric", model)
-    means = getattr(model, "means", None)
-    if means is None:
-        means = getattr(model, "latent_means", None)
-    if means is None:
-        means = metric.centroids
+    metric, means = model.metric, model.latent
     rng = np.random.default_rng(0)
     pts = means[rng.choice(len(means), size=min(46, len(means)), replace=False)]  # 46 points: 1035 pairs
-    res, seconds = timed(lg.geodesic_distances, metric, pts, tol=1e-5, progress=False)
     n = len(pts) * (len(pts) - 1) // 2
-    print(f"\n== digits model: {n} pairwise distances among {len(pts)} latent means in {seconds:.2f} s "
-          f"({1e3 * seconds / n:.2f} ms each), {len(res.failed)} not converged")
+    print(f"\n== digits model (K = {metric.n_centroids} centroids, d = {metric.dim}): {n} pairwise distances "
+          f"among {len(pts)} latent means")
+    for threads in (1, 2):
+        res, seconds = timed(lg.geodesic_distances, metric, pts, tol=1e-5, n_threads=threads, progress=False)
+        print(f"  tol 1e-5, {threads} thread(s): {seconds:.2f} s ({1e3 * seconds / n:.2f} ms each), "
+              f"{len(res.failed)} not converged")
 
 
 def main() -> None:
