@@ -198,3 +198,10 @@ def test_bad_velocity_inputs():
         lg.discrete_velocity(np.zeros((3, 2)), np.array([0.0, 1.0, 0.5]))
     with pytest.raises(ValueError, match="^points"):
         lg.discrete_velocity(np.zeros((2, 3, 2, 1)))
+
+
+def test_metric_must_follow_the_protocol():
+    pts = np.zeros((3, 2))
+    for fn in (lg.curve_length, lg.curve_energy):
+        with pytest.raises(ValueError, match="^metric"):
+            fn("not a metric", pts, pts)

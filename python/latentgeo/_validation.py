@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["as_float_array", "as_points", "check_threads", "check_positive", "check_choice"]
+__all__ = ["as_float_array", "as_points", "check_threads", "check_positive", "check_choice", "check_metric"]
 
 
 def as_float_array(value, name: str, ndim: Optional[int] = None, allow_empty: bool = False) -> np.ndarray:
@@ -69,3 +69,10 @@ def check_choice(value, name: str, choices) -> str:
     if value not in choices:
         raise ValueError(f"{name}: expected one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def check_metric(metric) -> int:
+    """Return ``metric.dim`` if ``metric`` follows the metric protocol (dim, quadratic_form)."""
+    if not (hasattr(metric, "dim") and callable(getattr(metric, "quadratic_form", None))):
+        raise ValueError("metric: expected an object of the metric protocol (dim, quadratic_form, metric)")
+    return int(metric.dim)

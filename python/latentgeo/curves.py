@@ -26,7 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_choice, check_positive, check_threads
+from ._validation import as_float_array, check_choice, check_metric, check_positive, check_threads
 
 __all__ = [
     "curve_velocity_finitediff",
@@ -153,7 +153,7 @@ def curve_integral(metric, points, velocities, t=None, integral: str = "energy",
     if vel.shape != curves.shape:
         raise ValueError(f"velocities: expected shape {curves.shape} like points, got {vel.shape}")
     b, n, d = curves.shape
-    if d != metric.dim:
+    if d != check_metric(metric):
         raise ValueError(f"points: dimension {d} does not match the metric's dimension {metric.dim}")
     times = np.linspace(0.0, 1.0, n) if t is None else check_times(t, n=n)
     if rule != "aetk" and n < 2:

@@ -42,7 +42,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_points, check_choice, check_positive, check_threads
+from ._validation import as_float_array, as_points, check_choice, check_metric, check_positive, check_threads
 from .metrics import ConstantMetric, ScaledMetric
 
 __all__ = ["geodesic", "geodesics", "geodesic_distances", "GeodesicResult", "GeodesicBatch", "DistanceResult"]
@@ -253,12 +253,6 @@ def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _Options:
                     _check_int(opts["history"], "history", 1), simpson)
 
 
-def _check_metric(metric) -> int:
-    if not (hasattr(metric, "dim") and callable(getattr(metric, "quadratic_form", None))):
-        raise ValueError("metric: expected an object of the metric protocol (dim, quadratic_form, metric)")
-    return int(metric.dim)
-
-
 def _native_kernel(metric):
     """(C++ kernel, scale) for metrics solved natively, else (None, 1.0); unwraps ScaledMetric."""
     if isinstance(metric, ScaledMetric):
@@ -428,7 +422,7 @@ def _initial_curves(metric, starts, ends, init, graph_opts: dict, opts: _Options
 # Public API
 # --------------------------------------------------------------------------------------------
 def _prepare(metric, starts, ends, n_nodes, tol, max_iter, init, options):
-    dim = _check_metric(metric)
+    dim = check_metric(metric)
     s, _ = as_points(starts, "starts", dim)
     e, _ = as_points(ends, "ends", dim)
     if s.shape != e.shape:
@@ -502,7 +496,7 @@ def geodesic(metric, z_start, z_end, *, method: str = "discrete", n_nodes: Optio
     -------
     GeodesicResult
     """
-    dim = _check_metric(metric)
+    dim = check_metric(metric)
     a, b = (_as_point_array(np.asarray(z)[None] if np.ndim(z) == 1 else z, name, dim)
             for name, z in (("z_start", z_start), ("z_end", z_end)))
     for name, z in (("z_start", a), ("z_end", b)):
@@ -528,7 +522,7 @@ def _straight_length(metric, a: np.ndarray, b: np.ndarray, n_seg: int = 16) -> f
 def _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, options) -> GeodesicBatch:
     from .neural import neural_geodesic
 
-    dim = _check_metric(metric)
+    dim = check_metric(metric)
     s, _ = as_points(starts, "starts", dim)
     e, _ = as_points(ends, "ends", dim)
     if s.shape != e.shape:
@@ -642,7 +636,7 @@ def geodesic_distances(metric, points, points2=None, *, executor: Optional[Execu
     -------
     DistanceResult
     """
-    dim = _check_metric(metric)
+    dim = check_metric(metric)
     p1 = _as_point_array(points, "points", dim)
     p2 = None if points2 is None else _as_point_array(points2, "points2", dim)
     threads = check_threads(n_threads)

@@ -45,7 +45,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_choice, check_positive, check_threads
+from ._validation import as_float_array, check_choice, check_metric, check_positive, check_threads
 from .curves import check_times, curve_integral
 from .optim import Adam, Optimizer
 
@@ -426,9 +426,7 @@ def _check_curve(curve) -> NeuralGeodesic:
 
 
 def _check_metric(metric, curve: NeuralGeodesic) -> None:
-    dim = getattr(metric, "dim", None)
-    if dim is None or not callable(getattr(metric, "quadratic_form", None)):
-        raise ValueError("metric: expected an object of the metric protocol (dim, quadratic_form)")
+    dim = check_metric(metric)
     if dim != curve.dim:
         raise ValueError(f"metric: dimension {dim} does not match the curve's dimension {curve.dim}")
 
