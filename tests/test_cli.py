@@ -108,3 +108,12 @@ def test_help(command):
     proc = run_cli(*command, "--help")
     assert proc.returncode == 0
     assert "usage: latentgeo" in proc.stdout
+
+
+def test_demo_without_matplotlib_prints_the_table(tmp_path):
+    code = ("import sys; sys.modules['matplotlib'] = None; from latentgeo.cli import main; "
+            f"sys.exit(main(['demo', '--out', {str(tmp_path)!r}, '--pairs', '2']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "geodesic length" in proc.stdout and "matplotlib is not installed" in proc.stdout
+    assert not (tmp_path / "demo.png").exists()

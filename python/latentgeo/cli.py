@@ -121,8 +121,11 @@ def cmd_demo(args) -> int:
     print(f"all {len(candidates)} pairs: ratio {ratio.min():.3f} .. {ratio.max():.3f}, {failed} not converged")
     os.makedirs(args.out, exist_ok=True)
     out_path = os.path.join(args.out, "demo.png")
-    _demo_figure(metric, latent, labels, batch, pairs, out_path)
-    print(f"wrote {out_path} ({time.perf_counter() - start:.1f} s)")
+    try:
+        _demo_figure(metric, latent, labels, batch, pairs, out_path)
+        print(f"wrote {out_path} ({time.perf_counter() - start:.1f} s)")
+    except ImportError:  # matplotlib is an optional extra
+        print('no picture: matplotlib is not installed (pip install "latentgeo[plot]")')
     return 0 if failed == 0 else 1
 
 
