@@ -374,16 +374,16 @@ class DenseMetric(Metric):
     ----------
     G_fn : callable
         ``G_fn(z)`` with z (N, d) returns G (N, d, d).
-    dim : int
-        The latent dimension d.
     dG_fn : callable, optional
         ``dG_fn(z)`` returns ∂G/∂z (N, d, d, d), layout ``[n, a, b, k]``. Without it the
         derivative is computed by central differences of ``G_fn`` (step ``fd_step``).
+    dim : int
+        The latent dimension d (keyword).
     fd_step : float
         Step of those central differences.
     """
 
-    def __init__(self, G_fn: Callable, dim: int, dG_fn: Optional[Callable] = None, fd_step: float = 1e-6):
+    def __init__(self, G_fn: Callable, dG_fn: Optional[Callable] = None, *, dim: int, fd_step: float = 1e-6):
         if not callable(G_fn):
             raise ValueError("G_fn: must be callable")
         if dG_fn is not None and not callable(dG_fn):

@@ -287,7 +287,7 @@ class CallablePullbackMetric(PullbackMetric):
 
     def _make_dense(self) -> None:
         # ∂G/∂z: central differences of G, with a step large against G's own numerical error.
-        self._dense = DenseMetric(self._metric_of, self.dim, fd_step=1e-4)
+        self._dense = DenseMetric(self._metric_of, dim=self.dim, fd_step=1e-4)
 
     @property
     def output_dim(self) -> int:
