@@ -6,7 +6,7 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["as_float_array", "as_points", "check_threads", "check_positive", "check_choice", "check_metric"]
+__all__ = ["as_float_array", "as_points", "check_threads", "check_positive", "check_choice", "check_metric", "check_int"]
 
 
 def as_float_array(value, name: str, ndim: Optional[int] = None, allow_empty: bool = False) -> np.ndarray:
@@ -76,3 +76,11 @@ def check_metric(metric) -> int:
     if not (hasattr(metric, "dim") and callable(getattr(metric, "quadratic_form", None))):
         raise ValueError("metric: expected an object of the metric protocol (dim, quadratic_form, metric)")
     return int(metric.dim)
+
+
+def check_int(value, name: str, lo: int) -> int:
+    """Return ``value`` as an int if it is an integer (not a bool) >= ``lo``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        wanted = "a positive integer" if lo == 1 else f"an integer >= {lo}"
+        raise ValueError(f"{name}: expected {wanted}, got {value!r}")
+    return int(value)

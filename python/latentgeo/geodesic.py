@@ -42,7 +42,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_points, check_choice, check_metric, check_positive, check_threads
+from ._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
 from .metrics import ConstantMetric, ScaledMetric
 
 __all__ = ["geodesic", "geodesics", "geodesic_distances", "GeodesicResult", "GeodesicBatch", "DistanceResult"]
@@ -226,11 +226,6 @@ class _Options:
                 self.max_iter, self.history, self.simpson)
 
 
-def _check_int(value, name: str, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name}: expected an integer >= {lo}, got {value!r}")
-    return int(value)
-
 
 def _split_options(options: dict, allowed: dict) -> dict:
     unknown = sorted(set(options) - set(allowed))
@@ -240,17 +235,17 @@ def _split_options(options: dict, allowed: dict) -> dict:
 
 
 def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _Options:
-    n_segments = 0 if n_nodes is None else _check_int(n_nodes, "n_nodes", 5) - 1
+    n_segments = 0 if n_nodes is None else check_int(n_nodes, "n_nodes", 5) - 1
     tol = 1e-8 if tol is None else check_positive(tol, "tol")
-    max_iter = 200 if max_iter is None else _check_int(max_iter, "max_iter", 1)
-    min_nodes = _check_int(opts["min_nodes"], "min_nodes", 5)
-    max_nodes = _check_int(opts["max_nodes"], "max_nodes", min_nodes)
+    max_iter = 200 if max_iter is None else check_int(max_iter, "max_iter", 1)
+    min_nodes = check_int(opts["min_nodes"], "min_nodes", 5)
+    max_nodes = check_int(opts["max_nodes"], "max_nodes", min_nodes)
     # The optimiser's tolerances follow tol: the length error of a level is ~ decrement / 4.
     ftol = tol if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
     gtol = 1e-3 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
     simpson = check_choice(opts["quadrature"], "quadrature", {"simpson", "midpoint"}) == "simpson"
     return _Options(n_segments, min_nodes - 1, max_nodes - 1, tol, ftol, gtol, max_iter,
-                    _check_int(opts["history"], "history", 1), simpson)
+                    check_int(opts["history"], "history", 1), simpson)
 
 
 def _native_kernel(metric):
@@ -402,7 +397,7 @@ def _initial_curves(metric, starts, ends, init, graph_opts: dict, opts: _Options
         anchors = as_float_array(anchors, "anchors", ndim=2)
         if anchors.shape[1] != starts.shape[1]:
             raise ValueError(f"anchors: expected dimension {starts.shape[1]}, got shape {anchors.shape}")
-        k = _check_int(graph_opts["k_neighbors"], "k_neighbors", 1)
+        k = check_int(graph_opts["k_neighbors"], "k_neighbors", 1)
         return _graph_init(metric, starts, ends, anchors, k, opts.max_segments)
     curves = as_float_array(init, "init")
     if curves.ndim == 2:
@@ -532,7 +527,7 @@ def _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, 
             raise ValueError(f"{name}: not used by method='neural'; pass neural_geodesic's options by name")
     if not (isinstance(init, str) and init == "line"):
         raise ValueError("init: method='neural' supports only init='line'")
-    n = 65 if n_nodes is None else _check_int(n_nodes, "n_nodes", 2)
+    n = 65 if n_nodes is None else check_int(n_nodes, "n_nodes", 2)
     t = np.linspace(0.0, 1.0, n)
     fields = {k: [] for k in ("length", "energy", "straight", "converged", "n_iter", "status", "nodes", "curves")}
     with _progress(len(s), progress, "neural geodesics") as bar:
@@ -652,10 +647,10 @@ def geodesic_distances(metric, points, points2=None, *, executor: Optional[Execu
     _, _, solver, graph_opts = _prepare(metric, starts, ends, n_nodes, tol, max_iter, init, options)
     curves = _initial_curves(metric, starts, ends, init, graph_opts, solver)
     if executor is None:
-        size = None if chunk_size is None else _check_int(chunk_size, "chunk_size", 1)
+        size = None if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
         batch = _run_local(metric, starts, ends, curves, solver, threads, progress, size)
     else:
-        size = 64 if chunk_size is None else _check_int(chunk_size, "chunk_size", 1)
+        size = 64 if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
         batch = _run_executor(executor, metric, starts, ends, curves, solver, threads, size, rows, cols, progress)
     dist[rows, cols] = batch.length
     conv[rows, cols] = batch.converged

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_points, check_choice, check_positive, check_threads
+from ._validation import as_float_array, as_points, check_choice, check_int, check_positive, check_threads
 
 __all__ = ["Metric", "RHVAEMetric", "DenseMetric", "ConstantMetric", "ScaledMetric"]
 
@@ -388,9 +388,7 @@ class DenseMetric(Metric):
             raise ValueError("G_fn: must be callable")
         if dG_fn is not None and not callable(dG_fn):
             raise ValueError("dG_fn: must be callable or None")
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ValueError(f"dim: expected a positive integer, got {dim!r}")
-        self.G_fn, self.dG_fn, self.dim = G_fn, dG_fn, int(dim)
+        self.G_fn, self.dG_fn, self.dim = G_fn, dG_fn, check_int(dim, "dim", 1)
         self.fd_step = check_positive(fd_step, "fd_step")
 
     def _call_checked(self, fn, z, shape, name):

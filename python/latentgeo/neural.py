@@ -45,7 +45,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_choice, check_metric, check_positive, check_threads
+from ._validation import as_float_array, check_choice, check_int, check_metric, check_positive, check_threads
 from .curves import check_times, curve_integral
 from .optim import Adam, Optimizer
 
@@ -672,11 +672,6 @@ def _measure(curve: NeuralGeodesic, metric, n_eval: int, n_threads) -> Tuple[flo
     return float(weights @ np.sqrt(np.maximum(q, 0.0))), float(weights @ q)
 
 
-def _check_int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-    return int(value)
-
 
 def _check_fraction(value, name: str) -> float:
     x = check_positive(value, name)
@@ -754,17 +749,17 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
     """
     curve = _check_curve(curve)
     _check_metric(metric, curve)
-    n_steps = _check_int(n_steps, "n_steps", 1)
-    n_points = _check_int(n_points, "n_points", 2)
-    window = _check_int(window, "window", 1)
-    n_eval = _check_int(n_eval, "n_eval", 2)
+    n_steps = check_int(n_steps, "n_steps", 1)
+    n_points = check_int(n_points, "n_points", 2)
+    window = check_int(window, "window", 1)
+    n_eval = check_int(n_eval, "n_eval", 2)
     tol = check_positive(tol, "tol")
     times = np.linspace(0.0, 1.0, n_points) if t is None else _check_train_times(t)
     optimizer = _check_optimizer(Adam(lr=DEFAULT_LR, betas=DEFAULT_BETAS) if optimizer is None else optimizer)
     options = dict(velocity=velocity, integral=integral, rule=rule, fd_method=fd_method, fd_step=fd_step,
                    n_threads=n_threads)
     lr_decay = _check_fraction(lr_decay, "lr_decay")
-    n_decays = _check_int(n_decays, "n_decays", 0)
+    n_decays = check_int(n_decays, "n_decays", 0)
     initial_lr = optimizer.lr
     initial = loss(curve, metric, times, **options)  # also validates every option before the loop
     step_options = (velocity, integral, rule, fd_method, fd_step, True, n_threads)

@@ -24,7 +24,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_positive, check_threads
+from ._validation import as_float_array, check_int, check_positive, check_threads
 from .metrics import DenseMetric, Metric, _unsingle
 
 __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS"]
@@ -279,9 +279,7 @@ class CallablePullbackMetric(PullbackMetric):
             raise ValueError("decoder: must be callable")
         if log_sigma is not None and not callable(log_sigma):
             raise ValueError("log_sigma: must be callable or None")
-        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-            raise ValueError(f"dim: expected a positive integer, got {dim!r}")
-        self.decoder, self.log_sigma, self.dim = decoder, log_sigma, int(dim)
+        self.decoder, self.log_sigma, self.dim = decoder, log_sigma, check_int(dim, "dim", 1)
         self.fd_step = check_positive(fd_step, "fd_step")
         self._make_dense()
 
