@@ -14,6 +14,8 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from . import _core
+
 __all__ = ["main"]
 
 class CommandError(Exception):
@@ -160,6 +162,8 @@ def cmd_info(args) -> int:
     print(f"eigenvalues of G at the centroids: {eig.min():.4g} .. {eig.max():.4g}")
     print(f"magnification sqrt(det G) at the centroids: {mag.min():.4g} .. {mag.max():.4g}")
     print(f"far from all centroids G -> I/lambda = {1.0 / metric.regularization if metric.regularization else np.inf:.4g} I")
+    print(f"core           {_core.variant} (OpenMP: {'on' if _core.openmp_enabled() else 'off'}, "
+          f"{_core.max_threads()} threads)")
     return 0
 
 
