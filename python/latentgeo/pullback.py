@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _core
 from ._validation import as_float_array, check_int, check_positive, check_threads
-from .metrics import DenseMetric, Metric, _unsingle
+from .metrics import DenseMetric, Metric, _unsingle, check_finite_rows, real_output
 
 __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS"]
 
@@ -34,6 +34,7 @@ __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS"]
 ACTIVATIONS = ("identity", "tanh", "relu", "softplus", "sigmoid", "elu", "exp")
 
 Step = Tuple  # ("dense", W (out, in), b (out,)) or ("act", name, param)
+_OVERFLOW = "NaN or Inf (the decoder overflows, e.g. in an exp activation)"
 
 
 def _activation_step(spec, name: str) -> Step:
@@ -145,6 +146,10 @@ class PullbackMetric(Metric):
     The C++ kernel lives in ``self._kernel`` (a ``PullbackKernel`` with ``dim()`` and
     ``quadratic_form``), so the C++ geodesic solver runs on it directly. ∂(vᵀGv)/∂z uses the
     forward-mode directional second derivative ∂(Jv)/∂z and never forms ∂G.
+
+    Where the decoder overflows (e.g. an ``exp`` of a large activation) the public methods raise
+    :class:`~latentgeo.errors.MetricDomainError` naming the point instead of returning NaN/Inf;
+    the geodesic solver treats such points as infinite energy.
     """
 
     def __init__(self, weights, biases, activations, *, log_sigma=None, trunk=None):
@@ -224,13 +229,13 @@ class PullbackMetric(Metric):
         """Decoder outputs: the mean (N, D), and for a Gaussian decoder the tuple (mean, σ)."""
         pts, single = self._points(z)
         values, _ = self._kernel.evaluate(pts, False, check_threads(n_threads))
-        return self._split(_unsingle(values, single))
+        return self._split(_unsingle(check_finite_rows(values, pts, "decode", _OVERFLOW), single))
 
     def jacobian(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """Stacked Jacobians (N, D_total, d): the mean head's rows, then J_σ = diag(σ) J_logσ; G = JᵀJ."""
         pts, single = self._points(z)
         _, jac = self._kernel.evaluate(pts, True, check_threads(n_threads))
-        return _unsingle(jac.reshape(len(pts), self.output_dim, self.dim), single)
+        return _unsingle(check_finite_rows(jac, pts, "jacobian", _OVERFLOW).reshape(len(pts), self.output_dim, self.dim), single)
 
     def _split(self, values: np.ndarray):
         if not self.gaussian:
@@ -240,14 +245,17 @@ class PullbackMetric(Metric):
 
     # -- metric ---------------------------------------------------------------------
     def _metric(self, z, n_threads):
-        return self._kernel.metric(z, n_threads).reshape(len(z), self.dim, self.dim)
+        g = check_finite_rows(self._kernel.metric(z, n_threads), z, "metric", _OVERFLOW)
+        return g.reshape(len(z), self.dim, self.dim)
 
     def _derivative(self, z, n_threads):
         d = self.dim
-        return self._kernel.derivative(z, n_threads).reshape(len(z), d, d, d)
+        return check_finite_rows(self._kernel.derivative(z, n_threads), z, "derivative", _OVERFLOW).reshape(len(z), d, d, d)
 
     def _quadratic_form(self, z, v, grad, n_threads):
         out = self._kernel.quadratic_form(z, v, grad, n_threads)
+        for part in out:
+            check_finite_rows(part, z, "quadratic_form", _OVERFLOW)
         return out if grad else out[0]
 
 
@@ -286,6 +294,7 @@ class CallablePullbackMetric(PullbackMetric):
     def _make_dense(self) -> None:
         # ∂G/∂z: central differences of G, with a step large against G's own numerical error.
         self._dense = DenseMetric(self._metric_of, dim=self.dim, fd_step=1e-4)
+        self._dense._positive_definite = False  # J^T J is only semi-definite where J loses rank
 
     @property
     def output_dim(self) -> int:
@@ -303,17 +312,17 @@ class CallablePullbackMetric(PullbackMetric):
         self._make_dense()
 
     def _call(self, fn, z: np.ndarray, name: str) -> np.ndarray:
-        out = np.asarray(fn(z), dtype=np.float64)
+        out = real_output(fn(z), name)
         if out.ndim != 2 or out.shape[0] != len(z):
             raise ValueError(f"{name}: must return an array of shape (N, D) for N = {len(z)} points, got {out.shape}")
-        if not np.all(np.isfinite(out)):
-            raise ValueError(f"{name}: returned NaN or Inf")
-        return out
+        return check_finite_rows(out, z, name)
 
     def _outputs(self, z: np.ndarray) -> np.ndarray:
         out = self._call(self.decoder, z, "decoder")
         if self.log_sigma is not None:
-            out = np.concatenate([out, np.exp(self._call(self.log_sigma, z, "log_sigma"))], axis=1)
+            with np.errstate(over="ignore"):  # an overflow is reported below, naming the point
+                sigma = np.exp(self._call(self.log_sigma, z, "log_sigma"))
+            out = np.concatenate([out, check_finite_rows(sigma, z, "log_sigma", "exp overflows")], axis=1)
         return out
 
     def _jacobian(self, z: np.ndarray) -> np.ndarray:
@@ -326,7 +335,9 @@ class CallablePullbackMetric(PullbackMetric):
 
     def _metric_of(self, z: np.ndarray) -> np.ndarray:
         jac = self._jacobian(z)
-        return np.einsum("nia,nib->nab", jac, jac)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below, naming the point
+            g = np.einsum("nia,nib->nab", jac, jac)
+        return check_finite_rows(g, z, "metric", "J^T J overflows")
 
     def decode(self, z, n_threads: Optional[int] = None):
         pts, single = self._points(z)
