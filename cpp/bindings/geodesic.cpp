@@ -42,7 +42,8 @@ class PythonKernel {
                       latentgeo::RowMatrixRef dqdz, latentgeo::RowMatrixRef dqdv, int /*n_threads*/) const {
     py::gil_scoped_acquire gil;
     const bool grad = dqdz.rows() > 0;
-    py::object out = call([&] { return metric_.attr("quadratic_form")(RowMatrix(z), RowMatrix(v), py::arg("grad") = grad); });
+    py::object out =
+        call([&] { return metric_.attr("quadratic_form")(RowMatrix(z), RowMatrix(v), py::arg("grad") = grad); });
     if (!grad) {
       q = as_vector(out, z.rows());
       return;
@@ -52,6 +53,7 @@ class PythonKernel {
     q = as_vector(parts[0], z.rows());
     dqdz = as_matrix(parts[1], z.rows(), "dq_dz");
     dqdv = as_matrix(parts[2], z.rows(), "dq_dv");
+    require_positive(z, v, q, dqdv);
   }
 
   // G from metric.metric(z) (N, d, d): one call instead of d quadratic forms.
@@ -81,6 +83,15 @@ class PythonKernel {
       }
       throw;
     }
+  }
+  // v^T G v < 0 beyond rounding (|q| <= |v| |G v| = |v| |dq/dv| / 2) means G is not positive
+  // definite there: a point where the metric is not defined.
+  static void require_positive(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v,
+                               const latentgeo::ConstVectorRef& q, const ConstRowMatrixRef& dqdv) {
+    for (Index i = 0; i < z.rows(); ++i)
+      if (q(i) < -1e-8 * v.row(i).norm() * dqdv.row(i).norm())
+        throw latentgeo::MetricDomainError("metric: quadratic_form returned v^T G v < 0 at z = " +
+                                           latentgeo::format_point(z.row(i)) + " (G is not positive definite)");
   }
   static Vector as_vector(const py::handle& h, Index n) {
     Vector out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<Vector>();

@@ -81,6 +81,18 @@ std::string format_point(const Row& z) {
   return out + ")";
 }
 
+// Throws MetricDomainError (non_finite) naming the first row of `values` (one per point of z)
+// that holds NaN or Inf; `what` names the quantity and `why` explains it.
+template <class Values>
+void require_finite_rows(const Values& values, const ConstRowMatrixRef& z, const char* what, const char* why) {
+  if (values.allFinite()) return;
+  Index row = 0;
+  while (row + 1 < values.rows() && values.row(row).allFinite()) ++row;
+  throw MetricDomainError(std::string(what) + ": NaN or Inf at point " + std::to_string(row) + ", z = " +
+                              format_point(z.row(row)) + " (" + why + ")",
+                          true);
+}
+
 namespace detail {
 // The calling thread, out of items, polls its cancellation until the other threads have finished
 // `n` items: spinning briefly (the usual case), then sleeping.
