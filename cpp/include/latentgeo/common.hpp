@@ -95,15 +95,12 @@ void require_finite_rows(const Values& values, const ConstRowMatrixRef& z, const
 
 namespace detail {
 // The calling thread, out of items, polls its cancellation until the other threads have finished
-// `n` items: spinning briefly (the usual case), then sleeping.
+// `n` items: spinning for up to 1 ms as an OpenMP barrier would (no yield: on a busy machine the
+// thread would lose its core for a whole time slice), then sleeping.
 inline void wait_polling(const std::atomic<Index>& finished, Index n, Cancellation& cancel) {
-  const auto spin_until = Cancellation::Clock::now() + std::chrono::microseconds(200);
-  while (finished.load(std::memory_order_acquire) < n && !cancel.poll_requested()) {
-    if (Cancellation::Clock::now() < spin_until)
-      std::this_thread::yield();
-    else
-      std::this_thread::sleep_for(std::chrono::microseconds(500));
-  }
+  const auto spin_until = Cancellation::Clock::now() + std::chrono::milliseconds(1);
+  while (finished.load(std::memory_order_acquire) < n && !cancel.poll_requested())
+    if (Cancellation::Clock::now() >= spin_until) std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 }  // namespace detail
 
