@@ -116,6 +116,30 @@ def test_metric_error_on_worker_reraised():
             lg.geodesic_distances(Broken(), _poincare_points(3, 6), executor=pool, progress=False)
 
 
+def test_result_and_metric_pickle():
+    metric = _rhvae()
+    pts = np.random.default_rng(7).standard_normal((4, 2))
+    res = lg.geodesic_distances(metric, pts, progress=False)
+    again = pickle.loads(pickle.dumps(res))
+    np.testing.assert_array_equal(again.distances, res.distances)
+    metric2 = pickle.loads(pickle.dumps(metric.scaled(2.0)))
+    np.testing.assert_allclose(lg.geodesic_distances(metric2, pts, progress=False).distances,
+                               np.sqrt(2.0) * res.distances, rtol=1e-10)
+
+
+def test_dask_local_cluster_matches_local():
+    distributed = pytest.importorskip("distributed")
+    metric = _rhvae()
+    pts = np.random.default_rng(8).standard_normal((8, 2))
+    local = lg.geodesic_distances(metric, pts, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = lg.geodesic_distances(metric, pts, executor=client.get_executor(), chunk_size=7,
+                                           n_threads=1, progress=False)
+    np.testing.assert_allclose(remote.distances, local.distances, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(remote.converged, local.converged)
+
+
 @pytest.mark.parametrize("kwargs, name", [
     (dict(points=np.ones((3, 3))), "points"),
     (dict(points=np.array([[0.0, np.nan], [1.0, 1.0]])), "points"),
