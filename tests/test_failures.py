@@ -66,9 +66,10 @@ def test_distance_matrix_marks_and_lists_the_failed_entries(executor):
     metric = reference_rhvae(regularization=0.0)
     good = np.array([[0.0, 0.0], [1.0, 0.5], [0.3, 1.2]])
     points = np.vstack([good[:2], [FAR], good[2:]])  # the singular point is number 2
-    with ThreadPoolExecutor(max_workers=2) as pool, pytest.warns(RuntimeWarning, match=r"3 of 6 pairs failed"):
+    with ThreadPoolExecutor(max_workers=2) as pool, pytest.warns(RuntimeWarning, match=r"3 of 6 pairs failed") as w:
         res = lg.geodesic_distances(metric, points, executor=pool if executor else None, chunk_size=2,
                                     progress=False)
+    assert w[0].filename == __file__
     lost = [(0, 2), (1, 2), (2, 3)]
     assert sorted(res.messages) == lost and res.failed == lost
     for i, j in lost:
@@ -79,6 +80,19 @@ def test_distance_matrix_marks_and_lists_the_failed_entries(executor):
     reference = lg.geodesic_distances(metric, good, progress=False)
     np.testing.assert_allclose(res.distances[np.ix_(keep, keep)], reference.distances, rtol=1e-12)
     assert res.converged[np.ix_(keep, keep)].all()
+
+
+def test_graph_initialisation_avoids_singular_edges():
+    pytest.importorskip("scipy")
+    metric = reference_rhvae(regularization=0.0)
+    anchors = np.array([[0.0, 0.0], [1.0, 1.0], [0.5, 0.2], FAR, [1.0, 0.0]])  # edges to FAR are singular
+    with pytest.warns(RuntimeWarning, match=r"1 of 2 pairs failed") as record:
+        batch = lg.geodesics(metric, [[0.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], FAR], init="graph", anchors=anchors,
+                             k_neighbors=2, progress=False)
+    assert record[0].filename == __file__  # the warning points at the user's call
+    assert batch.status == ["converged", "singular_metric"]
+    line = lg.geodesic(metric, [0.0, 0.0], [1.0, 1.0])
+    assert batch.length[0] == pytest.approx(line.length, rel=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------

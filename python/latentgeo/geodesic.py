@@ -347,7 +347,7 @@ def _failure_message(status: str, message: str, error: Optional[BaseException]) 
 # --------------------------------------------------------------------------------------------
 # Failures of pairs
 # --------------------------------------------------------------------------------------------
-def _report_failures(batch: GeodesicBatch, labels: Sequence[str], caller: str) -> None:
+def _report_failures(batch: GeodesicBatch, labels: Sequence[str], caller: str, stacklevel: int) -> None:
     """Names the pairs in the messages of the failed pairs and warns about them.
 
     Raises the first pair's exception (naming the pair) when every pair failed because the
@@ -367,7 +367,7 @@ def _report_failures(batch: GeodesicBatch, labels: Sequence[str], caller: str) -
     shown = "; ".join(batch.messages[i] for i in failed[:3])
     more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
     warnings.warn(f"{caller}: {len(failed)} of {len(batch)} pairs failed (see status and messages): {shown}{more}",
-                  RuntimeWarning, stacklevel=3)
+                  RuntimeWarning, stacklevel=stacklevel + 1)
 
 
 def _renamed(exc: BaseException, message: str) -> BaseException:
@@ -410,11 +410,20 @@ def _run_local(metric, starts, ends, init, opts: _Options, n_threads: int, progr
 # Graph initialisation
 # --------------------------------------------------------------------------------------------
 def _edge_lengths(metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Riemannian lengths of the straight edges a→b (E, d), 3-point Gauss–Legendre."""
+    """Riemannian lengths of the straight edges a→b (E, d), 3-point Gauss–Legendre.
+
+    An edge that meets a point where the metric is not defined (MetricDomainError) is infinitely
+    long, so that graph paths avoid it instead of failing every pair.
+    """
     delta = b - a
     z = (a[:, None, :] + _GAUSS_S[None, :, None] * delta[:, None, :]).reshape(-1, a.shape[1])
     v = np.repeat(delta, 3, axis=0)
-    q = np.asarray(metric.quadratic_form(z, v), dtype=np.float64).reshape(-1, 3)
+    try:
+        q = np.asarray(metric.quadratic_form(z, v), dtype=np.float64).reshape(-1, 3)
+    except MetricDomainError:
+        if len(a) == 1:
+            return np.array([np.inf])
+        return np.concatenate([_edge_lengths(metric, a[i:i + 1], b[i:i + 1]) for i in range(len(a))])
     return np.sqrt(np.maximum(q, 0.0)) @ _GAUSS_W
 
 
@@ -572,6 +581,18 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
     Returns
     -------
     GeodesicBatch
+        A pair on whose curve the metric failed has ``converged=False``, a status
+        (``"singular_metric"``, ``"non_finite"``, ``"metric_error"``), ``messages[i]`` naming it and
+        NaN length when no curve could be measured; the others keep their results, and a
+        ``RuntimeWarning`` lists the failed pairs.
+
+    Raises
+    ------
+    Exception
+        Only when every pair failed because the metric raised: the first pair's exception (same
+        type, e.g. :class:`~latentgeo.errors.MetricDomainError`), naming the pair.
+    KeyboardInterrupt
+        Ctrl-C, within a fraction of a second.
     """
     check_choice(method, "method", {"discrete", "neural"})
     if method == "neural":
@@ -587,7 +608,7 @@ def _discrete_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress
     s, e, solver, graph_opts = _prepare(metric, starts, ends, n_nodes, tol, max_iter, init, options)
     curves = _initial_curves(metric, s, e, init, graph_opts, solver)
     batch = _run_local(metric, s, e, curves, solver, threads, progress)
-    _report_failures(batch, [str(i) for i in range(len(batch))], caller)
+    _report_failures(batch, [str(i) for i in range(len(batch))], caller, stacklevel=3)  # the user's call
     return batch
 
 
@@ -766,7 +787,7 @@ def geodesic_distances(metric, points, points2=None, *, executor: Optional[Execu
     else:
         size = 64 if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
         batch = _run_executor(executor, metric, starts, ends, curves, solver, threads, size, progress)
-    _report_failures(batch, [f"({a}, {b})" for a, b in zip(rows, cols)], "geodesic_distances")
+    _report_failures(batch, [f"({a}, {b})" for a, b in zip(rows, cols)], "geodesic_distances", stacklevel=2)
     dist[rows, cols] = batch.length
     conv[rows, cols] = batch.converged
     status[rows, cols] = batch.status
