@@ -63,27 +63,46 @@ def test_unconverged_pairs_are_reported():
 
 
 class FailingExecutor(Executor):
-    """Runs chunks inline, but the second chunk fails as a worker would."""
+    """Runs chunks inline, but the chunks numbered in `failing` fail as a lost worker would."""
 
-    def __init__(self):
-        self.calls = 0
+    def __init__(self, failing=(2,)):
+        self.calls, self.failing = 0, failing
 
     def submit(self, fn, *args, **kwargs):
         self.calls += 1
         fut = Future()
-        if self.calls == 2:
+        if self.calls in self.failing:
             fut.set_exception(MemoryError("worker lost"))
         else:
             fut.set_result(fn(*args, **kwargs))
         return fut
 
 
-def test_failing_executor_reraises_with_pair_indices():
+def test_failing_chunk_marks_its_pairs_and_keeps_the_others():
     pts = _poincare_points(5, 5)
-    with pytest.raises(MemoryError, match=r"worker lost") as info:
-        lg.geodesic_distances(PoincareHalfPlane(), pts, executor=FailingExecutor(), chunk_size=3, progress=False)
+    with pytest.warns(RuntimeWarning, match=r"3 of 10 pairs failed.*pair \(0, 4\): worker_error: MemoryError"):
+        res = lg.geodesic_distances(PoincareHalfPlane(), pts, executor=FailingExecutor(), chunk_size=3,
+                                    progress=False)
     # Chunk 2 holds the pairs 3..5 of the upper triangle: (0, 4), (1, 2), (1, 3).
-    assert "(0, 4), (1, 2), (1, 3)" in str(info.value)
+    lost = [(0, 4), (1, 2), (1, 3)]
+    assert sorted(res.messages) == lost
+    for i, j in lost:
+        assert (i, j) in res.failed and res.status[i, j] == res.status[j, i] == "worker_error"
+        assert np.isnan(res.distances[i, j]) and np.isnan(res.distances[j, i]) and not res.converged[i, j]
+        assert res.messages[(i, j)] == f"pair ({i}, {j}): worker_error: MemoryError: worker lost"
+    good = np.ones((5, 5), bool)
+    for i, j in lost:
+        good[i, j] = good[j, i] = False
+    i, j = np.nonzero(good)
+    np.testing.assert_allclose(res.distances[i, j], _poincare_exact(pts[i], pts[j]), rtol=1e-6, atol=1e-12)
+    assert res.converged[i, j].all()
+
+
+def test_every_chunk_failing_reraises_with_the_first_pair():
+    pts = _poincare_points(4, 5)
+    with pytest.raises(MemoryError, match=r"all 6 pairs failed; the first, pair \(0, 1\): .*worker lost") as info:
+        lg.geodesic_distances(PoincareHalfPlane(), pts, executor=FailingExecutor(failing=(1, 2)), chunk_size=3,
+                              progress=False)
     assert isinstance(info.value.__cause__, MemoryError)
 
 
@@ -93,7 +112,7 @@ def test_metric_error_on_worker_reraised():
             raise ArithmeticError("bad metric")
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        with pytest.raises(ArithmeticError, match=r"pairs \(0, 1\).*bad metric"):
+        with pytest.raises(ArithmeticError, match=r"pair \(0, 1\).*bad metric"):
             lg.geodesic_distances(Broken(), _poincare_points(3, 6), executor=pool, progress=False)
 
 

@@ -443,8 +443,9 @@ def test_non_finite_metric_reports_status():
             out = super()._quadratic_form(z, v, grad, n_threads)
             return tuple(np.full_like(x, np.nan) for x in out) if grad else np.full_like(out, np.nan)
 
-    res = lg.geodesic(Singular(), [0.0, 0.5], [1.0, 0.7])
-    assert res.status == "non_finite" and not res.converged
+    with pytest.warns(RuntimeWarning, match="pair 0: non_finite"):
+        res = lg.geodesic(Singular(), [0.0, 0.5], [1.0, 0.7])
+    assert res.status == "non_finite" and not res.converged and np.isnan(res.length)
 
 
 class _WithoutKernel(lg.Metric):

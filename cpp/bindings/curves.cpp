@@ -43,8 +43,7 @@ RowMatrix discrete_velocity(const ConstRowMatrixRef& points, const ConstVectorRe
   require(t.size() >= 2, "t: need at least 2 times");
   require(points.rows() % t.size() == 0, "points: number of points per curve must equal len(t)");
   RowMatrix out(points.rows(), points.cols());
-  py::gil_scoped_release release;
-  latentgeo::discrete_velocity(points, t, out, n_threads);
+  run_interruptible([&] { latentgeo::discrete_velocity(points, t, out, n_threads); });
   return out;
 }
 
@@ -59,10 +58,7 @@ py::tuple integrate(const ConstVectorRef& q, const ConstVectorRef& weights, cons
   require(weights.size() > 0 && q.size() % weights.size() == 0, "q: size must be a multiple of len(t)");
   Vector values(q.size() / weights.size());
   Vector grad_q(grad ? q.size() : 0);
-  {
-    py::gil_scoped_release release;
-    latentgeo::integrate(q, weights, kind, energy_factor, values, grad_q, n_threads);
-  }
+  run_interruptible([&] { latentgeo::integrate(q, weights, kind, energy_factor, values, grad_q, n_threads); });
   return py::make_tuple(values, grad_q);
 }
 
@@ -74,11 +70,10 @@ py::tuple integrate_with_grad(const ConstVectorRef& q, RowMatrix dqdz, RowMatrix
   require(dqdz.rows() == q.size() && dqdv.rows() == q.size(), "dqdz: one row per point expected");
   Vector values(q.size() / weights.size());
   Vector grad_q(q.size());
-  {
-    py::gil_scoped_release release;
+  run_interruptible([&] {
     latentgeo::integrate(q, weights, kind, energy_factor, values, grad_q, n_threads);
     latentgeo::chain_quadratic_form(grad_q, dqdz, dqdv);
-  }
+  });
   return py::make_tuple(values, dqdz, dqdv);
 }
 

@@ -28,7 +28,11 @@ namespace latentgeo_bindings {
 
 namespace {
 
-// A metric implemented in Python, seen as a kernel. Every call takes the GIL.
+// A metric implemented in Python, seen as a kernel. Every call takes the GIL. What the metric
+// raises is sorted out here, on the calling thread with the GIL held: MetricDomainError becomes
+// the C++ MetricDomainError (an infinite energy for the solver), an Exception stays a
+// py::error_already_set (the pair's metric_error), and anything else (KeyboardInterrupt,
+// SystemExit) cancels the whole call and is re-raised by run_interruptible.
 class PythonKernel {
  public:
   PythonKernel(py::object metric, Index dim) : metric_(std::move(metric)), dim_(dim) {}
@@ -38,7 +42,8 @@ class PythonKernel {
                       latentgeo::RowMatrixRef dqdz, latentgeo::RowMatrixRef dqdv, int /*n_threads*/) const {
     py::gil_scoped_acquire gil;
     const bool grad = dqdz.rows() > 0;
-    py::object out = metric_.attr("quadratic_form")(RowMatrix(z), RowMatrix(v), py::arg("grad") = grad);
+    py::object out =
+        call([&] { return metric_.attr("quadratic_form")(RowMatrix(z), RowMatrix(v), py::arg("grad") = grad); });
     if (!grad) {
       q = as_vector(out, z.rows());
       return;
@@ -48,19 +53,46 @@ class PythonKernel {
     q = as_vector(parts[0], z.rows());
     dqdz = as_matrix(parts[1], z.rows(), "dq_dz");
     dqdv = as_matrix(parts[2], z.rows(), "dq_dv");
+    require_positive(z, v, q, dqdv);
   }
 
   // G from metric.metric(z) (N, d, d): one call instead of d quadratic forms.
   void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
     py::gil_scoped_acquire gil;
     auto arr = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(
-        metric_.attr("metric")(RowMatrix(z)));
+        call([&] { return metric_.attr("metric")(RowMatrix(z)); }));
     require(arr && arr.ndim() == 3 && arr.shape(0) == z.rows() && arr.shape(1) == dim_ && arr.shape(2) == dim_,
             "metric: metric(z) must return an array of shape (N, d, d)");
     g = Eigen::Map<const RowMatrix>(arr.data(), z.rows(), dim_ * dim_);
   }
 
  private:
+  template <class F>
+  static py::object call(F&& f) {
+    try {
+      return f();
+    } catch (py::error_already_set& e) {
+      if (e.matches(metric_domain_error_type()))
+        throw latentgeo::MetricDomainError(py::str(e.value()).cast<std::string>(),
+                                           py::getattr(e.value(), "non_finite", py::bool_(false)).cast<bool>());
+      if (!e.matches(PyExc_Exception)) {
+        latentgeo::Cancellation* cancel = latentgeo::current_cancellation();
+        if (cancel == nullptr) throw;
+        cancel->request(std::make_exception_ptr(e));
+        throw latentgeo::Cancelled();
+      }
+      throw;
+    }
+  }
+  // v^T G v < 0 beyond rounding (|q| <= |v| |G v| = |v| |dq/dv| / 2) means G is not positive
+  // definite there: a point where the metric is not defined.
+  static void require_positive(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v,
+                               const latentgeo::ConstVectorRef& q, const ConstRowMatrixRef& dqdv) {
+    for (Index i = 0; i < z.rows(); ++i)
+      if (q(i) < -1e-8 * v.row(i).norm() * dqdv.row(i).norm())
+        throw latentgeo::MetricDomainError("metric: quadratic_form returned v^T G v < 0 at z = " +
+                                           latentgeo::format_point(z.row(i)) + " (G is not positive definite)");
+  }
   static Vector as_vector(const py::handle& h, Index n) {
     Vector out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<Vector>();
     require(out.size() == n, "metric: quadratic_form returned q of the wrong size");
@@ -93,9 +125,20 @@ bool solve_native(const py::object& kernel, double scale, const ConstRowMatrixRe
   if (!py::isinstance<Kernel>(kernel)) return false;
   const Kernel& k = kernel.cast<const Kernel&>();
   require(k.dim() == starts.cols(), "starts: dimension does not match the metric");
-  py::gil_scoped_release release;
-  sols = run(k, scale, starts, ends, init, n0, o, n_threads);
+  run_interruptible([&] { sols = run(k, scale, starts, ends, init, n0, o, n_threads); });
   return true;
+}
+
+// The Python exception behind a metric_error (None for other statuses or a C++ error).
+py::object python_error(const GeodesicSolution& s) {
+  if (!s.error) return py::none();
+  try {
+    std::rethrow_exception(s.error);
+  } catch (py::error_already_set& e) {
+    return e.value();
+  } catch (...) {
+    return py::none();
+  }
 }
 
 py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
@@ -106,6 +149,7 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
   py::array_t<Index> n_nodes(b);
   py::array_t<double> length(b), energy(b), straight(b);
   py::array_t<int> n_iter(b), n_eval(b), n_levels(b), status(b);
+  py::list message, error;
   auto nd = nodes.mutable_unchecked<3>();
   for (Index i = 0; i < b; ++i) {
     const auto& s = sols[static_cast<std::size_t>(i)];
@@ -119,6 +163,9 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
     n_eval.mutable_at(i) = s.n_evaluations;
     n_levels.mutable_at(i) = s.n_levels;
     status.mutable_at(i) = static_cast<int>(s.status);
+    message.append(py::reinterpret_steal<py::str>(
+        PyUnicode_DecodeUTF8(s.message.data(), static_cast<Py_ssize_t>(s.message.size()), "replace")));
+    error.append(python_error(s));
   }
   py::dict out;
   out["nodes"] = nodes;
@@ -130,6 +177,8 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
   out["n_evaluations"] = n_eval;
   out["n_levels"] = n_levels;
   out["status"] = status;
+  out["message"] = message;  // non-empty where an error of the metric decided the status
+  out["error"] = error;      // the metric's Python exception of a metric_error, else None
   return out;
 }
 
@@ -164,8 +213,7 @@ py::dict geodesic_batch(py::object metric, py::object kernel, double scale, cons
   if (!native) {
     // Python metric: every evaluation needs the GIL, so the pairs run serially.
     const PythonKernel k(metric, d);
-    py::gil_scoped_release release;
-    sols = run(k, 1.0, starts, ends, init, n0, o, 1);  // the Python metric carries its own scale
+    run_interruptible([&] { sols = run(k, 1.0, starts, ends, init, n0, o, 1); });  // the metric carries its scale
   }
   return pack(sols, d);
 }

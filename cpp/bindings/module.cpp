@@ -19,4 +19,5 @@ PYBIND11_MODULE(LATENTGEO_MODULE_NAME, m) {
   latentgeo_bindings::register_curves(m);
   latentgeo_bindings::register_pullback(m);
   latentgeo_bindings::register_geodesic(m);
+  latentgeo_bindings::register_errors(m);
 }

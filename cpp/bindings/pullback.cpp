@@ -48,18 +48,14 @@ py::tuple evaluate(const PullbackKernel& k, const ConstRowMatrixRef& z, bool wan
   require_cols(z, k.dim(), "z");
   RowMatrix values(z.rows(), k.output_dim());
   RowMatrix jac(want_jacobian ? z.rows() : 0, k.output_dim() * k.dim());
-  {
-    py::gil_scoped_release release;
-    k.evaluate(z, values, jac, n_threads);
-  }
+  run_interruptible([&] { k.evaluate(z, values, jac, n_threads); });
   return py::make_tuple(values, jac);
 }
 
 RowMatrix metric(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   RowMatrix out(z.rows(), k.dim() * k.dim());
-  py::gil_scoped_release release;
-  k.metric(z, out, n_threads);
+  run_interruptible([&] { k.metric(z, out, n_threads); });
   return out;
 }
 
@@ -67,8 +63,7 @@ RowMatrix derivative(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_
   require_cols(z, k.dim(), "z");
   const Index d = k.dim();
   RowMatrix out(z.rows(), d * d * d);
-  py::gil_scoped_release release;
-  k.derivative(z, out, n_threads);
+  run_interruptible([&] { k.derivative(z, out, n_threads); });
   return out;
 }
 

@@ -18,8 +18,7 @@ namespace {
 RowMatrix inverse(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   RowMatrix out(z.rows(), k.dim() * k.dim());
-  py::gil_scoped_release release;
-  k.inverse(z, out, n_threads);
+  run_interruptible([&] { k.inverse(z, out, n_threads); });
   return out;
 }
 
@@ -27,10 +26,7 @@ py::tuple metric(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool want_g, 
   require_cols(z, k.dim(), "z");
   RowMatrix g(want_g ? z.rows() : 0, k.dim() * k.dim());
   Vector logdet(want_logdet ? z.rows() : 0);
-  {
-    py::gil_scoped_release release;
-    k.metric(z, g, logdet, n_threads);
-  }
+  run_interruptible([&] { k.metric(z, g, logdet, n_threads); });
   return py::make_tuple(g, logdet);
 }
 
@@ -38,8 +34,7 @@ RowMatrix derivative(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool of_i
   require_cols(z, k.dim(), "z");
   const Index d = k.dim();
   RowMatrix out(z.rows(), d * d * d);
-  py::gil_scoped_release release;
-  k.derivative(z, out, of_inverse, n_threads);
+  run_interruptible([&] { k.derivative(z, out, of_inverse, n_threads); });
   return out;
 }
 

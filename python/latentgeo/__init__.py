@@ -7,6 +7,7 @@ Metrics (RHVAE, pullback, dense, constant), curve length and energy, and geodesi
 from __future__ import annotations
 
 from . import _core, datasets
+from .errors import MetricDomainError
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
 from .geodesic import DistanceResult, GeodesicBatch, GeodesicResult, geodesic, geodesic_distances, geodesics
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
@@ -26,6 +27,7 @@ __all__ = [
     "GeodesicBatch",
     "GeodesicResult",
     "Metric",
+    "MetricDomainError",
     "NeuralGeodesic",
     "NeuralGeodesicResult",
     "PullbackMetric",

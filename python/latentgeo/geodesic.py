@@ -22,8 +22,20 @@ nodes (tangents by fourth-order differences, the same curve as ``result.curve``)
 Every pair has its own convergence test, invariant to the scale of the metric (the relative
 energy change of the last step and the quasi-Newton decrement −gᵀd relative to the energy), and
 its own status: ``"converged"``, ``"max_iter"`` (a level hit ``max_iter``),
-``"line_search_failed"``, ``"non_finite"`` (the energy became NaN/Inf) or ``"max_nodes"`` (every
-level converged but the length still changed by more than ``tol`` at ``max_nodes``).
+``"line_search_failed"``, ``"max_nodes"`` (every level converged but the length still changed by
+more than ``tol`` at ``max_nodes``), or a failure of the metric on the pair's curve:
+``"non_finite"`` (NaN/Inf values), ``"singular_metric"`` (G singular or not positive definite,
+a :class:`~latentgeo.errors.MetricDomainError`), ``"metric_error"`` (the metric raised another
+exception) and, with an executor, ``"worker_error"`` (the chunk's worker failed).
+
+Failures stay with their pair: a point where the metric is not defined (singular, indefinite or
+NaN: ``MetricDomainError``) met by the optimiser's trial points counts as an infinite energy, so
+the line search backtracks from it. A pair whose own curve cannot be evaluated gets
+``converged=False``, its status, a ``message`` naming the pair, and NaN ``length``/``energy``
+when no curve could be measured; the other pairs keep their results and a ``RuntimeWarning``
+lists the failed pairs. Only when every pair of a call failed because the metric raised does the
+call raise (the first pair's exception, naming the pair). Ctrl-C stops a batch within a
+fraction of a second (``KeyboardInterrupt``).
 
 Metrics: :class:`~latentgeo.RHVAEMetric`, :class:`~latentgeo.PullbackMetric` and
 :class:`~latentgeo.ConstantMetric` (and :class:`~latentgeo.ScaledMetric` of them) are solved natively, pairs in parallel with the GIL
@@ -35,19 +47,23 @@ pairs then run one after the other, which is much slower.
 from __future__ import annotations
 
 import math
+import warnings
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import _core
 from ._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
+from .errors import MetricDomainError
 from .metrics import ConstantMetric, ScaledMetric
 
 __all__ = ["geodesic", "geodesics", "geodesic_distances", "GeodesicResult", "GeodesicBatch", "DistanceResult"]
 
-_STATUS = ("converged", "max_iter", "line_search_failed", "non_finite", "max_nodes")
+_STATUS = ("converged", "max_iter", "line_search_failed", "non_finite", "max_nodes", "singular_metric", "metric_error")
+# Statuses of a pair on whose curve the metric failed (the others are the optimiser's).
+_FAILURES = frozenset({"non_finite", "singular_metric", "metric_error", "worker_error"})
 _GAUSS_S = np.array([0.5 - 0.3872983346207417, 0.5, 0.5 + 0.3872983346207417])
 _GAUSS_W = np.array([5.0, 8.0, 5.0]) / 18.0
 _SOLVER_OPTIONS = {"min_nodes": 9, "max_nodes": 2049, "history": 8, "ftol": None, "gtol": None,
@@ -117,11 +133,19 @@ class GeodesicResult:
         Measured length and energy of ``curve`` (see the module docstring).
     straight_length : float
         Length of the straight segment between the endpoints, for comparison.
+        NaN when the metric failed before any curve could be measured (see ``status``).
+    straight_length : float
+        Length of the straight segment between the endpoints, for comparison (inf when the
+        metric is not defined somewhere on it).
     converged : bool
     n_iter : int
         Optimiser iterations (all levels), or the neural method's training steps.
     status : str
+        See the module docstring.
     method : str
+    message : str
+        Why the metric failed (statuses ``"singular_metric"``, ``"non_finite"``,
+        ``"metric_error"``, ``"worker_error"``), naming the pair; "" otherwise.
     """
 
     nodes: np.ndarray
@@ -134,6 +158,7 @@ class GeodesicResult:
     n_iter: int
     status: str
     method: str = "discrete"
+    message: str = ""
 
 
 @dataclass
@@ -142,7 +167,8 @@ class GeodesicBatch:
 
     ``nodes`` has a common node count n (the largest of the batch); curves solved with fewer
     nodes are resampled on their interpolant. ``batch[i]`` returns the i-th
-    :class:`GeodesicResult` with the nodes of its own solve.
+    :class:`GeodesicResult` with the nodes of its own solve. ``messages[i]`` says why the metric
+    failed on pair i ("" when it did not); ``failed`` lists those pairs.
     """
 
     length: np.ndarray
@@ -154,9 +180,23 @@ class GeodesicBatch:
     node_list: List[np.ndarray] = field(repr=False)
     method: str = "discrete"
     curves: Optional[List[Callable]] = field(default=None, repr=False)
+    messages: Optional[List[str]] = field(default=None, repr=False)
+    # The exception behind each failure (None elsewhere), re-raised when every pair failed.
+    errors: Optional[List[Optional[BaseException]]] = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.messages is None:
+            self.messages = [""] * len(self.length)
+        if self.errors is None:
+            self.errors = [None] * len(self.length)
 
     def __len__(self) -> int:
         return len(self.length)
+
+    @property
+    def failed(self) -> List[int]:
+        """Indices of the pairs on whose curve the metric failed (see ``messages``)."""
+        return [i for i, status in enumerate(self.status) if status in _FAILURES]
 
     def _curve(self, i: int) -> Callable:
         return self.curves[i] if self.curves is not None else HermiteCurve(self.node_list[i])
@@ -174,15 +214,18 @@ class GeodesicBatch:
         return GeodesicResult(nodes=x, t=np.linspace(0.0, 1.0, len(x)), curve=self._curve(i),
                               length=float(self.length[i]), energy=float(self.energy[i]),
                               straight_length=float(self.straight_length[i]), converged=bool(self.converged[i]),
-                              n_iter=int(self.n_iter[i]), status=self.status[i], method=self.method)
+                              n_iter=int(self.n_iter[i]), status=self.status[i], method=self.method,
+                              message=self.messages[i])
 
     @classmethod
     def _concatenate(cls, parts: Sequence["GeodesicBatch"]) -> "GeodesicBatch":
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
         curves = None if parts[0].curves is None else sum((p.curves for p in parts), [])
+        join = lambda name: sum((getattr(p, name) for p in parts), [])  # noqa: E731
         return cls(length=cat("length"), energy=cat("energy"), straight_length=cat("straight_length"),
-                   converged=cat("converged"), n_iter=cat("n_iter"), status=sum((p.status for p in parts), []),
-                   node_list=sum((p.node_list for p in parts), []), method=parts[0].method, curves=curves)
+                   converged=cat("converged"), n_iter=cat("n_iter"), status=join("status"),
+                   node_list=join("node_list"), method=parts[0].method, curves=curves, messages=join("messages"),
+                   errors=join("errors"))
 
 
 @dataclass
@@ -192,18 +235,23 @@ class DistanceResult:
     Attributes
     ----------
     distances : ndarray, shape (M, M) or (M, M2)
-        Measured geodesic lengths (the diagonal of the symmetric matrix is 0).
+        Measured geodesic lengths (the diagonal of the symmetric matrix is 0); NaN where the
+        metric failed before a curve could be measured.
     converged : ndarray of bool, same shape
     failed : list of (i, j)
         Index pairs whose solve did not converge (their distance is the length of the curve
-        reached, an upper bound of the geodesic distance).
+        reached, an upper bound of the geodesic distance, or NaN; see ``status``).
     status : ndarray of str, same shape
+    messages : dict of (i, j) -> str
+        Why the metric failed on a pair (statuses ``"singular_metric"``, ``"non_finite"``,
+        ``"metric_error"``, ``"worker_error"``).
     """
 
     distances: np.ndarray
     converged: np.ndarray
     failed: List[Tuple[int, int]]
     status: np.ndarray = field(repr=False)
+    messages: Dict[Tuple[int, int], str] = field(default_factory=dict, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -271,9 +319,65 @@ def _solve_chunk(metric, starts: np.ndarray, ends: np.ndarray, init: Optional[np
     kernel, scale = _native_kernel(metric)
     out = _core.geodesic_batch(metric, kernel, scale, starts, ends, flat_init, n0, *opts.core_args(), n_threads)
     status = [_STATUS[s] for s in out["status"]]
+    errors = [_failure_error(*item) for item in zip(status, out["message"], out["error"])]
+    messages = [_failure_message(*item) for item in zip(status, out["message"], errors)]
     return GeodesicBatch(length=out["length"], energy=out["energy"], straight_length=out["straight_length"],
                          converged=out["status"] == 0, n_iter=out["n_iter"].astype(np.int64), status=status,
-                         node_list=[out["nodes"][i, :k].copy() for i, k in enumerate(out["n_nodes"])])
+                         node_list=[out["nodes"][i, :k].copy() for i, k in enumerate(out["n_nodes"])],
+                         messages=messages, errors=errors)
+
+
+def _failure_error(status: str, message: str, error) -> Optional[BaseException]:
+    """The exception behind a failed pair: the metric's own, or one rebuilt from the core's message."""
+    if error is not None or not message:
+        return error
+    if status == "metric_error":
+        return ValueError(message)  # the core's checks of what a Python metric returned
+    return MetricDomainError(message, non_finite=status == "non_finite")
+
+
+def _failure_message(status: str, message: str, error: Optional[BaseException]) -> str:
+    if status not in _FAILURES:
+        return ""
+    if error is not None and status == "metric_error":
+        return f"{type(error).__name__}: {error}"
+    return message or "the energy is NaN or Inf on the curve (the metric overflows or returns NaN)"
+
+
+# --------------------------------------------------------------------------------------------
+# Failures of pairs
+# --------------------------------------------------------------------------------------------
+def _report_failures(batch: GeodesicBatch, labels: Sequence[str], caller: str, stacklevel: int) -> None:
+    """Names the pairs in the messages of the failed pairs and warns about them.
+
+    Raises the first pair's exception (naming the pair) when every pair failed because the
+    metric raised: there is no result to keep then, and a single ``geodesic`` call raises as a
+    metric evaluation would.
+    """
+    failed = batch.failed
+    for i in failed:
+        batch.messages[i] = f"pair {labels[i]}: {batch.status[i]}: {batch.messages[i]}"
+    if not failed:
+        return
+    raised = [i for i in failed if batch.errors[i] is not None and not np.isfinite(batch.length[i])]
+    if len(raised) == len(batch):
+        first = raised[0]
+        context = "" if len(batch) == 1 else f"all {len(batch)} pairs failed; the first, "
+        raise _renamed(batch.errors[first], f"{caller}: {context}{batch.messages[first]}") from batch.errors[first]
+    shown = "; ".join(batch.messages[i] for i in failed[:3])
+    more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+    warnings.warn(f"{caller}: {len(failed)} of {len(batch)} pairs failed (see status and messages): {shown}{more}",
+                  RuntimeWarning, stacklevel=stacklevel + 1)
+
+
+def _renamed(exc: BaseException, message: str) -> BaseException:
+    """An exception of the same type as exc with another message (RuntimeError if impossible)."""
+    if isinstance(exc, MetricDomainError):
+        return MetricDomainError(message, non_finite=exc.non_finite)
+    try:
+        return type(exc)(message)
+    except Exception:
+        return RuntimeError(message)
 
 
 def _chunks(n: int, size: int) -> List[slice]:
@@ -306,11 +410,20 @@ def _run_local(metric, starts, ends, init, opts: _Options, n_threads: int, progr
 # Graph initialisation
 # --------------------------------------------------------------------------------------------
 def _edge_lengths(metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Riemannian lengths of the straight edges a→b (E, d), 3-point Gauss–Legendre."""
+    """Riemannian lengths of the straight edges a→b (E, d), 3-point Gauss–Legendre.
+
+    An edge that meets a point where the metric is not defined (MetricDomainError) is infinitely
+    long, so that graph paths avoid it instead of failing every pair.
+    """
     delta = b - a
     z = (a[:, None, :] + _GAUSS_S[None, :, None] * delta[:, None, :]).reshape(-1, a.shape[1])
     v = np.repeat(delta, 3, axis=0)
-    q = np.asarray(metric.quadratic_form(z, v), dtype=np.float64).reshape(-1, 3)
+    try:
+        q = np.asarray(metric.quadratic_form(z, v), dtype=np.float64).reshape(-1, 3)
+    except MetricDomainError:
+        if len(a) == 1:
+            return np.array([np.inf])
+        return np.concatenate([_edge_lengths(metric, a[i:i + 1], b[i:i + 1]) for i in range(len(a))])
     return np.sqrt(np.maximum(q, 0.0)) @ _GAUSS_W
 
 
@@ -468,14 +581,35 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
     Returns
     -------
     GeodesicBatch
+        A pair on whose curve the metric failed has ``converged=False``, a status
+        (``"singular_metric"``, ``"non_finite"``, ``"metric_error"``), ``messages[i]`` naming it and
+        NaN length when no curve could be measured; the others keep their results, and a
+        ``RuntimeWarning`` lists the failed pairs.
+
+    Raises
+    ------
+    Exception
+        Only when every pair failed because the metric raised: the first pair's exception (same
+        type, e.g. :class:`~latentgeo.errors.MetricDomainError`), naming the pair.
+    KeyboardInterrupt
+        Ctrl-C, within a fraction of a second.
     """
     check_choice(method, "method", {"discrete", "neural"})
-    threads = check_threads(n_threads)
     if method == "neural":
+        check_threads(n_threads)
         return _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, options)
+    return _discrete_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, n_threads, options,
+                           "geodesics")
+
+
+def _discrete_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, n_threads, options,
+                    caller: str) -> GeodesicBatch:
+    threads = check_threads(n_threads)
     s, e, solver, graph_opts = _prepare(metric, starts, ends, n_nodes, tol, max_iter, init, options)
     curves = _initial_curves(metric, s, e, init, graph_opts, solver)
-    return _run_local(metric, s, e, curves, solver, threads, progress)
+    batch = _run_local(metric, s, e, curves, solver, threads, progress)
+    _report_failures(batch, [str(i) for i in range(len(batch))], caller, stacklevel=3)  # the user's call
+    return batch
 
 
 def geodesic(metric, z_start, z_end, *, method: str = "discrete", n_nodes: Optional[int] = None,
@@ -500,9 +634,7 @@ def geodesic(metric, z_start, z_end, *, method: str = "discrete", n_nodes: Optio
     if check_choice(method, "method", {"discrete", "neural"}) == "neural":
         # options (e.g. progress=False) go to neural_geodesic untouched
         return _neural_batch(metric, a, b, n_nodes, tol, max_iter, init, False, options)[0]
-    batch = geodesics(metric, a, b, n_nodes=n_nodes, tol=tol, max_iter=max_iter, init=init, progress=False,
-                      n_threads=n_threads, **options)
-    return batch[0]
+    return _discrete_batch(metric, a, b, n_nodes, tol, max_iter, init, False, n_threads, options, "geodesic")[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,37 +690,37 @@ def _pair_indices(m: int, m2: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
     return i.ravel(), j.ravel()
 
 
-def _with_pairs(exc: BaseException, rows: np.ndarray, cols: np.ndarray) -> BaseException:
-    """The worker's exception, re-raised with the index pairs of its chunk in the message."""
-    shown = ", ".join(f"({a}, {b})" for a, b in zip(rows[:5], cols[:5]))
-    more = f" and {len(rows) - 5} more" if len(rows) > 5 else ""
-    message = f"geodesic_distances: the chunk of pairs {shown}{more} failed: {exc}"
-    try:
-        new = type(exc)(message)
-    except Exception:
-        new = RuntimeError(message)
-    return new
+def _worker_failure(exc: BaseException, starts: np.ndarray, ends: np.ndarray, opts: _Options) -> GeodesicBatch:
+    """The pairs of a chunk whose worker raised: status "worker_error", NaN lengths, straight nodes."""
+    b = len(starts)
+    t = np.linspace(0.0, 1.0, opts.min_segments + 1)[:, None]
+    nan = np.full(b, np.nan)
+    return GeodesicBatch(length=nan, energy=nan.copy(), straight_length=nan.copy(), converged=np.zeros(b, bool),
+                         n_iter=np.zeros(b, np.int64), status=["worker_error"] * b,
+                         node_list=[a + t * (e - a) for a, e in zip(starts, ends)],
+                         messages=[f"{type(exc).__name__}: {exc}"] * b, errors=[exc] * b)
 
 
-def _run_executor(executor: Executor, metric, starts, ends, init, opts, n_threads, size, rows, cols,
-                  progress) -> GeodesicBatch:
+def _run_executor(executor: Executor, metric, starts, ends, init, opts, n_threads, size, progress) -> GeodesicBatch:
     from concurrent.futures import as_completed
 
     slices = _chunks(len(starts), size)
     futures = {executor.submit(_solve_chunk, metric, starts[sl], ends[sl], None if init is None else init[sl], opts,
                                n_threads): k for k, sl in enumerate(slices)}
     parts: List[Optional[GeodesicBatch]] = [None] * len(slices)
-    with _progress(len(starts), progress, "geodesic distances") as bar:
-        for fut in as_completed(futures):
-            k = futures[fut]
-            try:
-                parts[k] = fut.result()
-            except Exception as exc:
-                for other in futures:
-                    other.cancel()
-                sl = slices[k]
-                raise _with_pairs(exc, rows[sl], cols[sl]) from exc
-            bar.update(slices[k].stop - slices[k].start)
+    try:
+        with _progress(len(starts), progress, "geodesic distances") as bar:
+            for fut in as_completed(futures):
+                k = futures[fut]
+                try:
+                    parts[k] = fut.result()
+                except Exception as exc:  # the chunk's pairs fail, the others keep their results
+                    parts[k] = _worker_failure(exc, starts[slices[k]], ends[slices[k]], opts)
+                bar.update(slices[k].stop - slices[k].start)
+    except BaseException:  # e.g. KeyboardInterrupt: drop the chunks not started yet
+        for fut in futures:
+            fut.cancel()
+        raise
     return GeodesicBatch._concatenate(parts)
 
 
@@ -616,8 +748,9 @@ def geodesic_distances(metric, points, points2=None, *, executor: Optional[Execu
     executor : concurrent.futures.Executor, optional
         Runs chunks of pairs (each chunk is one C++ batch solve on the worker), e.g.
         ``ProcessPoolExecutor`` or Dask's ``distributed.Client(...).get_executor()``. If a chunk
-        raises, the exception is re-raised (same type) with the chunk's index pairs, and no
-        matrix is returned.
+        raises (e.g. a lost worker), its pairs get the status ``"worker_error"`` and NaN
+        distances, and the other chunks keep their results; if every chunk raises, the first
+        exception is re-raised (same type) naming its first pair.
     chunk_size : int, optional
         Pairs per chunk (default: about 4 chunks per thread locally, 64 pairs with an executor).
     progress : bool
@@ -630,6 +763,8 @@ def geodesic_distances(metric, points, points2=None, *, executor: Optional[Execu
     Returns
     -------
     DistanceResult
+        A pair on whose curve the metric failed keeps its status and message there (and in a
+        ``RuntimeWarning``); see :func:`geodesics` for when a call raises instead.
     """
     dim = check_metric(metric)
     p1 = _as_point_array(points, "points", dim)
@@ -651,11 +786,13 @@ def geodesic_distances(metric, points, points2=None, *, executor: Optional[Execu
         batch = _run_local(metric, starts, ends, curves, solver, threads, progress, size)
     else:
         size = 64 if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
-        batch = _run_executor(executor, metric, starts, ends, curves, solver, threads, size, rows, cols, progress)
+        batch = _run_executor(executor, metric, starts, ends, curves, solver, threads, size, progress)
+    _report_failures(batch, [f"({a}, {b})" for a, b in zip(rows, cols)], "geodesic_distances", stacklevel=2)
     dist[rows, cols] = batch.length
     conv[rows, cols] = batch.converged
     status[rows, cols] = batch.status
     if p2 is None:
         dist[cols, rows], conv[cols, rows], status[cols, rows] = dist[rows, cols], conv[rows, cols], status[rows, cols]
     failed = [(int(a), int(b)) for a, b, ok in zip(rows, cols, batch.converged) if not ok]
-    return DistanceResult(dist, conv, failed, status)
+    messages = {(int(rows[i]), int(cols[i])): batch.messages[i] for i in batch.failed}
+    return DistanceResult(dist, conv, failed, status, messages)

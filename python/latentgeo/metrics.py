@@ -14,6 +14,10 @@ Every curve and geodesic function of latentgeo accepts any object with
     q_n = v_nᵀ G(z_n) v_n, shape (N,); with ``grad=True`` the tuple
     ``(q, dq/dz, dq/dv)`` with both gradients of shape (N, d).
 
+Where G is not defined (singular, not positive definite, NaN or Inf) the latentgeo metrics raise
+:class:`~latentgeo.errors.MetricDomainError` (a ``ValueError``) naming the point; a metric of
+the protocol may raise it too, and the geodesic solver then backtracks from such points.
+
 Subclassing :class:`Metric` and implementing ``metric`` and ``derivative`` gives the
 rest (``quadratic_form``, ``inverse``, ``log_det``, ``magnification``) in numpy;
 :class:`RHVAEMetric` computes everything in the C++ core.
@@ -21,19 +25,61 @@ rest (``quadratic_form``, ``inverse``, ``log_det``, ``magnification``) in numpy;
 
 from __future__ import annotations
 
+import math
 import os
+import sys
 from typing import Callable, Optional
 
 import numpy as np
 
 from . import _core
 from ._validation import as_float_array, as_points, check_choice, check_int, check_positive, check_threads
+from .errors import MetricDomainError
 
 __all__ = ["Metric", "RHVAEMetric", "DenseMetric", "ConstantMetric", "ScaledMetric"]
+
+# Smallest temperature whose 1/T² is finite.
+_MIN_TEMPERATURE = 1.0 / math.sqrt(sys.float_info.max)
 
 
 def _unsingle(arr: np.ndarray, single: bool) -> np.ndarray:
     return arr[0] if single else arr
+
+
+def _point(z: np.ndarray, i: int) -> str:
+    return f"point {i}, z = ({', '.join(f'{x:.6g}' for x in z[i])})"
+
+
+def real_output(out, name: str) -> np.ndarray:
+    """What a user function returned, as a float64 array; complex output is a ValueError."""
+    arr = np.asarray(out)
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name}: returned complex values (dtype {arr.dtype}); a metric is real")
+    return np.asarray(arr, dtype=np.float64)
+
+
+def check_finite_rows(values: np.ndarray, z: np.ndarray, name: str, reason: str = "returned NaN or Inf") -> np.ndarray:
+    """values (N, ...) computed at the points z (N, d); MetricDomainError naming the first non-finite one."""
+    finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+    if not finite.all():
+        i = int(np.argmin(finite))
+        raise MetricDomainError(f"{name}: {reason} at {_point(z, i)}", non_finite=True)
+    return values
+
+
+def check_spd(g: np.ndarray, z: np.ndarray, name: str) -> np.ndarray:
+    """G (N, d, d) at z (N, d), finite with a positive definite symmetric part (a Cholesky per point).
+
+    Raises MetricDomainError naming the first point where it is not.
+    """
+    check_finite_rows(g, z, name)
+    sym = 0.5 * (g + np.swapaxes(g, 1, 2))
+    try:
+        np.linalg.cholesky(sym)
+    except np.linalg.LinAlgError:
+        i = int(np.argmin(np.linalg.eigvalsh(sym)[:, 0]))  # the failure path only: find the point
+        raise MetricDomainError(f"{name}: not positive definite at {_point(z, i)}") from None
+    return g
 
 
 class Metric:
@@ -164,6 +210,8 @@ class RHVAEMetric(Metric):
             raise ValueError("L, M: give exactly one of L (lower-triangular factors) and M (SPD matrices)")
         self.M = _factors_to_m(L, n_centroids, dim) if M is None else _check_spd(M, n_centroids, dim)
         self.temperature = check_positive(temperature, "temperature")
+        if self.temperature < _MIN_TEMPERATURE:
+            raise ValueError(f"temperature: must be >= {_MIN_TEMPERATURE:.3g} (1/T² overflows), got {temperature!r}")
         self.regularization = check_positive(regularization, "regularization", allow_zero=True)
         self.normalization = check_choice(normalization, "normalization", {"sum", "mean"})
         self.dim = dim
@@ -373,7 +421,9 @@ class DenseMetric(Metric):
     Parameters
     ----------
     G_fn : callable
-        ``G_fn(z)`` with z (N, d) returns G (N, d, d).
+        ``G_fn(z)`` with z (N, d) returns G (N, d, d): real, finite and symmetric positive definite
+        (its symmetric part is checked with a Cholesky factorisation per point; a point where it
+        fails raises :class:`~latentgeo.errors.MetricDomainError` naming it).
     dG_fn : callable, optional
         ``dG_fn(z)`` returns ∂G/∂z (N, d, d, d), layout ``[n, a, b, k]``. Without it the
         derivative is computed by central differences of ``G_fn`` (step ``fd_step``).
@@ -392,15 +442,20 @@ class DenseMetric(Metric):
         self.fd_step = check_positive(fd_step, "fd_step")
 
     def _call_checked(self, fn, z, shape, name):
-        out = np.asarray(fn(z), dtype=np.float64)
+        out = real_output(fn(z), name)
         if out.shape != shape:
             raise ValueError(f"{name}: returned shape {out.shape}, expected {shape}")
-        if not np.all(np.isfinite(out)):
-            raise ValueError(f"{name}: returned NaN or Inf")
-        return out
+        return check_finite_rows(out, z, name)
+
+    # Positive definiteness is part of the contract; a pullback's J^T J may be only semi-definite.
+    _positive_definite = True
+
+    def _metric_at(self, z):
+        g = self._call_checked(self.G_fn, z, (len(z), self.dim, self.dim), "G_fn")
+        return check_spd(g, z, "G_fn") if self._positive_definite else g
 
     def _metric(self, z, n_threads):
-        return self._call_checked(self.G_fn, z, (len(z), self.dim, self.dim), "G_fn")
+        return self._metric_at(z)
 
     def _derivative(self, z, n_threads):
         n, d = z.shape
@@ -410,7 +465,7 @@ class DenseMetric(Metric):
         steps = np.eye(d) * h
         # All 2d shifted copies in one call of G_fn: (2, d, N, d) points.
         shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
-        g = self._call_checked(self.G_fn, shifted, (2 * d * n, d, d), "G_fn").reshape(2, d, n, d, d)
+        g = self._metric_at(shifted).reshape(2, d, n, d, d)
         return ((g[0] - g[1]) / (2 * h)).transpose(1, 2, 3, 0)
 
 

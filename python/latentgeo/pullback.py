@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _core
 from ._validation import as_float_array, check_int, check_positive, check_threads
-from .metrics import DenseMetric, Metric, _unsingle
+from .metrics import DenseMetric, Metric, _unsingle, check_finite_rows, real_output
 
 __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS"]
 
@@ -145,6 +145,10 @@ class PullbackMetric(Metric):
     The C++ kernel lives in ``self._kernel`` (a ``PullbackKernel`` with ``dim()`` and
     ``quadratic_form``), so the C++ geodesic solver runs on it directly. ∂(vᵀGv)/∂z uses the
     forward-mode directional second derivative ∂(Jv)/∂z and never forms ∂G.
+
+    Where the decoder overflows (e.g. an ``exp`` of a large activation) the kernel raises
+    :class:`~latentgeo.errors.MetricDomainError` naming the point instead of returning NaN/Inf;
+    the geodesic solver treats such points as infinite energy.
     """
 
     def __init__(self, weights, biases, activations, *, log_sigma=None, trunk=None):
@@ -286,6 +290,7 @@ class CallablePullbackMetric(PullbackMetric):
     def _make_dense(self) -> None:
         # ∂G/∂z: central differences of G, with a step large against G's own numerical error.
         self._dense = DenseMetric(self._metric_of, dim=self.dim, fd_step=1e-4)
+        self._dense._positive_definite = False  # J^T J is only semi-definite where J loses rank
 
     @property
     def output_dim(self) -> int:
@@ -303,17 +308,17 @@ class CallablePullbackMetric(PullbackMetric):
         self._make_dense()
 
     def _call(self, fn, z: np.ndarray, name: str) -> np.ndarray:
-        out = np.asarray(fn(z), dtype=np.float64)
+        out = real_output(fn(z), name)
         if out.ndim != 2 or out.shape[0] != len(z):
             raise ValueError(f"{name}: must return an array of shape (N, D) for N = {len(z)} points, got {out.shape}")
-        if not np.all(np.isfinite(out)):
-            raise ValueError(f"{name}: returned NaN or Inf")
-        return out
+        return check_finite_rows(out, z, name)
 
     def _outputs(self, z: np.ndarray) -> np.ndarray:
         out = self._call(self.decoder, z, "decoder")
         if self.log_sigma is not None:
-            out = np.concatenate([out, np.exp(self._call(self.log_sigma, z, "log_sigma"))], axis=1)
+            with np.errstate(over="ignore"):  # an overflow is reported below, naming the point
+                sigma = np.exp(self._call(self.log_sigma, z, "log_sigma"))
+            out = np.concatenate([out, check_finite_rows(sigma, z, "log_sigma", "exp overflows")], axis=1)
         return out
 
     def _jacobian(self, z: np.ndarray) -> np.ndarray:
@@ -326,7 +331,9 @@ class CallablePullbackMetric(PullbackMetric):
 
     def _metric_of(self, z: np.ndarray) -> np.ndarray:
         jac = self._jacobian(z)
-        return np.einsum("nia,nib->nab", jac, jac)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below, naming the point
+            g = np.einsum("nia,nib->nab", jac, jac)
+        return check_finite_rows(g, z, "metric", "J^T J overflows")
 
     def decode(self, z, n_threads: Optional[int] = None):
         pts, single = self._points(z)

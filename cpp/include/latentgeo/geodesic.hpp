@@ -22,7 +22,9 @@
 #include "latentgeo/lbfgs.hpp"
 
 #include <cmath>
+#include <exception>
 #include <limits>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -132,6 +134,8 @@ enum class GeodesicStatus : int {
   line_search_failed = 2,
   non_finite = 3,
   max_nodes = 4,  // every level converged but the length still changed more than length_tol
+  singular_metric = 5,  // the metric is singular or not positive definite on the curve (MetricDomainError)
+  metric_error = 6,     // the metric raised another error (message and error of the solution)
 };
 
 inline const char* status_name(int s) {
@@ -141,6 +145,8 @@ inline const char* status_name(int s) {
     case 2: return "line_search_failed";
     case 3: return "non_finite";
     case 4: return "max_nodes";
+    case 5: return "singular_metric";
+    case 6: return "metric_error";
     default: return "unknown";
   }
 }
@@ -155,10 +161,29 @@ struct GeodesicOptions {
 };
 
 struct GeodesicSolution {
-  RowMatrix nodes;  // (n + 1) x d
-  double length = 0.0, energy = 0.0, straight_length = 0.0;
+  RowMatrix nodes;  // (n + 1) x d; after a failure, the last curve reached (or the initial one)
+  double length = 0.0, energy = 0.0, straight_length = 0.0;  // NaN when no curve could be measured
   int n_iter = 0, n_evaluations = 0, n_levels = 0;
   GeodesicStatus status = GeodesicStatus::converged;
+  std::string message;         // why the metric failed (singular_metric, non_finite from an error, metric_error)
+  std::exception_ptr error;    // metric_error: the exception the metric raised
+};
+
+// The last MetricDomainError met by an evaluation (none when `message` is empty).
+struct MetricFailure {
+  std::string message;
+  bool non_finite = false;
+
+  bool any() const { return !message.empty(); }
+  void record(const MetricDomainError& e) {
+    message = e.what();
+    non_finite = e.non_finite();
+  }
+  void clear() { message.clear(); }
+  // The status of a pair that stopped on this failure (or on a NaN/Inf energy without one).
+  GeodesicStatus status() const {
+    return any() && !non_finite ? GeodesicStatus::singular_metric : GeodesicStatus::non_finite;
+  }
 };
 
 namespace detail {
@@ -246,6 +271,21 @@ void measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double
     }
 }
 
+// measure_curve, or false (NaN length and energy, the failure recorded) where the metric is not
+// defined on the curve.
+template <class Kernel>
+bool try_measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double& length, double& energy,
+                       MetricFailure& failure) {
+  try {
+    measure_curve(kernel, x, linear, length, energy);
+    return true;
+  } catch (const MetricDomainError& e) {
+    failure.record(e);
+    length = energy = std::numeric_limits<double>::quiet_NaN();
+    return false;
+  }
+}
+
 // The midpoint-rule energy of one pair as a function of the free nodes x_1..x_{n-1}, with its
 // block-tridiagonal preconditioner; the problem type of Lbfgs.
 template <class Kernel>
@@ -259,7 +299,7 @@ class DiscreteGeodesicProblem {
   // little between levels and P only has to be a good approximation.
   void set_segments(Index n, bool reuse) {
     reuse = reuse && n_ > 1 && static_cast<Index>(gmat_.size()) == n_;
-    std::vector<Eigen::MatrixXd> fresh(n, Eigen::MatrixXd(d_, d_));
+    std::vector<Eigen::MatrixXd> fresh(n, Eigen::MatrixXd::Zero(d_, d_));  // zero until a refresh succeeds
     if (reuse)
       for (Index i = 0; i < n; ++i) {
         const double u = (static_cast<double>(i) + 0.5) * static_cast<double>(n_) / static_cast<double>(n) - 0.5;
@@ -296,11 +336,23 @@ class DiscreteGeodesicProblem {
     return nodes_;
   }
 
+  // A point where the metric is not defined (MetricDomainError) counts as an infinite energy, so
+  // that the line search backtracks from it; the failure is kept for the pair's status.
   double value_and_gradient(const Vector& x, Vector& g) {
     geometry(x);
-    k_.quadratic_form(points_, deltas_, q_, dqdz_, dqdv_, 1);
+    failure_.clear();
+    try {
+      k_.quadratic_form(points_, deltas_, q_, dqdz_, dqdv_, 1);
+    } catch (const MetricDomainError& e) {
+      failure_.record(e);
+      g.setConstant(free_size(), std::numeric_limits<double>::quiet_NaN());
+      return std::numeric_limits<double>::infinity();
+    }
     return simpson_ ? simpson_energy(g) : midpoint_energy(g);
   }
+
+  // The failure of the last evaluation.
+  const MetricFailure& failure() const { return failure_; }
 
   // E = n sum_i D_i^T G(m_i) D_i: one quadratic form per segment (rows of points_ = midpoints).
   double midpoint_energy(Vector& g) const {
@@ -336,8 +388,12 @@ class DiscreteGeodesicProblem {
       interpolated_ = false;
     } else {
       geometry(x);
-      metric_tensors(k_, points_.topRows(n_), gflat_);
-      ok = gflat_.allFinite();
+      try {
+        metric_tensors(k_, points_.topRows(n_), gflat_);
+        ok = gflat_.allFinite();
+      } catch (const MetricDomainError&) {  // the fallback preconditioner below
+        ok = false;
+      }
       for (Index i = 0; i < n_ && ok; ++i) {
         for (Index a = 0; a < d_; ++a)
           for (Index b = 0; b < d_; ++b) gmat_[i](a, b) = 0.5 * (gflat_(i, a * d_ + b) + gflat_(i, b * d_ + a));
@@ -401,6 +457,7 @@ class DiscreteGeodesicProblem {
   std::vector<Eigen::LLT<Eigen::MatrixXd>> schur_;
   bool precond_ok_ = false, interpolated_ = false;
   double fallback_ = 1.0;
+  MetricFailure failure_;
 };
 
 // Segments of the levels: doubling from `first` up to the fixed `n_segments` (which ends the
@@ -414,26 +471,45 @@ inline std::vector<Index> geodesic_levels(Index first, const GeodesicOptions& o)
   return levels;
 }
 
-// One pair. `init` (>= 2 rows, ends equal to start/end) is an optional initial curve on uniform
-// times; without it (0 rows) the straight line.
+namespace detail {
+
+// Length of the straight segment, measured like the result; infinite where the metric is not
+// defined on it.
 template <class Kernel>
-GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, const RowVector& end,
-                                const RowMatrix& init, const GeodesicOptions& o) {
-  GeodesicSolution sol;
+double straight_length(const Kernel& kernel, const RowVector& start, const RowVector& end) {
+  RowMatrix line(2, start.size());
+  line.row(0) = start;
+  line.row(1) = end;
+  double length, energy;
+  MetricFailure ignored;
+  return try_measure_curve(kernel, resample(line, 16, true), true, length, energy, ignored)
+             ? length
+             : std::numeric_limits<double>::infinity();
+}
+
+// One level of n segments from the nodes `start_curve`; the counters go into sol.
+template <class Kernel>
+LbfgsResult solve_level(DiscreteGeodesicProblem<Kernel>& problem, Lbfgs<DiscreteGeodesicProblem<Kernel>>& lbfgs,
+                        const RowMatrix& start_curve, bool reuse, Vector& x, GeodesicSolution& sol) {
+  problem.set_segments(start_curve.rows() - 1, reuse);
+  problem.to_free(start_curve, x);
+  const LbfgsResult r = lbfgs.minimize(x);
+  sol.n_iter += r.n_iter;
+  sol.n_evaluations += r.n_evaluations;
+  return r;
+}
+
+// The body of solve_geodesic; may throw what the kernel throws besides MetricDomainError.
+template <class Kernel>
+void solve_pair(const Kernel& kernel, const RowVector& start, const RowVector& end, const RowMatrix& init,
+                const GeodesicOptions& o, GeodesicSolution& sol) {
   const Index d = start.size();
-  {  // the straight line, measured like the result
-    RowMatrix line(2, d);
-    line.row(0) = start;
-    line.row(1) = end;
-    double e;
-    measure_curve(kernel, detail::resample(line, 16, true), true, sol.straight_length, e);
-  }
   const bool has_init = init.rows() >= 2;
   const Index first = has_init ? std::max<Index>(init.rows() - 1, 4) : o.min_segments;
   const std::vector<Index> levels = geodesic_levels(first, o);
   if (start == end) {  // distance 0: a constant curve on the first (or the fixed) level
     sol.nodes = start.replicate((o.n_segments > 0 ? o.n_segments : first) + 1, 1);
-    return sol;
+    return;
   }
   RowMatrix nodes;
   if (has_init) {
@@ -443,38 +519,83 @@ GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, co
     nodes.row(0) = start;
     nodes.row(1) = end;
   }
+  sol.nodes = resample(nodes, levels[0], true);  // the curve reported if the first level fails
+  sol.straight_length = straight_length(kernel, start, end);
   DiscreteGeodesicProblem<Kernel> problem(kernel, start, end, o.simpson);
   Lbfgs<DiscreteGeodesicProblem<Kernel>> lbfgs(problem, o.lbfgs);
   Vector x;
   double previous = std::numeric_limits<double>::quiet_NaN();
-  bool refined = o.n_segments > 0;
+  bool refined = o.n_segments > 0, solved = false;
   LbfgsStatus status = LbfgsStatus::converged;
+  MetricFailure failure;
   for (std::size_t l = 0; l < levels.size(); ++l) {
-    const bool linear = l == 0;  // the initial curve may be a polyline
-    nodes = detail::resample(nodes, levels[l], linear);
-    problem.set_segments(levels[l], l > 0);
-    problem.to_free(nodes, x);
-    const LbfgsResult r = lbfgs.minimize(x);
-    sol.n_iter += r.n_iter;
-    sol.n_evaluations += r.n_evaluations;
+    // The first level starts from the initial curve as a polyline, the others from the cubic
+    // interpolant of the previous level, or from its polyline (whose new nodes were all
+    // evaluated already) when the interpolant leaves the region where the metric is defined.
+    LbfgsResult r = solve_level(problem, lbfgs, resample(nodes, levels[l], l == 0), l > 0, x, sol);
+    if (r.status == LbfgsStatus::non_finite && l > 0)
+      r = solve_level(problem, lbfgs, resample(nodes, levels[l], true), true, x, sol);
     ++sol.n_levels;
     status = r.status;
-    if (status == LbfgsStatus::non_finite) break;
+    if (status == LbfgsStatus::non_finite) {
+      failure = problem.failure();
+      break;
+    }
     nodes = problem.nodes(x);
+    solved = true;
     if (o.n_segments > 0) continue;
     double energy;
-    measure_curve(kernel, nodes, false, sol.length, energy);
+    if (!try_measure_curve(kernel, nodes, false, sol.length, energy, failure)) break;
     if (std::abs(sol.length - previous) <= o.length_tol * sol.length && status == LbfgsStatus::converged) {
       refined = true;
       break;
     }
     previous = sol.length;
   }
-  sol.nodes = nodes;
-  measure_curve(kernel, nodes, false, sol.length, sol.energy);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  sol.length = sol.energy = nan;
+  if (solved) {
+    sol.nodes = nodes;
+    try_measure_curve(kernel, nodes, false, sol.length, sol.energy, failure);
+  }
   sol.status = static_cast<GeodesicStatus>(static_cast<int>(status));
   if (status == LbfgsStatus::converged && !refined) sol.status = GeodesicStatus::max_nodes;
-  if (!std::isfinite(sol.length) || !std::isfinite(sol.energy)) sol.status = GeodesicStatus::non_finite;
+  if (failure.any() || status == LbfgsStatus::non_finite || !std::isfinite(sol.length) ||
+      !std::isfinite(sol.energy)) {
+    sol.status = failure.status();
+    sol.message = failure.message;
+  }
+}
+
+}  // namespace detail
+
+// One pair. `init` (>= 2 rows, ends equal to start/end) is an optional initial curve on uniform
+// times; without it (0 rows) the straight line. Never throws for a failure of the metric: a
+// point where it is not defined (MetricDomainError) is an infinite energy for the optimiser
+// and, on the curve itself, the status singular_metric or non_finite; any other error of the
+// metric gives metric_error with its message and exception. Cancelled and bad_alloc propagate.
+template <class Kernel>
+GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, const RowVector& end,
+                                const RowMatrix& init, const GeodesicOptions& o) {
+  GeodesicSolution sol;
+  try {
+    detail::solve_pair(kernel, start, end, init, o, sol);
+  } catch (const Cancelled&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (...) {
+    sol.status = GeodesicStatus::metric_error;
+    sol.length = sol.energy = std::numeric_limits<double>::quiet_NaN();
+    sol.error = std::current_exception();
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      sol.message = e.what();
+    } catch (...) {
+      sol.message = "unknown error";
+    }
+  }
   return sol;
 }
 

@@ -134,6 +134,9 @@ class PullbackKernel {
   Index output_dim() const { return out_dim_; }
   const std::vector<Index>& head_dims() const { return head_dims_; }
 
+  // Every method raises MetricDomainError naming the first point where its output is NaN or Inf
+  // (the decoder overflows there, e.g. exp of a large activation), never returns them.
+
   // Decoder outputs (N x D, heads concatenated) and, when jac is non-empty, the Jacobians
   // (N x D*d, row-major D x d per point).
   void evaluate(const ConstRowMatrixRef& z, RowMatrixRef values, RowMatrixRef jac, int n_threads) const {
@@ -148,6 +151,8 @@ class PullbackKernel {
             jac.block(n0 + b, (col + i) * d_, 1, d_) = st.J.block(i, b * d_, 1, d_);
       }
     });
+    require_finite_rows(values, z, "decoder", kOverflow);
+    require_finite_rows(jac, z, "jacobian", kOverflow);
   }
 
   // out: N x d*d, G row-major per point.
@@ -160,6 +165,7 @@ class PullbackKernel {
         for (Index a = 0; a < d_; ++a) out.block(n0 + b, a * d_, 1, d_) += g.row(a);
       }
     });
+    require_finite_rows(out, z, "metric", kOverflow);
   }
 
   // out: N x d^3 with layout [a, c, k] = dG_ac/dz_k.
@@ -175,6 +181,7 @@ class PullbackKernel {
             for (Index k = 0; k < d_; ++k) out(n0 + b, (a * d_ + c) * d_ + k) += m(c, a * d_ + k) + m(a, c * d_ + k);
       }
     });
+    require_finite_rows(out, z, "derivative", kOverflow);
   }
 
   // q_n = v_n^T G(z_n) v_n = sum_h |J_h v|^2; with non-empty dqdz/dqdv also
@@ -197,12 +204,16 @@ class PullbackKernel {
             dqdz.row(n0 + b) += 2.0 * (st.S.middleCols(b * d_, d_).transpose() * u).transpose();
           }
         });
+    require_finite_rows(q, z, "quadratic_form", kOverflow);
+    require_finite_rows(dqdz, z, "quadratic_form gradient", kOverflow);
+    require_finite_rows(dqdv, z, "quadratic_form gradient", kOverflow);
   }
 
  private:
   // value: h only. directional: h, U = J v. jacobian: h, J. directional_second: h, J, U, S (r = 1).
   // full_second: h, J, S with U = J (r = d).
   enum class Mode { value, directional, jacobian, directional_second, full_second };
+  static constexpr const char* kOverflow = "the decoder overflows, e.g. in an exp activation";
 
   struct State {
     Eigen::MatrixXd h, J, U, S, d1, d2, tmp;

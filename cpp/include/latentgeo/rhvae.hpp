@@ -33,6 +33,8 @@ class RHVAEKernel {
     if (m_packed.rows() != k_ || m_packed.cols() != p_)
       throw std::invalid_argument("M: expected packed shape (K, d(d+1)/2)");
     if (!(temperature > 0.0)) throw std::invalid_argument("temperature: must be > 0");
+    // Below ~1.5e-154, 1/T^2 overflows: every weight, even a centroid's own, would be lost.
+    if (!std::isfinite(inv_t2_)) throw std::invalid_argument("temperature: 1/T^2 overflows (T too small)");
     if (!(regularization >= 0.0)) throw std::invalid_argument("regularization: must be >= 0");
     // c_kj * M_k for the derivative accumulation, laid out [k, j * p + e].
     cm_.resize(k_, d_ * p_);
@@ -63,7 +65,7 @@ class RHVAEKernel {
     for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
       accumulate(z, n0, nb, ws, false);
       for (Index b = 0; b < nb; ++b) {
-        factorise(ws, b, n0 + b);
+        factorise(ws, b, z, n0 + b);
         if (want_logdet) logdet_out(n0 + b) = -2.0 * ws.llt.matrixLLT().diagonal().array().log().sum();
         if (want_g) {
           invert(ws);
@@ -79,7 +81,7 @@ class RHVAEKernel {
       accumulate(z, n0, nb, ws, true);
       for (Index b = 0; b < nb; ++b) {
         if (!of_inverse) {
-          factorise(ws, b, n0 + b);
+          factorise(ws, b, z, n0 + b);
           invert(ws);
         }
         for (Index k = 0; k < d_; ++k) {
@@ -101,7 +103,7 @@ class RHVAEKernel {
     for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
       accumulate(z, n0, nb, ws, false);
       for (Index b = 0; b < nb; ++b) {
-        factorise(ws, b, n0 + b);
+        factorise(ws, b, z, n0 + b);
         ws.u = ws.llt.matrixL().solve(v.row(n0 + b).transpose());
         q(n0 + b) = ws.u.squaredNorm();
         if (!want_grad) continue;
@@ -194,13 +196,13 @@ class RHVAEKernel {
     ws.ginv.diagonal().array() += lambda_;
   }
 
-  void factorise(Workspace& ws, Index b, Index point) const {
+  void factorise(Workspace& ws, Index b, const ConstRowMatrixRef& z, Index point) const {
     unpack_inverse(ws, b);
     ws.llt.compute(ws.ginv);
     // G = (L L^T)^{-1} overflows once a diagonal entry of L falls below ~1e-154.
     if (ws.llt.info() != Eigen::Success || !(ws.llt.matrixLLT().diagonal().minCoeff() > 1e-150))
-      throw std::domain_error("metric: G^{-1} is singular or not positive definite at point " +
-                              std::to_string(point) + " (set regularization > 0)");
+      throw MetricDomainError("metric: G^{-1} is singular or not positive definite at point " + std::to_string(point) +
+                              ", z = " + format_point(z.row(point)) + " (set regularization > 0)");
   }
 
   void invert(Workspace& ws) const { ws.g = ws.llt.solve(ws.identity); }
