@@ -3,6 +3,7 @@ numpy and finite differences."""
 
 from __future__ import annotations
 
+import copy
 import pickle
 
 import numpy as np
@@ -268,3 +269,77 @@ def test_bad_dense_and_constant():
 def test_openmp_report():
     assert isinstance(lg.openmp_enabled(), bool)
     assert lg.max_threads() >= 1
+
+
+# ---------------------------------------------------------------------------- read-only parameters
+def _sphere_decoder(z):
+    r2 = np.sum(z**2, axis=1, keepdims=True)
+    return np.concatenate([2 * z, r2 - 1], axis=1) / (1 + r2)
+
+
+def _poincare_g(z):
+    return np.eye(2)[None] / z[:, 1, None, None] ** 2
+
+
+def _metric_cases():
+    """(metric, {parameter: a value of the right kind}) for every metric class of latentgeo."""
+    rng = np.random.default_rng(5)
+    rhvae, _, _ = random_rhvae(rng, dim=2)
+    weights, biases = [rng.normal(size=(4, 2)), rng.normal(size=(3, 4))], [rng.normal(size=4), rng.normal(size=3)]
+    return {
+        "rhvae": (rhvae, dict(centroids=np.zeros((7, 2)), M=np.tile(np.eye(2), (7, 1, 1)), temperature=0.3,
+                              regularization=1.0, normalization="mean", dim=3)),
+        "dense": (lg.DenseMetric(_poincare_g, dim=2), dict(G_fn=np.sin, dG_fn=None, dim=3, fd_step=1e-3)),
+        "constant": (lg.ConstantMetric(np.diag([2.0, 1.0])), dict(A=np.eye(2), dim=3)),
+        "scaled": (rhvae.scaled(2.0), dict(factor=3.0, base=lg.ConstantMetric(np.eye(2)), dim=3)),
+        "pullback": (lg.PullbackMetric(weights, biases, ["tanh", "identity"]), dict(dim=3)),
+        "callable": (lg.PullbackMetric.from_callable(_sphere_decoder, 2),
+                     dict(decoder=np.cos, log_sigma=np.sin, fd_step=1e-3, dim=3)),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_metric_cases()))
+def test_parameters_are_read_only(name):
+    # The metric evaluated must always be the one repr'd, pickled and saved (issue 9, section 3).
+    metric, changes = _metric_cases()[name]
+    z = np.array([[0.3, 0.4], [-0.5, 1.2]])
+    before, shown = metric(z), repr(metric)
+    for attribute, value in changes.items():
+        with pytest.raises(AttributeError, match=f"^{attribute}: the parameters of .* are read-only"):
+            setattr(metric, attribute, value)
+    arrays = {k: v for k, v in vars(metric).items() if isinstance(v, np.ndarray)}
+    for attribute, array in arrays.items():
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0.0
+    np.testing.assert_array_equal(metric(z), before)
+    clone = pickle.loads(pickle.dumps(metric))
+    assert repr(clone) == shown
+    np.testing.assert_array_equal(clone(z), before)
+    assert all(not getattr(clone, k).flags.writeable for k in arrays)  # read-only again after unpickling
+
+
+def test_pullback_weights_are_private_copies(rng):
+    weights, biases = [rng.normal(size=(4, 2))], [rng.normal(size=4)]
+    metric = lg.PullbackMetric(weights, biases, ["tanh"])
+    z = rng.normal(size=(3, 2))
+    before = metric(z)
+    weights[0][...] = 0.0  # the caller's arrays change afterwards
+    np.testing.assert_array_equal(metric(z), before)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(metric))(z), before)
+
+
+def test_rhvae_keeps_its_own_copy_and_saves_what_it_evaluates(rng, tmp_path):
+    centroids, L = rng.normal(size=(5, 2)), np.tile(np.eye(2), (5, 1, 1))
+    metric = lg.RHVAEMetric(centroids, L=L, temperature=0.7, regularization=0.1)
+    z = rng.normal(size=(4, 2))
+    before = metric(z)
+    centroids[...] = 0.0  # the caller's array changes afterwards
+    with pytest.raises(AttributeError, match="^temperature"):
+        metric.temperature = 0.3
+    np.testing.assert_array_equal(metric(z), before)
+    metric.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(lg.RHVAEMetric.load(tmp_path / "m.npz")(z), before)
+    assert "temperature=0.7" in repr(metric)
+    clone = copy.deepcopy(metric)
+    np.testing.assert_array_equal(clone(z), before)
+    assert not clone.centroids.flags.writeable

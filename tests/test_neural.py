@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 from conftest import EPS, SAFETY, PoincareHalfPlane, assert_within, random_rhvae
@@ -412,6 +415,62 @@ def test_save_load_round_trip(tmp_path):
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
     with pytest.raises(ValueError, match="^path"):
         lg.NeuralGeodesic.load(tmp_path / "other.npz")
+
+
+def _pickled(curve):
+    return pickle.loads(pickle.dumps(curve))
+
+
+def _saved_and_loaded(curve, tmp_path):
+    curve.save(tmp_path / "curve.npz")
+    return lg.NeuralGeodesic.load(tmp_path / "curve.npz")
+
+
+CLONES = {"deepcopy": lambda c, _: copy.deepcopy(c), "pickle": lambda c, _: _pickled(c),
+          "save_load": _saved_and_loaded}
+
+
+@pytest.mark.parametrize("clone", sorted(CLONES))
+def test_a_copy_trains_like_the_original(clone, tmp_path):
+    # The layers are views into the parameter vector: a copy must train its own parameters.
+    metric = small_rhvae(dim=2)
+    t = np.linspace(0, 1, 20)
+    curve = lg.NeuralGeodesic([0.0, 0.0], [1.0, 1.0], hidden=(8, 6), seed=0)
+    lg.train(curve, metric, t, lg.Adam(lr=1e-2))  # a curve that has moved away from its initialisation
+    twin = CLONES[clone](curve, tmp_path)
+    np.testing.assert_array_equal(twin(t), curve(t))  # the same parameters: the same computation
+    start = curve(t)
+    for c in (curve, twin):
+        optimizer = lg.Adam(lr=1e-2)
+        for _ in range(3):
+            lg.train(c, metric, t, optimizer)
+    assert np.abs(twin(t) - start).max() > 1e-4  # the copy moved ...
+    np.testing.assert_array_equal(twin(t), curve(t))  # ... exactly as the original did
+    np.testing.assert_array_equal(twin.get_params(), curve.get_params())
+
+
+@pytest.mark.parametrize("clone", ["deepcopy", "pickle"])
+def test_a_copy_fits_and_saves_its_own_curve(clone, tmp_path):
+    metric = small_rhvae(dim=2)
+    curve = lg.NeuralGeodesic([0.0, 0.0], [1.0, 1.0], hidden=(8,), seed=1)
+    twin = CLONES[clone](curve, tmp_path)
+    result = lg.fit(twin, metric, n_steps=40, progress=False)
+    assert np.ptp(result.history) > 0  # the loss moves (a frozen copy gives a flat history)
+    t = np.linspace(0, 1, 33)
+    assert np.abs(twin(t) - curve(t)).max() > 1e-4  # the original did not train
+    loaded = _saved_and_loaded(twin, tmp_path)  # what was saved is the curve that was evaluated
+    np.testing.assert_array_equal(loaded(t), twin(t))
+
+
+def test_neural_batch_curves_survive_pickling():
+    metric = small_rhvae(dim=2)
+    batch = lg.geodesics(metric, [[0.0, 0.0]], [[1.0, 0.5]], method="neural", progress=False, n_steps=20, seed=0)
+    curve = _pickled(batch.curves[0])  # as an executor worker would send it back
+    t = np.linspace(0, 1, 15)
+    np.testing.assert_array_equal(curve(t), batch.curves[0](t))
+    start = curve(t)
+    lg.train(curve, metric, t, lg.Adam(lr=1e-2))
+    assert np.abs(curve(t) - start).max() > 1e-4
 
 
 def test_get_set_params():

@@ -415,6 +415,10 @@ def _check_spd(M, n_centroids: int, dim: int, name: str = "M") -> np.ndarray:
     return m
 
 
+def _callable_name(fn) -> str:
+    return "None" if fn is None else getattr(fn, "__qualname__", type(fn).__name__)
+
+
 class DenseMetric(FrozenState, Metric):
     """A metric given by a Python function returning G at a batch of points.
 
@@ -445,6 +449,10 @@ class DenseMetric(FrozenState, Metric):
             raise ValueError("dG_fn: must be callable or None")
         self._G_fn, self._dG_fn, self._dim = G_fn, dG_fn, check_int(dim, "dim", 1)
         self._fd_step = check_positive(fd_step, "fd_step")
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{k}={_callable_name(getattr(self, k))}" for k in ("G_fn", "dG_fn"))
+        return f"DenseMetric(dim={self.dim}, {names}, fd_step={self.fd_step:g})"
 
     def _call_checked(self, fn, z, shape, name):
         out = np.asarray(fn(z), dtype=np.float64)
@@ -482,6 +490,9 @@ class ConstantMetric(FrozenState, Metric):
         self._A = frozen(_check_spd(a[None], 1, a.shape[0], "A")[0])
         self._dim = a.shape[0]
 
+    def __repr__(self) -> str:
+        return f"ConstantMetric(A={self.A.tolist()})"
+
     def _metric(self, z, n_threads):
         return np.broadcast_to(self.A, (len(z), self.dim, self.dim)).copy()
 
@@ -506,6 +517,9 @@ class ScaledMetric(FrozenState, Metric):
         self._dim = check_metric(base, "base")
         self._base = base
         self._factor = check_positive(factor, "factor")
+
+    def __repr__(self) -> str:
+        return f"ScaledMetric({self.base!r}, factor={self.factor:g})"
 
     def _metric(self, z, n_threads):
         return self.factor * self.base.metric(z, n_threads=n_threads or None)
