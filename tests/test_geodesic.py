@@ -505,3 +505,23 @@ def test_progress_bar_for_long_batches(capsys):
     assert "pair" not in capsys.readouterr().err
     lg.geodesics(metric, s, e, progress=True)
     assert "120/120" in capsys.readouterr().err
+
+
+def test_progress_keyword_of_geodesic(capsys):
+    # geodesic() takes progress= like geodesics() (it used to clash with the one passed on)
+    metric = lg.ConstantMetric(np.eye(2))
+    res = lg.geodesic(metric, [0.0, 0.0], [1.0, 2.0], progress=False)
+    assert res.converged and res.length == pytest.approx(np.sqrt(5.0), rel=DEFAULT_TOL)
+    res = lg.geodesic(metric, [0.0, 0.0], [1.0, 2.0], method="neural", progress=False, n_steps=5, seed=0)
+    assert res.method == "neural" and capsys.readouterr().err == ""
+    lg.geodesic(metric, [0.0, 0.0], [1.0, 2.0], method="neural", progress=True, n_steps=5, seed=0)
+    assert "neural geodesic" in capsys.readouterr().err  # the training's bar, when asked for
+
+
+def test_neural_batch_without_progress_prints_nothing(capsys):
+    metric = lg.ConstantMetric(np.eye(2))
+    starts, ends = _random_pairs(2, 3, 12)
+    batch = lg.geodesics(metric, starts, ends, method="neural", progress=False, n_steps=5, seed=0)
+    assert len(batch) == 3
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
