@@ -8,9 +8,10 @@ from typing import Optional
 import numpy as np
 
 __all__ = ["as_float_array", "as_points", "check_threads", "check_positive", "check_choice", "check_metric", "check_int",
-           "INT_MAX"]
+           "INT_MAX", "MAX_SAMPLES"]
 
 INT_MAX = 2**31 - 1  # integer options reach the C++ core as a C int
+MAX_SAMPLES = 2**20 + 1  # nodes or sample times of one curve: more would only exhaust memory
 
 
 def as_float_array(value, name: str, ndim: Optional[int] = None, allow_empty: bool = False) -> np.ndarray:
@@ -23,7 +24,7 @@ def as_float_array(value, name: str, ndim: Optional[int] = None, allow_empty: bo
         raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise ValueError(f"{name}: complex values are not supported")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = np.asarray(arr, dtype=np.float64, order="C")  # (ascontiguousarray would make a scalar 1-d)
     if ndim is not None and arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
     if arr.size == 0 and not allow_empty:

@@ -42,7 +42,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
+from ._validation import (MAX_SAMPLES, as_float_array, as_points, check_choice, check_int, check_metric, check_positive,
+                          check_threads)
 from .metrics import ConstantMetric, ScaledMetric
 
 __all__ = ["geodesic", "geodesics", "geodesic_distances", "GeodesicResult", "GeodesicBatch", "DistanceResult"]
@@ -235,11 +236,11 @@ def _split_options(options: dict, allowed: dict) -> dict:
 
 
 def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _Options:
-    n_segments = 0 if n_nodes is None else check_int(n_nodes, "n_nodes", 5) - 1
+    n_segments = 0 if n_nodes is None else check_int(n_nodes, "n_nodes", 5, MAX_SAMPLES) - 1
     tol = 1e-8 if tol is None else check_positive(tol, "tol")
     max_iter = 200 if max_iter is None else check_int(max_iter, "max_iter", 1)
-    min_nodes = check_int(opts["min_nodes"], "min_nodes", 5)
-    max_nodes = check_int(opts["max_nodes"], "max_nodes", min_nodes)
+    min_nodes = check_int(opts["min_nodes"], "min_nodes", 5, MAX_SAMPLES)
+    max_nodes = check_int(opts["max_nodes"], "max_nodes", min_nodes, MAX_SAMPLES)
     # The optimiser's tolerances follow tol: the length error of a level is ~ decrement / 4.
     ftol = tol if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
     gtol = 1e-3 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
@@ -443,7 +444,8 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
     method : {"discrete", "neural"}
         "neural" trains one :func:`latentgeo.neural.neural_geodesic` per pair (serially).
     n_nodes : int, optional
-        Fixed number of nodes (>= 5) of the final level. Default: adaptive refinement.
+        Fixed number of nodes (5 .. 2**20 + 1, as ``min_nodes``/``max_nodes``) of the final level. Default:
+        adaptive refinement.
     tol : float, optional
         Relative accuracy target (default 1e-8): refinement stops when the measured length
         changes by less than ``tol`` between levels; each level stops when its last step changed
@@ -537,7 +539,7 @@ def _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, 
             raise ValueError(f"{name}: not used by method='neural'; pass neural_geodesic's options by name")
     if not (isinstance(init, str) and init == "line"):
         raise ValueError("init: method='neural' supports only init='line'")
-    n = 65 if n_nodes is None else check_int(n_nodes, "n_nodes", 2)
+    n = 65 if n_nodes is None else check_int(n_nodes, "n_nodes", 2, MAX_SAMPLES)
     options = {**options, "progress": bool(progress) and len(s) < _PROGRESS_MIN, "n_threads": n_threads}
     t = np.linspace(0.0, 1.0, n)
     fields = {k: [] for k in ("length", "energy", "straight", "converged", "n_iter", "status", "nodes", "curves")}

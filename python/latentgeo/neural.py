@@ -46,7 +46,7 @@ import numpy as np
 
 from . import _core
 from ._npz import read_npz
-from ._validation import as_float_array, check_choice, check_int, check_metric, check_positive, check_threads
+from ._validation import INT_MAX, MAX_SAMPLES, as_float_array, check_choice, check_int, check_metric, check_positive, check_threads
 from .curves import check_times, curve_integral
 from .optim import Adam, Optimizer
 
@@ -181,7 +181,10 @@ class NeuralGeodesic:
         self._delta = self.z_end - self.z_start
         self._amplitude = _amplitudes(self._delta, self.min_amplitude)
         self.widths = (1,) + self.hidden + (self.dim,)
-        self._params = np.empty(sum(o * i + o for i, o in zip(self.widths[:-1], self.widths[1:])))
+        n_params = sum(o * i + o for i, o in zip(self.widths[:-1], self.widths[1:]))
+        if n_params > INT_MAX:
+            raise ValueError(f"hidden: {hidden!r} gives {n_params} parameters (at most {INT_MAX})")
+        self._params = np.empty(n_params)
         self._initialise(seed)
 
     # -- parameters -------------------------------------------------------------------
@@ -778,9 +781,9 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
     curve = _check_curve(curve)
     _check_metric(metric, curve)
     n_steps = check_int(n_steps, "n_steps", 1)
-    n_points = check_int(n_points, "n_points", 2)
+    n_points = check_int(n_points, "n_points", 2, MAX_SAMPLES)
     window = check_int(window, "window", 1)
-    n_eval = check_int(n_eval, "n_eval", 2)
+    n_eval = check_int(n_eval, "n_eval", 2, MAX_SAMPLES)
     tol = check_positive(tol, "tol")
     times = np.linspace(0.0, 1.0, n_points) if t is None else _check_train_times(t)
     optimizer = _check_optimizer(Adam(lr=DEFAULT_LR, betas=DEFAULT_BETAS) if optimizer is None else optimizer)
