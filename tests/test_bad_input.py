@@ -288,3 +288,24 @@ def test_accepted_layouts_give_the_same_result():
 
 def test_the_suite_covers_sixty_cases():
     assert len(API_CASES) + len(FILE_CASES) + len(CLI_CASES) >= 60
+
+
+def test_readme_states_the_error_contract():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Errors", 1)[1].split("\n## ", 1)[0]
+    for promise in ("ValueError", "argument's name", "converged", "status", "DistanceResult.failed",
+                    "KeyboardInterrupt", "exits with status 2", "path: cannot read"):
+        assert promise in section
+    # The messages quoted there are the ones users get.
+    metric = lg.ConstantMetric(np.eye(2))
+    with pytest.raises(ValueError) as info:
+        lg.geodesic(metric, [0.0, 0.0, 0.0], [1.0, 1.0])
+    assert f"`{info.value}`" in section
+    with pytest.raises(ValueError) as info:
+        metric.metric([np.nan, 0.0])
+    assert f"`{info.value}`" in section
+    with pytest.raises(ValueError) as info:
+        metric.metric([0.0, 0.0], n_threads=HUGE)
+    assert f"`{str(info.value).split(', got')[0]}, got ...`" in section
