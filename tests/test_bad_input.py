@@ -183,10 +183,11 @@ API_CASES = {
                                r"^centroids: .*read-only"),
     "unpickled constant A": (lambda: setattr(pickle.loads(pickle.dumps(lg.ConstantMetric(np.eye(2)))), "A",
                                              np.eye(2)), AttributeError, r"^A: .*read-only"),
-    "copied pullback dim": (lambda: setattr(copy.deepcopy(pullback()), "dim", 3), AttributeError, r"^dim: .*read-only"),
+    "copied pullback dim": (lambda: setattr(copy.deepcopy(pullback()), "dim", 3), AttributeError,
+                            r"^dim: .*read-only"),
     "scaled factor": (lambda: setattr(rhvae().scaled(2.0), "factor", 3.0), AttributeError, r"^factor: .*read-only"),
-    "unpickled curve, bad t": (lambda: lg.loss(pickle.loads(pickle.dumps(curve())), rhvae(), [0.0, 2.0]), ValueError,
-                               r"^t: times must lie"),
+    "unpickled curve, bad t": (lambda: lg.loss(pickle.loads(pickle.dumps(curve())), rhvae(), [0.0, 2.0]),
+                               ValueError, r"^t: times must lie"),
     "copied curve, bad params": (lambda: copy.deepcopy(curve()).set_params(np.zeros(3)), ValueError, r"^params:"),
 }
 

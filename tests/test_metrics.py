@@ -8,8 +8,8 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import (EPS, SAFETY, PoincareHalfPlane, assert_matrices_close, assert_within, numpy_rhvae_inverse, random_rhvae,
-                      reference_rhvae, rhvae_rounding, spd_cond)
+from conftest import (EPS, SAFETY, PoincareHalfPlane, assert_matrices_close, assert_within, numpy_rhvae_inverse,
+                      random_rhvae, reference_rhvae, rhvae_rounding, spd_cond)
 
 import latentgeo as lg
 

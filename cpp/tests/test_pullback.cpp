@@ -101,7 +101,8 @@ TEST_CASE("pullback: dG/dz and dq/dz match central differences; dq/dv = 2 G v") 
     const Eigen::Vector2d root = gn.diagonal().cwiseSqrt(), vn = v.row(n).transpose();
     const double mixed = vn.cwiseAbs().dot(root);
     const Eigen::Vector2d gv = 2.0 * gn * vn;
-    for (Index a = 0; a < 2; ++a) CHECK(std::abs(dqdv(n, a) - gv(a)) <= safety * (7 + 2) * eps * 2 * root(a) * mixed);
+    for (Index a = 0; a < 2; ++a)
+      CHECK(std::abs(dqdv(n, a) - gv(a)) <= safety * (7 + 2) * eps * 2 * root(a) * mixed);
     CHECK(std::abs(q(n) - vn.dot(gn * vn)) <= safety * (7 + 4) * eps * mixed * mixed);
   }
 }

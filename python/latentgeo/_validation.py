@@ -7,8 +7,8 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["as_float_array", "as_points", "check_threads", "check_positive", "check_choice", "check_metric", "check_int",
-           "INT_MAX", "MAX_SAMPLES"]
+__all__ = ["as_float_array", "as_points", "check_threads", "check_positive", "check_choice", "check_metric",
+           "check_int", "INT_MAX", "MAX_SAMPLES"]
 
 INT_MAX = 2**31 - 1  # integer options reach the C++ core as a C int
 MAX_SAMPLES = 2**20 + 1  # nodes or sample times of one curve: more would only exhaust memory

@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     geo.add_argument("--start", required=True, help="start point, comma-separated, e.g. 0.1,-2")
     geo.add_argument("--end", required=True, help="end point, comma-separated")
     geo.add_argument("--method", choices=("discrete", "neural"), default="discrete")
-    geo.add_argument("--out", help="save the curve's nodes (n, d) to this .npy file (.npy is appended if missing)")
+    geo.add_argument("--out", help="save the curve's nodes (n, d) to this .npy file (.npy appended if missing)")
     geo.add_argument("--n-threads", type=_positive_int, default=None)
     geo.set_defaults(run=cmd_geodesic)
     info = sub.add_parser("info", help="describe a saved RHVAE metric")

@@ -46,7 +46,8 @@ import numpy as np
 
 from . import _core
 from ._npz import read_npz
-from ._validation import INT_MAX, MAX_SAMPLES, as_float_array, check_choice, check_int, check_metric, check_positive, check_threads
+from ._validation import (INT_MAX, MAX_SAMPLES, as_float_array, check_choice, check_int, check_metric, check_positive,
+                          check_threads)
 from .curves import check_times, curve_integral
 from .optim import Adam, Optimizer
 

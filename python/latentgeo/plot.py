@@ -44,8 +44,8 @@ _MAX_RESOLUTION = 8192  # per axis: 67 million grid points, more only exhausts m
 
 def _check_resolution(resolution) -> Tuple[int, int]:
     res = (resolution, resolution) if np.ndim(resolution) == 0 else tuple(resolution)
-    ok = len(res) == 2 and all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and 2 <= r <= _MAX_RESOLUTION
-                               for r in res)
+    ok = len(res) == 2 and all(isinstance(r, (int, np.integer)) and not isinstance(r, bool)
+                               and 2 <= r <= _MAX_RESOLUTION for r in res)
     if not ok:
         raise ValueError(f"resolution: expected an integer >= 2 (at most {_MAX_RESOLUTION}) or a pair (nx, ny) of "
                          f"them, got {resolution!r}")
