@@ -272,7 +272,7 @@ CLI_CASES = {
 def test_command_line(files, case):
     args, option = CLI_CASES[case]
     proc = subprocess.run([sys.executable, "-m", "latentgeo", *(a.format(files=files) for a in args)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, cwd=files)  # never write into the checkout
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("latentgeo") and option in lines[0], proc.stderr
