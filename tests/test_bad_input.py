@@ -8,10 +8,12 @@ failures per pair and Ctrl-C are covered in test_geodesic.py / test_distances.py
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -271,8 +273,11 @@ CLI_CASES = {
 @pytest.mark.parametrize("case", sorted(CLI_CASES))
 def test_command_line(files, case):
     args, option = CLI_CASES[case]
+    # run in a temporary folder (never write into the checkout), importing this very latentgeo
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(lg.__file__).parent.parent),
+                                                        os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "latentgeo", *(a.format(files=files) for a in args)],
-                          capture_output=True, text=True, timeout=120, cwd=files)  # never write into the checkout
+                          capture_output=True, text=True, timeout=120, cwd=files, env=env)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("latentgeo") and option in lines[0], proc.stderr
@@ -292,8 +297,6 @@ def test_the_suite_covers_sixty_cases():
 
 
 def test_readme_states_the_error_contract():
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = readme.split("## Errors", 1)[1].split("\n## ", 1)[0]
     for promise in ("ValueError", "argument's name", "converged", "status", "DistanceResult.failed",
