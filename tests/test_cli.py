@@ -117,3 +117,54 @@ def test_demo_without_matplotlib_prints_the_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "geodesic length" in proc.stdout and "matplotlib is not installed" in proc.stdout
     assert not (tmp_path / "demo.png").exists()
+
+
+# -- user errors found before any computation, one line each (issue 9, section 4) ---------------
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, saved_model):
+    folder = tmp_path_factory.mktemp("bad")
+    np.save(folder / "array.npy", np.zeros(3))
+    (folder / "text.npz").write_text("not an archive\n")
+    (folder / "truncated.npz").write_bytes(saved_model.read_bytes()[:200])
+    (folder / "a_file").write_text("x")
+    return folder
+
+
+BAD_FILE_CALLS = {
+    "npy model": (["info", "--model", "{bad}/array.npy"], ["--model", "array.npy"]),
+    "text model": (["info", "--model", "{bad}/text.npz"], ["--model", "text.npz"]),
+    "truncated model": (["geodesic", "--model", "{bad}/truncated.npz", "--start", "0,0", "--end", "1,1"],
+                        ["--model", "truncated.npz"]),
+    "missing output folder": (["geodesic", "--start", "0,0", "--end", "1,1", "--out", "{bad}/nodir/c.npy"],
+                              ["--out", "nodir"]),
+    "output under a file": (["geodesic", "--start", "0,0", "--end", "1,1", "--out", "{bad}/a_file/c.npy"],
+                            ["--out", "a_file"]),
+    "output is a folder": (["geodesic", "--start", "0,0", "--end", "1,1", "--out", "{bad}/sub.npy"],
+                           ["--out", "sub.npy", "is a directory"]),
+    "demo folder under a file": (["demo", "--out", "{bad}/a_file/pictures"], ["--out", "a_file/pictures"]),
+    "demo folder is a file": (["demo", "--out", "{bad}/a_file"], ["--out", "a_file"]),
+    "huge thread count": (["geodesic", "--start", "0,0", "--end", "1,1", "--n-threads", str(2**31)],
+                          ["--n-threads", str(2**31)]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILE_CALLS))
+def test_bad_files_and_outputs_exit_2_before_computing(bad_files, case):
+    (bad_files / "sub.npy").mkdir(exist_ok=True)
+    args, fragments = BAD_FILE_CALLS[case]
+    proc = run_cli(*(a.format(bad=bad_files) for a in args))
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    for fragment in fragments:
+        assert fragment in proc.stderr
+    assert proc.stdout == ""  # nothing computed, nothing printed
+
+
+def test_out_without_suffix_reports_the_file_written(saved_model, tmp_path):
+    proc = run_cli("geodesic", "--model", str(saved_model), "--start", "-1,0.5", "--end", "1,0",
+                   "--out", str(tmp_path / "curve"))
+    assert proc.returncode == 0, proc.stderr
+    written = tmp_path / "curve.npy"
+    assert written.is_file() and not (tmp_path / "curve").exists()
+    assert f"wrote {written}:" in proc.stdout

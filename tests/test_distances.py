@@ -20,7 +20,7 @@ def test_symmetric_matrix_matches_closed_form():
     res = lg.geodesic_distances(PoincareHalfPlane(), pts, progress=False)
     i, j = np.meshgrid(np.arange(7), np.arange(7), indexing="ij")
     truth = _poincare_exact(pts[i.ravel()], pts[j.ravel()]).reshape(7, 7)
-    np.testing.assert_allclose(res.distances, truth, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(res.distances, truth, rtol=1e-6)
     np.testing.assert_array_equal(res.distances, res.distances.T)
     assert np.all(np.diag(res.distances) == 0.0)
     assert res.converged.all() and res.failed == [] and res.converged.shape == (7, 7)
@@ -34,7 +34,7 @@ def test_cross_matrix_with_an_identical_point():
     assert res.distances[2, 1] == 0.0 and res.converged[2, 1]
     i, j = np.meshgrid(np.arange(4), np.arange(3), indexing="ij")
     np.testing.assert_allclose(res.distances, _poincare_exact(p1[i.ravel()], p2[j.ravel()]).reshape(4, 3),
-                               rtol=1e-6, atol=1e-12)
+                               rtol=1e-6)
 
 
 def test_thread_executor_and_chunks_match_local():
@@ -43,10 +43,11 @@ def test_thread_executor_and_chunks_match_local():
     local = lg.geodesic_distances(metric, pts, progress=False)
     with ThreadPoolExecutor(max_workers=2) as pool:
         remote = lg.geodesic_distances(metric, pts, executor=pool, chunk_size=5, n_threads=1, progress=False)
-    np.testing.assert_allclose(remote.distances, local.distances, rtol=1e-12, atol=0)
+    # the contract: each pair's solve does not depend on chunks or threads, bit for bit
+    np.testing.assert_array_equal(remote.distances, local.distances)
     np.testing.assert_array_equal(remote.converged, local.converged)
     small = lg.geodesic_distances(metric, pts, chunk_size=3, progress=False)
-    np.testing.assert_allclose(small.distances, local.distances, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(small.distances, local.distances)
 
 
 def test_unconverged_pairs_are_reported():
@@ -58,7 +59,7 @@ def test_unconverged_pairs_are_reported():
         assert res.status[i, j] != "converged"
         # Never a silent straight line: the value is the measured length of the curve reached,
         # an upper bound of the true distance.
-        assert res.distances[i, j] >= _poincare_exact(pts[[i]], pts[[j]])[0] * (1 - 1e-12)
+        assert res.distances[i, j] >= _poincare_exact(pts[[i]], pts[[j]])[0] * (1 - 1e-6)  # quadrature error
     assert sum(not c for c in res.converged[np.triu_indices(5, 1)]) == len(res.failed)
 
 
@@ -136,7 +137,7 @@ def test_dask_local_cluster_matches_local():
         with distributed.Client(cluster) as client:
             remote = lg.geodesic_distances(metric, pts, executor=client.get_executor(), chunk_size=7,
                                            n_threads=1, progress=False)
-    np.testing.assert_allclose(remote.distances, local.distances, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(remote.distances, local.distances)  # same binary, same machine: bit for bit
     np.testing.assert_array_equal(remote.converged, local.converged)
 
 

@@ -1,7 +1,8 @@
 """The ``latentgeo`` command: ``demo``, ``geodesic`` and ``info``.
 
-Errors (missing file, wrong dimension, malformed numbers) print one line to stderr and
-exit with status 2, without a traceback.
+Errors (missing or unreadable file, unwritable output, wrong dimension, malformed numbers)
+print one line to stderr and exit with status 2, without a traceback; they are found before
+any long computation starts.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from typing import List, Optional, Sequence
 
@@ -37,6 +39,31 @@ def _parse_point(text: str, name: str) -> np.ndarray:
     return values
 
 
+def _writable_directory(directory: str, option: str, create: bool = False) -> None:
+    """Fail with a one-line error before any computation if files cannot be written in ``directory``."""
+    if create:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"{option}: cannot create the directory {directory}: {exc.strerror or exc}") from None
+    if not os.path.isdir(directory):
+        raise CommandError(f"{option}: no such directory: {directory}")
+    try:  # os.access is not enough: root, read-only file systems, ACLs
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise CommandError(f"{option}: cannot write in {directory}: {exc.strerror or exc}") from None
+
+
+def _output_file(path: str, option: str, suffix: str) -> str:
+    """The file actually written for ``path`` (numpy appends ``suffix`` when missing), checked writable."""
+    target = path if path.endswith(suffix) else path + suffix
+    if os.path.isdir(target):
+        raise CommandError(f"{option}: {target} is a directory")
+    _writable_directory(os.path.dirname(target) or ".", option)
+    return target
+
+
 def _load_model(path: Optional[str]):
     from .datasets import load_digits_rhvae
     from .metrics import RHVAEMetric
@@ -48,7 +75,9 @@ def _load_model(path: Optional[str]):
     try:
         return RHVAEMetric.load(path)
     except (ValueError, OSError) as exc:
-        raise CommandError(f"--model: cannot read {path}: {exc}") from None
+        message = str(exc)  # "path: cannot read '<path>' ..." already names the file
+        raise CommandError("--model: " + (message[len("path: "):] if message.startswith("path: ")
+                                          else f"cannot read {path}: {message}")) from None
 
 
 def _class_centres(latent: np.ndarray, labels: np.ndarray) -> dict:
@@ -101,6 +130,10 @@ def cmd_demo(args) -> int:
     from .datasets import load_digits_rhvae
     from .geodesic import geodesics
 
+    out_path = os.path.join(args.out, "demo.png")
+    _writable_directory(args.out, "--out", create=True)
+    if os.path.isdir(out_path):
+        raise CommandError(f"--out: {out_path} is a directory")
     start = time.perf_counter()
     data = load_digits_rhvae()
     metric, latent, labels = data.metric, data.latent, data.labels
@@ -121,8 +154,6 @@ def cmd_demo(args) -> int:
     _print_table(rows, ("digits", "straight length", "geodesic length", "ratio", "converged"))
     failed = int(np.sum(~everything.converged))
     print(f"all {len(candidates)} pairs: ratio {ratio.min():.3f} .. {ratio.max():.3f}, {failed} not converged")
-    os.makedirs(args.out, exist_ok=True)
-    out_path = os.path.join(args.out, "demo.png")
     try:
         _demo_figure(metric, latent, labels, batch, pairs, out_path)
         print(f"wrote {out_path} ({time.perf_counter() - start:.1f} s)")
@@ -134,6 +165,7 @@ def cmd_demo(args) -> int:
 def cmd_geodesic(args) -> int:
     from .geodesic import geodesic
 
+    out_path = None if args.out is None else _output_file(args.out, "--out", ".npy")
     metric = _load_model(args.model)
     z0, z1 = _parse_point(args.start, "--start"), _parse_point(args.end, "--end")
     for name, z in (("--start", z0), ("--end", z1)):
@@ -143,9 +175,9 @@ def cmd_geodesic(args) -> int:
     print(f"length {result.length:.10g}  straight-line length {result.straight_length:.10g}  "
           f"ratio {result.length / result.straight_length if result.straight_length > 0 else 1.0:.4f}")
     print(f"energy {result.energy:.10g}  converged {result.converged}  ({result.status})")
-    if args.out:
-        np.save(args.out, result.nodes)
-        print(f"wrote {args.out}: nodes of shape {result.nodes.shape}")
+    if out_path is not None:
+        np.save(out_path, result.nodes)
+        print(f"wrote {out_path}: nodes of shape {result.nodes.shape}")
     return 0 if result.converged else 1
 
 
@@ -167,13 +199,15 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _threads(text: str) -> int:
+def _positive_int(text: str) -> int:
+    from ._validation import INT_MAX
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not 1 <= value <= INT_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in [1, {INT_MAX}], got {text!r}")
     return value
 
 
@@ -182,16 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = sub.add_parser("demo", help="geodesics between digit classes of the shipped RHVAE; writes demo.png")
     demo.add_argument("--out", default=".", help="output folder for demo.png (default: .)")
-    demo.add_argument("--pairs", type=_threads, default=6, help="number of digit pairs (default 6)")
-    demo.add_argument("--n-threads", type=_threads, default=None)
+    demo.add_argument("--pairs", type=_positive_int, default=6, help="number of digit pairs (default 6)")
+    demo.add_argument("--n-threads", type=_positive_int, default=None)
     demo.set_defaults(run=cmd_demo)
     geo = sub.add_parser("geodesic", help="geodesic between two latent points of a saved RHVAE metric")
     geo.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
     geo.add_argument("--start", required=True, help="start point, comma-separated, e.g. 0.1,-2")
     geo.add_argument("--end", required=True, help="end point, comma-separated")
     geo.add_argument("--method", choices=("discrete", "neural"), default="discrete")
-    geo.add_argument("--out", help="save the curve's nodes (n, d) to this .npy file")
-    geo.add_argument("--n-threads", type=_threads, default=None)
+    geo.add_argument("--out", help="save the curve's nodes (n, d) to this .npy file (.npy appended if missing)")
+    geo.add_argument("--n-threads", type=_positive_int, default=None)
     geo.set_defaults(run=cmd_geodesic)
     info = sub.add_parser("info", help="describe a saved RHVAE metric")
     info.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
@@ -215,12 +249,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(_attach_point_values(sys.argv[1:] if argv is None else argv))
         return args.run(args)
-    except CommandError as exc:
-        print(f"latentgeo: error: {exc}", file=sys.stderr)
+    except (CommandError, ValueError, OSError) as exc:  # user errors: bad arguments, files, paths
+        print(f"latentgeo: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except ValueError as exc:
-        print(f"latentgeo: error: {exc}", file=sys.stderr)
-        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def curve_integral(metric, points, velocities, t=None, integral: str = "energy",
     curves, single = _curves(points, "points")
     vel, _ = _curves(velocities, "velocities")
     if vel.shape != curves.shape:
-        raise ValueError(f"velocities: expected shape {curves.shape} like points, got {vel.shape}")
+        raise ValueError(f"velocities: expected shape {np.shape(points)} like points, got {np.shape(velocities)}")
     b, n, d = curves.shape
     if d != check_metric(metric):
         raise ValueError(f"points: dimension {d} does not match the metric's dimension {metric.dim}")

@@ -46,7 +46,6 @@ pairs then run one after the other, which is much slower.
 
 from __future__ import annotations
 
-import math
 import warnings
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -55,7 +54,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
+from ._validation import (MAX_SAMPLES, as_float_array, as_points, check_choice, check_int, check_metric, check_positive,
+                          check_threads)
 from .errors import MetricDomainError
 from .metrics import ConstantMetric, ScaledMetric
 
@@ -283,11 +283,11 @@ def _split_options(options: dict, allowed: dict) -> dict:
 
 
 def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _Options:
-    n_segments = 0 if n_nodes is None else check_int(n_nodes, "n_nodes", 5) - 1
+    n_segments = 0 if n_nodes is None else check_int(n_nodes, "n_nodes", 5, MAX_SAMPLES) - 1
     tol = 1e-8 if tol is None else check_positive(tol, "tol")
     max_iter = 200 if max_iter is None else check_int(max_iter, "max_iter", 1)
-    min_nodes = check_int(opts["min_nodes"], "min_nodes", 5)
-    max_nodes = check_int(opts["max_nodes"], "max_nodes", min_nodes)
+    min_nodes = check_int(opts["min_nodes"], "min_nodes", 5, MAX_SAMPLES)
+    max_nodes = check_int(opts["max_nodes"], "max_nodes", min_nodes, MAX_SAMPLES)
     # The optimiser's tolerances follow tol: the length error of a level is ~ decrement / 4.
     ftol = tol if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
     gtol = 1e-3 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
@@ -513,12 +513,13 @@ def _initial_curves(metric, starts, ends, init, graph_opts: dict, opts: _Options
         k = check_int(graph_opts["k_neighbors"], "k_neighbors", 1)
         return _graph_init(metric, starts, ends, anchors, k, opts.max_segments)
     curves = as_float_array(init, "init")
+    given = curves.shape  # errors report the shape as passed
     if curves.ndim == 2:
         curves = np.broadcast_to(curves, (len(starts),) + curves.shape)
     b, d = starts.shape
     if curves.ndim != 3 or curves.shape[0] != b or curves.shape[2] != d or curves.shape[1] < 2:
         raise ValueError(f"init: expected 'line', 'graph' or initial nodes (n0, {d}) / ({b}, n0, {d}), "
-                         f"got shape {curves.shape}")
+                         f"got shape {given}")
     if not (np.allclose(curves[:, 0], starts) and np.allclose(curves[:, -1], ends)):
         raise ValueError("init: the initial curves must start at starts and end at ends")
     curves = curves.copy()
@@ -534,7 +535,7 @@ def _prepare(metric, starts, ends, n_nodes, tol, max_iter, init, options):
     s, _ = as_points(starts, "starts", dim)
     e, _ = as_points(ends, "ends", dim)
     if s.shape != e.shape:
-        raise ValueError(f"ends: expected the shape of starts {s.shape}, got {e.shape}")
+        raise ValueError(f"ends: expected the shape of starts {np.shape(starts)}, got {np.shape(ends)}")
     opts = _split_options(options, {**_SOLVER_OPTIONS, **_GRAPH_OPTIONS})
     solver = _solver_options(n_nodes, tol, max_iter, opts)
     return s, e, solver, {k: opts[k] for k in _GRAPH_OPTIONS}
@@ -555,7 +556,8 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
     method : {"discrete", "neural"}
         "neural" trains one :func:`latentgeo.neural.neural_geodesic` per pair (serially).
     n_nodes : int, optional
-        Fixed number of nodes (>= 5) of the final level. Default: adaptive refinement.
+        Fixed number of nodes (5 .. 2**20 + 1, as ``min_nodes``/``max_nodes``) of the final level. Default:
+        adaptive refinement.
     tol : float, optional
         Relative accuracy target (default 1e-8): refinement stops when the measured length
         changes by less than ``tol`` between levels; each level stops when its last step changed
@@ -597,7 +599,7 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
     check_choice(method, "method", {"discrete", "neural"})
     if method == "neural":
         check_threads(n_threads)
-        return _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, options)
+        return _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, options, n_threads)
     return _discrete_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, n_threads, options,
                            "geodesics")
 
@@ -613,28 +615,34 @@ def _discrete_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress
 
 
 def geodesic(metric, z_start, z_end, *, method: str = "discrete", n_nodes: Optional[int] = None,
-             tol: Optional[float] = None, max_iter: Optional[int] = None, init="line",
+             tol: Optional[float] = None, max_iter: Optional[int] = None, init="line", progress: bool = True,
              n_threads: Optional[int] = None, **options) -> GeodesicResult:
     """The geodesic between two points; see :func:`geodesics` for the parameters.
 
     Parameters
     ----------
     z_start, z_end : array_like, shape (d,)
+    progress : bool
+        With ``method="neural"``, the training's progress bar (the discrete solver shows none
+        for one pair).
 
     Returns
     -------
     GeodesicResult
     """
     dim = check_metric(metric)
-    a, b = (_as_point_array(np.asarray(z)[None] if np.ndim(z) == 1 else z, name, dim)
-            for name, z in (("z_start", z_start), ("z_end", z_end)))
-    for name, z in (("z_start", a), ("z_end", b)):
-        if len(z) != 1:
-            raise ValueError(f"{name}: expected a single point of shape (d,), got shape {np.shape(z)}")
+    a, b = (_single_point(z, name, dim) for name, z in (("z_start", z_start), ("z_end", z_end)))
     if check_choice(method, "method", {"discrete", "neural"}) == "neural":
-        # options (e.g. progress=False) go to neural_geodesic untouched
-        return _neural_batch(metric, a, b, n_nodes, tol, max_iter, init, False, options)[0]
+        return _neural_batch(metric, a, b, n_nodes, tol, max_iter, init, progress, options, n_threads)[0]
     return _discrete_batch(metric, a, b, n_nodes, tol, max_iter, init, False, n_threads, options, "geodesic")[0]
+
+
+def _single_point(value, name: str, dim: int) -> np.ndarray:
+    """One point of shape (d,) as a (1, d) array; errors report the shape as passed."""
+    arr = as_float_array(value, name)
+    if arr.shape != (dim,):
+        raise ValueError(f"{name}: expected a single point of shape ({dim},), got shape {arr.shape}")
+    return arr[None, :]
 
 
 # --------------------------------------------------------------------------------------------
@@ -646,20 +654,24 @@ def _straight_length(metric, a: np.ndarray, b: np.ndarray, n_seg: int = 16) -> f
     return float(_edge_lengths(metric, pts[:-1], pts[1:]).sum())
 
 
-def _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, options) -> GeodesicBatch:
+def _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, options,
+                  n_threads) -> GeodesicBatch:
+    """One neural_geodesic per pair. ``progress``: the batch's bar (100 pairs or more) or, for a
+    shorter batch, each pair's training bar; nothing at all with ``progress=False``."""
     from .neural import neural_geodesic
 
     dim = check_metric(metric)
     s, _ = as_points(starts, "starts", dim)
     e, _ = as_points(ends, "ends", dim)
     if s.shape != e.shape:
-        raise ValueError(f"ends: expected the shape of starts {s.shape}, got {e.shape}")
+        raise ValueError(f"ends: expected the shape of starts {np.shape(starts)}, got {np.shape(ends)}")
     for name, value in (("tol", tol), ("max_iter", max_iter)):
         if value is not None:
             raise ValueError(f"{name}: not used by method='neural'; pass neural_geodesic's options by name")
     if not (isinstance(init, str) and init == "line"):
         raise ValueError("init: method='neural' supports only init='line'")
-    n = 65 if n_nodes is None else check_int(n_nodes, "n_nodes", 2)
+    n = 65 if n_nodes is None else check_int(n_nodes, "n_nodes", 2, MAX_SAMPLES)
+    options = {**options, "progress": bool(progress) and len(s) < _PROGRESS_MIN, "n_threads": n_threads}
     t = np.linspace(0.0, 1.0, n)
     fields = {k: [] for k in ("length", "energy", "straight", "converged", "n_iter", "status", "nodes", "curves")}
     with _progress(len(s), progress, "neural geodesics") as bar:

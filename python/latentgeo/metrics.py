@@ -33,7 +33,8 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_points, check_choice, check_int, check_positive, check_threads
+from ._npz import read_npz
+from ._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
 from .errors import MetricDomainError
 
 __all__ = ["Metric", "RHVAEMetric", "DenseMetric", "ConstantMetric", "ScaledMetric"]
@@ -80,6 +81,50 @@ def check_spd(g: np.ndarray, z: np.ndarray, name: str) -> np.ndarray:
         i = int(np.argmin(np.linalg.eigvalsh(sym)[:, 0]))  # the failure path only: find the point
         raise MetricDomainError(f"{name}: not positive definite at {_point(z, i)}") from None
     return g
+def frozen(value):
+    """A read-only private copy of an array (lists and tuples of arrays are copied item by item).
+
+    A metric's parameters never change after construction: the kernel built from them, ``repr``,
+    pickling and ``save`` all see the same values, whatever the caller does to its own arrays.
+    """
+    if isinstance(value, np.ndarray):
+        out = np.array(value, copy=True)
+        out.flags.writeable = False
+        return out
+    if isinstance(value, (list, tuple)):
+        return type(value)(frozen(v) for v in value)
+    return value
+
+
+class ReadOnly:
+    """A read-only attribute stored as ``_<name>`` (the parameters of the latentgeo metrics)."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value) -> None:
+        raise AttributeError(f"{self.name}: the parameters of {type(obj).__name__} are read-only; "
+                             "build a new metric instead")
+
+
+class FrozenState:
+    """Pickling and copying for metrics with read-only parameters: arrays come back read-only
+    and :meth:`_rebuild` recreates what is derived from the parameters (e.g. a C++ kernel)."""
+
+    _derived: tuple = ()  # attributes rebuilt by _rebuild, never pickled
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self._derived}
+
+    def __setstate__(self, state):
+        self.__dict__.update({k: frozen(v) for k, v in state.items()})
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        pass
 
 
 class Metric:
@@ -156,7 +201,7 @@ class Metric:
         pts, _ = self._points(z)
         vel, _ = as_points(v, "v", self.dim)
         if vel.shape != pts.shape:
-            raise ValueError(f"v: expected shape {pts.shape} like z, got {vel.shape}")
+            raise ValueError(f"v: expected shape {np.shape(z)} like z, got {np.shape(v)}")
         return self._quadratic_form(pts, vel, grad, check_threads(n_threads))
 
     def _quadratic_form(self, z, v, grad, n_threads):
@@ -174,7 +219,7 @@ class Metric:
         return ScaledMetric(self, factor)
 
 
-class RHVAEMetric(Metric):
+class RHVAEMetric(FrozenState, Metric):
     """The RHVAE metric, evaluated by the C++ core.
 
     G⁻¹(z) = s · Σ_k M_k exp(−‖z − c_k‖² / T²) + λ I, with M_k = L_k L_kᵀ and
@@ -201,28 +246,41 @@ class RHVAEMetric(Metric):
     Arrays are validated once, here; evaluation reuses the packed d(d+1)/2 entries of each
     M_k. Evaluation is blocked over points and parallel with OpenMP; memory stays
     O(block · K), never O(N · K).
+
+    The parameters (``centroids``, ``M``, ``temperature``, ``regularization``,
+    ``normalization``) are read-only: the arrays are private read-only copies and assigning an
+    attribute raises ``AttributeError``, so the metric evaluated is always the one shown by
+    ``repr``, pickled and saved. Build a new metric to change them.
     """
 
+    centroids = ReadOnly()
+    M = ReadOnly()
+    temperature = ReadOnly()
+    regularization = ReadOnly()
+    normalization = ReadOnly()
+    dim = ReadOnly()
+    _derived = ("_kernel",)
+
     def __init__(self, centroids, L=None, M=None, *, temperature, regularization, normalization: str = "sum"):
-        self.centroids = as_float_array(centroids, "centroids", ndim=2)
-        n_centroids, dim = self.centroids.shape
+        self._centroids = frozen(as_float_array(centroids, "centroids", ndim=2))
+        n_centroids, dim = self._centroids.shape
         if (L is None) == (M is None):
             raise ValueError("L, M: give exactly one of L (lower-triangular factors) and M (SPD matrices)")
-        self.M = _factors_to_m(L, n_centroids, dim) if M is None else _check_spd(M, n_centroids, dim)
-        self.temperature = check_positive(temperature, "temperature")
-        if self.temperature < _MIN_TEMPERATURE:
+        self._M = frozen(_factors_to_m(L, n_centroids, dim) if M is None else _check_spd(M, n_centroids, dim))
+        self._temperature = check_positive(temperature, "temperature")
+        if self._temperature < _MIN_TEMPERATURE:
             raise ValueError(f"temperature: must be >= {_MIN_TEMPERATURE:.3g} (1/T² overflows), got {temperature!r}")
-        self.regularization = check_positive(regularization, "regularization", allow_zero=True)
-        self.normalization = check_choice(normalization, "normalization", {"sum", "mean"})
-        self.dim = dim
-        self._kernel = self._make_kernel()
+        self._regularization = check_positive(regularization, "regularization", allow_zero=True)
+        self._normalization = check_choice(normalization, "normalization", {"sum", "mean"})
+        self._dim = dim
+        self._rebuild()
 
-    def _make_kernel(self):
+    def _rebuild(self) -> None:
         k, d = self.centroids.shape
         rows, cols = np.triu_indices(d)
         packed = np.ascontiguousarray(self.M[:, rows, cols])
         scale = 1.0 if self.normalization == "sum" else 1.0 / k
-        return _core.RHVAEKernel(self.centroids, packed, self.temperature, self.regularization, scale)
+        self._kernel = _core.RHVAEKernel(self.centroids, packed, self.temperature, self.regularization, scale)
 
     @property
     def n_centroids(self) -> int:
@@ -231,13 +289,6 @@ class RHVAEMetric(Metric):
     def __repr__(self) -> str:
         return (f"RHVAEMetric(dim={self.dim}, n_centroids={self.n_centroids}, temperature={self.temperature:g}, "
                 f"regularization={self.regularization:g}, normalization={self.normalization!r})")
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_kernel"}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._kernel = self._make_kernel()
 
     def _square(self, flat: np.ndarray, n: int) -> np.ndarray:
         return flat.reshape(n, self.dim, self.dim)
@@ -310,25 +361,29 @@ class RHVAEMetric(Metric):
         ------
         ValueError
             A key is missing, has the wrong shape or type, holds NaN/Inf, or the format version
-            is unknown; the message starts with the key's name.
+            is unknown: the message starts with the key's name. The file is not a readable
+            ``.npz`` archive (a ``.npy``, text, truncated or corrupt file): the message starts
+            with ``path:`` and names the file.
+        FileNotFoundError
+            No such file.
         """
-        with _open_npz(path) as data:
-            missing = [k for k in _RHVAE_KEYS if k not in data.files]
-            if missing:
-                raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
-            version = _npz_scalar(data, "format_version")
-            if version != int(version) or not 1 <= version <= cls.FORMAT_VERSION:
-                raise ValueError(f"format_version: unsupported version {version!r} "
-                                 f"(this latentgeo reads 1..{cls.FORMAT_VERSION})")
-            if _npz_string(data, "kind") != "rhvae":
-                raise ValueError(f"kind: expected 'rhvae', got {_npz_string(data, 'kind')!r}")
-            return cls(
-                data["centroids"],
-                M=data["M"],
-                temperature=_npz_scalar(data, "temperature"),
-                regularization=_npz_scalar(data, "regularization"),
-                normalization=_npz_string(data, "normalization"),
-            )
+        data = read_npz(path, _RHVAE_KEYS)
+        missing = [k for k in _RHVAE_KEYS if k not in data]
+        if missing:
+            raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
+        version = _npz_scalar(data, "format_version")
+        if version != int(version) or not 1 <= version <= cls.FORMAT_VERSION:
+            raise ValueError(f"format_version: unsupported version {version!r} "
+                             f"(this latentgeo reads 1..{cls.FORMAT_VERSION})")
+        if _npz_string(data, "kind") != "rhvae":
+            raise ValueError(f"kind: expected 'rhvae', got {_npz_string(data, 'kind')!r}")
+        return cls(
+            data["centroids"],
+            M=data["M"],
+            temperature=_npz_scalar(data, "temperature"),
+            regularization=_npz_scalar(data, "regularization"),
+            normalization=_npz_string(data, "normalization"),
+        )
 
     @classmethod
     def from_pythae(cls, path_or_model) -> "RHVAEMetric":
@@ -360,15 +415,6 @@ class RHVAEMetric(Metric):
 
 
 _RHVAE_KEYS = ("format_version", "kind", "centroids", "M", "temperature", "regularization", "normalization")
-
-
-def _open_npz(path):
-    try:
-        return np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError):
-        raise
-    except Exception as exc:
-        raise ValueError(f"path: cannot read {os.fspath(path)!r} as a .npz archive ({exc})") from None
 
 
 def _npz_scalar(data, key: str) -> float:
@@ -415,7 +461,11 @@ def _check_spd(M, n_centroids: int, dim: int, name: str = "M") -> np.ndarray:
     return m
 
 
-class DenseMetric(Metric):
+def _callable_name(fn) -> str:
+    return "None" if fn is None else getattr(fn, "__qualname__", type(fn).__name__)
+
+
+class DenseMetric(FrozenState, Metric):
     """A metric given by a Python function returning G at a batch of points.
 
     Parameters
@@ -431,15 +481,26 @@ class DenseMetric(Metric):
         The latent dimension d (keyword).
     fd_step : float
         Step of those central differences.
+
+    The attributes ``G_fn``, ``dG_fn``, ``dim`` and ``fd_step`` are read-only.
     """
+
+    G_fn = ReadOnly()
+    dG_fn = ReadOnly()
+    dim = ReadOnly()
+    fd_step = ReadOnly()
 
     def __init__(self, G_fn: Callable, dG_fn: Optional[Callable] = None, *, dim: int, fd_step: float = 1e-6):
         if not callable(G_fn):
             raise ValueError("G_fn: must be callable")
         if dG_fn is not None and not callable(dG_fn):
             raise ValueError("dG_fn: must be callable or None")
-        self.G_fn, self.dG_fn, self.dim = G_fn, dG_fn, check_int(dim, "dim", 1)
-        self.fd_step = check_positive(fd_step, "fd_step")
+        self._G_fn, self._dG_fn, self._dim = G_fn, dG_fn, check_int(dim, "dim", 1)
+        self._fd_step = check_positive(fd_step, "fd_step")
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{k}={_callable_name(getattr(self, k))}" for k in ("G_fn", "dG_fn"))
+        return f"DenseMetric(dim={self.dim}, {names}, fd_step={self.fd_step:g})"
 
     def _call_checked(self, fn, z, shape, name):
         out = real_output(fn(z), name)
@@ -469,15 +530,21 @@ class DenseMetric(Metric):
         return ((g[0] - g[1]) / (2 * h)).transpose(1, 2, 3, 0)
 
 
-class ConstantMetric(Metric):
-    """A constant metric G(z) = A (A symmetric positive definite, shape (d, d))."""
+class ConstantMetric(FrozenState, Metric):
+    """A constant metric G(z) = A (A symmetric positive definite, shape (d, d)); ``A`` is read-only."""
+
+    A = ReadOnly()
+    dim = ReadOnly()
 
     def __init__(self, A):
         a = as_float_array(A, "A", ndim=2)
         if a.shape[0] != a.shape[1]:
             raise ValueError(f"A: expected a square matrix, got shape {a.shape}")
-        self.A = _check_spd(a[None], 1, a.shape[0], "A")[0]
-        self.dim = a.shape[0]
+        self._A = frozen(_check_spd(a[None], 1, a.shape[0], "A")[0])
+        self._dim = a.shape[0]
+
+    def __repr__(self) -> str:
+        return f"ConstantMetric(A={self.A.tolist()})"
 
     def _metric(self, z, n_threads):
         return np.broadcast_to(self.A, (len(z), self.dim, self.dim)).copy()
@@ -491,13 +558,21 @@ class ConstantMetric(Metric):
         return (q, np.zeros_like(z), 2.0 * av) if grad else q
 
 
-class ScaledMetric(Metric):
-    """``factor`` times another metric (factor > 0); lengths scale by √factor."""
+class ScaledMetric(FrozenState, Metric):
+    """``factor`` times another metric (factor > 0); lengths scale by √factor. ``base`` and
+    ``factor`` are read-only."""
+
+    base = ReadOnly()
+    factor = ReadOnly()
+    dim = ReadOnly()
 
     def __init__(self, base, factor: float):
-        self.base = base
-        self.factor = check_positive(factor, "factor")
-        self.dim = base.dim
+        self._dim = check_metric(base, "base")
+        self._base = base
+        self._factor = check_positive(factor, "factor")
+
+    def __repr__(self) -> str:
+        return f"ScaledMetric({self.base!r}, factor={self.factor:g})"
 
     def _metric(self, z, n_threads):
         return self.factor * self.base.metric(z, n_threads=n_threads or None)

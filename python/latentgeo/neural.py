@@ -45,7 +45,9 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_choice, check_int, check_metric, check_positive, check_threads
+from ._npz import read_npz
+from ._validation import (INT_MAX, MAX_SAMPLES, as_float_array, check_choice, check_int, check_metric, check_positive,
+                          check_threads)
 from .curves import check_times, curve_integral
 from .optim import Adam, Optimizer
 
@@ -71,6 +73,7 @@ T_RANGE = (-0.5, 1.5)
 _EPS = np.finfo(np.float64).eps
 _FD_STEPS = {"central": _EPS ** (1 / 3), "forward": _EPS**0.5}  # as the core's curve_velocity_finitediff
 _FORMAT = "latentgeo.NeuralGeodesic/1"
+_SAVED_KEYS = ("format", "params", "z_start", "z_end", "hidden", "activation", "min_span", "min_amplitude")
 
 # Defaults of fit/neural_geodesic, chosen so that the tests' closed forms converge untuned.
 DEFAULT_N_POINTS = 100
@@ -179,8 +182,10 @@ class NeuralGeodesic:
         self._delta = self.z_end - self.z_start
         self._amplitude = _amplitudes(self._delta, self.min_amplitude)
         self.widths = (1,) + self.hidden + (self.dim,)
-        self._params = np.empty(sum(o * i + o for i, o in zip(self.widths[:-1], self.widths[1:])))
-        self.layers = _layer_views(self._params, self.widths)
+        n_params = sum(o * i + o for i, o in zip(self.widths[:-1], self.widths[1:]))
+        if n_params > INT_MAX:
+            raise ValueError(f"hidden: {hidden!r} gives {n_params} parameters (at most {INT_MAX})")
+        self._params = np.empty(n_params)
         self._initialise(seed)
 
     # -- parameters -------------------------------------------------------------------
@@ -223,6 +228,15 @@ class NeuralGeodesic:
         b[ok] = -(ends.inputs[-1][0] @ w[ok].T)
 
     @property
+    def layers(self):
+        """``[(W_l (fan_out, fan_in), b_l (fan_out,)), ...]``: views into the flat parameter vector.
+
+        Made on each access (never stored), so that copies and unpickled curves, which hold
+        their own parameter vector, train and evaluate their own parameters.
+        """
+        return _layer_views(self._params, self.widths)
+
+    @property
     def n_params(self) -> int:
         return self._params.size
 
@@ -255,14 +269,31 @@ class NeuralGeodesic:
 
     @classmethod
     def load(cls, path) -> "NeuralGeodesic":
-        """Load a curve written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            if "format" not in data or str(data["format"]) != _FORMAT:
-                raise ValueError(f"path: {os.fspath(path)!r} is not a saved NeuralGeodesic")
-            curve = cls(data["z_start"], data["z_end"], hidden=tuple(int(h) for h in data["hidden"]),
-                        activation=str(data["activation"]), min_span=float(data["min_span"]),
-                        min_amplitude=float(data["min_amplitude"]))
-            curve.set_params(data["params"])
+        """Load a curve written by :meth:`save`.
+
+        Raises
+        ------
+        ValueError
+            ``path: ...`` naming the file: not a readable ``.npz`` archive (``.npy``, text,
+            truncated or corrupt), or not a saved NeuralGeodesic (missing or malformed keys).
+        FileNotFoundError
+            No such file.
+        """
+        data = read_npz(path, _SAVED_KEYS)
+        name = os.fspath(path)
+        if "format" not in data or data["format"].shape != () or str(data["format"]) != _FORMAT:
+            raise ValueError(f"path: {name!r} is not a saved NeuralGeodesic")
+        missing = [k for k in _SAVED_KEYS if k not in data]
+        if missing:
+            raise ValueError(f"path: {name!r} is not a complete saved NeuralGeodesic (missing {missing})")
+        try:
+            hidden = tuple(int(h) for h in np.asarray(data["hidden"]).ravel())
+            scalars = {k: float(data[k]) for k in ("min_span", "min_amplitude")}
+            activation = str(data["activation"])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"path: {name!r} holds malformed values ({exc})") from None
+        curve = cls(data["z_start"], data["z_end"], hidden=hidden, activation=activation, **scalars)
+        curve.set_params(data["params"])
         return curve
 
     # -- evaluation ----------------------------------------------------------------------
@@ -362,8 +393,9 @@ class NeuralGeodesic:
         grad = np.zeros_like(self._params)
         views = _layer_views(grad, self.widths)
         gx, gdx = g_out, g_dout
-        for layer in range(len(self.layers) - 1, -1, -1):
-            w, _ = self.layers[layer]
+        layers = self.layers
+        for layer in range(len(layers) - 1, -1, -1):
+            w, _ = layers[layer]
             gw, gb = views[layer]
             x, dx = fwd.inputs[layer], fwd.tangents[layer]
             # a = x Wᵀ + b and ȧ = ẋ Wᵀ
@@ -750,9 +782,9 @@ def fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, t
     curve = _check_curve(curve)
     _check_metric(metric, curve)
     n_steps = check_int(n_steps, "n_steps", 1)
-    n_points = check_int(n_points, "n_points", 2)
+    n_points = check_int(n_points, "n_points", 2, MAX_SAMPLES)
     window = check_int(window, "window", 1)
-    n_eval = check_int(n_eval, "n_eval", 2)
+    n_eval = check_int(n_eval, "n_eval", 2, MAX_SAMPLES)
     tol = check_positive(tol, "tol")
     times = np.linspace(0.0, 1.0, n_points) if t is None else _check_train_times(t)
     optimizer = _check_optimizer(Adam(lr=DEFAULT_LR, betas=DEFAULT_BETAS) if optimizer is None else optimizer)

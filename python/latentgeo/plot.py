@@ -39,11 +39,16 @@ def _check_bounds(bounds) -> Tuple[float, float, float, float]:
     return tuple(float(x) for x in b)
 
 
+_MAX_RESOLUTION = 8192  # per axis: 67 million grid points, more only exhausts memory
+
+
 def _check_resolution(resolution) -> Tuple[int, int]:
     res = (resolution, resolution) if np.ndim(resolution) == 0 else tuple(resolution)
-    ok = len(res) == 2 and all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and r >= 2 for r in res)
+    ok = len(res) == 2 and all(isinstance(r, (int, np.integer)) and not isinstance(r, bool)
+                               and 2 <= r <= _MAX_RESOLUTION for r in res)
     if not ok:
-        raise ValueError(f"resolution: expected an integer >= 2 or a pair (nx, ny) of them, got {resolution!r}")
+        raise ValueError(f"resolution: expected an integer >= 2 (at most {_MAX_RESOLUTION}) or a pair (nx, ny) of "
+                         f"them, got {resolution!r}")
     return int(res[0]), int(res[1])
 
 

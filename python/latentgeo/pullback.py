@@ -25,7 +25,7 @@ import numpy as np
 
 from . import _core
 from ._validation import as_float_array, check_int, check_positive, check_threads
-from .metrics import DenseMetric, Metric, _unsingle, check_finite_rows, real_output
+from .metrics import DenseMetric, FrozenState, Metric, ReadOnly, _unsingle, check_finite_rows, frozen, real_output
 
 __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS"]
 
@@ -122,7 +122,7 @@ def _as_triple(value, name: str) -> Tuple:
     return tuple(value)
 
 
-class PullbackMetric(Metric):
+class PullbackMetric(FrozenState, Metric):
     """Pullback metric G = Σ_heads JᵀJ of an MLP decoder, evaluated by the C++ core.
 
     Parameters
@@ -149,7 +149,13 @@ class PullbackMetric(Metric):
     Where the decoder overflows (e.g. an ``exp`` of a large activation) the kernel raises
     :class:`~latentgeo.errors.MetricDomainError` naming the point instead of returning NaN/Inf;
     the geodesic solver treats such points as infinite energy.
+
+    The weights are private read-only copies (changing the arrays passed in does not change
+    the metric) and ``dim`` is read-only: the metric evaluated is the one pickled.
     """
+
+    dim = ReadOnly()
+    _derived = ("_kernel",)
 
     def __init__(self, weights, biases, activations, *, log_sigma=None, trunk=None):
         trunk_steps = [] if trunk is None else _mlp_steps(*_as_triple(trunk, "trunk"), "trunk.")
@@ -199,9 +205,12 @@ class PullbackMetric(Metric):
         width = _check_widths(trunk, dim, "trunk")
         for name, steps in zip(("weights", "log_sigma"), heads):
             _check_widths(steps, width, name)
-        self.dim = int(dim)
-        self._trunk, self._heads = trunk, heads
-        self._kernel = _core.PullbackKernel(self.dim, trunk, heads)
+        self._dim = int(dim)
+        self._trunk, self._heads = frozen(trunk), frozen(heads)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._kernel = _core.PullbackKernel(self.dim, self._trunk, self._heads)
 
     @property
     def output_dim(self) -> int:
@@ -215,13 +224,6 @@ class PullbackMetric(Metric):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, output_dim={self.output_dim}, gaussian={self.gaussian})"
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_kernel"}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._kernel = _core.PullbackKernel(self.dim, self._trunk, self._heads)
 
     # -- decoder --------------------------------------------------------------------
     def decode(self, z, n_threads: Optional[int] = None):
@@ -275,19 +277,25 @@ class CallablePullbackMetric(PullbackMetric):
     Every metric evaluation calls the decoder on 2d shifted copies of the points (one batched
     call); ∂G/∂z differentiates G once more numerically (2d further calls of that). There is no
     C++ kernel (no ``_kernel``), so geodesic solvers call :meth:`quadratic_form` from Python.
-    The callables must be picklable for the metric to be.
+    The callables must be picklable for the metric to be. ``decoder``, ``log_sigma``, ``dim`` and
+    ``fd_step`` are read-only.
     """
+
+    decoder = ReadOnly()
+    log_sigma = ReadOnly()
+    fd_step = ReadOnly()
+    _derived = ("_dense",)
 
     def __init__(self, decoder: Callable, dim: int, *, log_sigma: Optional[Callable] = None, fd_step: float = 1e-5):
         if not callable(decoder):
             raise ValueError("decoder: must be callable")
         if log_sigma is not None and not callable(log_sigma):
             raise ValueError("log_sigma: must be callable or None")
-        self.decoder, self.log_sigma, self.dim = decoder, log_sigma, check_int(dim, "dim", 1)
-        self.fd_step = check_positive(fd_step, "fd_step")
-        self._make_dense()
+        self._decoder, self._log_sigma, self._dim = decoder, log_sigma, check_int(dim, "dim", 1)
+        self._fd_step = check_positive(fd_step, "fd_step")
+        self._rebuild()
 
-    def _make_dense(self) -> None:
+    def _rebuild(self) -> None:
         # ∂G/∂z: central differences of G, with a step large against G's own numerical error.
         self._dense = DenseMetric(self._metric_of, dim=self.dim, fd_step=1e-4)
         self._dense._positive_definite = False  # J^T J is only semi-definite where J loses rank
@@ -299,13 +307,6 @@ class CallablePullbackMetric(PullbackMetric):
     @property
     def gaussian(self) -> bool:
         return self.log_sigma is not None
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_dense"}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._make_dense()
 
     def _call(self, fn, z: np.ndarray, name: str) -> np.ndarray:
         out = real_output(fn(z), name)
