@@ -227,10 +227,18 @@ def test_torch_sequential_matches_weight_lists(rng):
     np.testing.assert_allclose(metric(z), expected, rtol=1e-10, atol=1e-14)
 
 
-def test_torch_unsupported_layer():
+def test_torch_layers_outside_the_core_take_the_torch_path():
     torch = pytest.importorskip("torch")
-    with pytest.raises(ValueError, match=r"^module\[1\]: unsupported layer Dropout"):
-        PullbackMetric.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout()))
+    from latentgeo.torch_pullback import TorchPullbackMetric
+
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout())  # training mode
+    with pytest.warns(UserWarning, match=r"^module: in training mode with \['Dropout'\] layers"):
+        metric = PullbackMetric.from_torch(seq)
+    assert isinstance(metric, TorchPullbackMetric) and not hasattr(metric, "_kernel")
+    assert seq.training and seq[0].weight.dtype == torch.float32  # the user's module is untouched
+    W = seq[0].weight.detach().double().numpy()
+    # eval-mode dropout is the identity: G = WᵀW everywhere
+    np.testing.assert_allclose(metric(np.ones((3, 2))), np.broadcast_to(W.T @ W, (3, 2, 2)), rtol=1e-13)
 
 
 # -- bad input ----------------------------------------------------------------------------------
