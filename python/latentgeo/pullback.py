@@ -32,7 +32,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_choice, check_int, check_positive, check_threads
+from ._validation import as_float_array, check_int, check_positive, check_threads
 from .metrics import DenseMetric, Metric, _unsingle
 
 __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS", "LIKELIHOODS"]
@@ -149,6 +149,12 @@ def _as_triple(value, name: str) -> Tuple:
 LIKELIHOODS = (None, "gaussian", "bernoulli")
 
 
+def _check_likelihood(likelihood) -> Optional[str]:
+    if not (likelihood is None or (isinstance(likelihood, str) and likelihood in LIKELIHOODS)):
+        raise ValueError(f"likelihood: expected one of None, 'gaussian', 'bernoulli', got {likelihood!r}")
+    return likelihood
+
+
 def _apply_likelihood(heads: List[List[Step]], likelihood, mean_name: str) -> List[List[Step]]:
     """The heads evaluated by the core for a likelihood.
 
@@ -156,8 +162,7 @@ def _apply_likelihood(heads: List[List[Step]], likelihood, mean_name: str) -> Li
     the sigmoid is replaced by the core's ``bernoulli`` activation of the logits,
     s = 2 arcsin √p, whose Euclidean pullback is the Fisher–Rao metric J_pᵀ diag(1/(p(1−p))) J_p.
     """
-    check_choice(likelihood, "likelihood", set(LIKELIHOODS))
-    if likelihood != "bernoulli":
+    if _check_likelihood(likelihood) != "bernoulli":
         return heads
     if len(heads) > 1:
         raise ValueError("log_sigma: a σ head belongs to a Gaussian decoder, not likelihood='bernoulli'")
@@ -393,7 +398,7 @@ class PullbackMetric(Metric):
         if not heads:
             raise ValueError("structure: the decoder has no head")
         self = cls.__new__(cls)
-        self.likelihood = check_choice(likelihood, "likelihood", set(LIKELIHOODS))
+        self.likelihood = _check_likelihood(likelihood)
         try:
             self._setup(sequences.get("trunk", []), heads)
         except ValueError as exc:  # the core's own checks (layer widths, activation names)

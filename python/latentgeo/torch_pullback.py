@@ -32,9 +32,9 @@ import torch
 from torch import nn
 from torch.func import jvp, vmap
 
-from ._validation import check_choice, check_int
+from ._validation import check_int
 from .metrics import _unsingle
-from .pullback import PullbackMetric
+from .pullback import PullbackMetric, _check_likelihood
 
 __all__ = ["TorchPullbackMetric"]
 
@@ -140,7 +140,7 @@ class TorchPullbackMetric(PullbackMetric):
 
     def __init__(self, module, *, dim: Optional[int] = None, log_sigma=None, trunk=None,
                  likelihood: Optional[str] = None, max_points: int = 2048):
-        self.likelihood = check_choice(likelihood, "likelihood", {None, "gaussian", "bernoulli"})
+        self.likelihood = _check_likelihood(likelihood)
         if log_sigma is not None and likelihood == "bernoulli":
             raise ValueError("log_sigma: a σ head belongs to a Gaussian decoder, not likelihood='bernoulli'")
         self.max_points = check_int(max_points, "max_points", 1)
