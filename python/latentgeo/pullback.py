@@ -173,6 +173,12 @@ def _apply_likelihood(heads: List[List[Step]], likelihood, mean_name: str) -> Li
     return [mean[:-1] + [("act", "bernoulli", 1.0)]]
 
 
+def _compact(arr: np.ndarray) -> np.ndarray:
+    """float32 when it holds the float64 values exactly (half the file), else float64."""
+    single = arr.astype(np.float32)
+    return single if np.array_equal(single.astype(np.float64), arr) else arr
+
+
 class PullbackMetric(Metric):
     """Pullback metric G = Σ_heads JᵀJ of an MLP decoder, evaluated by the C++ core.
 
@@ -341,26 +347,32 @@ class PullbackMetric(Metric):
     # -- storage ----------------------------------------------------------------------
     FORMAT_VERSION = 1
 
-    def save(self, path) -> None:
+    def save(self, path, **extra_arrays) -> None:
         """Write the decoder to a ``.npz`` file (numpy only; read back with :meth:`load`).
 
         Keys: ``format_version``, ``kind`` (``"mlp_pullback"``), ``likelihood`` (``""`` for
         None), ``structure`` (JSON: the steps of the trunk and the heads, dense steps naming
-        their arrays) and the arrays ``{sequence}.{i}.weight`` / ``.bias`` (float64).
+        their arrays) and the arrays ``{sequence}.{i}.weight`` / ``.bias`` (float32 when that is
+        exact, e.g. weights of a float32 model, else float64).
+        ``extra_arrays`` are stored alongside (e.g. a provenance string); :meth:`load` ignores them.
         """
         arrays, structure = {}, {}
         for seq_name, steps in (("trunk", self._trunk), *((f"head{h}", s) for h, s in enumerate(self._heads))):
             described = []
             for i, step in enumerate(steps):
                 if step[0] == "dense":
-                    arrays[f"{seq_name}.{i}.weight"], arrays[f"{seq_name}.{i}.bias"] = step[1], step[2]
+                    arrays[f"{seq_name}.{i}.weight"], arrays[f"{seq_name}.{i}.bias"] = map(_compact, step[1:])
                     described.append(["dense", f"{seq_name}.{i}"])
                 else:
                     described.append(["act", step[1], float(step[2])])
             structure[seq_name] = described
+        reserved = {"format_version", "kind", "likelihood", "structure", *arrays}
+        clash = sorted(reserved & set(extra_arrays))
+        if clash:
+            raise ValueError(f"extra_arrays: names {clash} are reserved for the decoder")
         np.savez_compressed(path, format_version=np.int64(self.FORMAT_VERSION), kind=np.str_("mlp_pullback"),
                             likelihood=np.str_(self.likelihood or ""), structure=np.str_(json.dumps(structure)),
-                            **arrays)
+                            **arrays, **{k: np.asarray(v) for k, v in extra_arrays.items()})
 
     @classmethod
     def load(cls, path) -> "PullbackMetric":
