@@ -117,3 +117,18 @@ def test_demo_without_matplotlib_prints_the_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "geodesic length" in proc.stdout and "matplotlib is not installed" in proc.stdout
     assert not (tmp_path / "demo.png").exists()
+
+
+def test_demo_writes_decoded_digits_along_the_most_bent_pair(demo_run):
+    proc, out = demo_run
+    assert "demo_decoded.png" in proc.stdout
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if "geodesic length" in line)
+    ratios = [float(line.split()[3]) for line in lines[header + 1:header + 7]]
+    # pairs across low-density gaps: the most bent geodesic is clearly shorter than the line
+    assert ratios == sorted(ratios) and ratios[0] < 0.9
+    from PIL import Image
+
+    image = np.asarray(Image.open(out / "demo_decoded.png").convert("RGB"))
+    assert image.shape[0] > 300 and image.shape[1] > 1000
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
