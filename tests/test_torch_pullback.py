@@ -392,6 +392,23 @@ def test_bernoulli_needs_probabilities():
         PullbackMetric([np.ones((3, 2))], [np.zeros(3)], ["sigmoid"], likelihood="Bernoulli")
 
 
+class SquareRoot(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 3)
+
+    def forward(self, z):
+        return torch.sqrt(50.0 - z[:, :1]) * self.fc(z)  # NaN for z_0 > 50
+
+
+def test_non_finite_outputs_are_errors():
+    metric = PullbackMetric.from_torch(SquareRoot())
+    z = np.array([[100.0, 0.0]])
+    for call in (metric.metric, metric.derivative, metric.decode, lambda x: metric.quadratic_form(x, x, grad=True)):
+        with pytest.raises(ValueError, match=r"^module: returned NaN or Inf"):
+            call(z)
+
+
 def test_training_mode_batchnorm_warns_and_uses_eval_statistics(rng):
     module = conv_decoder()
     module.train()

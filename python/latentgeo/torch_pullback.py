@@ -201,6 +201,8 @@ class TorchPullbackMetric(PullbackMetric):
     # -- likelihood weights -----------------------------------------------------------------
     def _weights(self, f):
         """(w, w') of G = Jᵀ diag(w) J at the outputs f, or None for unit weights."""
+        if not bool(torch.isfinite(f).all()):
+            raise ValueError("module: returned NaN or Inf")
         if self.likelihood != "bernoulli":
             return None
         if self._logits:
@@ -315,6 +317,7 @@ class TorchPullbackMetric(PullbackMetric):
 
     def _decode_t(self, z):
         out = self._heads(z)
+        self._weights(out)  # finiteness (and range) checks
         d_mean = int(np.prod(self._output_shape))
         mean = torch.sigmoid(out[:, :d_mean]) if self._logits else out[:, :d_mean]
         return torch.cat([mean, out[:, d_mean:]], dim=1)
