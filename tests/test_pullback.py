@@ -146,6 +146,20 @@ def test_random_mlp_against_finite_differences(rng, name, variant):
     np.testing.assert_allclose(dqdv, 2 * np.einsum("nab,nb->na", G, v), rtol=1e-12, atol=1e-14)
 
 
+def test_bernoulli_mlp_against_finite_differences(rng):
+    # Fisher–Rao pullback of the probabilities p = sigmoid(logits): the derivatives of the core's
+    # `bernoulli` activation (s = 2 arcsin √p) against central differences of G and q.
+    metric = PullbackMetric(*random_mlp(rng, [2, 9, 6], ["tanh", "sigmoid"], scale=2.0), likelihood="bernoulli")
+    z, v = rng.normal(size=(12, 2)), rng.normal(size=(12, 2))
+    p = metric.decode(z)
+    jac_p = fd_jacobian(metric.decode, z)
+    np.testing.assert_allclose(metric(z), np.einsum("nia,ni,nib->nab", jac_p, 1 / (p * (1 - p)), jac_p), rtol=1e-7)
+    np.testing.assert_allclose(metric.derivative(z), fd_jacobian(metric.metric, z, h=1e-5), atol=1e-7)
+    _, dqdz, _ = metric.quadratic_form(z, v, grad=True)
+    qfun = lambda x: metric.quadratic_form(x, v)[:, None]  # noqa: E731
+    np.testing.assert_allclose(dqdz, fd_jacobian(qfun, z, h=1e-5)[:, 0, :], atol=1e-7)
+
+
 def test_results_do_not_depend_on_threads(rng):
     metric, dim = build(rng, CONFIGS["mixed"], gaussian=True)
     z, v = rng.normal(size=(500, dim)), rng.normal(size=(500, dim))
