@@ -369,7 +369,7 @@ class NoLinear(nn.Module):
     (Summing, {"dim": 2}, r"^module: a decoder must map \(N, d\)"),
     (Flat, {}, r"^module: a decoder must map \(N, d\)"),
     (Centering, {}, r"^module: the output of a point depends on the other points"),
-    (lambda: nn.Sequential(nn.Linear(3, 4), nn.Dropout()), {"dim": 2}, r"^module: calling the decoder"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.Tanh()), {"dim": 2}, r"^module: calling the decoder"),
     (NoLinear, {}, r"^dim: cannot infer the latent dimension"),
     (lambda: nn.Sequential(nn.Linear(2, 2), nn.Dropout()), {"likelihood": "poisson"}, r"^likelihood: expected one of"),
     (lambda: Probabilities(nn.Linear(2, 3)), {"likelihood": "bernoulli", "log_sigma": nn.Linear(2, 3)},

@@ -126,8 +126,8 @@ class TorchPullbackMetric(PullbackMetric):
         ``Sigmoid`` is evaluated on its logits ℓ instead, G = J_ℓᵀ diag(p(1−p)) J_ℓ, which keeps
         full accuracy where p saturates; with probabilities, p within ~1e-16 of 0 or 1 loses it.
     max_points : int
-        Points per torch call (memory: the nested forward mode carries ~2·d tangents of every
-        activation); larger calls are split.
+        Points per torch call (memory: G carries d tangents of every activation per point, ∂G
+        d + d² of them); larger calls are split.
 
     Notes
     -----
