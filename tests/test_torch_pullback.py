@@ -381,6 +381,12 @@ def test_bad_modules(make, kwargs, match):
         TorchPullbackMetric(make(), **kwargs)
 
 
+def test_native_path_checks_dim():
+    with pytest.raises(ValueError, match=r"^dim: the module's first layer takes 2 inputs, not 3"):
+        PullbackMetric.from_torch(nn.Sequential(nn.Linear(2, 3), nn.Tanh()), dim=3)
+    assert PullbackMetric.from_torch(nn.Sequential(nn.Linear(2, 3), nn.Tanh()), dim=2).dim == 2
+
+
 def test_bernoulli_needs_probabilities():
     torch.manual_seed(0)
     metric = PullbackMetric.from_torch(Probabilities(nn.Linear(2, 3)), likelihood="bernoulli")  # not in [0, 1]

@@ -240,7 +240,7 @@ class PullbackMetric(Metric):
         likelihood : {None, "gaussian", "bernoulli"}
             As in the constructor; for ``"bernoulli"`` the module outputs probabilities.
         dim : int, optional
-            Latent dimension (only for the torch path, when the module does not start with ``Linear``).
+            Latent dimension; needed on the torch path when the module does not start with ``Linear``.
         max_points : int
             Points per torch call (torch path).
 
@@ -267,6 +267,8 @@ class PullbackMetric(Metric):
             heads.append(_torch_steps(log_sigma, "log_sigma") + [("act", "exp", 1.0)])
         self.likelihood = likelihood
         self._setup(trunk_steps, _apply_likelihood(heads, likelihood, "module"))
+        if dim is not None and check_int(dim, "dim", 1) != self.dim:
+            raise ValueError(f"dim: the module's first layer takes {self.dim} inputs, not {dim}")
         return self
 
     @classmethod
