@@ -231,7 +231,8 @@ def bench_conv(args):
     assert np.allclose(metric(z[:50]), reference(z[:50]), rtol=1e-10, atol=1e-14)
     metric(z[:10]), metric.quadratic_form(z[:10], v[:10], True)  # torch's one-time start-up costs
     t_g, t_ref = best_of(lambda: metric(z)), best_of(lambda: reference(z))
-    print(f"G(z)            latentgeo {args.conv_n / t_g:9.0f} pts/s   vmap(jacfwd)+JᵀJ {args.conv_n / t_ref:9.0f} pts/s"
+    n = args.conv_n
+    print(f"G(z)            latentgeo {n / t_g:9.0f} pts/s   vmap(jacfwd)+JᵀJ {n / t_ref:9.0f} pts/s"
           f"   time ratio {t_g / t_ref:4.2f} (target <= 1.5)")
 
     def decode(x):
@@ -239,8 +240,9 @@ def bench_conv(args):
             return m64(torch.from_numpy(x)).reshape(len(x), -1).numpy()
 
     numeric = lg.PullbackMetric.from_callable(decode, 2)
-    t_q, t_fd = best_of(lambda: metric.quadratic_form(z, v, True)), best_of(lambda: numeric.quadratic_form(z, v, True))
-    print(f"vᵀGv + grads    latentgeo {args.conv_n / t_q:9.0f} pts/s   finite differences {args.conv_n / t_fd:9.0f} pts/s"
+    t_q = best_of(lambda: metric.quadratic_form(z, v, True))
+    t_fd = best_of(lambda: numeric.quadratic_form(z, v, True))
+    print(f"vᵀGv + grads    latentgeo {n / t_q:9.0f} pts/s   finite differences {n / t_fd:9.0f} pts/s"
           f"   speed-up {t_fd / t_q:4.1f}x")
 
     start, end = np.array([-0.25, 1.2]), np.array([0.6, -1.6])
@@ -259,8 +261,8 @@ def bench_conv(args):
     else:
         rows.append(("stochman connecting_geodesic", time.perf_counter() - t0, polyline_length(metric, stoch[0]),
                      stoch[1]))
-    print(f"one geodesic (straight line {polyline_length(metric, start + np.linspace(0, 1, 4001)[:, None] * (end - start)):.6f},"
-          f" tight solve {tight:.10f}):")
+    line = start + np.linspace(0, 1, 4001)[:, None] * (end - start)
+    print(f"one geodesic (straight line {polyline_length(metric, line):.6f}, tight solve {tight:.10f}):")
     for name, seconds, length, ok in rows:
         print(f"  {name:34s} {seconds * 1e3:8.0f} ms   length {length:.10f}   "
               f"relative error {abs(length - tight) / tight:8.1e}   converged {ok}")

@@ -18,7 +18,8 @@ def model():
 
 def stored_layers():
     with np.load(digits_decoder_path()) as data:
-        return [data[k].astype(np.float64) for k in ("head0.0.weight", "head0.0.bias", "head0.2.weight", "head0.2.bias")]
+        keys = ("head0.0.weight", "head0.0.bias", "head0.2.weight", "head0.2.bias")
+        return [data[k].astype(np.float64) for k in keys]
 
 
 def test_loader_and_shapes(model):

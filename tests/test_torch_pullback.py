@@ -289,7 +289,8 @@ def test_bernoulli_saturated_outputs_stay_finite_and_exact():
     logits = z @ W.T + b
     pq = 1 / ((1 + np.exp(-logits)) * (1 + np.exp(logits)))
     expected = np.einsum("ia,ni,ib->nab", W, pq, W)
-    for metric in (PullbackMetric.from_torch(seq, likelihood="bernoulli"), TorchPullbackMetric(seq, likelihood="bernoulli")):
+    logits_paths = (PullbackMetric.from_torch(seq, likelihood="bernoulli"), TorchPullbackMetric(seq, likelihood="bernoulli"))
+    for metric in logits_paths:
         G = metric(z)
         assert np.all(np.isfinite(G)) and np.all(np.isfinite(metric.derivative(z)))
         np.testing.assert_allclose(G, expected, rtol=1e-12, atol=0)

@@ -166,7 +166,8 @@ def _threads(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="latentgeo", description="Riemannian geometry of generative-model latent spaces.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    demo = sub.add_parser("demo", help="geodesics between digits of the shipped RHVAE; writes demo.png and demo_decoded.png")
+    demo = sub.add_parser("demo", help="geodesics between digits of the shipped RHVAE; writes demo.png and "
+                                       "demo_decoded.png")
     demo.add_argument("--out", default=".", help="output folder for the pictures (default: .)")
     demo.add_argument("--pairs", type=_threads, default=6, help="number of digit pairs (default 6)")
     demo.add_argument("--n-threads", type=_threads, default=None)

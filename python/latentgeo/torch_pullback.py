@@ -179,7 +179,8 @@ class TorchPullbackMetric(PullbackMetric):
                 both, first = self._mean(self._mean_input(z)), self._mean(self._mean_input(z[:1]))
         except Exception as exc:
             raise ValueError(f"module: calling the decoder on a float64 batch of shape (2, {self.dim}) failed "
-                             f"({type(exc).__name__}: {exc}); expected a decoder of (N, d) -> (N, ...) tensors") from None
+                             f"({type(exc).__name__}: {exc}); expected a decoder of (N, d) -> (N, ...) "
+                             "tensors") from None
         for out, n in ((both, 2), (first, 1)):
             if not isinstance(out, torch.Tensor) or out.ndim < 2 or out.shape[0] != n:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
