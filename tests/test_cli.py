@@ -168,3 +168,17 @@ def test_out_without_suffix_reports_the_file_written(saved_model, tmp_path):
     written = tmp_path / "curve.npy"
     assert written.is_file() and not (tmp_path / "curve").exists()
     assert f"wrote {written}:" in proc.stdout
+
+def test_demo_writes_decoded_digits_along_the_most_bent_pair(demo_run):
+    proc, out = demo_run
+    assert "demo_decoded.png" in proc.stdout
+    lines = proc.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if "geodesic length" in line)
+    ratios = [float(line.split()[3]) for line in lines[header + 1:header + 7]]
+    # pairs across low-density gaps: the most bent geodesic is clearly shorter than the line
+    assert ratios == sorted(ratios) and ratios[0] < 0.9
+    from PIL import Image
+
+    image = np.asarray(Image.open(out / "demo_decoded.png").convert("RGB"))
+    assert image.shape[0] > 300 and image.shape[1] > 1000
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50

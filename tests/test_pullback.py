@@ -165,6 +165,20 @@ def test_random_mlp_against_finite_differences(rng, name, variant):
                                                                      n_out + dim))
 
 
+def test_bernoulli_mlp_against_finite_differences(rng):
+    # Fisher–Rao pullback of the probabilities p = sigmoid(logits): the derivatives of the core's
+    # `bernoulli` activation (s = 2 arcsin √p) against central differences of G and q.
+    metric = PullbackMetric(*random_mlp(rng, [2, 9, 6], ["tanh", "sigmoid"], scale=2.0), likelihood="bernoulli")
+    z, v = rng.normal(size=(12, 2)), rng.normal(size=(12, 2))
+    p = metric.decode(z)
+    jac_p = fd_jacobian(metric.decode, z)
+    np.testing.assert_allclose(metric(z), np.einsum("nia,ni,nib->nab", jac_p, 1 / (p * (1 - p)), jac_p), rtol=1e-7)
+    np.testing.assert_allclose(metric.derivative(z), fd_jacobian(metric.metric, z, h=1e-5), atol=1e-7)
+    _, dqdz, _ = metric.quadratic_form(z, v, grad=True)
+    qfun = lambda x: metric.quadratic_form(x, v)[:, None]  # noqa: E731
+    np.testing.assert_allclose(dqdz, fd_jacobian(qfun, z, h=1e-5)[:, 0, :], atol=1e-7)
+
+
 def test_results_do_not_depend_on_threads(rng):
     metric, dim = build(rng, CONFIGS["mixed"], gaussian=True)
     z, v = rng.normal(size=(500, dim)), rng.normal(size=(500, dim))
@@ -253,10 +267,18 @@ def test_torch_sequential_matches_weight_lists(rng):
     assert_within(metric(z), expected, sum_tol(np.einsum("nia,nib->nab", jac, jac), 6 + 2 * sum(fan_ins)))
 
 
-def test_torch_unsupported_layer():
+def test_torch_layers_outside_the_core_take_the_torch_path():
     torch = pytest.importorskip("torch")
-    with pytest.raises(ValueError, match=r"^module\[1\]: unsupported layer Dropout"):
-        PullbackMetric.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout()))
+    from latentgeo.torch_pullback import TorchPullbackMetric
+
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout())  # training mode
+    with pytest.warns(UserWarning, match=r"^module: in training mode with \['Dropout'\] layers"):
+        metric = PullbackMetric.from_torch(seq)
+    assert isinstance(metric, TorchPullbackMetric) and not hasattr(metric, "_kernel")
+    assert seq.training and seq[0].weight.dtype == torch.float32  # the user's module is untouched
+    W = seq[0].weight.detach().double().numpy()
+    # eval-mode dropout is the identity: G = WᵀW everywhere
+    np.testing.assert_allclose(metric(np.ones((3, 2))), np.broadcast_to(W.T @ W, (3, 2, 2)), rtol=1e-13)
 
 
 # -- bad input ----------------------------------------------------------------------------------

@@ -107,6 +107,29 @@ TEST_CASE("pullback: dG/dz and dq/dz match central differences; dq/dv = 2 G v") 
   }
 }
 
+TEST_CASE("pullback: a bernoulli head gives G = sum_i p_i (1 - p_i) w_i w_i^T for logits l = W z + b") {
+  const Eigen::MatrixXd w = Eigen::MatrixXd::Random(3, 2);
+  const Vector b = 4.0 * Vector::Random(3);
+  PullbackKernel k(2, {}, {{dense(w, b), act("bernoulli")}});
+  RowMatrix z(3, 2);
+  z << 0.3, -1.2, 20.0, 15.0, -400.0, 300.0;  // moderate, saturated (p(1-p) ~ 1e-15), overflowing cosh
+  const RowMatrix g = metric_at(k, z);
+  RowMatrix values(3, 3), none(0, 0);
+  k.evaluate(z, values, none, 1);
+  for (Index n = 0; n < 3; ++n) {
+    Eigen::Matrix2d expected = Eigen::Matrix2d::Zero();
+    for (Index i = 0; i < 3; ++i) {
+      const double l = w.row(i).dot(z.row(n)) + b(i), p = 1.0 / (1.0 + std::exp(-l)), q = 1.0 / (1.0 + std::exp(l));
+      expected += p * q * w.row(i).transpose() * w.row(i);  // p q = p (1 - p) without cancellation
+      const double s = values(n, i);  // 2 arcsin(sqrt(p)): p = sin^2(s / 2)
+      CHECK(std::pow(std::sin(0.5 * s), 2) == doctest::Approx(p).epsilon(1e-13).scale(0.0));
+    }
+    for (Index e = 0; e < 4; ++e)
+      CHECK(g(n, e) == doctest::Approx(expected(e / 2, e % 2)).epsilon(1e-12).scale(0.0));
+  }
+  CHECK(g.allFinite());
+}
+
 TEST_CASE("pullback: results do not depend on the thread count") {
   const PullbackKernel k = gaussian_kernel();
   const RowMatrix z = RowMatrix::Random(300, 2);

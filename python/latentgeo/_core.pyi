@@ -31,7 +31,8 @@ def integrate_with_grad(q: Array, dqdz: Array, dqdv: Array, weights: Array, inte
                         n_threads: int) -> Tuple[Array, Array, Array]: ...
 
 class PullbackKernel:
-    # trunk and each head: lists of ("dense", W (out, in), b (out,)) and ("act", name, param) steps.
+    # trunk and each head: lists of ("dense", W (out, in), b (out,)) and ("act", name, param) steps;
+    # names: identity, tanh, relu, softplus, sigmoid, elu, exp, bernoulli (s = 2 arcsin sqrt(sigmoid)).
     def __init__(self, dim: int, trunk: list, heads: List[list]) -> None: ...
     @property
     def dim(self) -> int: ...

@@ -80,17 +80,6 @@ def _load_model(path: Optional[str]):
                                           else f"cannot read {path}: {message}")) from None
 
 
-def _class_centres(latent: np.ndarray, labels: np.ndarray) -> dict:
-    """The latent mean of each class, moved to the class's nearest point (a class whose points
-    form several clusters has its mean between them, where no digit lies)."""
-    centres = {}
-    for c in np.unique(labels):
-        members = latent[labels == c]
-        mean = members.mean(axis=0)
-        centres[int(c)] = members[np.argmin(np.sum((members - mean) ** 2, axis=1))]
-    return centres
-
-
 def _print_table(rows: List[Sequence], header: Sequence[str]) -> None:
     widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
     print("  ".join(str(h).rjust(w) for h, w in zip(header, widths)))
@@ -127,6 +116,7 @@ def _demo_figure(metric, latent, labels, batch, pairs, out_path):
 
 
 def cmd_demo(args) -> int:
+    from ._demo import decoded_figure, demo_pairs, most_bent
     from .datasets import load_digits_rhvae
     from .geodesic import geodesics
 
@@ -137,16 +127,14 @@ def cmd_demo(args) -> int:
     start = time.perf_counter()
     data = load_digits_rhvae()
     metric, latent, labels = data.metric, data.latent, data.labels
-    centres = _class_centres(latent, labels)
-    candidates = [(a, b) for a in centres for b in centres if a < b]
+    candidates, starts, ends = demo_pairs(latent, labels)
     print(f"digits RHVAE: d = {metric.dim}, K = {metric.n_centroids} centroids, "
           f"T = {metric.temperature:.4g}, lambda = {metric.regularization:.4g}, normalization = {metric.normalization}")
-    print(f"geodesics between the centres of all {len(candidates)} pairs of digit classes; "
-          f"the {args.pairs} most bent:")
-    everything = geodesics(metric, np.array([centres[a] for a, _ in candidates]),
-                           np.array([centres[b] for _, b in candidates]), progress=False, n_threads=args.n_threads)
+    print(f"geodesics between {len(candidates)} pairs of digits (the centres of all pairs of classes, all pairs of "
+          f"cluster medoids); the {args.pairs} most bent, one per pair of classes:")
+    everything = geodesics(metric, starts, ends, progress=False, n_threads=args.n_threads)
     ratio = everything.length / everything.straight_length
-    chosen = np.argsort(ratio)[: args.pairs]
+    chosen = most_bent(ratio, candidates, everything.converged, args.pairs)
     batch = [everything[i] for i in chosen]
     pairs = [candidates[i] for i in chosen]
     rows = [(f"{a}->{b}", f"{r.straight_length:.4f}", f"{r.length:.4f}", f"{r.length / r.straight_length:.3f}",
@@ -154,9 +142,11 @@ def cmd_demo(args) -> int:
     _print_table(rows, ("digits", "straight length", "geodesic length", "ratio", "converged"))
     failed = int(np.sum(~everything.converged))
     print(f"all {len(candidates)} pairs: ratio {ratio.min():.3f} .. {ratio.max():.3f}, {failed} not converged")
+    decoded_path = os.path.join(args.out, "demo_decoded.png")
     try:
         _demo_figure(metric, latent, labels, batch, pairs, out_path)
-        print(f"wrote {out_path} ({time.perf_counter() - start:.1f} s)")
+        decoded_figure(metric, data.decoder, latent, labels, batch[0], pairs[0], decoded_path)
+        print(f"wrote {out_path} and {decoded_path} ({time.perf_counter() - start:.1f} s)")
     except ImportError:  # matplotlib is an optional extra
         print('no picture: matplotlib is not installed (pip install "latentgeo[plot]")')
     return 0 if failed == 0 else 1
@@ -214,8 +204,9 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="latentgeo", description="Riemannian geometry of generative-model latent spaces.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    demo = sub.add_parser("demo", help="geodesics between digit classes of the shipped RHVAE; writes demo.png")
-    demo.add_argument("--out", default=".", help="output folder for demo.png (default: .)")
+    demo = sub.add_parser("demo", help="geodesics between digits of the shipped RHVAE; writes demo.png and "
+                                       "demo_decoded.png")
+    demo.add_argument("--out", default=".", help="output folder for the pictures (default: .)")
     demo.add_argument("--pairs", type=_positive_int, default=6, help="number of digit pairs (default 6)")
     demo.add_argument("--n-threads", type=_positive_int, default=None)
     demo.set_defaults(run=cmd_demo)

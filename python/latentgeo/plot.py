@@ -12,7 +12,8 @@ import numpy as np
 
 from ._validation import as_float_array
 
-__all__ = ["plot_magnification", "plot_curves", "plot_latent", "magnification_grid"]
+__all__ = ["plot_magnification", "plot_curves", "plot_latent", "magnification_grid", "points_at_equal_arc_length",
+           "plot_decoded_curves"]
 
 
 def _pyplot():
@@ -210,3 +211,82 @@ def plot_latent(points, labels: Optional[Iterable] = None, ax=None, *, cmap: str
     if legend:
         ax.legend(title="label", fontsize="small", markerscale=2.0, loc="best")
     return ax
+
+
+def points_at_equal_arc_length(metric, curve, n_points: int, n_grid: int = 1024) -> np.ndarray:
+    """Points of a curve equally spaced in Riemannian arc length (the ends included).
+
+    Parameters
+    ----------
+    metric : metric protocol object
+    curve : callable or array_like (N, d)
+        ``curve(t)`` for t (M,) in [0, 1] returns points (M, d) (e.g. ``GeodesicResult.curve``),
+        or the nodes of a polyline (uniform times).
+    n_points : int
+        Number of points (≥ 2).
+    n_grid : int
+        Segments of the polyline on which the arc length is accumulated (midpoint rule).
+
+    Returns
+    -------
+    ndarray, shape (n_points, d)
+    """
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
+        raise ValueError(f"n_points: expected an integer >= 2, got {n_points!r}")
+    t = np.linspace(0.0, 1.0, n_grid + 1)
+    if callable(curve):
+        pts = as_float_array(curve(t), "curve")
+    else:
+        nodes = as_float_array(curve, "curve", ndim=2)
+        u = np.linspace(0.0, 1.0, len(nodes))
+        pts = np.stack([np.interp(t, u, nodes[:, k]) for k in range(nodes.shape[1])], axis=1)
+    delta = np.diff(pts, axis=0)
+    q = np.asarray(metric.quadratic_form(0.5 * (pts[1:] + pts[:-1]), delta), dtype=np.float64)
+    arc = np.concatenate([[0.0], np.cumsum(np.sqrt(np.maximum(q, 0.0)))])
+    if arc[-1] <= 0:  # a constant curve
+        return np.repeat(pts[:1], n_points, axis=0)
+    targets = np.linspace(0.0, arc[-1], n_points)
+    return np.stack([np.interp(targets, arc, pts[:, k]) for k in range(pts.shape[1])], axis=1)
+
+
+def plot_decoded_curves(decode, metric, curves, n_images: int = 10, *, image_shape: Tuple[int, int] = (8, 8),
+                        row_labels: Optional[Sequence[str]] = None, fig=None, cmap: str = "gray_r"):
+    """Decoded images along curves, one row per curve, equally spaced in arc length.
+
+    Parameters
+    ----------
+    decode : callable
+        ``decode(z)`` with z (n, d) returns (n, prod(image_shape)) pixel values (e.g. a
+        decoder's ``decode``).
+    metric : metric protocol object
+        Measures the arc length (e.g. the metric the geodesics were solved in).
+    curves : list of callables or (N, d) arrays
+        As in :func:`points_at_equal_arc_length`.
+    n_images : int
+        Images per row.
+    image_shape : (int, int)
+    row_labels : list of str, optional
+        One title per row.
+    fig : matplotlib Figure, optional
+        Drawn into (a new figure when None).
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    axes : ndarray of Axes, shape (len(curves), n_images)
+    """
+    if row_labels is not None and len(row_labels) != len(curves):
+        raise ValueError(f"row_labels: expected {len(curves)} labels (one per curve), got {len(row_labels)}")
+    plt = _pyplot()
+    fig = fig if fig is not None else plt.figure(figsize=(1.0 * n_images, 1.25 * len(curves)))
+    axes = np.array(fig.subplots(len(curves), n_images, squeeze=False))
+    for row, curve in enumerate(curves):
+        images = np.asarray(decode(points_at_equal_arc_length(metric, curve, n_images)), dtype=np.float64)
+        for col, image in enumerate(images.reshape(n_images, *image_shape)):
+            ax = axes[row, col]
+            ax.imshow(image, cmap=cmap, vmin=0.0, vmax=max(1.0, float(images.max())), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row_labels is not None:
+            axes[row, 0].set_title(row_labels[row], loc="left", fontsize=9)
+    return fig, axes

@@ -3,7 +3,10 @@
 // The decoder is a trunk (a sequence of dense layers and elementwise activations, possibly
 // empty) followed by one or more heads (sequences again); G sums J^T J over the heads. A
 // Gaussian decoder's log-sigma head ends with an `exp` activation, so that its Jacobian is
-// J_sigma = diag(sigma) J_logsigma.
+// J_sigma = diag(sigma) J_logsigma. A Bernoulli decoder's mean head ends with a `bernoulli`
+// activation on its logits l: s(l) = 2 arcsin(sqrt(sigmoid(l))) = 2 atan(exp(l/2)), whose
+// derivative s' = 1/(2 cosh(l/2)) has s'^2 = p(1-p) (p = sigmoid(l)); so J_s^T J_s is the
+// Fisher-Rao pullback J_p^T diag(1/(p(1-p))) J_p = J_l^T diag(p(1-p)) J_l, stable for saturated p.
 //
 // Everything is forward mode, one block of B points at a time. Along the network we carry the
 // layer values h (n x B), the Jacobians J = dh/dz (n x B*d, column b*d+k), a set of r
@@ -23,7 +26,7 @@
 
 namespace latentgeo {
 
-enum class Activation { identity, tanh, relu, softplus, sigmoid, elu, exp };
+enum class Activation { identity, tanh, relu, softplus, sigmoid, elu, exp, bernoulli };
 
 inline Activation parse_activation(const std::string& name) {
   if (name == "identity") return Activation::identity;
@@ -33,8 +36,9 @@ inline Activation parse_activation(const std::string& name) {
   if (name == "sigmoid") return Activation::sigmoid;
   if (name == "elu") return Activation::elu;
   if (name == "exp") return Activation::exp;
+  if (name == "bernoulli") return Activation::bernoulli;
   throw std::invalid_argument("activations: unknown activation '" + name +
-                              "' (expected identity, tanh, relu, softplus, sigmoid, elu or exp)");
+                              "' (expected identity, tanh, relu, softplus, sigmoid, elu, exp or bernoulli)");
 }
 
 // One step of a sequence: a dense layer a = W h + b (W: out x in), or an activation with an
@@ -113,6 +117,13 @@ inline void activate(Activation act, double param, Eigen::MatrixXd& value, Eigen
       p1 = a;
       p2 = a;
       break;
+    case Activation::bernoulli: {  // s(l) = 2 atan(e^(l/2)) (accurate for tiny p), s' = sech(l/2)/2
+      const Eigen::ArrayXXd sech = 1.0 / (0.5 * a).cosh();  // cosh overflows to inf: sech -> 0
+      p1 = 0.5 * sech;
+      p2 = -0.25 * sech * (0.5 * a).tanh();
+      a = 2.0 * (0.5 * a).exp().atan();
+      break;
+    }
   }
 }
 
