@@ -86,6 +86,19 @@ def check_spd(g: np.ndarray, z: np.ndarray, name: str) -> np.ndarray:
     return g
 
 
+def central_differences(fn: Callable, z: np.ndarray, step: float) -> np.ndarray:
+    """∂fn/∂z_k by central differences: fn maps (M, d) points to (M, ...); returns (N, ..., d).
+
+    All 2d shifted copies of the N points go to ``fn`` in one batched call.
+    """
+    n, d = z.shape
+    steps = np.eye(d) * step
+    shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
+    out = fn(shifted)
+    out = out.reshape((2, d, n) + out.shape[1:])
+    return np.moveaxis((out[0] - out[1]) / (2 * step), 0, -1)
+
+
 def frozen(value):
     """A read-only private copy of an array (lists and tuples of arrays are copied item by item).
 
@@ -551,12 +564,7 @@ class DenseMetric(FrozenState, Metric):
         n, d = z.shape
         if self.dG_fn is not None:
             return self._call_checked(self.dG_fn, z, (n, d, d, d), "dG_fn")
-        h = self.fd_step
-        steps = np.eye(d) * h
-        # All 2d shifted copies in one call of G_fn: (2, d, N, d) points.
-        shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
-        g = self._metric_at(shifted).reshape(2, d, n, d, d)
-        return ((g[0] - g[1]) / (2 * h)).transpose(1, 2, 3, 0)
+        return central_differences(self._metric_at, z, self.fd_step)
 
 
 class ConstantMetric(FrozenState, Metric):

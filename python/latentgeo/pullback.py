@@ -25,7 +25,8 @@ import numpy as np
 
 from . import _core
 from ._validation import as_float_array, check_int, check_positive, check_threads
-from .metrics import DenseMetric, FrozenState, Metric, ReadOnly, _unsingle, check_finite_rows, frozen, real_output
+from .metrics import (DenseMetric, FrozenState, Metric, ReadOnly, _unsingle, central_differences, check_finite_rows,
+                      frozen, real_output)
 
 __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS"]
 
@@ -334,12 +335,7 @@ class CallablePullbackMetric(FrozenState, Metric):
         return out
 
     def _jacobian(self, z: np.ndarray) -> np.ndarray:
-        n, d = z.shape
-        steps = np.eye(d) * self.fd_step
-        # All 2d shifted copies in one call: (2, d, N, d) points.
-        shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
-        out = self._outputs(shifted).reshape(2, d, n, -1)
-        return ((out[0] - out[1]) / (2 * self.fd_step)).transpose(1, 2, 0)  # (N, D, d)
+        return central_differences(self._outputs, z, self.fd_step)  # (N, D, d)
 
     def _metric_of(self, z: np.ndarray) -> np.ndarray:
         jac = self._jacobian(z)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Sequence, Tuple
@@ -96,12 +97,12 @@ def _plateau(history: list, start: int, window: int, tol: float) -> bool:
     return abs(before - recent) <= tol * abs(recent)
 
 
-def fit_neural_geodesic(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, tol: float = DEFAULT_TOL,
-        optimizer: Optional[Optimizer] = None, *, n_points: int = DEFAULT_N_POINTS, velocity: str = "finitediff",
-        integral: str = "energy", rule: str = "trapezoid", fd_method: str = "central",
-        fd_step: Optional[float] = None, window: int = DEFAULT_WINDOW, lr_decay: float = DEFAULT_LR_DECAY,
-        n_decays: int = DEFAULT_N_DECAYS, normalize: bool = True, n_eval: int = DEFAULT_N_EVAL,
-        progress: bool = True, n_threads: Optional[int] = None) -> NeuralGeodesicResult:
+def _fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, tol: float = DEFAULT_TOL,
+         optimizer: Optional[Optimizer] = None, *, n_points: int = DEFAULT_N_POINTS, velocity: str = "finitediff",
+         integral: str = "energy", rule: str = "trapezoid", fd_method: str = "central",
+         fd_step: Optional[float] = None, window: int = DEFAULT_WINDOW, lr_decay: float = DEFAULT_LR_DECAY,
+         n_decays: int = DEFAULT_N_DECAYS, normalize: bool = True, n_eval: int = DEFAULT_N_EVAL,
+         progress: bool = True, n_threads: Optional[int] = None) -> NeuralGeodesicResult:
     """Train a neural geodesic until the loss stops changing.
 
     Parameters
@@ -145,20 +146,6 @@ def fit_neural_geodesic(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_
         becomes NaN/Inf, the fit stops there, with ``converged=False`` and the reason in
         ``status``.
     """
-    curve = _check_curve(curve)
-    _check_metric(metric, curve)
-    return _fit(curve, metric, n_steps, t, tol, optimizer, n_points=n_points, velocity=velocity, integral=integral,
-                rule=rule, fd_method=fd_method, fd_step=fd_step, window=window, lr_decay=lr_decay, n_decays=n_decays,
-                normalize=normalize, n_eval=n_eval, progress=progress, n_threads=n_threads)
-
-
-def _fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, tol: float = DEFAULT_TOL,
-         optimizer: Optional[Optimizer] = None, *, n_points: int = DEFAULT_N_POINTS, velocity: str = "finitediff",
-         integral: str = "energy", rule: str = "trapezoid", fd_method: str = "central",
-         fd_step: Optional[float] = None, window: int = DEFAULT_WINDOW, lr_decay: float = DEFAULT_LR_DECAY,
-         n_decays: int = DEFAULT_N_DECAYS, normalize: bool = True, n_eval: int = DEFAULT_N_EVAL,
-         progress: bool = True, n_threads: Optional[int] = None) -> NeuralGeodesicResult:
-    """:func:`fit_neural_geodesic` for a checked curve and metric; checks the other options."""
     n_steps = check_int(n_steps, "n_steps", 1)
     n_points = check_int(n_points, "n_points", 2, MAX_SAMPLES)
     window = check_int(window, "window", 1)
@@ -211,6 +198,15 @@ def _fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, 
         converged, status = False, status + "; length/energy not finite on the evaluation grid"
     return NeuralGeodesicResult(curve, length, energy, converged, len(history), np.asarray(history), status,
                                 time.perf_counter() - start)
+
+
+@functools.wraps(_fit, assigned=("__doc__", "__annotations__"))
+def fit_neural_geodesic(curve: NeuralGeodesic, metric, *args, **options) -> NeuralGeodesicResult:
+    # The signature and docstring are _fit's (inspect follows __wrapped__); this entry point
+    # checks the curve and the metric, which the internal callers have checked already.
+    _check_metric(metric, _check_curve(curve))
+    return _fit(curve, metric, *args, **options)
+
 
 
 def neural_geodesic(metric, z_start, z_end, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
