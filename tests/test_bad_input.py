@@ -228,7 +228,7 @@ FILE_CASES = {
     "metric from empty file": ("RHVAEMetric", "empty.npz", ValueError, "not a zip archive"),
     "metric truncated": ("RHVAEMetric", "metric-truncated.npz", ValueError, "cannot read"),
     "metric corrupt entry": ("RHVAEMetric", "metric-corrupt.npz", ValueError, "cannot read"),
-    "metric from a curve file": ("RHVAEMetric", "curve.npz", ValueError, None),  # names the missing key
+    "metric from a curve file": ("RHVAEMetric", "curve.npz", ValueError, None),  # names the other kind
     "metric from a folder": ("RHVAEMetric", "folder.npz", IsADirectoryError, None),
     "metric missing": ("RHVAEMetric", "missing.npz", FileNotFoundError, None),
     "curve from .npy": ("NeuralGeodesic", "array.npy", ValueError, "it is a .npy file"),
@@ -249,7 +249,7 @@ def test_files(files, case):
     if error is ValueError and name != "curve.npz":
         assert message.startswith("path: ") and str(path) in message  # the argument and the file
     elif error is ValueError:
-        assert re.match(r"^format_version: missing from", message)
+        assert re.match(r"^kind: expected 'rhvae', got 'neural_geodesic'", message)
     else:
         assert str(path) in message
     assert fragment is None or fragment in message

@@ -9,10 +9,13 @@ from __future__ import annotations
 from . import _core, datasets
 from .errors import MetricDomainError
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
-from .geodesic import DistanceResult, GeodesicBatch, GeodesicResult, geodesic, geodesic_distances, geodesics
+from .geodesic import geodesic, geodesics
+from .distances import geodesic_distances
+from .results import DistanceResult, GeodesicBatch, GeodesicResult
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
-from .neural import (NeuralGeodesic, NeuralGeodesicResult, curve_velocity_exact, curve_velocity_TaylorDiff, fit,
-                     loss, neural_geodesic, train)
+from .neural import (NeuralGeodesic, NeuralGeodesicResult, curve_velocity_exact, curve_velocity_TaylorDiff,
+                     fit_neural_geodesic, neural_geodesic, neural_geodesic_loss, train_neural_geodesic)
+from .neural import fit, loss, train  # the seed's names: aliases of the three above
 from .optim import SGD, Adam
 from .pullback import CallablePullbackMetric, PullbackMetric
 
@@ -42,15 +45,15 @@ __all__ = [
     "curve_velocity_finitediff",
     "datasets",
     "discrete_velocity",
-    "fit",
+    "fit_neural_geodesic",
     "geodesic",
     "geodesic_distances",
     "geodesics",
-    "loss",
     "max_threads",
     "neural_geodesic",
+    "neural_geodesic_loss",
     "openmp_enabled",
-    "train",
+    "train_neural_geodesic",
 ]
 
 

@@ -7,8 +7,8 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["as_float_array", "as_points", "check_threads", "check_positive", "check_choice", "check_metric",
-           "check_int", "INT_MAX", "MAX_SAMPLES"]
+__all__ = ["as_float_array", "as_points", "as_point", "check_times", "check_threads", "check_positive", "check_choice",
+           "check_metric", "check_int", "INT_MAX", "MAX_SAMPLES"]
 
 INT_MAX = 2**31 - 1  # integer options reach the C++ core as a C int
 MAX_SAMPLES = 2**20 + 1  # nodes or sample times of one curve: more would only exhaust memory
@@ -34,15 +34,38 @@ def as_float_array(value, name: str, ndim: Optional[int] = None, allow_empty: bo
     return arr
 
 
-def as_points(value, name: str, dim: Optional[int] = None):
-    """Return ``(points (N, d), was_single_point)``; a 1-d input of length d is one point."""
-    arr = as_float_array(value, name)
+def as_points(value, name: str, dim: Optional[int] = None, allow_single: bool = True):
+    """Return ``(points (N, d), was_single_point)``; a 1-d input of length d is one point.
+
+    With ``allow_single=False`` only an (N, d) array is accepted.
+    """
+    arr = as_float_array(value, name, ndim=None if allow_single else 2)
     if arr.ndim not in (1, 2):
         raise ValueError(f"{name}: expected shape (N, d) or (d,), got {arr.shape}")
     if dim is not None and arr.shape[-1] != dim:
         raise ValueError(f"{name}: expected dimension d = {dim}, got shape {arr.shape}")  # the shape as passed
     single = arr.ndim == 1
     return (arr[None, :] if single else arr), single
+
+
+def as_point(value, name: str, dim: int) -> np.ndarray:
+    """One point of shape (d,) as a (1, d) array; errors report the shape as passed."""
+    arr = as_float_array(value, name)
+    if arr.shape != (dim,):
+        raise ValueError(f"{name}: expected a single point of shape ({dim},), got shape {arr.shape}")
+    return arr[None, :]
+
+
+def check_times(t, name: str = "t", n: Optional[int] = None, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
+    """Validate a strictly increasing 1-d array of times (length ``n`` if given) within [lo, hi]."""
+    times = as_float_array(t, name, ndim=1)
+    if n is not None and len(times) != n:
+        raise ValueError(f"{name}: expected {n} times (one per point), got {len(times)}")
+    if len(times) > 1 and np.any(np.diff(times) <= 0):
+        raise ValueError(f"{name}: times must be strictly increasing")
+    if times[0] < lo or times[-1] > hi:
+        raise ValueError(f"{name}: times must lie in [{lo}, {hi}]")
+    return times
 
 
 def check_threads(n_threads) -> int:

@@ -21,6 +21,9 @@ the protocol may raise it too, and the geodesic solver then backtracks from such
 Subclassing :class:`Metric` and implementing ``metric`` and ``derivative`` gives the
 rest (``quadratic_form``, ``inverse``, ``log_det``, ``magnification``) in numpy;
 :class:`RHVAEMetric` computes everything in the C++ core.
+
+Native dispatch: a metric backed by a C++ kernel says so through ``Metric._native()``
+(see :class:`Metric`); :func:`native_kernel` asks any metric of the protocol.
 """
 
 from __future__ import annotations
@@ -28,16 +31,16 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from ._npz import read_npz
+from ._npz import HEADER_KEYS, read_saved, write_saved
 from ._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
 from .errors import MetricDomainError
 
-__all__ = ["Metric", "RHVAEMetric", "DenseMetric", "ConstantMetric", "ScaledMetric"]
+__all__ = ["Metric", "RHVAEMetric", "DenseMetric", "ConstantMetric", "ScaledMetric", "native_kernel"]
 
 # Smallest temperature whose 1/T² is finite.
 _MIN_TEMPERATURE = 1.0 / math.sqrt(sys.float_info.max)
@@ -81,6 +84,21 @@ def check_spd(g: np.ndarray, z: np.ndarray, name: str) -> np.ndarray:
         i = int(np.argmin(np.linalg.eigvalsh(sym)[:, 0]))  # the failure path only: find the point
         raise MetricDomainError(f"{name}: not positive definite at {_point(z, i)}") from None
     return g
+
+
+def central_differences(fn: Callable, z: np.ndarray, step: float) -> np.ndarray:
+    """∂fn/∂z_k by central differences: fn maps (M, d) points to (M, ...); returns (N, ..., d).
+
+    All 2d shifted copies of the N points go to ``fn`` in one batched call.
+    """
+    n, d = z.shape
+    steps = np.eye(d) * step
+    shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
+    out = fn(shifted)
+    out = out.reshape((2, d, n) + out.shape[1:])
+    return np.moveaxis((out[0] - out[1]) / (2 * step), 0, -1)
+
+
 def frozen(value):
     """A read-only private copy of an array (lists and tuples of arrays are copied item by item).
 
@@ -132,9 +150,36 @@ class Metric:
 
     Subclasses implement ``_metric(z)`` and ``_derivative(z)`` on validated (N, d) float64
     points; the public methods validate, broadcast single points and derive the rest.
+
+    How the geodesic solver uses a metric
+    -------------------------------------
+    *Native path.* ``_native()`` returns ``(kernel, scale)`` when a C++ kernel of the core
+    (``RHVAEKernel``, ``PullbackKernel``, ``ConstantKernel``) evaluates ``scale · G``; the solver
+    then runs on the kernel, pairs in parallel with the GIL released, and never calls back into
+    Python. The default returns None. Wrappers delegate: :class:`ScaledMetric` multiplies its
+    base's scale.
+
+    *Callback path* (``_native()`` is None, or the object is not a :class:`Metric` at all).
+    The solver holds the GIL and solves the pairs one after the other; for each evaluation of a
+    pair's curve it calls, with C-contiguous float64 arrays, once for all M points of that
+    curve at once (its nodes and quadrature points; a batch, never one point per call):
+
+    - ``quadratic_form(z, v, grad=True)``: z, v (M, d) → ``(q (M,), dq_dz (M, d), dq_dv (M, d))``
+      (energy and gradient);
+    - ``quadratic_form(z, v)``: → q (M,) (the measured length and energy);
+    - ``metric(z)``: → G (M, d, d) (the preconditioner, once per level).
+
+    ``n_threads`` is not passed. A :class:`~latentgeo.errors.MetricDomainError` marks the
+    points as outside the metric's domain (infinite energy: the line search backtracks); any
+    other ``Exception`` fails that pair only (status ``"metric_error"``); ``KeyboardInterrupt``
+    stops the call.
     """
 
     dim: int
+
+    def _native(self) -> Optional[Tuple[object, float]]:
+        """``(C++ kernel, scale)`` when the core evaluates this metric as ``scale · G_kernel``, else None."""
+        return None
 
     # -- to implement ---------------------------------------------------------------
     def _metric(self, z: np.ndarray, n_threads: int) -> np.ndarray:
@@ -282,6 +327,9 @@ class RHVAEMetric(FrozenState, Metric):
         scale = 1.0 if self.normalization == "sum" else 1.0 / k
         self._kernel = _core.RHVAEKernel(self.centroids, packed, self.temperature, self.regularization, scale)
 
+    def _native(self):
+        return self._kernel, 1.0
+
     @property
     def n_centroids(self) -> int:
         return self.centroids.shape[0]
@@ -341,17 +389,9 @@ class RHVAEMetric(FrozenState, Metric):
         clash = sorted(set(extra_arrays) & set(_RHVAE_KEYS))
         if clash:
             raise ValueError(f"extra_arrays: names {clash} are reserved for the metric")
-        np.savez_compressed(
-            path,
-            format_version=np.int64(self.FORMAT_VERSION),
-            kind=np.str_("rhvae"),
-            centroids=self.centroids,
-            M=self.M,
-            temperature=np.float64(self.temperature),
-            regularization=np.float64(self.regularization),
-            normalization=np.str_(self.normalization),
-            **{k: np.asarray(v) for k, v in extra_arrays.items()},
-        )
+        arrays = dict(centroids=self.centroids, M=self.M, temperature=np.float64(self.temperature),
+                      regularization=np.float64(self.regularization), normalization=np.str_(self.normalization))
+        write_saved(path, "rhvae", self.FORMAT_VERSION, {**arrays, **{k: np.asarray(v) for k, v in extra_arrays.items()}})
 
     @classmethod
     def load(cls, path) -> "RHVAEMetric":
@@ -367,9 +407,9 @@ class RHVAEMetric(FrozenState, Metric):
         FileNotFoundError
             No such file.
         """
-        data = read_npz(path, _RHVAE_KEYS)
+        data = read_saved(path, _RHVAE_KEYS)
         missing = [k for k in _RHVAE_KEYS if k not in data]
-        if missing:
+        if missing and missing[0] in HEADER_KEYS:  # not a saved object of latentgeo's layout
             raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
         version = _npz_scalar(data, "format_version")
         if version != int(version) or not 1 <= version <= cls.FORMAT_VERSION:
@@ -377,6 +417,8 @@ class RHVAEMetric(FrozenState, Metric):
                              f"(this latentgeo reads 1..{cls.FORMAT_VERSION})")
         if _npz_string(data, "kind") != "rhvae":
             raise ValueError(f"kind: expected 'rhvae', got {_npz_string(data, 'kind')!r}")
+        if missing:
+            raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
         return cls(
             data["centroids"],
             M=data["M"],
@@ -522,12 +564,7 @@ class DenseMetric(FrozenState, Metric):
         n, d = z.shape
         if self.dG_fn is not None:
             return self._call_checked(self.dG_fn, z, (n, d, d, d), "dG_fn")
-        h = self.fd_step
-        steps = np.eye(d) * h
-        # All 2d shifted copies in one call of G_fn: (2, d, N, d) points.
-        shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
-        g = self._metric_at(shifted).reshape(2, d, n, d, d)
-        return ((g[0] - g[1]) / (2 * h)).transpose(1, 2, 3, 0)
+        return central_differences(self._metric_at, z, self.fd_step)
 
 
 class ConstantMetric(FrozenState, Metric):
@@ -535,6 +572,7 @@ class ConstantMetric(FrozenState, Metric):
 
     A = ReadOnly()
     dim = ReadOnly()
+    _derived = ("_kernel",)
 
     def __init__(self, A):
         a = as_float_array(A, "A", ndim=2)
@@ -542,6 +580,13 @@ class ConstantMetric(FrozenState, Metric):
             raise ValueError(f"A: expected a square matrix, got shape {a.shape}")
         self._A = frozen(_check_spd(a[None], 1, a.shape[0], "A")[0])
         self._dim = a.shape[0]
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._kernel = _core.ConstantKernel(self.A)
+
+    def _native(self):
+        return self._kernel, 1.0
 
     def __repr__(self) -> str:
         return f"ConstantMetric(A={self.A.tolist()})"
@@ -574,6 +619,10 @@ class ScaledMetric(FrozenState, Metric):
     def __repr__(self) -> str:
         return f"ScaledMetric({self.base!r}, factor={self.factor:g})"
 
+    def _native(self):
+        kernel, scale = native_kernel(self.base)
+        return None if kernel is None else (kernel, scale * self.factor)
+
     def _metric(self, z, n_threads):
         return self.factor * self.base.metric(z, n_threads=n_threads or None)
 
@@ -583,3 +632,14 @@ class ScaledMetric(FrozenState, Metric):
     def _quadratic_form(self, z, v, grad, n_threads):
         out = self.base.quadratic_form(z, v, grad=grad, n_threads=n_threads or None)
         return tuple(self.factor * x for x in out) if grad else self.factor * out
+
+
+def native_kernel(metric) -> Tuple[Optional[object], float]:
+    """``(C++ kernel, scale)`` of a metric solved natively, else ``(None, 1.0)``.
+
+    Asks the metric itself (``metric._native()``, see :class:`Metric`); objects of the metric
+    protocol that are not :class:`Metric` subclasses and have no ``_native`` take the callback path.
+    """
+    native = getattr(metric, "_native", None)
+    found = native() if callable(native) else None
+    return (None, 1.0) if found is None else found

@@ -33,7 +33,8 @@ import numpy as np
 
 from . import _core
 from ._validation import as_float_array, check_int, check_positive, check_threads
-from .metrics import DenseMetric, FrozenState, Metric, ReadOnly, _unsingle, check_finite_rows, frozen, real_output
+from .metrics import (DenseMetric, FrozenState, Metric, ReadOnly, _unsingle, central_differences, check_finite_rows,
+                      frozen, real_output)
 
 __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS", "LIKELIHOODS"]
 
@@ -179,6 +180,11 @@ def _compact(arr: np.ndarray) -> np.ndarray:
     return single if np.array_equal(single.astype(np.float64), arr) else arr
 
 
+def _pullback_repr(self) -> str:
+    return (f"{type(self).__name__}(dim={self.dim}, output_dim={self.output_dim}, gaussian={self.gaussian}, "
+            f"likelihood={getattr(self, 'likelihood', None)!r})")
+
+
 class PullbackMetric(FrozenState, Metric):
     """Pullback metric G = Σ_heads JᵀJ of an MLP decoder, evaluated by the C++ core.
 
@@ -204,8 +210,8 @@ class PullbackMetric(FrozenState, Metric):
 
     Notes
     -----
-    The C++ kernel lives in ``self._kernel`` (a ``PullbackKernel`` with ``dim()`` and
-    ``quadratic_form``), so the C++ geodesic solver runs on it directly. ∂(vᵀGv)/∂z uses the
+    The C++ kernel lives in ``self._kernel`` (a ``PullbackKernel``) and ``_native()`` hands it
+    to the C++ geodesic solver, which runs on it directly. ∂(vᵀGv)/∂z uses the
     forward-mode directional second derivative ∂(Jv)/∂z and never forms ∂G.
 
     Where the decoder overflows (e.g. an ``exp`` of a large activation) the kernel raises
@@ -338,6 +344,9 @@ class PullbackMetric(FrozenState, Metric):
     def _rebuild(self) -> None:
         self._kernel = _core.PullbackKernel(self.dim, self._trunk, self._heads)
 
+    def _native(self):
+        return self._kernel, 1.0
+
     @property
     def output_dim(self) -> int:
         """Total output dimension (mean and σ outputs)."""
@@ -348,9 +357,7 @@ class PullbackMetric(FrozenState, Metric):
         """True when the decoder has a log-σ head."""
         return len(self._heads) == 2
 
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}(dim={self.dim}, output_dim={self.output_dim}, gaussian={self.gaussian}, "
-                f"likelihood={self.likelihood!r})")
+    __repr__ = _pullback_repr
 
     # -- storage ----------------------------------------------------------------------
     FORMAT_VERSION = 1
@@ -461,7 +468,7 @@ class PullbackMetric(FrozenState, Metric):
         return out if grad else out[0]
 
 
-class CallablePullbackMetric(PullbackMetric):
+class CallablePullbackMetric(FrozenState, Metric):
     """Pullback metric of a Python decoder with central-difference Jacobians (slow).
 
     Parameters
@@ -480,7 +487,8 @@ class CallablePullbackMetric(PullbackMetric):
     -----
     Every metric evaluation calls the decoder on 2d shifted copies of the points (one batched
     call); ∂G/∂z differentiates G once more numerically (2d further calls of that). There is no
-    C++ kernel (no ``_kernel``), so geodesic solvers call :meth:`quadratic_form` from Python.
+    C++ kernel (``_native()`` is None), so geodesic solvers take the callback path of
+    :class:`~latentgeo.Metric`.
     The callables must be picklable for the metric to be. ``decoder``, ``log_sigma``, ``dim`` and
     ``fd_step`` are read-only.
     """
@@ -488,7 +496,9 @@ class CallablePullbackMetric(PullbackMetric):
     decoder = ReadOnly()
     log_sigma = ReadOnly()
     fd_step = ReadOnly()
+    dim = ReadOnly()
     _derived = ("_dense",)
+    __repr__ = _pullback_repr
 
     def __init__(self, decoder: Callable, dim: int, *, log_sigma: Optional[Callable] = None, fd_step: float = 1e-5):
         if not callable(decoder):
@@ -506,10 +516,12 @@ class CallablePullbackMetric(PullbackMetric):
 
     @property
     def output_dim(self) -> int:
+        """Total output dimension (mean and σ outputs)."""
         return self._outputs(np.zeros((1, self.dim))).shape[1]
 
     @property
     def gaussian(self) -> bool:
+        """True when the decoder has a log-σ head."""
         return self.log_sigma is not None
 
     def _call(self, fn, z: np.ndarray, name: str) -> np.ndarray:
@@ -527,12 +539,7 @@ class CallablePullbackMetric(PullbackMetric):
         return out
 
     def _jacobian(self, z: np.ndarray) -> np.ndarray:
-        n, d = z.shape
-        steps = np.eye(d) * self.fd_step
-        # All 2d shifted copies in one call: (2, d, N, d) points.
-        shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
-        out = self._outputs(shifted).reshape(2, d, n, -1)
-        return ((out[0] - out[1]) / (2 * self.fd_step)).transpose(1, 2, 0)  # (N, D, d)
+        return central_differences(self._outputs, z, self.fd_step)  # (N, D, d)
 
     def _metric_of(self, z: np.ndarray) -> np.ndarray:
         jac = self._jacobian(z)
@@ -540,7 +547,14 @@ class CallablePullbackMetric(PullbackMetric):
             g = np.einsum("nia,nib->nab", jac, jac)
         return check_finite_rows(g, z, "metric", "J^T J overflows")
 
+    def _metric(self, z, n_threads):
+        return self._metric_of(z)
+
+    def _derivative(self, z, n_threads):
+        return self._dense.derivative(z)
+
     def decode(self, z, n_threads: Optional[int] = None):
+        """Decoder outputs: the mean (N, D), and with ``log_sigma`` the tuple (mean, σ)."""
         pts, single = self._points(z)
         mean = _unsingle(self._call(self.decoder, pts, "decoder"), single)
         if self.log_sigma is None:
@@ -548,14 +562,6 @@ class CallablePullbackMetric(PullbackMetric):
         return mean, np.exp(_unsingle(self._call(self.log_sigma, pts, "log_sigma"), single))
 
     def jacobian(self, z, n_threads: Optional[int] = None) -> np.ndarray:
+        """Stacked Jacobians (N, D_total, d) by central differences; G = JᵀJ."""
         pts, single = self._points(z)
         return _unsingle(self._jacobian(pts), single)
-
-    def _metric(self, z, n_threads):
-        return self._metric_of(z)
-
-    def _derivative(self, z, n_threads):
-        return self._dense.derivative(z)
-
-    def _quadratic_form(self, z, v, grad, n_threads):
-        return Metric._quadratic_form(self, z, v, grad, n_threads)
