@@ -15,6 +15,7 @@ void register_rhvae(pybind11::module_& m);
 void register_curves(pybind11::module_& m);
 void register_pullback(pybind11::module_& m);
 void register_geodesic(pybind11::module_& m);
+void register_connection(pybind11::module_& m);
 
 // Throws std::invalid_argument (ValueError in Python) naming the argument.
 inline void require(bool ok, const std::string& message) {

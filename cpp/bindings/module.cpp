@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   latentgeo_bindings::register_curves(m);
   latentgeo_bindings::register_pullback(m);
   latentgeo_bindings::register_geodesic(m);
+  latentgeo_bindings::register_connection(m);
 }
