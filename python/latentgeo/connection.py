@@ -368,7 +368,7 @@ def _output_times(t):
 
 
 def exp_map(metric, z, v, t=None, *, rtol: float = _DEFAULTS.rtol, max_steps: int = _DEFAULTS.max_steps,
-            n_threads: Optional[int] = None) -> ExpMapResult:
+            n_threads: Optional[int] = None, **options) -> ExpMapResult:
     """The exponential map: γ(1) of the geodesics with γ(0) = z and γ̇(0) = v.
 
     Parameters
@@ -393,6 +393,7 @@ def exp_map(metric, z, v, t=None, *, rtol: float = _DEFAULTS.rtol, max_steps: in
     -------
     ExpMapResult
     """
+    _no_options(options)
     dim = check_metric(metric)
     starts, velocities, _ = _pairs(z, v, ("z", "v"), dim)
     t_end, core_times, one, user_times = _output_times(t)
@@ -456,7 +457,7 @@ def _initial_tangents(batch) -> np.ndarray:
 
 def log_map(metric, z0, z1, *, tol: float = _DEFAULTS.tol, max_iter: int = _DEFAULTS.max_iter,
             rtol: float = _DEFAULTS.rtol, max_steps: int = _DEFAULTS.max_steps, n_threads: Optional[int] = None,
-            progress: bool = False, geodesic_options: Optional[dict] = None) -> LogMapResult:
+            progress: bool = False, geodesic_options: Optional[dict] = None, **options) -> LogMapResult:
     """The logarithmic map: v with exp(z0, v) = z1, for B pairs.
 
     The discrete geodesic between each pair (:func:`latentgeo.geodesics`, ``tol=1e-6`` unless
@@ -487,12 +488,13 @@ def log_map(metric, z0, z1, *, tol: float = _DEFAULTS.tol, max_iter: int = _DEFA
     """
     from .geodesic import geodesics
 
+    _no_options(options)
     dim = check_metric(metric)
     a, b, _ = _pairs(z0, z1, ("z0", "z1"), dim)
     opts = _options(tol=tol, max_iter=max_iter, rtol=rtol, max_steps=max_steps)
-    geo_opts = {"tol": _INIT_TOL, **(geodesic_options or {})}
     if not isinstance(geodesic_options, (dict, type(None))):
         raise ValueError("geodesic_options: expected a dict of geodesics() options")
+    geo_opts = {"tol": _INIT_TOL, **(geodesic_options or {})}
     discrete = geodesics(metric, a, b, progress=progress, n_threads=n_threads, **geo_opts)
     guess = _initial_tangents(discrete)
     backend = _backend(metric, n_threads)
@@ -596,7 +598,7 @@ def _callable_curve(curve, velocity, dim: int):
 
 def parallel_transport(metric, curve, vectors, *, t=None, velocity: Optional[Callable] = None,
                        rtol: float = _DEFAULTS.rtol, max_steps: int = _DEFAULTS.max_steps,
-                       n_threads: Optional[int] = None) -> TransportResult:
+                       n_threads: Optional[int] = None, **options) -> TransportResult:
     """Transport tangent vectors from the start of a curve to its end: ẇᵏ = −Γᵏᵢⱼ γ̇ⁱ wʲ.
 
     Parameters
@@ -615,35 +617,40 @@ def parallel_transport(metric, curve, vectors, *, t=None, velocity: Optional[Cal
     velocity : callable, optional
         γ̇(t) of a callable curve (default: ``curve.velocity`` when it exists).
     rtol, max_steps : float, int
-        Integrator settings as in :func:`exp_map`.
+        Integrator settings as in :func:`exp_map`; the vectors are under error control too.
     n_threads : int, optional
 
     Returns
     -------
     TransportResult
     """
+    _no_options(options)
     dim = check_metric(metric)
     kind, data, batch = _curve_kind(curve)
     n_curves = len(data) if kind == "nodes" else (len(data[0]) if kind == "geodesic" else 1)
     w, restore = _transport_vectors(vectors, n_curves, dim, batch)
     times = np.zeros(0) if t is None else check_times(t, "t", lo=0.0, hi=1.0)
-    backend = _backend(metric, n_threads)
-    opts = _options(rtol=rtol, max_steps=max_steps)
+    if kind == "geodesic" and data[0].shape[1] != dim:
+        raise ValueError(f"curve: the exp result has dimension {data[0].shape[1]}, the metric {dim}")
+    if kind == "callable":
+        data = _callable_curve(data[0], velocity if velocity is not None else data[1], dim)
+    out = _transport(_backend(metric, n_threads), kind, data, w, times, _options(rtol=rtol, max_steps=max_steps))
+    return _transport_result(out, w, times if t is not None else None, restore, batch)
+
+
+def _transport(backend: _Backend, kind: str, data, w: np.ndarray, times: np.ndarray, opts) -> Dict[str, np.ndarray]:
+    """The core's transport of w (C, V, d) along C geodesics (starts, velocities), node curves or one callable."""
+    n_curves, dim = len(w), w.shape[2]
     flat = np.ascontiguousarray(w.reshape(n_curves, -1))
+    if kind == "callable":
+        return _core.transport_callable(backend.model, backend.callback, data, dim, flat, times, opts)
     if kind == "geodesic":
         starts, vel = data
-        if starts.shape[1] != dim:
-            raise ValueError(f"curve: the exp result has dimension {starts.shape[1]}, the metric {dim}")
-        out = _run_chunks(n_curves, backend.chunk(n_curves), lambda s: _core.transport_geodesic(
+        return _run_chunks(n_curves, backend.chunk(n_curves), lambda s: _core.transport_geodesic(
             backend.model, backend.callback, starts[s], vel[s], flat[s], 1.0, times, opts, backend.threads))
-    elif kind == "nodes":
-        nodes = [_check_nodes(x, dim) for x in data]
-        out = _run_chunks(n_curves, backend.chunk(n_curves), lambda s: _core.transport_nodes(
-            backend.model, backend.callback, nodes[s], flat[s], times, opts, backend.threads))
-    else:
-        evaluate = _callable_curve(data[0], velocity if velocity is not None else data[1], dim)
-        out = _core.transport_callable(backend.model, backend.callback, evaluate, dim, flat, times, opts)
-    return _transport_result(out, w, times if t is not None else None, restore, batch)
+    nodes = [_check_nodes(x, dim) for x in data]
+    return _run_chunks(n_curves, backend.chunk(n_curves), lambda s: _core.transport_nodes(
+        backend.model, backend.callback, nodes[s], flat[s], times, opts, backend.threads))
 
 
 def _check_nodes(nodes, dim: int) -> np.ndarray:
@@ -669,7 +676,7 @@ def _transport_result(out, w: np.ndarray, times, restore, batch: bool) -> Transp
 
 def transport_along_geodesic(metric, z0, z1, vectors, *, tol: float = _DEFAULTS.tol, rtol: float = _DEFAULTS.rtol,
                              n_threads: Optional[int] = None, progress: bool = False,
-                             geodesic_options: Optional[dict] = None) -> TransportResult:
+                             geodesic_options: Optional[dict] = None, **options) -> TransportResult:
     """Vectors at z0 transported along the minimising geodesics to z1 (the one-call convenience).
 
     The geodesic is found by :func:`log_map`; the vectors are transported together with it. A pair
@@ -682,11 +689,12 @@ def transport_along_geodesic(metric, z0, z1, vectors, *, tol: float = _DEFAULTS.
     z0, z1 : array_like, shape (B, d) or (d,)
         Pairs (a single point broadcasts).
     vectors : array_like, shape (B, d)
-        One vector per pair (for one pair, (V, d) transports V vectors along it).
+        One vector per pair (for a single pair, (V, d) transports V vectors along it).
     tol, rtol : float
         Log-map and integrator tolerances.
     n_threads : int, optional
     progress : bool
+        Progress bar of the discrete geodesics.
     geodesic_options : dict, optional
         Options of the discrete geodesics seeding the log map.
 
@@ -695,44 +703,34 @@ def transport_along_geodesic(metric, z0, z1, vectors, *, tol: float = _DEFAULTS.
     TransportResult
         ``vectors`` of the shape given, ``converged``/``status`` per pair.
     """
+    _no_options(options)
     dim = check_metric(metric)
     a, b, single = _pairs(z0, z1, ("z0", "z1"), dim)
     w = as_float_array(vectors, "vectors")
-    if single and w.ndim == 2 and w.shape[1] == dim:
-        per_pair = w[None]  # one pair, V vectors
-    elif w.ndim == 2 and w.shape == a.shape:
+    if w.shape == a.shape:
         per_pair = w[:, None]
-    elif single and w.shape == (dim,):
-        per_pair = w[None, None]
+    elif single and w.ndim in (1, 2) and w.shape[-1] == dim:
+        per_pair = w.reshape(1, -1, dim)
     else:
         raise ValueError(f"vectors: expected shape {a.shape} (one vector per pair), got {w.shape}")
     log = log_map(metric, a, b, tol=tol, rtol=rtol, n_threads=n_threads, progress=progress,
                   geodesic_options=geodesic_options)
-    along_geodesic = ExpMapResult(points=b, t=None, curves=None, velocities=None, converged=log.converged,
-                                  status=log.status, n_steps=log.n_iter, n_rejected=log.n_iter,
-                                  speed_drift=np.zeros(len(a)), t_reached=np.ones(len(a)), starts=a,
-                                  initial_velocities=log.vectors)
-    result = parallel_transport(metric, along_geodesic, per_pair, rtol=rtol, n_threads=n_threads)
+    backend = _backend(metric, n_threads)
+    opts = _options(rtol=rtol)
+    out = _transport(backend, "geodesic", (a, log.vectors), per_pair, np.zeros(0), opts)
+    moved, status = out["vectors"].reshape(per_pair.shape), _status_names(out["status"])
     failed = np.flatnonzero(~log.converged)
-    vec, status = result.vectors, list(result.status)
-    if len(failed):
-        fallback = parallel_transport(metric, _sub_batch(log.discrete, failed), per_pair[failed], rtol=rtol,
-                                      n_threads=n_threads)
-        vec = vec.copy()
-        vec[failed] = fallback.vectors
+    if len(failed):  # along the discrete geodesics instead
+        fallback = _transport(backend, "nodes", [log.discrete.node_list[i] for i in failed], per_pair[failed],
+                              np.zeros(0), opts)
+        moved[failed] = fallback["vectors"].reshape(per_pair[failed].shape)
         for i in failed:
             status[i] = log.status[i]
-    converged = np.array([s == "converged" for s in status])
-    shaped = vec.reshape(w.shape)
-    return TransportResult(vectors=shaped, t=None, along=None, converged=converged, status=status,
-                           n_steps=result.n_steps, t_reached=result.t_reached)
+    return TransportResult(vectors=moved.reshape(w.shape), t=None, along=None,
+                           converged=np.array([s == "converged" for s in status]), status=status,
+                           n_steps=out["n_steps"], t_reached=out["t_reached"])
 
 
-def _sub_batch(batch, rows: Sequence[int]):
-    from .geodesic import GeodesicBatch
-
-    pick = lambda x: np.asarray(x)[rows]  # noqa: E731
-    return GeodesicBatch(length=pick(batch.length), energy=pick(batch.energy),
-                         straight_length=pick(batch.straight_length), converged=pick(batch.converged),
-                         n_iter=pick(batch.n_iter), status=[batch.status[i] for i in rows],
-                         node_list=[batch.node_list[i] for i in rows], method=batch.method)
+def _no_options(options: dict) -> None:
+    if options:
+        raise ValueError(f"options: unknown option(s) {sorted(options)}")
