@@ -583,3 +583,96 @@ def test_ctrl_c_interrupts_a_long_native_batch():
     with pytest.raises(KeyboardInterrupt):
         lg.exp_map(metric, z, v, n_threads=1)
     assert time.perf_counter() - start < 1.3
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pyplot():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yield plt
+    plt.close("all")
+
+
+def test_curvature_map_shows_the_gaussian_curvature(pyplot):
+    from latentgeo.plot import curvature_grid, plot_curvature
+
+    ax = plot_curvature(PoincareHalfPlane(), (-1, 1, 0.5, 2), resolution=(7, 5))
+    (image,) = ax.images
+    np.testing.assert_allclose(image.get_array(), -1.0, atol=1e-7)
+    assert image.get_clim() == pytest.approx((-1.0, 1.0), rel=1e-6)  # symmetric about K = 0
+    assert len(ax.figure.axes) == 2
+    metric = lg.datasets.load_digits_rhvae().metric
+    xs, ys, values = curvature_grid(metric, (-1, 1, -1, 1), resolution=4)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    np.testing.assert_array_equal(values.ravel(), lg.gaussian_curvature(metric, grid))
+    with pytest.raises(ValueError, match="^metric:"):
+        plot_curvature(lg.ConstantMetric(np.eye(3)), (0, 1, 0, 1))
+
+
+def test_exp_fan_draws_geodesic_circles(pyplot):
+    from latentgeo.plot import plot_exp_fan
+
+    start = np.array([0.2, 1.0])
+    ax = plot_exp_fan(PoincareHalfPlane(), start, n_directions=8, length=0.7, n_samples=20)
+    curves = [line.get_xydata() for line in ax.lines[:8]]
+    assert len(ax.lines) == 9  # eight geodesics and the start marker
+    ends = np.array([c[-1] for c in curves])
+    dist = np.arccosh(1 + np.sum((ends - start) ** 2, 1) / (2 * start[1] * ends[:, 1]))
+    np.testing.assert_allclose(dist, 0.7, rtol=1e-8)
+    assert all(len(c) == 20 and np.allclose(c[0], start) for c in curves)
+    walled = plot_exp_fan(Walled(), [0.5, 0.0], n_directions=4, length=1.0)
+    assert [line.get_linestyle() for line in walled.lines[:4]] == ["--", "-", "-", "-"]
+    with pytest.raises(ValueError, match="^z:"):
+        plot_exp_fan(PoincareHalfPlane(), [0.0, 1.0, 2.0])
+
+
+# --------------------------------------------------------------------------------------------
+# The command line
+# --------------------------------------------------------------------------------------------
+
+
+def run_cli(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "latentgeo", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_exp_then_log_round_trip(tmp_path):
+    metric = lg.datasets.load_digits_rhvae().metric
+    z, v = np.array([[0.1, 0.2], [0.5, -0.3]]), np.array([[0.3, 0.1], [0.0, 0.2]])
+    for name, arr in (("z", z), ("v", v), ("t", np.array([0.0, 0.5, 1.0]))):
+        np.save(tmp_path / f"{name}.npy", arr)
+    proc = run_cli("exp", "--z", str(tmp_path / "z.npy"), "--v", str(tmp_path / "v.npy"), "--out",
+                   str(tmp_path / "p.npy"), "--t", str(tmp_path / "t.npy"), "--curves", str(tmp_path / "c.npy"))
+    assert proc.returncode == 0, proc.stderr
+    points = np.load(tmp_path / "p.npy")
+    np.testing.assert_array_equal(points, lg.exp_map(metric, z, v).points)
+    assert np.load(tmp_path / "c.npy").shape == (2, 3, 2)
+    proc = run_cli("log", "--z0", str(tmp_path / "z.npy"), "--z1", str(tmp_path / "p.npy"), "--out",
+                   str(tmp_path / "w.npy"), "--distances", str(tmp_path / "d.npy"))
+    assert proc.returncode == 0, proc.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "w.npy"), v, atol=1e-8)
+    np.testing.assert_allclose(np.load(tmp_path / "d.npy"), np.sqrt(metric.quadratic_form(z, v)), rtol=1e-8)
+
+
+@pytest.mark.parametrize("case", ["missing", "shape", "nan", "no_t"])
+def test_cli_user_errors_exit_2_with_one_line(tmp_path, case):
+    np.save(tmp_path / "z.npy", np.zeros((2, 2)))
+    np.save(tmp_path / "bad.npy", {"shape": np.zeros((2, 3)), "nan": np.full((2, 2), np.nan)}.get(case, np.zeros(2)))
+    v = {"missing": "nope.npy", "shape": "bad.npy", "nan": "bad.npy", "no_t": "z.npy"}[case]
+    extra = ["--curves", str(tmp_path / "c.npy")] if case == "no_t" else []
+    proc = run_cli("exp", "--z", str(tmp_path / "z.npy"), "--v", str(tmp_path / v), "--out", str(tmp_path / "p.npy"),
+                   *extra)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith("latentgeo: error: ") and {"missing": "--v", "shape": "v:", "nan": "v:",
+                                                           "no_t": "--curves"}[case] in lines[0]
