@@ -279,6 +279,7 @@ class RHVAEModel {
       : c_(centroids),
         ct_(centroids.transpose()),
         m_(m_packed),
+        mt_(m_packed.transpose()),
         inv_t2_(1.0 / (temperature * temperature)),
         lambda_(regularization),
         s_(scale),
@@ -307,42 +308,56 @@ class RHVAEModel {
 
   // The geodesic flow in Hamiltonian form at (z, p): zdot = G^{-1} p and
   // pdot = -1/2 p^T dG^{-1} p = (s / T^2) sum_c w_c (p^T M_c p) e_c, with ok = 0 where G^{-1} is not
-  // positive definite. One pass over the centroids, no factorisation of G.
+  // positive definite. One fused pass over the centroids per point (the hot loop of exp_map: a few
+  // vectorised sweeps over the transposed centroids and M_c), no factorisation of G.
   template <class P, class Zdot, class Pdot>
   void hamiltonian(const ConstRowMatrixRef& z, const P& p, Zdot&& zdot, Pdot&& pdot, std::vector<char>& ok) const {
-    const Index n = z.rows();
-    Sums sums;
+    const Index kk = c_.rows();
+    Eigen::Array<double, 1, Eigen::Dynamic> w(kChunk), r(kChunk);  // rows, like the centroid rows they combine with
+    Eigen::ArrayXd pp(p_), acc(p_), force(d_);
     Eigen::MatrixXd ginv(d_, d_);
-    for (Index n0 = 0; n0 < n; n0 += kBlock) {
-      const Index nb = std::min(kBlock, n - n0);
-      sums.pp.resize(nb, p_);
-      for (Index b = 0; b < nb; ++b) packed_outer(p.row(n0 + b), sums.pp.row(b));
-      accumulate(z, n0, nb, Order::metric, sums, true);
-      for (Index b = 0; b < nb; ++b) {
-        const Index r = n0 + b;
-        inverse_at(sums, b, ginv);
-        Eigen::LLT<Eigen::MatrixXd> llt(ginv);
-        ok[static_cast<std::size_t>(r)] = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-150;
-        zdot.row(r) = (ginv * p.row(r).transpose()).transpose();
-        pdot.row(r) = (s_ * inv_t2_) * sums.force.row(b);
+    for (Index n = 0; n < z.rows(); ++n) {
+      packed_outer(p.row(n), pp);
+      acc.setZero();
+      force.setZero();
+      for (Index k0 = 0; k0 < kk; k0 += kChunk) {
+        const Index kc = std::min(kChunk, kk - k0);
+        auto wc = w.head(kc);
+        auto rc = r.head(kc);
+        wc.setZero();
+        for (Index j = 0; j < d_; ++j) wc += (z(n, j) - ct_.row(j).segment(k0, kc).array()).square();
+        scaled_exp_inplace(wc.data(), kc, -inv_t2_);
+        rc.setZero();
+        for (Index e = 0; e < p_; ++e) {
+          const auto me = mt_.row(e).segment(k0, kc).array();
+          acc(e) += (wc * me).sum();
+          rc += pp(e) * me;  // p^T M_c p
+        }
+        rc *= wc;
+        for (Index j = 0; j < d_; ++j) force(j) += (rc * (z(n, j) - ct_.row(j).segment(k0, kc).array())).sum();
       }
+      unpack_symmetric(acc, ginv);
+      ginv *= s_;
+      ginv.diagonal().array() += lambda_;
+      Eigen::LLT<Eigen::MatrixXd> llt(ginv);
+      ok[static_cast<std::size_t>(n)] = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-150;
+      zdot.row(n) = (ginv * p.row(n).transpose()).transpose();
+      pdot.row(n) = (s_ * inv_t2_) * force.matrix().transpose();
     }
   }
 
  private:
   struct Sums {
-    RowMatrix w, e, scaled, acc0, acc1, acc2, pp, force, r;
+    RowMatrix w, e, scaled, acc0, acc1, acc2;
   };
 
   // Over chunks of centroids: acc0 = sum w M (nb x p); with order >= christoffel acc1 (nb x d p,
-  // block k = sum w e_k M); with order second acc2 (nb x d(d+1)/2 p, pair (k <= m) = sum w e_k e_m M);
-  // with `force` the Hamiltonian force sum_c w_c (p^T M_c p) e_c (nb x d, needs sums.pp).
-  void accumulate(const ConstRowMatrixRef& z, Index n0, Index nb, Order order, Sums& s, bool force = false) const {
+  // block k = sum w e_k M); with order second acc2 (nb x d(d+1)/2 p, pair (k <= m) = sum w e_k e_m M).
+  void accumulate(const ConstRowMatrixRef& z, Index n0, Index nb, Order order, Sums& s) const {
     const Index kk = c_.rows(), pairs = packed_size(d_);
     s.acc0.setZero(nb, p_);
     if (order >= Order::christoffel) s.acc1.setZero(nb, d_ * p_);
     if (order >= Order::second) s.acc2.setZero(nb, pairs * p_);
-    if (force) s.force.setZero(nb, d_);
     for (Index k0 = 0; k0 < kk; k0 += kChunk) {
       const Index kc = std::min(kChunk, kk - k0);
       const auto mchunk = m_.middleRows(k0, kc);
@@ -359,12 +374,6 @@ class RHVAEModel {
         scaled_exp_inplace(s.w.row(b).data(), kc, -inv_t2_);
       }
       s.acc0.noalias() += s.w * mchunk;
-      if (force) {
-        s.r.noalias() = s.pp * mchunk.transpose();  // p^T M_c p
-        s.r.array() *= s.w.array();
-        for (Index b = 0; b < nb; ++b)
-          for (Index j = 0; j < d_; ++j) s.force(b, j) += s.r.row(b).dot(s.e.row(b * d_ + j));
-      }
       if (order < Order::christoffel) continue;
       s.scaled.resize(nb, kc);
       for (Index k = 0; k < d_; ++k) {
@@ -432,7 +441,7 @@ class RHVAEModel {
     detail::christoffel_derivative_from(ginv, dg.data(), d2g.data(), d, out.dgamma.row(row).data());
   }
 
-  RowMatrix c_, ct_, m_;
+  RowMatrix c_, ct_, m_, mt_;  // centroids K x d and d x K, packed M_c K x p and p x K
   double inv_t2_, lambda_, s_;
   Index d_, p_;
 };
