@@ -126,8 +126,8 @@ def g_inner(metric, z, a, b):
     return np.einsum("...a,...ab,...b->...", a, metric.metric(z), b)
 
 
-class NumpyRHVAE(lg.Metric):
-    """An RHVAE seen as a plain Python metric: the callback path on the same G."""
+class AsPythonMetric(lg.Metric):
+    """A native metric seen as a plain Python metric: the callback path on the same G."""
 
     def __init__(self, inner):
         self.inner, self.dim = inner, inner.dim
@@ -163,7 +163,7 @@ def test_christoffel_of_the_half_plane_is_the_closed_form():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_rhvae_christoffel_matches_central_differences_of_g(rhvae3, native):
-    metric = rhvae3 if native else NumpyRHVAE(rhvae3)
+    metric = rhvae3 if native else AsPythonMetric(rhvae3)
     z = np.random.default_rng(1).normal(size=(6, 3))
     h = 1e-5
     dg = np.stack([(rhvae3.metric(z + h * e) - rhvae3.metric(z - h * e)) / (2 * h) for e in np.eye(3)], axis=-1)
@@ -195,10 +195,10 @@ def test_polar_coordinates_are_flat():
 def test_rhvae_curvature_analytic_matches_the_finite_difference_path(rhvae3):
     z = np.random.default_rng(2).normal(size=(5, 3))
     analytic = lg.scalar_curvature(rhvae3, z)
-    fd = lg.scalar_curvature(NumpyRHVAE(rhvae3), z)
+    fd = lg.scalar_curvature(AsPythonMetric(rhvae3), z)
     assert np.all(np.abs(analytic) > 1e-3)  # a curved metric, not a comparison of zeros
     np.testing.assert_allclose(analytic, fd, rtol=1e-6)
-    np.testing.assert_allclose(lg.ricci(rhvae3, z), lg.ricci(NumpyRHVAE(rhvae3), z), rtol=1e-6,
+    np.testing.assert_allclose(lg.ricci(rhvae3, z), lg.ricci(AsPythonMetric(rhvae3), z), rtol=1e-6,
                                atol=1e-8 * np.abs(lg.ricci(rhvae3, z)).max())
 
 
@@ -225,6 +225,23 @@ def test_pullback_surface_curvature_is_gauss_theorema_egregium():
     assert np.all(np.abs(expected) > 1e-3)
     # the reference's central differences (h = 1e-4) are accurate to ~1e-8 relative
     np.testing.assert_allclose(lg.gaussian_curvature(metric, z), expected, rtol=1e-6)
+    # the native pullback model and the callback path on the same G shoot the same geodesics
+    v = 0.3 * rng.normal(size=(4, 2))
+    native, python = lg.exp_map(metric, z, v, t=[0.5]), lg.exp_map(AsPythonMetric(metric), z, v, t=[0.5])
+    assert native.converged.all() and python.converged.all()
+    np.testing.assert_allclose(native.curves, python.curves, atol=1e-8 * np.abs(v).max())
+
+
+def test_dense_metric_without_derivative_through_two_finite_differences():
+    def sphere_g(z):
+        return (4.0 / (1.0 + np.sum(z**2, axis=1)) ** 2)[:, None, None] * np.eye(2)
+
+    metric = lg.DenseMetric(sphere_g, dim=2)  # ∂G by central differences (step 1e-6), then ∂Γ by FD of Γ
+    z = np.array([[0.2, -0.3], [1.1, 0.4]])
+    # Γ carries the error ~1e-10 of the numerical ∂G; the second differences amplify it ~1e3 times
+    np.testing.assert_allclose(lg.gaussian_curvature(metric, z), 1.0, atol=1e-5)
+    res = lg.exp_map(metric, z, [[0.5, 0.2], [-0.3, 0.4]])
+    np.testing.assert_allclose(res.points[0], sphere_exp(z[0], np.array([0.5, 0.2])), atol=1e-8)
 
 
 def test_scaling_the_metric_scales_curvature_only(rhvae3):
@@ -297,7 +314,7 @@ def test_rhvae_exp_native_hamiltonian_matches_the_callback_path(rhvae3):
     rng = np.random.default_rng(5)
     z, v = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
     native = lg.exp_map(rhvae3, z, v, t=[0.5])
-    python = lg.exp_map(NumpyRHVAE(rhvae3), z, v, t=[0.5])
+    python = lg.exp_map(AsPythonMetric(rhvae3), z, v, t=[0.5])
     assert native.converged.all() and python.converged.all()
     scale = max(np.abs(z).max(), np.abs(v).max())
     # two integrations (Hamiltonian, Lagrangian) at rtol 1e-10: global errors ~1e-9 of the scale

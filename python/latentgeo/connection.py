@@ -69,6 +69,9 @@ _DEFAULTS = _core.ConnectionOptions()
 _STATUS = tuple(_core.connection_status_names())
 _DOMAIN_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 _INIT_TOL = 1e-6  # the discrete geodesic only seeds the shooting
+# Items in one C++ call (well under a second each on one thread for a d = 8, K = 400 RHVAE).
+_POINTS_PER_CALL, _CURVATURE_PER_CALL, _TRAJECTORIES_PER_CALL, _TRANSPORTS_PER_CALL, _PAIRS_PER_CALL = (
+    8192, 1024, 256, 128, 8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,13 +159,12 @@ class _Backend:
     callback: Optional[_GeometryCallback]
     threads: int
 
-    def chunk(self, n: int) -> int:
-        """Items per C++ call: a fraction of a second each, so that Ctrl-C lands between calls (a
-        Python callback sees KeyboardInterrupt itself and keeps the whole batch in lockstep)."""
-        if self.callback is not None:
-            return max(n, 1)
-        threads = _core.max_threads() if self.threads == 0 else self.threads
-        return 64 * threads
+    def chunk(self, n: int, size: int) -> int:
+        """Items per C++ call: ``size``, a fraction of a second on large models, so that Ctrl-C
+        lands between calls. Fixed (not timed, not per thread): results must not depend on timing
+        or n_threads. A Python callback sees KeyboardInterrupt itself and keeps the whole batch in
+        lockstep (one call per stage)."""
+        return max(n, 1) if self.callback is not None else size
 
 
 def _backend(metric, n_threads) -> _Backend:
@@ -247,7 +249,7 @@ def christoffel(metric, z, *, n_threads: Optional[int] = None) -> np.ndarray:
     dim = check_metric(metric)
     pts, single = as_points(z, "z", dim)
     backend = _backend(metric, n_threads)
-    out = _run_chunks(len(pts), 64 * backend.chunk(len(pts)), lambda s: dict(zip(
+    out = _run_chunks(len(pts), backend.chunk(len(pts), _POINTS_PER_CALL), lambda s: dict(zip(
         ("gamma", "ok"), _core.christoffel(backend.model, backend.callback, pts[s], _options(), backend.threads))))
     _require_inside(out["ok"], "z", backend)
     gamma = out["gamma"].reshape(len(pts), dim, dim, dim)
@@ -259,7 +261,7 @@ def _curvature(metric, z, fd_step, n_threads):
     pts, single = as_points(z, "z", dim)
     backend = _backend(metric, n_threads)
     opts = _options(fd_step=fd_step)
-    out = _run_chunks(len(pts), 16 * backend.chunk(len(pts)), lambda s: dict(zip(
+    out = _run_chunks(len(pts), backend.chunk(len(pts), _CURVATURE_PER_CALL), lambda s: dict(zip(
         ("ricci", "scalar", "ok"), _core.curvature(backend.model, backend.callback, pts[s], opts, backend.threads))))
     _require_inside(out["ok"], "z", backend)
     return out["ricci"].reshape(len(pts), dim, dim), out["scalar"] / backend.scale, single
@@ -399,7 +401,7 @@ def exp_map(metric, z, v, t=None, *, rtol: float = _DEFAULTS.rtol, max_steps: in
     t_end, core_times, one, user_times = _output_times(t)
     backend = _backend(metric, n_threads)
     opts = _options(rtol=rtol, max_steps=max_steps)
-    out = _run_chunks(len(starts), backend.chunk(len(starts)), lambda s: _core.exp_map(
+    out = _run_chunks(len(starts), backend.chunk(len(starts), _TRAJECTORIES_PER_CALL), lambda s: _core.exp_map(
         backend.model, backend.callback, starts[s], velocities[s], t_end, core_times, opts, backend.threads))
     n, n_out = len(starts), len(core_times)
     curves = out["curves"].reshape(n, n_out, dim) if n_out else None
@@ -449,10 +451,14 @@ class LogMapResult:
     discrete: object
 
 
-def _initial_tangents(batch) -> np.ndarray:
-    """γ̇(0) of each discrete geodesic (its C¹ Hermite curve's tangent at the first node)."""
+def _initial_tangents(batch, z0: np.ndarray, z1: np.ndarray) -> np.ndarray:
+    """γ̇(0) of each discrete geodesic (its C¹ Hermite curve's tangent at the first node); the
+    chord z1 − z0 where a solve ended non-finite."""
     zero = np.zeros(1)
-    return np.stack([batch[i].curve(zero, derivative=True)[0] for i in range(len(batch))])
+    tangents = np.stack([batch[i].curve(zero, derivative=True)[0] for i in range(len(batch))])
+    bad = ~np.all(np.isfinite(tangents), axis=1)
+    tangents[bad] = (z1 - z0)[bad]
+    return tangents
 
 
 def log_map(metric, z0, z1, *, tol: float = _DEFAULTS.tol, max_iter: int = _DEFAULTS.max_iter,
@@ -496,9 +502,9 @@ def log_map(metric, z0, z1, *, tol: float = _DEFAULTS.tol, max_iter: int = _DEFA
         raise ValueError("geodesic_options: expected a dict of geodesics() options")
     geo_opts = {"tol": _INIT_TOL, **(geodesic_options or {})}
     discrete = geodesics(metric, a, b, progress=progress, n_threads=n_threads, **geo_opts)
-    guess = _initial_tangents(discrete)
+    guess = _initial_tangents(discrete, a, b)
     backend = _backend(metric, n_threads)
-    out = _run_chunks(len(a), backend.chunk(len(a)), lambda s: _core.log_map(
+    out = _run_chunks(len(a), backend.chunk(len(a), _PAIRS_PER_CALL), lambda s: _core.log_map(
         backend.model, backend.callback, a[s], b[s], guess[s], opts, backend.threads))
     converged = out["status"] == 0
     vectors = np.where(converged[:, None], out["vectors"], guess)
@@ -646,10 +652,10 @@ def _transport(backend: _Backend, kind: str, data, w: np.ndarray, times: np.ndar
         return _core.transport_callable(backend.model, backend.callback, data, dim, flat, times, opts)
     if kind == "geodesic":
         starts, vel = data
-        return _run_chunks(n_curves, backend.chunk(n_curves), lambda s: _core.transport_geodesic(
+        return _run_chunks(n_curves, backend.chunk(n_curves, _TRANSPORTS_PER_CALL), lambda s: _core.transport_geodesic(
             backend.model, backend.callback, starts[s], vel[s], flat[s], 1.0, times, opts, backend.threads))
     nodes = [_check_nodes(x, dim) for x in data]
-    return _run_chunks(n_curves, backend.chunk(n_curves), lambda s: _core.transport_nodes(
+    return _run_chunks(n_curves, backend.chunk(n_curves, _TRANSPORTS_PER_CALL), lambda s: _core.transport_nodes(
         backend.model, backend.callback, nodes[s], flat[s], times, opts, backend.threads))
 
 

@@ -58,7 +58,7 @@ struct ConnectionOptions {
   Index max_iter = 20;      // log map: Newton iterations per pair
   double jacobian_rtol = 1e-6;  // log map: tolerance of the variational equations (the Jacobian steers only)
   double fd_step = 1e-3;    // finite-difference second derivatives: step / max(1, |z_m|)
-  Index block = 16;         // trajectories advanced in lockstep
+  Index block = 4;          // trajectories advanced in lockstep (the Python callback: the whole batch)
 
   OdeOptions ode() const {
     OdeOptions o;

@@ -39,7 +39,7 @@ enum class OdeStatus : int {
 struct OdeOptions {
   double rtol = 1e-10;       // relative tolerance of each step
   Index max_steps = 20000;   // accepted + rejected steps per trajectory
-  Index block = 16;          // trajectories advanced in lockstep by one evaluation per stage
+  Index block = 4;           // trajectories advanced in lockstep by one evaluation per stage
 };
 
 struct OdeStats {
