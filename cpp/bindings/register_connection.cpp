@@ -153,8 +153,8 @@ py::tuple christoffel(const py::object& model, const py::object& geometry_fn, co
   check_options(o);
   std::vector<char> ok;
   RowMatrix gamma = with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(),
-                               [&](const auto& m, const ConnectionOptions&, int threads) {
-                                 return latentgeo::christoffel(m, z, ok, threads);
+                               [&](const auto& m, const ConnectionOptions& opts, int threads) {
+                                 return latentgeo::christoffel(m, z, ok, opts, threads);
                                });
   return py::make_tuple(gamma, flags(ok));
 }
@@ -165,8 +165,8 @@ py::tuple curvature(const py::object& model, const py::object& geometry_fn, cons
   std::vector<char> ok;
   RowMatrix ricci;
   Vector scalar;
-  with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(), [&](const auto& m, const ConnectionOptions&, int threads) {
-    latentgeo::curvature(m, z, ricci, scalar, ok, threads);
+  with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(), [&](const auto& m, const ConnectionOptions& opts, int threads) {
+    latentgeo::curvature(m, z, ricci, scalar, ok, opts, threads);
     return 0;
   });
   return py::make_tuple(ricci, scalar, flags(ok));

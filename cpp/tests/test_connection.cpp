@@ -139,7 +139,7 @@ TEST_CASE("Poincare half-plane: exp along a semicircle, log by shooting, curvatu
   RowMatrix ricci;
   Vector scalar;
   std::vector<char> ok;
-  curvature(model, z, ricci, scalar, ok, 1);
+  curvature(model, z, ricci, scalar, ok, ConnectionOptions{}, 1);
   CHECK(scalar(0) == doctest::Approx(-2.0).epsilon(1e-12));
   CHECK(scalar(1) == doctest::Approx(-2.0).epsilon(1e-12));
 }
@@ -150,7 +150,7 @@ TEST_CASE("sphere through central differences of Gamma: K = +1, transport keeps 
   RowMatrix ricci;
   Vector scalar;
   std::vector<char> ok;
-  curvature(model, z, ricci, scalar, ok, 1);
+  curvature(model, z, ricci, scalar, ok, ConnectionOptions{}, 1);
   CHECK(std::abs(scalar(0) - 2.0) < 1e-8);
   CHECK(std::abs(scalar(1) - 2.0) < 1e-8);
   const RowMatrix v = rows({{1.0, 0.5}, {-0.3, 0.2}});

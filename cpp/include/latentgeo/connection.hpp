@@ -98,10 +98,11 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 
 }  // namespace detail
 
-// The model at the rows of z, in blocks of points evaluated in parallel.
+// The model at the rows of z, in blocks of `block` points evaluated in parallel (one block, one
+// call, for a Python model).
 template <class Model>
 LocalGeometry evaluate_points(const Model& model, const ConstRowMatrixRef& z, Order order, int n_threads,
-                              Index block = 64) {
+                              Index block) {
   const Index n = z.rows(), d = model.dim();
   LocalGeometry out;
   out.resize(n, d, order);
@@ -304,8 +305,9 @@ class HermiteCurves {
 // ------------------------------------------------------------------------------------------------
 // Gamma at the rows of z (N x d^3, [k, i, j]); ok = 0 outside the domain.
 template <class Model>
-RowMatrix christoffel(const Model& model, const ConstRowMatrixRef& z, std::vector<char>& ok, int n_threads) {
-  LocalGeometry geo = evaluate_points(model, z, Order::christoffel, n_threads);
+RowMatrix christoffel(const Model& model, const ConstRowMatrixRef& z, std::vector<char>& ok,
+                      const ConnectionOptions& o, int n_threads) {
+  LocalGeometry geo = evaluate_points(model, z, Order::christoffel, n_threads, std::max<Index>(64, o.block));
   ok = geo.ok;
   return geo.gamma;
 }
@@ -313,9 +315,9 @@ RowMatrix christoffel(const Model& model, const ConstRowMatrixRef& z, std::vecto
 // Ricci tensors (N x d^2) and scalar curvatures (N); ok = 0 outside the domain.
 template <class Model>
 void curvature(const Model& model, const ConstRowMatrixRef& z, RowMatrix& ricci, Vector& scalar,
-               std::vector<char>& ok, int n_threads) {
+               std::vector<char>& ok, const ConnectionOptions& o, int n_threads) {
   const Index n = z.rows(), d = model.dim();
-  LocalGeometry geo = evaluate_points(model, z, Order::second, n_threads, 16);
+  LocalGeometry geo = evaluate_points(model, z, Order::second, n_threads, std::max<Index>(16, o.block));
   ricci.setZero(n, d * d);
   scalar.setZero(n);
   ok = geo.ok;
@@ -340,8 +342,6 @@ struct ExpOutput {
 };
 
 namespace detail {
-
-inline double max_abs(const RowMatrix::ConstRowXpr& x) { return x.size() ? x.cwiseAbs().maxCoeff() : 0.0; }
 
 // Absolute tolerances of (z, second block, further blocks of d): z against the coordinate scale
 // max(|z0|, |v0| t_end), each other block against its own initial size.
@@ -402,7 +402,8 @@ ExpOutput exp_map(const Model& model, const ConstRowMatrixRef& z, const ConstRow
   const Index b = z.rows(), d = model.dim(), n_out = t_out.size();
   constexpr bool hamiltonian = detail::has_hamiltonian<Model>::value;
   ExpOutput out;
-  const LocalGeometry start = evaluate_points(model, z, Order::metric, n_threads);
+  const Index block = std::max<Index>(64, o.block);
+  const LocalGeometry start = evaluate_points(model, z, Order::metric, n_threads, block);
   RowMatrix y(b, 2 * d);
   Vector q0(b);
   for (Index r = 0; r < b; ++r) {
@@ -432,7 +433,7 @@ ExpOutput exp_map(const Model& model, const ConstRowMatrixRef& z, const ConstRow
     }
   } else {
     out.velocities = y.rightCols(d);
-    const LocalGeometry end = evaluate_points(model, out.points, Order::metric, n_threads);
+    const LocalGeometry end = evaluate_points(model, out.points, Order::metric, n_threads, block);
     for (Index r = 0; r < b; ++r) {
       const double q1 = detail::speed(end.g, r, out.velocities.row(r), d);
       out.speed_drift(r) = q0(r) > 0.0 ? std::abs(q1 - q0(r)) / q0(r) : 0.0;
