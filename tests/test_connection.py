@@ -343,6 +343,12 @@ def test_exp_scaled_metric_is_unchanged(rhvae3):
     z, v = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
     base, scaled = lg.exp_map(rhvae3, z, v), lg.exp_map(lg.ScaledMetric(rhvae3, 250.0), z, v)
     np.testing.assert_allclose(scaled.points, base.points, rtol=1e-12, atol=1e-12)
+    # through the callback the scaled G itself is integrated: Γ is unchanged up to rounding, and so
+    # are the error estimates and the steps
+    plane = lg.exp_map(PoincareHalfPlane(), HALF_PLANE_STARTS, HALF_PLANE_VELOCITIES)
+    scaled = lg.exp_map(lg.ScaledMetric(PoincareHalfPlane(), 1e-3), HALF_PLANE_STARTS, HALF_PLANE_VELOCITIES)
+    np.testing.assert_allclose(scaled.points, plane.points, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(scaled.speed_drift, plane.speed_drift, atol=1e-12)
 
 
 def test_exp_domain_exit_is_flagged_per_trajectory():
