@@ -324,9 +324,7 @@ class RHVAEModel {
         const Index kc = std::min(kChunk, kk - k0);
         auto wc = w.head(kc);
         auto rc = r.head(kc);
-        wc.setZero();
-        for (Index j = 0; j < d_; ++j) wc += (z(n, j) - ct_.row(j).segment(k0, kc).array()).square();
-        scaled_exp_inplace(wc.data(), kc, -inv_t2_);
+        weights(z.row(n), k0, kc, wc);
         rc.setZero();
         for (Index e = 0; e < p_; ++e) {
           const auto me = mt_.row(e).segment(k0, kc).array();
@@ -336,9 +334,7 @@ class RHVAEModel {
         rc *= wc;
         for (Index j = 0; j < d_; ++j) force(j) += (rc * (z(n, j) - ct_.row(j).segment(k0, kc).array())).sum();
       }
-      unpack_symmetric(acc, ginv);
-      ginv *= s_;
-      ginv.diagonal().array() += lambda_;
+      inverse_from(acc, ginv);
       Eigen::LLT<Eigen::MatrixXd> llt(ginv);
       ok[static_cast<std::size_t>(n)] = llt.info() == Eigen::Success && llt.matrixLLT().diagonal().minCoeff() > 1e-150;
       zdot.row(n) = (ginv * p.row(n).transpose()).transpose();
@@ -364,14 +360,8 @@ class RHVAEModel {
       s.w.resize(nb, kc);
       s.e.resize(nb * d_, kc);  // row b * d + j: e_cj of point b
       for (Index b = 0; b < nb; ++b) {
-        auto w = s.w.row(b).array();
-        w.setZero();
-        for (Index j = 0; j < d_; ++j) {
-          auto e = s.e.row(b * d_ + j).array();
-          e = z(n0 + b, j) - ct_.row(j).segment(k0, kc).array();
-          w += e.square();
-        }
-        scaled_exp_inplace(s.w.row(b).data(), kc, -inv_t2_);
+        weights(z.row(n0 + b), k0, kc, s.w.row(b).array());
+        for (Index j = 0; j < d_; ++j) s.e.row(b * d_ + j).array() = z(n0 + b, j) - ct_.row(j).segment(k0, kc).array();
       }
       s.acc0.noalias() += s.w * mchunk;
       if (order < Order::christoffel) continue;
@@ -391,9 +381,19 @@ class RHVAEModel {
     }
   }
 
-  void inverse_at(const Sums& s, Index b, Eigen::MatrixXd& ginv) const {
+  // w_c = exp(-|z - c|^2 / T^2) for the centroids k0 .. k0 + kc - 1 (a row of kc weights).
+  template <class Z, class W>
+  void weights(const Z& z, Index k0, Index kc, W&& w) const {
+    w.setZero();
+    for (Index j = 0; j < d_; ++j) w += (z(j) - ct_.row(j).segment(k0, kc).array()).square();
+    scaled_exp_inplace(w.data(), kc, -inv_t2_);
+  }
+
+  // G^{-1} = s unpack(sum w M) + lambda I.
+  template <class Packed>
+  void inverse_from(const Packed& acc, Eigen::MatrixXd& ginv) const {
     ginv.resize(d_, d_);
-    unpack_symmetric(s.acc0.row(b), ginv);
+    unpack_symmetric(acc, ginv);
     ginv *= s_;
     ginv.diagonal().array() += lambda_;
   }
@@ -401,7 +401,7 @@ class RHVAEModel {
   void finish_point(const Sums& s, Index b, Index row, Order order, LocalGeometry& out) const {
     const Index d = d_;
     Eigen::MatrixXd ginv, g;
-    inverse_at(s, b, ginv);
+    inverse_from(s.acc0.row(b), ginv);
     if (!detail::invert_spd(ginv, g)) {
       out.clear(row);
       return;
