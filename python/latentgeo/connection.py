@@ -452,10 +452,15 @@ class LogMapResult:
 
 
 def _initial_tangents(batch, z0: np.ndarray, z1: np.ndarray) -> np.ndarray:
-    """γ̇(0) of each discrete geodesic (its C¹ Hermite curve's tangent at the first node); the
-    chord z1 − z0 where a solve ended non-finite."""
+    """γ̇(0) of each geodesic of the batch (the discrete solver's C¹ Hermite curve, or a neural
+    curve's velocity); the chord z1 − z0 where a solve ended non-finite."""
     zero = np.zeros(1)
-    tangents = np.stack([batch[i].curve(zero, derivative=True)[0] for i in range(len(batch))])
+
+    def tangent(curve):
+        velocity = getattr(curve, "velocity", None)
+        return velocity(zero)[0] if callable(velocity) else curve(zero, derivative=True)[0]
+
+    tangents = np.stack([tangent(batch[i].curve) for i in range(len(batch))])
     bad = ~np.all(np.isfinite(tangents), axis=1)
     tangents[bad] = (z1 - z0)[bad]
     return tangents
@@ -500,8 +505,10 @@ def log_map(metric, z0, z1, *, tol: float = _DEFAULTS.tol, max_iter: int = _DEFA
     opts = _options(tol=tol, max_iter=max_iter, rtol=rtol, max_steps=max_steps)
     if not isinstance(geodesic_options, (dict, type(None))):
         raise ValueError("geodesic_options: expected a dict of geodesics() options")
-    geo_opts = {"tol": _INIT_TOL, **(geodesic_options or {})}
-    discrete = geodesics(metric, a, b, progress=progress, n_threads=n_threads, **geo_opts)
+    geo_opts = {"progress": progress, "n_threads": n_threads, **(geodesic_options or {})}
+    if geo_opts.get("method", "discrete") == "discrete":
+        geo_opts.setdefault("tol", _INIT_TOL)
+    discrete = geodesics(metric, a, b, **geo_opts)
     guess = _initial_tangents(discrete, a, b)
     backend = _backend(metric, n_threads)
     out = _run_chunks(len(a), backend.chunk(len(a), _PAIRS_PER_CALL), lambda s: _core.log_map(
