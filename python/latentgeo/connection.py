@@ -71,7 +71,7 @@ _DOMAIN_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 _INIT_TOL = 1e-6  # the discrete geodesic only seeds the shooting
 # Items in one C++ call (well under a second each on one thread for a d = 8, K = 400 RHVAE).
 _POINTS_PER_CALL, _CURVATURE_PER_CALL, _TRAJECTORIES_PER_CALL, _TRANSPORTS_PER_CALL, _PAIRS_PER_CALL = (
-    8192, 1024, 256, 128, 8)
+    8192, 1024, 256, 128, 16)
 
 
 # --------------------------------------------------------------------------------------------
@@ -454,13 +454,13 @@ class LogMapResult:
 def _initial_tangents(batch, z0: np.ndarray, z1: np.ndarray) -> np.ndarray:
     """γ̇(0) of each geodesic of the batch (the discrete solver's C¹ Hermite curve, or a neural
     curve's velocity); the chord z1 − z0 where a solve ended non-finite."""
+    from .geodesic import HermiteCurve
+
     zero = np.zeros(1)
-
-    def tangent(curve):
-        velocity = getattr(curve, "velocity", None)
-        return velocity(zero)[0] if callable(velocity) else curve(zero, derivative=True)[0]
-
-    tangents = np.stack([tangent(batch[i].curve) for i in range(len(batch))])
+    if batch.method == "discrete":
+        tangents = np.stack([HermiteCurve(nodes).tangents[0] for nodes in batch.node_list])
+    else:
+        tangents = np.stack([batch[i].curve.velocity(zero)[0] for i in range(len(batch))])
     bad = ~np.all(np.isfinite(tangents), axis=1)
     tangents[bad] = (z1 - z0)[bad]
     return tangents
