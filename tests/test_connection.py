@@ -699,3 +699,23 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, case):
     assert len(lines) == 1 and "Traceback" not in proc.stderr
     assert lines[0].startswith("latentgeo: error: ") and {"missing": "--v", "shape": "v:", "nan": "v:",
                                                            "no_t": "--curves"}[case] in lines[0]
+
+
+def test_a_metric_returning_wrong_shapes_raises_instead_of_flagging_points():
+    class Broken(PoincareHalfPlane):
+        def _metric(self, z, n_threads):
+            return np.eye(2)[None]  # one matrix whatever the number of points
+
+    with pytest.raises(TypeError, match="^metric:"):
+        lg.exp_map(Broken(), [[0.0, 1.0], [0.5, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_points_where_a_python_metric_raises_are_outside_its_domain():
+    def g_fn(z):  # DenseMetric raises ValueError on the NaN it returns for x >= 1
+        return Walled()._metric(z, 1)
+
+    metric = lg.DenseMetric(g_fn, lambda z: np.zeros((len(z), 2, 2, 2)), dim=2)
+    res = lg.exp_map(metric, [[0.0, 0.0], [0.0, 0.0]], [[2.0, 0.0], [0.0, 1.0]])
+    assert res.status == ["domain_exit", "converged"]
+    with pytest.raises(ValueError, match=r"^z: .*\[1\].*G_fn: returned NaN or Inf"):
+        lg.christoffel(metric, [[0.0, 0.0], [2.0, 0.0]])

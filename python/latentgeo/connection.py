@@ -119,22 +119,29 @@ class _GeometryCallback:
 
     def _evaluate(self, z: np.ndarray, want_derivative: bool):
         with np.errstate(all="ignore"):
-            g = np.asarray(self.metric.metric(z), dtype=np.float64).reshape(len(z), self.dim, self.dim)
-            dg = (np.asarray(self.metric.derivative(z), dtype=np.float64).reshape(len(z), self.dim, self.dim, self.dim)
-                  if want_derivative else None)
+            g = np.asarray(self.metric.metric(z), dtype=np.float64)
+            dg = np.asarray(self.metric.derivative(z), dtype=np.float64) if want_derivative else None
+        d = self.dim
+        # A wrong shape is a broken metric, not a point outside the domain: TypeError, never retried.
+        if g.shape != (len(z), d, d) or (dg is not None and dg.shape != (len(z), d, d, d)):
+            raise TypeError(f"metric: metric(z)/derivative(z) returned shapes {g.shape}/"
+                            f"{None if dg is None else dg.shape} for {len(z)} points of dimension {d}")
         return g, dg
 
     def __call__(self, z: np.ndarray, want_derivative: bool):
-        n, d = z.shape
         try:
             g, dg = self._evaluate(z, want_derivative)
         except _DOMAIN_ERRORS as exc:
             self.last_error = str(exc)
             return self._pointwise(z, want_derivative)
-        ok = np.all(np.isfinite(g.reshape(n, -1)), axis=1)
+        return g, dg, self._finite(g, dg)
+
+    @staticmethod
+    def _finite(g: np.ndarray, dg: Optional[np.ndarray]) -> np.ndarray:
+        ok = np.all(np.isfinite(g.reshape(len(g), -1)), axis=1)
         if dg is not None:
-            ok &= np.all(np.isfinite(dg.reshape(n, -1)), axis=1)
-        return g, dg, ok
+            ok &= np.all(np.isfinite(dg.reshape(len(dg), -1)), axis=1)
+        return ok
 
     def _pointwise(self, z: np.ndarray, want_derivative: bool):
         n, d = z.shape
@@ -148,7 +155,7 @@ class _GeometryCallback:
             g[i] = gi[0]
             if dgi is not None:
                 dg[i] = dgi[0]
-            ok[i] = np.all(np.isfinite(gi)) and (dgi is None or np.all(np.isfinite(dgi)))
+            ok[i] = self._finite(gi, dgi)[0]
         return g, (dg if want_derivative else None), ok
 
 
