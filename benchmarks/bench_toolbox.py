@@ -297,10 +297,12 @@ def rhvae_suite(name, metric, data, rng, n_exp, n_log, n_transport, n_threads):
     v = u / np.sqrt(metric.quadratic_form(z, u))[:, None] * np.median(discrete.length)
     exp, t_exp = timed(lambda: lg.exp_map(metric, z, v, n_threads=n_threads), repeat=3)
     _, t_one = timed(lambda: lg.exp_map(metric, z[: n_exp // 10], v[: n_exp // 10], n_threads=1))
+    loose, t_loose = timed(lambda: lg.exp_map(metric, z, v, rtol=1e-9, n_threads=n_threads), repeat=3)
     print(f"(a) exp map, {n_exp} starts: {t_exp:.3f} s on {lg.max_threads() if n_threads is None else n_threads} "
           f"threads ({t_one * 10 / n_exp * 1e6:.0f} us/start on 1 thread); steps median {np.median(exp.n_steps):.0f}, "
           f"max {exp.n_steps.max()}; max speed drift {exp.speed_drift.max():.1e}; "
-          f"{exp.converged.sum()}/{n_exp} converged")
+          f"{exp.converged.sum()}/{n_exp} converged; with rtol=1e-9 {t_loose:.3f} s (endpoints within "
+          f"{np.abs(loose.points - exp.points).max():.1e} of rtol=1e-10)")
     # (c) transport: along exp geodesics, along one geodesic, along minimising geodesics (with log)
     m = n_transport
     w = rng.normal(size=(m, 2, d))  # two vectors per geodesic: their inner product must be kept
