@@ -220,3 +220,52 @@ TEST_CASE("Hermite curves: breaks at the nodes, positions and velocities of the 
   CHECK(z(0, 0) == doctest::Approx(0.09).epsilon(1e-12));  // t^2 is reproduced by the cubic interpolant
   CHECK(v(0, 0) == doctest::Approx(0.6).epsilon(1e-12));
 }
+
+TEST_CASE("RHVAE model: the Hamiltonian Jacobian and the endpoint Jacobians match central differences") {
+  const RHVAEModel model = random_rhvae(3, 7, 5);
+  const RowMatrix z = RowMatrix::Random(2, 3) * 0.6, p = RowMatrix::Random(2, 3);
+  RowMatrix zdot(2, 3), pdot(2, 3), jac;
+  std::vector<char> ok(2, 1);
+  model.hamiltonian_jacobian(z, p, zdot, pdot, jac, ok);
+  const double h = 1e-6;
+  for (Index r = 0; r < 2; ++r)
+    for (Index m = 0; m < 6; ++m) {  // d/dz_m (m < 3) and d/dp_{m-3}
+      RowMatrix za = z.row(r), zb = z.row(r), pa = p.row(r), pb = p.row(r);
+      (m < 3 ? za : pa)(0, m % 3) += h;
+      (m < 3 ? zb : pb)(0, m % 3) -= h;
+      RowMatrix fa(1, 3), ga(1, 3), fb(1, 3), gb(1, 3);
+      std::vector<char> flag(1, 1);
+      model.hamiltonian(za, pa, fa, ga, flag);
+      model.hamiltonian(zb, pb, fb, gb, flag);
+      const Index zdot_block = m < 3 ? 0 : 1, pdot_block = m < 3 ? 2 : 3;
+      for (Index k = 0; k < 3; ++k) {
+        CHECK(jac(r, zdot_block * 9 + k * 3 + m % 3) == doctest::Approx((fa(0, k) - fb(0, k)) / (2 * h)).epsilon(1e-6));
+        CHECK(jac(r, pdot_block * 9 + k * 3 + m % 3) == doctest::Approx((ga(0, k) - gb(0, k)) / (2 * h)).epsilon(1e-6));
+      }
+    }
+  // d exp(z, v)(1) / dv, Hamiltonian and Lagrangian variational equations, against exp_map differences
+  const MetricSourceModel<SphereSource> sphere(SphereSource{}, 1e-3);
+  const RowMatrix v = RowMatrix::Random(2, 3) * 0.5, v2 = RowMatrix::Random(2, 2) * 0.5, z2 = RowMatrix::Random(2, 2);
+  ConnectionOptions o;
+  std::vector<OdeStats> stats;
+  const RowMatrix j_rhvae = exp_jacobians(model, z, v, o, stats, 1);
+  const RowMatrix j_sphere = exp_jacobians(sphere, z2, v2, o, stats, 1);
+  const double hv = 1e-5;
+  for (Index c = 0; c < 3; ++c) {
+    RowMatrix va = v, vb = v;
+    va.col(c).array() += hv;
+    vb.col(c).array() -= hv;
+    const RowMatrix diff = (exp_map(model, z, va, 1.0, Vector(0), o, 1).points -
+                            exp_map(model, z, vb, 1.0, Vector(0), o, 1).points) / (2 * hv);
+    for (Index r = 0; r < 2; ++r)
+      for (Index k = 0; k < 3; ++k) CHECK(j_rhvae(r, k * 3 + c) == doctest::Approx(diff(r, k)).epsilon(1e-5));
+    if (c == 2) break;
+    RowMatrix wa = v2, wb = v2;
+    wa.col(c).array() += hv;
+    wb.col(c).array() -= hv;
+    const RowMatrix diff2 = (exp_map(sphere, z2, wa, 1.0, Vector(0), o, 1).points -
+                             exp_map(sphere, z2, wb, 1.0, Vector(0), o, 1).points) / (2 * hv);
+    for (Index r = 0; r < 2; ++r)
+      for (Index k = 0; k < 2; ++k) CHECK(j_sphere(r, k * 2 + c) == doctest::Approx(diff2(r, k)).epsilon(1e-5));
+  }
+}

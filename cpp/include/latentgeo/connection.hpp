@@ -10,6 +10,7 @@
 //   VariationalFlow    (z, v, Jz, Jv):   the geodesic with its Jacobi fields Jz = dz/dv0, Jv = dv/dv0,
 //                                        Jz' = Jv,  Jv' = A_z Jz + A_v Jv,
 //                                        A_z(k, m) = -d_m Gamma^k_ij v^i v^j,  A_v(k, m) = -2 Gamma^k_mj v^j
+//   HamiltonianVariationalFlow (z, p, Phi_z, Phi_p): the same in Hamiltonian form, Phi = d(z, p)/dp0
 //   TransportFlow      (z, v, w_1..w_V): the geodesic and w_a' = -Gamma(v, w_a)
 //   CurveTransportFlow (w_1..w_V):       w_a' = -Gamma(gamma(t))(gamma'(t), w_a) along a given curve
 #pragma once
@@ -70,6 +71,15 @@ struct ConnectionOptions {
 };
 
 namespace detail {
+
+template <class M, class = void>
+struct has_hamiltonian_jacobian : std::false_type {};
+template <class M>
+struct has_hamiltonian_jacobian<M, std::void_t<decltype(std::declval<const M&>().hamiltonian_jacobian(
+                                       std::declval<const ConstRowMatrixRef&>(), std::declval<const RowMatrix&>(),
+                                       std::declval<RowMatrix&>(), std::declval<RowMatrix&>(),
+                                       std::declval<RowMatrix&>(), std::declval<std::vector<char>&>()))>>
+    : std::true_type {};
 
 template <class M, class = void>
 struct has_hamiltonian : std::false_type {};
@@ -195,6 +205,37 @@ class VariationalFlow {
       const auto jv = detail::ConstMapMatrix(y.row(r).data() + 2 * d + dd, d, d);
       detail::MapMatrix(dy.row(r).data() + 2 * d, d, d) = jv;
       detail::MapMatrix(dy.row(r).data() + 2 * d + dd, d, d) = az * jz + av * jv;
+    }
+  }
+
+ private:
+  const Model& m_;
+  Index d_;
+};
+
+// The Hamiltonian flow with its variational equations (models with hamiltonian_jacobian()):
+// y = (z, p, Phi_z, Phi_p), Phi = d(z, p)/dp0, Phi' = [A B; C D] Phi.
+template <class Model>
+class HamiltonianVariationalFlow {
+ public:
+  explicit HamiltonianVariationalFlow(const Model& m) : m_(m), d_(m.dim()) {}
+  Index size() const { return 2 * d_ + 2 * d_ * d_; }
+  Index controlled() const { return 2 * d_; }
+  double next_break(Index, double) const { return detail::kInf; }
+  void rhs(const std::vector<Index>&, const Vector&, const RowMatrix& y, RowMatrix& dy, std::vector<char>& ok) const {
+    const Index d = d_, dd = d * d;
+    RowMatrix zdot(y.rows(), d), pdot(y.rows(), d), jac;
+    m_.hamiltonian_jacobian(y.leftCols(d), RowMatrix(y.middleCols(d, d)), zdot, pdot, jac, ok);
+    dy.leftCols(d) = zdot;
+    dy.middleCols(d, d) = pdot;
+    for (Index r = 0; r < y.rows(); ++r) {
+      const double* blocks = jac.row(r).data();
+      const auto a = detail::ConstMapMatrix(blocks, d, d), b = detail::ConstMapMatrix(blocks + dd, d, d);
+      const auto c = detail::ConstMapMatrix(blocks + 2 * dd, d, d), e = detail::ConstMapMatrix(blocks + 3 * dd, d, d);
+      const auto phi_z = detail::ConstMapMatrix(y.row(r).data() + 2 * d, d, d);
+      const auto phi_p = detail::ConstMapMatrix(y.row(r).data() + 2 * d + dd, d, d);
+      detail::MapMatrix(dy.row(r).data() + 2 * d, d, d) = a * phi_z + b * phi_p;
+      detail::MapMatrix(dy.row(r).data() + 2 * d + dd, d, d) = c * phi_z + e * phi_p;
     }
   }
 
@@ -455,25 +496,38 @@ ExpOutput exp_map(const Model& model, const ConstRowMatrixRef& z, const ConstRow
 }
 
 // Endpoint Jacobians d exp(z, v)(1) / dv (B x d^2, row-major d x d) from the variational equations
-// (with `endpoints`, also exp(z, v)(1) of this integration).
+// (with `endpoints`, also exp(z, v)(1) of this integration): in Hamiltonian form when the model has
+// hamiltonian_jacobian() (then d z(1)/dv = d z(1)/dp0 G(z0)), else from Gamma and dGamma.
 template <class Model>
 RowMatrix exp_jacobians(const Model& model, const ConstRowMatrixRef& z, const ConstRowMatrixRef& v,
                         const ConnectionOptions& o, std::vector<OdeStats>& stats, int n_threads,
                         RowMatrix* endpoints = nullptr) {
+  constexpr bool hamiltonian = detail::has_hamiltonian_jacobian<Model>::value;
   const Index b = z.rows(), d = model.dim(), dd = d * d;
   RowMatrix y = RowMatrix::Zero(b, 2 * d + 2 * dd);
+  LocalGeometry start;
+  if (hamiltonian) start = evaluate_points(model, z, Order::metric, n_threads, std::max<Index>(64, o.block));
   for (Index r = 0; r < b; ++r) {
     y.row(r).head(d) = z.row(r);
-    y.row(r).segment(d, d) = v.row(r);
-    for (Index i = 0; i < d; ++i) y(r, 2 * d + dd + i * d + i) = 1.0;  // Jv(0) = I
+    if (hamiltonian)
+      y.row(r).segment(d, d) = v.row(r) * detail::ConstMapMatrix(start.g.row(r).data(), d, d);
+    else
+      y.row(r).segment(d, d) = v.row(r);
+    for (Index i = 0; i < d; ++i) y(r, 2 * d + dd + i * d + i) = 1.0;  // d(v or p)/d(v0 or p0) = I
   }
   RowMatrix atol = detail::tolerances(y.leftCols(2 * d), RowMatrix(v), d, 1.0, o.rtol);
   atol.conservativeResize(b, y.cols());
   atol.rightCols(2 * dd).setZero();
-  const VariationalFlow<Model> flow(model);
+  using Flow = std::conditional_t<hamiltonian, HamiltonianVariationalFlow<Model>, VariationalFlow<Model>>;
+  const Flow flow(model);
   stats = integrate(flow, y, atol, 1.0, Vector(0), nullptr, o.ode(), n_threads);
   if (endpoints) *endpoints = y.leftCols(d);
-  return y.middleCols(2 * d, dd);
+  RowMatrix jac = y.middleCols(2 * d, dd);
+  if (hamiltonian)
+    for (Index r = 0; r < b; ++r)
+      detail::MapMatrix(jac.row(r).data(), d, d) =
+          (detail::ConstMapMatrix(jac.row(r).data(), d, d) * detail::ConstMapMatrix(start.g.row(r).data(), d, d)).eval();
+  return jac;
 }
 
 // ------------------------------------------------------------------------------------------------
