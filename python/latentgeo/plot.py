@@ -10,7 +10,7 @@ from typing import Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._validation import as_float_array
+from ._validation import as_float_array, check_int, check_positive
 
 __all__ = ["plot_magnification", "plot_curves", "plot_latent", "magnification_grid", "curvature_grid", "plot_curvature",
            "plot_exp_fan"]
@@ -295,7 +295,6 @@ def plot_exp_fan(metric, z, n_directions: int = 24, length: float = 1.0, ax=None
     -------
     matplotlib.axes.Axes
     """
-    from ._validation import check_int, check_positive
     from .connection import exp_map
 
     if getattr(metric, "dim", None) != 2:
