@@ -298,7 +298,8 @@ class RHVAEModel {
   void evaluate(const ConstRowMatrixRef& z, Order order, LocalGeometry& out) const {
     const Index n = z.rows();
     out.resize(n, d_, order);
-    Sums sums;
+    thread_local Sums sums;  // kept between the many small calls of an integrator (no allocations)
+    sums.prepare(d_);
     for (Index n0 = 0; n0 < n; n0 += kBlock) {
       const Index nb = std::min(kBlock, n - n0);
       accumulate(z, n0, nb, order, sums);
@@ -406,6 +407,19 @@ class RHVAEModel {
  private:
   struct Sums {
     RowMatrix w, e, scaled, acc0, acc1, acc2;
+    // per-point scratch of finish_point
+    Eigen::MatrixXd ginv, g, d2ginv, a0, second;
+    std::vector<Eigen::MatrixXd> dginv, dgk;
+    std::vector<double> dg, d2g;
+
+    void prepare(Index d) {
+      if (static_cast<Index>(dginv.size()) == d && ginv.rows() == d) return;
+      for (auto* m : {&ginv, &g, &d2ginv, &a0, &second}) m->resize(d, d);
+      dginv.assign(static_cast<std::size_t>(d), Eigen::MatrixXd(d, d));
+      dgk.assign(static_cast<std::size_t>(d), Eigen::MatrixXd(d, d));
+      dg.resize(static_cast<std::size_t>(d * d * d));
+      d2g.resize(static_cast<std::size_t>(d * d * d * d));
+    }
   };
 
   // Over chunks of centroids: acc0 = sum w M (nb x p); with order >= christoffel acc1 (nb x d p,
@@ -459,9 +473,10 @@ class RHVAEModel {
     ginv.diagonal().array() += lambda_;
   }
 
-  void finish_point(const Sums& s, Index b, Index row, Order order, LocalGeometry& out) const {
+  void finish_point(Sums& s, Index b, Index row, Order order, LocalGeometry& out) const {
     const Index d = d_;
-    Eigen::MatrixXd ginv, g;
+    auto& ginv = s.ginv;
+    auto& g = s.g;
     inverse_from(s.acc0.row(b), ginv);
     if (!detail::invert_spd(ginv, g)) {
       out.clear(row);
@@ -470,8 +485,9 @@ class RHVAEModel {
     detail::MapMatrix(out.g.row(row).data(), d, d) = g;
     if (order == Order::metric) return;
     // dG_k = -G dG^{-1}_k G, stored [a, b, k].
-    std::vector<Eigen::MatrixXd> dginv(d, Eigen::MatrixXd(d, d)), dgk(d);
-    std::vector<double> dg(d * d * d);
+    auto& dginv = s.dginv;
+    auto& dgk = s.dgk;
+    auto& dg = s.dg;
     for (Index k = 0; k < d; ++k) {
       unpack_symmetric(s.acc1.row(b).segment(k * p_, p_), dginv[k]);
       dginv[k] *= -2.0 * s_ * inv_t2_;
@@ -481,8 +497,10 @@ class RHVAEModel {
     }
     detail::christoffel_from(ginv, dg.data(), d, out.gamma.row(row).data());
     if (order == Order::christoffel) return;
-    std::vector<double> d2g(d * d * d * d);
-    Eigen::MatrixXd d2ginv(d, d), a0(d, d), second(d, d);
+    auto& d2g = s.d2g;
+    auto& d2ginv = s.d2ginv;
+    auto& a0 = s.a0;
+    auto& second = s.second;
     unpack_symmetric(s.acc0.row(b), a0);
     Index pair = 0;
     for (Index k = 0; k < d; ++k)
