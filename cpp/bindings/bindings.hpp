@@ -72,6 +72,7 @@ void run_interruptible(Work&& work) {
   }
   if (signal_error) std::rethrow_exception(signal_error);  // polled during the very last block
 }
+void register_connection(pybind11::module_& m);
 
 // Throws std::invalid_argument (ValueError in Python) naming the argument.
 inline void require(bool ok, const std::string& message) {

@@ -1,4 +1,4 @@
-"""The ``latentgeo`` command: ``demo``, ``geodesic`` and ``info``.
+"""The ``latentgeo`` command: ``demo``, ``geodesic``, ``exp``, ``log`` and ``info``.
 
 Errors (missing or unreadable file, unwritable output, wrong dimension, malformed numbers)
 print one line to stderr and exit with status 2, without a traceback; they are found before
@@ -171,6 +171,74 @@ def cmd_geodesic(args) -> int:
     return 0 if result.converged else 1
 
 
+def _load_array(path: str, flag: str) -> np.ndarray:
+    """A float array from a .npy file (one line and exit 2 when it cannot be read)."""
+    if not os.path.isfile(path):
+        raise CommandError(f"{flag}: no such file: {path}")
+    try:
+        return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+    except (ValueError, OSError, TypeError) as exc:
+        raise CommandError(f"{flag}: cannot read {path} as a numeric .npy array ({exc})") from None
+
+
+def _save_array(path: str, array: np.ndarray, what: str) -> None:
+    try:
+        np.save(path, array)
+    except OSError as exc:
+        raise CommandError(f"--out: cannot write {path} ({exc})") from None
+    print(f"wrote {path}: {what} of shape {array.shape}")
+
+
+def _report(converged: np.ndarray, status: List[str], noun: str) -> int:
+    failed = [f"{i}: {s}" for i, (ok, s) in enumerate(zip(converged, status)) if not ok]
+    print(f"{len(converged)} {noun}, {len(converged) - len(failed)} converged"
+          + (f"; not converged: {', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''}" if failed else ""))
+    return 0 if not failed else 1
+
+
+def cmd_exp(args) -> int:
+    from .connection import exp_map
+
+    if args.curves and args.t is None:
+        raise CommandError("--curves: needs --t (the times of the curve points)")
+    metric = _load_model(args.model)
+    z, v = _load_array(args.z, "--z"), _load_array(args.v, "--v")
+    t = None if args.t is None else _load_array(args.t, "--t")
+    result = exp_map(metric, z, v, t=t, rtol=args.rtol, n_threads=args.n_threads)
+    rc = _report(result.converged, result.status, "geodesics")
+    print(f"steps per geodesic {int(result.n_steps.min())} .. {int(result.n_steps.max())}, "
+          f"max speed drift {float(result.speed_drift.max()):.3g}")
+    _save_array(args.out, result.points, "gamma(1)")
+    if args.curves:
+        _save_array(args.curves, result.curves, "curves (N, len(t), d)")
+    return rc
+
+
+def cmd_log(args) -> int:
+    from .connection import log_map
+
+    metric = _load_model(args.model)
+    z0, z1 = _load_array(args.z0, "--z0"), _load_array(args.z1, "--z1")
+    result = log_map(metric, z0, z1, tol=args.tol, n_threads=args.n_threads)
+    rc = _report(result.converged, result.status, "pairs")
+    print(f"distances {float(result.distances.min()):.6g} .. {float(result.distances.max()):.6g}, "
+          f"max residual {float(result.residual.max()):.3g}")
+    _save_array(args.out, result.vectors, "initial velocities")
+    if args.distances:
+        _save_array(args.distances, result.distances, "distances")
+    return rc
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def cmd_info(args) -> int:
     metric = _load_model(args.model)
     g_at_centroids = metric(metric.centroids)
@@ -218,6 +286,26 @@ def build_parser() -> argparse.ArgumentParser:
     geo.add_argument("--out", help="save the curve's nodes (n, d) to this .npy file (.npy appended if missing)")
     geo.add_argument("--n-threads", type=_positive_int, default=None)
     geo.set_defaults(run=cmd_geodesic)
+    exp = sub.add_parser("exp", help="exponential map: gamma(1) of geodesics shot from points z with velocities v")
+    exp.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
+    exp.add_argument("--z", required=True, help=".npy file of start points, shape (N, d) or (d,)")
+    exp.add_argument("--v", required=True, help=".npy file of initial velocities, shape (N, d) or (d,)")
+    exp.add_argument("--out", required=True, help=".npy file for gamma(1), shape (N, d)")
+    exp.add_argument("--t", help=".npy file of increasing times >= 0 for --curves")
+    exp.add_argument("--curves", help=".npy file for the curves at the times of --t, shape (N, len(t), d)")
+    exp.add_argument("--rtol", type=_positive_float, default=None,
+                     help="integrator tolerance (default: exp_map's, 1e-10)")
+    exp.add_argument("--n-threads", type=_positive_int, default=None)
+    exp.set_defaults(run=cmd_exp)
+    log = sub.add_parser("log", help="logarithmic map: initial velocities of the geodesics from z0 to z1")
+    log.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
+    log.add_argument("--z0", required=True, help=".npy file of start points, shape (B, d) or (d,)")
+    log.add_argument("--z1", required=True, help=".npy file of end points, shape (B, d) or (d,)")
+    log.add_argument("--out", required=True, help=".npy file for the initial velocities, shape (B, d)")
+    log.add_argument("--distances", help=".npy file for the geodesic distances, shape (B,)")
+    log.add_argument("--tol", type=_positive_float, default=None, help="shooting tolerance (default: log_map's, 1e-10)")
+    log.add_argument("--n-threads", type=_positive_int, default=None)
+    log.set_defaults(run=cmd_log)
     info = sub.add_parser("info", help="describe a saved RHVAE metric")
     info.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
     info.set_defaults(run=cmd_info)
