@@ -21,6 +21,7 @@
 #include "latentgeo/common.hpp"
 #include "latentgeo/lbfgs.hpp"
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -68,6 +69,8 @@ class ScaledKernel {
     }
   }
   void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const;
+  void quadratic_forms(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q, RowMatrixRef dqdz,
+                       RowMatrixRef dqdv, int n_threads) const;
 
  private:
   const Kernel& base_;
@@ -92,7 +95,70 @@ struct has_metric<K, std::void_t<decltype(std::declval<const K&>().metric(std::d
                                                                           std::declval<VectorRef>(), 1))>>
     : std::true_type {};
 
+// Kernels with RHVAEKernel's quadratic_forms (several vectors per point).
+template <class K, class = void>
+struct has_quadratic_forms : std::false_type {};
+template <class K>
+struct has_quadratic_forms<K, std::void_t<decltype(std::declval<const K&>().quadratic_forms(
+                                  std::declval<const ConstRowMatrixRef&>(), std::declval<const ConstRowMatrixRef&>(),
+                                  std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(),
+                                  std::declval<RowMatrixRef>(), 1))>> : std::true_type {};
+
 }  // namespace detail
+
+// m = v.cols() / d vectors per point: q(n, i) = v_i^T G(z_n) v_i (N x m) and, when dqdz is not
+// empty, dqdz(n) = sum_i dq(n, i)/dz (N x d) and dqdv(n, i) = 2 G v_i (N x m d). Natively when the
+// kernel has quadratic_forms (G once per point), otherwise one quadratic_form call over the
+// (point, vector) pairs whose vector is not zero (a zero vector adds nothing to q or its gradients).
+template <class Kernel>
+void quadratic_forms(const Kernel& k, const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q,
+                     RowMatrixRef dqdz, RowMatrixRef dqdv, int n_threads) {
+  const Index n = z.rows(), d = z.cols(), m = v.cols() / d;
+  const bool grad = dqdz.rows() > 0;
+  if constexpr (detail::has_quadratic_forms<Kernel>::value) {
+    k.quadratic_forms(z, v, q, dqdz, dqdv, n_threads);
+  } else if (m == 1) {
+    Eigen::Map<Vector> q_vector(q.data(), n);
+    k.quadratic_form(z, v, q_vector, dqdz, dqdv, n_threads);
+  } else {
+    std::vector<std::pair<Index, Index>> used;  // (point, vector)
+    for (Index r = 0; r < n; ++r)
+      for (Index i = 0; i < m; ++i)
+        if ((v.block(r, i * d, 1, d).array() != 0.0).any()) used.emplace_back(r, i);
+    const Index u = static_cast<Index>(used.size());
+    RowMatrix zs(u, d), vs(u, d), dz(grad ? u : 0, d), dv(grad ? u : 0, d);
+    Vector qs(u);
+    for (Index t = 0; t < u; ++t) {
+      zs.row(t) = z.row(used[t].first);
+      vs.row(t) = v.block(used[t].first, used[t].second * d, 1, d);
+    }
+    k.quadratic_form(zs, vs, qs, dz, dv, n_threads);
+    q.setZero();
+    if (grad) {
+      dqdz.setZero();
+      dqdv.setZero();
+    }
+    for (Index t = 0; t < u; ++t) {
+      const auto [r, i] = used[t];
+      q(r, i) = qs(t);
+      if (!grad) continue;
+      dqdz.row(r) += dz.row(t);
+      dqdv.block(r, i * d, 1, d) = dv.row(t);
+    }
+  }
+}
+
+template <class Kernel>
+void ScaledKernel<Kernel>::quadratic_forms(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q,
+                                           RowMatrixRef dqdz, RowMatrixRef dqdv, int n_threads) const {
+  latentgeo::quadratic_forms(base_, z, v, q, dqdz, dqdv, n_threads);
+  if (factor_ == 1.0) return;
+  q *= factor_;
+  if (dqdz.rows() > 0) {
+    dqdz *= factor_;
+    dqdv *= factor_;
+  }
+}
 
 // G at the rows of z into g (N x d*d, row-major per point): through the kernel's own metric
 // routine when it has one, otherwise from d quadratic forms (dq/dv = 2 G e_a).
@@ -154,11 +220,20 @@ struct GeodesicOptions {
   LbfgsOptions lbfgs;        // per level; lbfgs.max_iter is per level
 };
 
+// The work of one refinement level, for profiling the solver.
+struct GeodesicLevel {
+  Index segments = 0;
+  int n_iter = 0, n_evaluations = 0;  // accepted steps; energy evaluations (1 + line-search trials)
+  Index kernel_points = 0;            // points at which the metric was evaluated (energy, preconditioner, length)
+  double kernel_seconds = 0.0;        // time spent in the metric kernel
+};
+
 struct GeodesicSolution {
   RowMatrix nodes;  // (n + 1) x d
   double length = 0.0, energy = 0.0, straight_length = 0.0;
   int n_iter = 0, n_evaluations = 0, n_levels = 0;
   GeodesicStatus status = GeodesicStatus::converged;
+  std::vector<GeodesicLevel> levels;
 };
 
 namespace detail {
@@ -209,6 +284,14 @@ inline RowMatrix resample(const RowMatrix& x, Index n_new, bool linear) {
   out.row(0) = x.row(0);
   out.row(n_new) = x.row(n);
   return out;
+}
+
+// Seconds taken by f().
+template <class F>
+double seconds_of(F&& f) {
+  const auto start = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 // Gauss-Legendre nodes and weights on [0, 1].
@@ -273,12 +356,12 @@ class DiscreteGeodesicProblem {
     nodes_.resize(n + 1, d_);
     nodes_.row(0) = start_;
     nodes_.row(n) = end_;
-    const Index rows = simpson_ ? 3 * n : n;
+    const Index rows = simpson_ ? 2 * n + 1 : n, vectors = simpson_ ? 2 : 1;
     points_.resize(rows, d_);
-    deltas_.resize(rows, d_);
+    deltas_.setZero(rows, vectors * d_);
     dqdz_.resize(rows, d_);
-    dqdv_.resize(rows, d_);
-    q_.resize(rows);
+    dqdv_.resize(rows, vectors * d_);
+    q_.resize(rows, vectors);
     schur_.assign(n > 1 ? n - 1 : 0, Eigen::LLT<Eigen::MatrixXd>());
     coupling_.assign(n > 1 ? n - 1 : 0, Eigen::MatrixXd(d_, d_));
   }
@@ -298,9 +381,14 @@ class DiscreteGeodesicProblem {
 
   double value_and_gradient(const Vector& x, Vector& g) {
     geometry(x);
-    k_.quadratic_form(points_, deltas_, q_, dqdz_, dqdv_, 1);
+    kernel_seconds_ += detail::seconds_of([&] { quadratic_forms(k_, points_, deltas_, q_, dqdz_, dqdv_, 1); });
+    kernel_points_ += points_.rows();
     return simpson_ ? simpson_energy(g) : midpoint_energy(g);
   }
+
+  // Metric evaluations so far (points, seconds), for the level statistics.
+  Index kernel_points() const { return kernel_points_; }
+  double kernel_seconds() const { return kernel_seconds_; }
 
   // E = n sum_i D_i^T G(m_i) D_i: one quadratic form per segment (rows of points_ = midpoints).
   double midpoint_energy(Vector& g) const {
@@ -312,20 +400,22 @@ class DiscreteGeodesicProblem {
     return nn * q_.sum();
   }
 
-  // E = (n/6) sum_i D_i^T (G(x_i) + 4 G(m_i) + G(x_{i+1})) D_i. Rows of points_: midpoints, then
-  // left ends, then right ends. Sampling G at the nodes too stops coarse polylines from hopping
-  // over regions of large G that a midpoint never sees (pullback metrics with saturated units).
+  // E = (n/6) sum_i D_i^T (G(x_i) + 4 G(m_i) + G(x_{i+1})) D_i. Rows of points_: the n midpoints
+  // (vectors D_i and 0), then the n + 1 nodes x_j (vectors D_{j-1} and D_j, 0 beyond the ends), so
+  // that G is evaluated once per node for its two segments. Sampling G at the nodes too stops
+  // coarse polylines from hopping over regions of large G that a midpoint never sees (pullback
+  // metrics with saturated units).
   double simpson_energy(Vector& g) const {
     const double nn = static_cast<double>(n_) / 6.0;
-    const auto mid_z = dqdz_.topRows(n_), left_z = dqdz_.middleRows(n_, n_), right_z = dqdz_.bottomRows(n_);
-    // d(segment i)/dD_i, the same for both of its ends.
-    const RowMatrix dv = dqdv_.middleRows(n_, n_) + 4.0 * dqdv_.topRows(n_) + dqdv_.bottomRows(n_);
+    const auto mid_z = dqdz_.topRows(n_), node_z = dqdz_.bottomRows(n_ + 1);
+    // d(segment i)/dD_i: its midpoint, its left end (second vector), its right end (first vector).
+    const RowMatrix dv = 4.0 * dqdv_.topLeftCorner(n_, d_) + dqdv_.block(n_, d_, n_, d_) +
+                         dqdv_.block(n_ + 1, 0, n_, d_);
     g.resize(free_size());
     for (Index j = 1; j < n_; ++j)
-      g.segment((j - 1) * d_, d_) = nn * (dv.row(j - 1) - dv.row(j) + 2.0 * (mid_z.row(j - 1) + mid_z.row(j)) +
-                                          right_z.row(j - 1) + left_z.row(j))
-                                             .transpose();
-    return nn * (q_.segment(n_, n_).sum() + 4.0 * q_.head(n_).sum() + q_.tail(n_).sum());
+      g.segment((j - 1) * d_, d_) =
+          nn * (dv.row(j - 1) - dv.row(j) + 2.0 * (mid_z.row(j - 1) + mid_z.row(j)) + node_z.row(j)).transpose();
+    return nn * (4.0 * q_.col(0).head(n_).sum() + q_.bottomRows(n_ + 1).sum());
   }
 
   // G at the segment midpoints of x (or the interpolated G of a new level, once), then the
@@ -336,7 +426,8 @@ class DiscreteGeodesicProblem {
       interpolated_ = false;
     } else {
       geometry(x);
-      metric_tensors(k_, points_.topRows(n_), gflat_);
+      kernel_seconds_ += detail::seconds_of([&] { metric_tensors(k_, points_.topRows(n_), gflat_); });
+      kernel_points_ += n_;
       ok = gflat_.allFinite();
       for (Index i = 0; i < n_ && ok; ++i) {
         for (Index a = 0; a < d_; ++a)
@@ -377,26 +468,27 @@ class DiscreteGeodesicProblem {
   }
 
  private:
-  // The evaluation points (midpoints; with Simpson also the left and right ends) and the
-  // segment vectors D_i that go with them.
+  // The evaluation points (midpoints; with Simpson also the nodes) and the segment vectors D_i
+  // that go with them (see simpson_energy; the zero blocks of deltas_ stay zero).
   void geometry(const Vector& x) {
     nodes(x);
     for (Index i = 0; i < n_; ++i) {
-      deltas_.row(i) = nodes_.row(i + 1) - nodes_.row(i);
+      deltas_.block(i, 0, 1, d_) = nodes_.row(i + 1) - nodes_.row(i);
       points_.row(i) = 0.5 * (nodes_.row(i + 1) + nodes_.row(i));
-      if (!simpson_) continue;
-      deltas_.row(n_ + i) = deltas_.row(2 * n_ + i) = deltas_.row(i);
-      points_.row(n_ + i) = nodes_.row(i);
-      points_.row(2 * n_ + i) = nodes_.row(i + 1);
     }
+    if (!simpson_) return;
+    points_.bottomRows(n_ + 1) = nodes_;
+    deltas_.block(n_ + 1, 0, n_, d_) = deltas_.topLeftCorner(n_, d_);  // node j + 1: D_j is its left segment
+    deltas_.block(n_, d_, n_, d_) = deltas_.topLeftCorner(n_, d_);      // node j: D_j is its right segment
   }
 
   const Kernel& k_;
   RowVector start_, end_;
   Index d_, n_ = 0;
-  RowMatrix nodes_, points_, deltas_, dqdz_, dqdv_, gflat_;
+  RowMatrix nodes_, points_, deltas_, dqdz_, dqdv_, gflat_, q_;
   bool simpson_;
-  Vector q_;
+  Index kernel_points_ = 0;
+  double kernel_seconds_ = 0.0;
   std::vector<Eigen::MatrixXd> gmat_, coupling_;
   std::vector<Eigen::LLT<Eigen::MatrixXd>> schur_;
   bool precond_ok_ = false, interpolated_ = false;
@@ -449,21 +541,38 @@ GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, co
   double previous = std::numeric_limits<double>::quiet_NaN();
   bool refined = o.n_segments > 0;
   LbfgsStatus status = LbfgsStatus::converged;
+  bool measured = false;  // sol.length/energy belong to `nodes`
   for (std::size_t l = 0; l < levels.size(); ++l) {
     const bool linear = l == 0;  // the initial curve may be a polyline
     nodes = detail::resample(nodes, levels[l], linear);
+    measured = false;
     problem.set_segments(levels[l], l > 0);
     problem.to_free(nodes, x);
+    GeodesicLevel level;
+    level.segments = levels[l];
+    level.kernel_points = -problem.kernel_points();
+    level.kernel_seconds = -problem.kernel_seconds();
     const LbfgsResult r = lbfgs.minimize(x);
+    level.n_iter = r.n_iter;
+    level.n_evaluations = r.n_evaluations;
+    level.kernel_points += problem.kernel_points();
+    level.kernel_seconds += problem.kernel_seconds();
     sol.n_iter += r.n_iter;
     sol.n_evaluations += r.n_evaluations;
     ++sol.n_levels;
     status = r.status;
-    if (status == LbfgsStatus::non_finite) break;
+    if (status == LbfgsStatus::non_finite) {
+      sol.levels.push_back(level);
+      break;
+    }
     nodes = problem.nodes(x);
-    if (o.n_segments > 0) continue;
-    double energy;
-    measure_curve(kernel, nodes, false, sol.length, energy);
+    if (o.n_segments == 0) {  // adaptive: measure every level (a fixed node count only at the end)
+      level.kernel_seconds += detail::seconds_of([&] { measure_curve(kernel, nodes, false, sol.length, sol.energy); });
+      level.kernel_points += 3 * levels[l];
+      measured = true;
+    }
+    sol.levels.push_back(level);
+    if (!measured) continue;
     if (std::abs(sol.length - previous) <= o.length_tol * sol.length && status == LbfgsStatus::converged) {
       refined = true;
       break;
@@ -471,7 +580,7 @@ GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, co
     previous = sol.length;
   }
   sol.nodes = nodes;
-  measure_curve(kernel, nodes, false, sol.length, sol.energy);
+  if (!measured) measure_curve(kernel, nodes, false, sol.length, sol.energy);
   sol.status = static_cast<GeodesicStatus>(static_cast<int>(status));
   if (status == LbfgsStatus::converged && !refined) sol.status = GeodesicStatus::max_nodes;
   if (!std::isfinite(sol.length) || !std::isfinite(sol.energy)) sol.status = GeodesicStatus::non_finite;
