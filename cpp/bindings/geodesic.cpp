@@ -130,11 +130,11 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
   out["n_evaluations"] = n_eval;
   out["n_levels"] = n_levels;
   out["status"] = status;
-  py::list levels;  // per pair: (segments, n_iter, n_evaluations, kernel_points, kernel_seconds) per level
+  py::list levels;  // per pair and level: (segments, n_iter, n_evaluations, kernel_points, kernel_seconds, length)
   for (const auto& s : sols) {
     py::list per_pair;
     for (const auto& l : s.levels)
-      per_pair.append(py::make_tuple(l.segments, l.n_iter, l.n_evaluations, l.kernel_points, l.kernel_seconds));
+      per_pair.append(py::make_tuple(l.segments, l.n_iter, l.n_evaluations, l.kernel_points, l.kernel_seconds, l.length));
     levels.append(per_pair);
   }
   out["levels"] = levels;

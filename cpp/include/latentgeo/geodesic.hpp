@@ -226,6 +226,7 @@ struct GeodesicLevel {
   int n_iter = 0, n_evaluations = 0;  // accepted steps; energy evaluations (1 + line-search trials)
   Index kernel_points = 0;            // points at which the metric was evaluated (energy, preconditioner, length)
   double kernel_seconds = 0.0;        // time spent in the metric kernel
+  double length = std::numeric_limits<double>::quiet_NaN();  // measured at the end of the level (adaptive)
 };
 
 struct GeodesicSolution {
@@ -569,6 +570,7 @@ GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, co
     if (o.n_segments == 0) {  // adaptive: measure every level (a fixed node count only at the end)
       level.kernel_seconds += detail::seconds_of([&] { measure_curve(kernel, nodes, false, sol.length, sol.energy); });
       level.kernel_points += 3 * levels[l];
+      level.length = sol.length;
       measured = true;
     }
     sol.levels.push_back(level);

@@ -1,11 +1,12 @@
 // The RHVAE metric of Chadebec et al.:
 //   G^{-1}(z) = s * sum_k M_k exp(-|z - c_k|^2 / T^2) + lambda I,   G = (G^{-1})^{-1}.
 //
-// Blocking. Points are taken in blocks of 128 and centroids in chunks; for one block the kernel
-// walks over the chunks, computes the block x chunk weights (exp) and accumulates the packed
-// symmetric matrices with a GEMM against the chunk of packed M_k, which stays in cache for all
-// points of the block. Working memory is O(block x chunk) whatever K (never N x K), and the block
-// stays large for any K, so the GEMMs run near their peak.
+// Blocking. Points are taken in blocks of 128 and centroids in chunks of 256; for one block the
+// kernel walks over the chunks, computes the block x chunk weights (exp) and accumulates the
+// packed symmetric matrices with a matrix product against the chunk of packed M_k, which stays
+// in cache for all points of the block. Working memory is O(block x chunk) whatever K (never
+// N x K), and the block stays large for any K. The products are microgemm.hpp's register tiles,
+// which read the M_k in place: the geodesic solver calls the kernel with few points at a time.
 //
 // Gradients of the quadratic form q = v^T G v never form dG:
 //   dq/dv = 2 G v,   dq/dz_j = -u^T (dG^{-1}/dz_j) u  with u = G v,
@@ -18,6 +19,7 @@
 
 #include "latentgeo/common.hpp"
 #include "latentgeo/fastexp.hpp"
+#include "latentgeo/microgemm.hpp"
 
 #include <cmath>
 #include <vector>
@@ -26,7 +28,7 @@ namespace latentgeo {
 
 class RHVAEKernel {
   static constexpr Index kBlock = 128;                      // points per block
-  static constexpr Index kChunk = 256;                      // centroids per chunk
+  static constexpr Index kChunk = 256;                      // centroids per chunk (a multiple of the lanes)
   static constexpr Index kFusedMaxDim = 3;                  // one-pass gradient up to this d
   static constexpr Index kKeptWeights = Index(1) << 18;     // doubles of weights kept for the second pass
 
@@ -36,7 +38,6 @@ class RHVAEKernel {
   RHVAEKernel(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature,
               double regularization, double scale)
       : centroids_t_(centroids.transpose()),
-        m_packed_(m_packed),
         inv_t2_(1.0 / (temperature * temperature)),
         lambda_(regularization),
         scale_(scale),
@@ -58,11 +59,19 @@ class RHVAEKernel {
       for (Index j = 0; j < d_; ++j)
         coef_t_.middleRows((1 + j) * p_, p_) = m_packed.transpose() * centred.col(j).asDiagonal();
     } else {
-      caug_.resize(k_, d_ + 1);  // [c - cbar, 1]: one GEMM gives sum_k r_k (c_k - cbar) and sum_k r_k
-      caug_.leftCols(d_) = centred;
-      caug_.col(d_).setOnes();
+      // Padded with zeros to whole SIMD vectors (rows beyond K, columns beyond p or d + 1).
+      const Index kp = gemm::round_up(k_, gemm::kLanes);
+      pp_ = gemm::round_up(p_, gemm::kLanes);
+      jp_ = gemm::round_up(d_ + 1, gemm::kLanes);
+      m_padded_ = RowMatrix::Zero(kp, pp_);
+      m_padded_.topLeftCorner(k_, p_) = m_packed;
+      m_t_ = RowMatrix::Zero(p_, kp);
+      m_t_.leftCols(k_) = m_packed.transpose();
+      caug_ = RowMatrix::Zero(kp, jp_);  // [c - cbar, 1]: one product gives sum_k r_k (c_k - cbar) and sum_k r_k
+      caug_.topLeftCorner(k_, d_) = centred;
+      caug_.col(d_).head(k_).setOnes();
+      keep_weights_ = kBlock * kp <= kKeptWeights;
     }
-    keep_weights_ = kBlock * k_ <= kKeptWeights;
   }
 
   Index dim() const { return d_; }
@@ -163,10 +172,10 @@ class RHVAEKernel {
   // Sizes the workspace for this kernel; a no-op when it already fits.
   void prepare(Workspace& ws) const {
     ws.weights.resize(kBlock, kChunk);
-    if (keep_weights_) ws.kept.resize(kBlock, k_);
+    if (keep_weights_) ws.kept.resize(kBlock, m_padded_.rows());
     ws.scratch.resize(kBlock, kChunk);
     ws.uu.resize(kBlock, p_);
-    ws.rc.resize(kBlock, d_ + 1);
+    ws.rc.resize(kBlock, jp_);
     ws.ginv.resize(d_, d_);
     ws.g.resize(d_, d_);
     ws.dm.resize(d_, d_);
@@ -193,17 +202,19 @@ class RHVAEKernel {
   }
 
   // The weights exp(-|z_b - c_k|^2 / T^2) of the block's points for the centroids k0..k0+kc into
-  // the chunk buffer (or the kept weights), which is returned.
+  // the chunk buffer (or the kept weights), which is returned; `width` >= kc columns, the ones
+  // beyond kc set to 0 (padding for the vectorised products).
   Eigen::Block<RowMatrix> chunk_weights(const ConstRowMatrixRef& z, Index n0, Index nb, Index k0, Index kc,
-                                        Workspace& ws) const {
-    auto w = keep_weights_ ? ws.kept.block(0, k0, nb, kc) : ws.weights.block(0, 0, nb, kc);
-    using Lanes = Eigen::Array<double, 8, 1>;
+                                        Workspace& ws, Index width) const {
+    auto w = keep_weights_ ? ws.kept.block(0, k0, nb, width) : ws.weights.block(0, 0, nb, width);
+    using gemm::kLanes;
+    using gemm::Lanes;
     const double* c = centroids_t_.data() + k0;
     const Index stride = centroids_t_.cols();
     for (Index b = 0; b < nb; ++b) {
       double* row = &w(b, 0);
       Index k = 0;
-      for (; k + 8 <= kc; k += 8) {  // squared distances of 8 centroids, summed in registers over j
+      for (; k + kLanes <= kc; k += kLanes) {  // squared distances of a vector of centroids, summed over j
         Lanes sum = Lanes::Zero();
         for (Index j = 0; j < d_; ++j) sum += (Eigen::Map<const Lanes>(c + j * stride + k) - z(n0 + b, j)).square();
         Eigen::Map<Lanes>(row + k) = sum;
@@ -216,27 +227,45 @@ class RHVAEKernel {
       // Far from every centroid the weights must be exactly 0 (not a clamped 1e-308),
       // or G^{-1} = lambda I = 0 would pass for positive definite: scaled_exp_inplace does so.
       scaled_exp_inplace(row, kc, -inv_t2_);
+      std::fill(row + kc, row + width, 0.0);
     }
     return w;
   }
 
+  // Columns of the chunk's weights and products: whole SIMD vectors on the d >= 4 path.
+  Index padded_chunk(Index kc) const { return fused_ ? kc : gemm::round_up(kc, gemm::kLanes); }
+
+  // Packed columns of ws.acc (p, padded to whole vectors for d >= 4); the derivative sums of
+  // coordinate j are the columns j * packed_width() + e of ws.acc_deriv.
+  Index packed_width() const { return fused_ ? p_ : pp_; }
+
+  // C (rows x C.cols()) += W B with W (rows x depth) row-major and B = b (depth x C.cols(), ldb).
+  template <class W, class C>
+  static void multiply_add(const W& w, Index rows, Index depth, const double* b, Index ldb, C& c, Index col0 = 0,
+                           Index cols = -1) {
+    gemm::multiply_add(rows, cols < 0 ? c.cols() : cols, depth, w.data(), 1, w.outerStride(), b, ldb,
+                       c.data() + col0, c.outerStride());
+  }
+
   // The packed sums s * sum_k w_bk M_k of the block (lambda I is added later) into ws.acc, and
-  // with `deriv` s * sum_k w_bk (c_kj - cbar_j) M_k into ws.acc_deriv (nb x d p).
+  // with `deriv` s * sum_k w_bk (c_kj - cbar_j) M_k into ws.acc_deriv.
   void accumulate(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, bool deriv) const {
-    ws.acc.setZero(nb, p_);
-    if (deriv) ws.acc_deriv.setZero(nb, d_ * p_);
+    const Index width = packed_width();
+    ws.acc.setZero(nb, width);
+    if (deriv) ws.acc_deriv.setZero(nb, d_ * width);
     for (Index k0 = 0; k0 < k_; k0 += kChunk) {
-      const Index kc = std::min(kChunk, k_ - k0);
-      const auto w = chunk_weights(z, n0, nb, k0, kc, ws);
+      const Index kc = std::min(kChunk, k_ - k0), kcp = padded_chunk(kc);
+      const auto w = chunk_weights(z, n0, nb, k0, kc, ws, kcp);
       if (fused_) {
         accumulate_small(w, k0, kc, ws, deriv);
         continue;
       }
-      ws.acc.noalias() += w * m_packed_.middleRows(k0, kc);
+      const double* m = m_padded_.data() + k0 * pp_;
+      multiply_add(w, nb, kcp, m, pp_, ws.acc);
       for (Index j = 0; deriv && j < d_; ++j) {
-        auto scaled = ws.scratch.topLeftCorner(nb, kc);
-        scaled = w * caug_.col(j).segment(k0, kc).asDiagonal();
-        ws.acc_deriv.middleCols(j * p_, p_).noalias() += scaled * m_packed_.middleRows(k0, kc);
+        auto scaled = ws.scratch.topLeftCorner(nb, kcp);
+        scaled = w * caug_.col(j).segment(k0, kcp).asDiagonal();
+        multiply_add(scaled, nb, kcp, m, pp_, ws.acc_deriv, j * pp_, pp_);
       }
     }
     ws.acc *= scale_;
@@ -295,14 +324,15 @@ class RHVAEKernel {
   // d >= 4: r_bk = w_bk uu_b . M_k, then dq/dz_j = (2 s / T^2) (zbar_j sum_k r_bk - sum_k r_bk cbar_kj),
   // chunk by chunk with the weights recomputed unless they were kept.
   void second_pass_gradient(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, RowMatrixRef dqdz) const {
-    ws.rc.topRows(nb).setZero();
+    ws.rc.setZero();
     for (Index k0 = 0; k0 < k_; k0 += kChunk) {
-      const Index kc = std::min(kChunk, k_ - k0);
-      const auto w = keep_weights_ ? ws.kept.block(0, k0, nb, kc) : chunk_weights(z, n0, nb, k0, kc, ws);
-      auto r = ws.scratch.topLeftCorner(nb, kc);
-      r.noalias() = ws.uu.topRows(nb) * m_packed_.middleRows(k0, kc).transpose();
+      const Index kc = std::min(kChunk, k_ - k0), kcp = padded_chunk(kc);
+      const auto w = keep_weights_ ? ws.kept.block(0, k0, nb, kcp) : chunk_weights(z, n0, nb, k0, kc, ws, kcp);
+      auto r = ws.scratch.topLeftCorner(nb, kcp);
+      r.setZero();
+      multiply_add(ws.uu, nb, p_, m_t_.data() + k0, m_t_.cols(), r);
       r.array() *= w.array();
-      ws.rc.topRows(nb).noalias() += r * caug_.middleRows(k0, kc);
+      multiply_add(r, nb, kcp, caug_.data() + k0 * jp_, jp_, ws.rc);
     }
     const double factor = 2.0 * scale_ * inv_t2_;
     for (Index b = 0; b < nb; ++b) {
@@ -332,7 +362,7 @@ class RHVAEKernel {
   void inverse_partial(const ConstRowMatrixRef& z, Workspace& ws, Index b, Index point, Index k) const {
     ws.packed = -2.0 * inv_t2_ *
                 ((z(point, k) - centre_(k)) * ws.acc.row(b).transpose() -
-                 ws.acc_deriv.block(b, k * p_, 1, p_).transpose());
+                 ws.acc_deriv.block(b, k * packed_width(), 1, p_).transpose());
     unpack_symmetric(ws.packed, ws.dm);
   }
 
@@ -343,12 +373,13 @@ class RHVAEKernel {
   }
 
   RowMatrix centroids_t_;  // d x K, rows contiguous for the vectorised distances
-  RowMatrix m_packed_;     // K x p
   RowMatrix coef_t_;       // d <= 3: (d + 1) p x K, see the constructor
-  RowMatrix caug_;         // d >= 4: K x (d + 1), [c - cbar, 1]
+  RowMatrix m_padded_;     // d >= 4: the packed M_k, Kp x pp (padded with zeros)
+  RowMatrix m_t_;          // d >= 4: its transpose, p x Kp
+  RowMatrix caug_;         // d >= 4: Kp x jp, [c - cbar, 1, 0...]
   RowVector centre_;       // cbar, the mean of the centroids
   double inv_t2_, lambda_, scale_;
-  Index d_, k_, p_;
+  Index d_, k_, p_, pp_ = 0, jp_ = 0;
   bool fused_ = false, keep_weights_ = false;
 };
 
