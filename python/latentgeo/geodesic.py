@@ -15,7 +15,7 @@ depends on n. The nodes are refined coarse to fine (8 → 16 → 32 … segments
 the measured length, estimated from its changes between levels (Richardson: the change divided by
 the observed convergence ratio minus one, the ratio taken between 2 and 16, i.e. at most fourth
 order, and 4 until a ratio is observed), is below ``tol`` (relative) and the nodes, which converge
-only like h², moved by less than √tol |z₁ − z₀| from the interpolation of the previous level.
+only like h², moved by less than √tol |z₁ − z₀| away from the previous level's curve (normal to it).
 Each node's metric is evaluated once per energy evaluation (for both of its segments).
 
 ``length`` and ``energy`` of a result are *measured*, not the optimiser's objective: they are the
@@ -244,9 +244,10 @@ def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _Options:
     max_iter = 200 if max_iter is None else check_int(max_iter, "max_iter", 1)
     min_nodes = check_int(opts["min_nodes"], "min_nodes", 5)
     max_nodes = check_int(opts["max_nodes"], "max_nodes", min_nodes)
-    # The optimiser's tolerances follow tol: the length error of a level is ~ decrement / 4.
+    # The optimiser's tolerances follow tol: the length error of a level is ~ decrement / 4, and
+    # the nodes, ~ sqrt(decrement), stay well inside the sqrt(tol) that the levels allow.
     ftol = tol if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
-    gtol = 0.1 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
+    gtol = 0.01 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
     simpson = check_choice(opts["quadrature"], "quadrature", {"simpson", "midpoint"}) == "simpson"
     return _Options(n_segments, min_nodes - 1, max_nodes - 1, tol, ftol, gtol, max_iter,
                     check_int(opts["history"], "history", 1), simpson)
@@ -453,7 +454,7 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
         their observed convergence rate, at most fourth order), is below ``tol`` and the nodes
         moved by less than ``sqrt(tol)`` times the distance of the ends; each level stops
         when its last step changed the energy by at most ``ftol = tol`` and the decrement is at
-        most ``gtol = 0.1 tol`` (relative to the energy).
+        most ``gtol = 0.01 tol`` (relative to the energy).
     max_iter : int, optional
         L-BFGS iterations per level (default 200).
     init : {"line", "graph"} or array_like (n0, d) or (B, n0, d)

@@ -11,8 +11,8 @@
 // which makes the iteration count nearly independent of n. Levels of nodes are refined
 // coarse to fine (8 -> 16 -> 32 ... segments, each level starting from the cubic Hermite
 // interpolation of the previous one) until the estimated error of the measured length is below
-// length_tol relative and the nodes moved by less than sqrt(length_tol) |end - start| from that
-// interpolation (see level_converged), or a fixed final node count is reached.
+// length_tol relative and the nodes moved by less than sqrt(length_tol) |end - start| away from
+// the previous level's curve (see level_converged), or a fixed final node count is reached.
 //
 // The reported length and energy are measured on the C^1 cubic Hermite interpolant of the nodes
 // (tangents by fourth-order differences) with 3-point Gauss-Legendre per segment: they are the
@@ -296,6 +296,23 @@ double seconds_of(F&& f) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The largest move of the nodes `after` away from the curve through `before` (same times, n >= 4
+// segments): the component normal to the curve's tangent, so that nodes sliding along the curve
+// (a reparametrisation, which the energy barely feels) do not count.
+inline double normal_move(const RowMatrix& before, const RowMatrix& after) {
+  RowMatrix tangents;
+  hermite_tangents(before, tangents);
+  double largest = 0.0;
+  for (Index i = 0; i < before.rows(); ++i) {
+    const RowVector move = after.row(i) - before.row(i);
+    const double speed = tangents.row(i).norm();
+    const RowVector normal = speed > 0.0 ? RowVector(move - move.dot(tangents.row(i)) / (speed * speed) * tangents.row(i))
+                                         : move;
+    largest = std::max(largest, normal.norm());
+  }
+  return largest;
+}
+
 // Gauss-Legendre nodes and weights on [0, 1].
 constexpr double kGaussS[3] = {0.5 - 0.3872983346207417, 0.5, 0.5 + 0.3872983346207417};
 constexpr double kGaussW[3] = {5.0 / 18.0, 8.0 / 18.0, 5.0 / 18.0};
@@ -512,8 +529,8 @@ inline std::vector<Index> geodesic_levels(Index first, const GeodesicOptions& o)
 // from the previous level divided by (ratio - 1), with ratio the observed ratio of successive
 // changes taken in [2, 16] (the length converges like h^4 once the levels resolve the curve; 4,
 // second order, until a ratio is observed), is at most length_tol relative. The nodes, which
-// converge only like h^2: they moved by at most sqrt(length_tol) |end - start| from the
-// interpolation of the previous level.
+// converge only like h^2: they moved away from the previous level's curve (normal_move) by at most
+// sqrt(length_tol) |end - start|.
 inline bool level_converged(double length, double change, double previous_change, double node_move, double span,
                             double length_tol) {
   const double ratio =
@@ -591,7 +608,7 @@ GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, co
     sol.levels.push_back(level);
     if (!measured) continue;
     const double change = std::abs(sol.length - previous);
-    const double node_move = (nodes - interpolated).rowwise().norm().maxCoeff();
+    const double node_move = detail::normal_move(interpolated, nodes);
     if (status == LbfgsStatus::converged &&
         level_converged(sol.length, change, previous_change, node_move, (end - start).norm(), o.length_tol)) {
       refined = true;
