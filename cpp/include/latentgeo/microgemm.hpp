@@ -13,6 +13,7 @@
 #include "latentgeo/common.hpp"
 
 #include <array>
+#include <cstdint>
 #include <utility>
 
 namespace latentgeo {
@@ -29,6 +30,22 @@ constexpr int kTileVectors = 3;
 
 inline Index round_up(Index n, Index multiple) { return (n + multiple - 1) / multiple * multiple; }
 
+// Rows of B fetched ahead: with few rows of C the product streams B from memory, and the
+// hardware prefetcher alone leaves the loads waiting (2x slower at 17 rows, K = 60 000, d = 16).
+constexpr Index kPrefetchRows = 64;
+
+// A prefetch hint for the cache line at address + offset bytes (never dereferenced, so an address
+// beyond the array is harmless; integer arithmetic keeps it out of pointer arithmetic).
+inline void prefetch(const double* address, Index offset) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(address) +
+                                                   static_cast<std::uintptr_t>(offset)));
+#else
+  (void)address;
+  (void)offset;
+#endif
+}
+
 template <int Rows, int Vectors>
 void tile(Index depth, const double* a, Index a_k, Index a_i, const double* b, Index ldb, double* c, Index ldc) {
   Lanes sum[Rows][Vectors];
@@ -36,7 +53,10 @@ void tile(Index depth, const double* a, Index a_k, Index a_i, const double* b, I
     for (auto& s : row) s.setZero();
   for (Index k = 0; k < depth; ++k) {
     Lanes bk[Vectors];
-    for (int v = 0; v < Vectors; ++v) bk[v] = Eigen::Map<const Lanes>(b + k * ldb + v * kLanes);
+    for (int v = 0; v < Vectors; ++v) {
+      bk[v] = Eigen::Map<const Lanes>(b + k * ldb + v * kLanes);
+      prefetch(b + k * ldb + v * kLanes, kPrefetchRows * ldb * static_cast<Index>(sizeof(double)));
+    }
     const double* ak = a + k * a_k;
     for (int i = 0; i < Rows; ++i) {
       const Lanes ai = Lanes::Constant(ak[i * a_i]);

@@ -37,7 +37,7 @@ class RHVAEKernel {
   // scale is s (1 for pythae's sum, 1/K for AutoEncoderToolkit's mean).
   RHVAEKernel(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature,
               double regularization, double scale)
-      : centroids_t_(centroids.transpose()),
+      : centroids_t_(by_chunks(centroids.transpose())),
         inv_t2_(1.0 / (temperature * temperature)),
         lambda_(regularization),
         scale_(scale),
@@ -54,10 +54,10 @@ class RHVAEKernel {
     fused_ = d_ <= kFusedMaxDim;
     if (fused_) {
       // Rows e: M_ke; rows (1 + j) p + e: (c_kj - cbar_j) M_ke, each contiguous over k.
-      coef_t_.resize((d_ + 1) * p_, k_);
-      coef_t_.topRows(p_) = m_packed.transpose();
-      for (Index j = 0; j < d_; ++j)
-        coef_t_.middleRows((1 + j) * p_, p_) = m_packed.transpose() * centred.col(j).asDiagonal();
+      RowMatrix coef((d_ + 1) * p_, k_);
+      coef.topRows(p_) = m_packed.transpose();
+      for (Index j = 0; j < d_; ++j) coef.middleRows((1 + j) * p_, p_) = m_packed.transpose() * centred.col(j).asDiagonal();
+      coef_t_ = by_chunks(coef);
     } else {
       // Padded with zeros to whole SIMD vectors (rows beyond K, columns beyond p or d + 1).
       const Index kp = gemm::round_up(k_, gemm::kLanes);
@@ -65,8 +65,7 @@ class RHVAEKernel {
       jp_ = gemm::round_up(d_ + 1, gemm::kLanes);
       m_padded_ = RowMatrix::Zero(kp, pp_);
       m_padded_.topLeftCorner(k_, p_) = m_packed;
-      m_t_ = RowMatrix::Zero(p_, kp);
-      m_t_.leftCols(k_) = m_packed.transpose();
+      m_t_ = by_chunks(m_packed.transpose());
       caug_ = RowMatrix::Zero(kp, jp_);  // [c - cbar, 1]: one product gives sum_k r_k (c_k - cbar) and sum_k r_k
       caug_.topLeftCorner(k_, d_) = centred;
       caug_.col(d_).head(k_).setOnes();
@@ -169,6 +168,24 @@ class RHVAEKernel {
     Eigen::LLT<Eigen::MatrixXd> llt;
   };
 
+  // A (rows x K) matrix stored chunk by chunk: chunk c is the contiguous rows x kChunk block at
+  // row c * rows (zeros beyond K), so that a chunk is read as one stream (rows of length K would
+  // put each row of a chunk on another page).
+  static RowMatrix by_chunks(const RowMatrix& a) {
+    const Index rows = a.rows(), chunks = block_count(a.cols(), kChunk);
+    RowMatrix out = RowMatrix::Zero(chunks * rows, kChunk);
+    for (Index c = 0; c < chunks; ++c) {
+      const Index k0 = c * kChunk, kc = std::min(kChunk, a.cols() - k0);
+      out.block(c * rows, 0, rows, kc) = a.middleCols(k0, kc);
+    }
+    return out;
+  }
+
+  // The chunk of centroids k0.. of a by_chunks matrix with `rows` rows (row stride kChunk).
+  static const double* chunk_rows(const RowMatrix& chunks, Index rows, Index k0) {
+    return chunks.data() + (k0 / kChunk) * rows * kChunk;
+  }
+
   // Sizes the workspace for this kernel; a no-op when it already fits.
   void prepare(Workspace& ws) const {
     ws.weights.resize(kBlock, kChunk);
@@ -209,8 +226,8 @@ class RHVAEKernel {
     auto w = keep_weights_ ? ws.kept.block(0, k0, nb, width) : ws.weights.block(0, 0, nb, width);
     using gemm::kLanes;
     using gemm::Lanes;
-    const double* c = centroids_t_.data() + k0;
-    const Index stride = centroids_t_.cols();
+    const double* c = chunk_rows(centroids_t_, d_, k0);
+    const Index stride = kChunk;
     for (Index b = 0; b < nb; ++b) {
       double* row = &w(b, 0);
       Index k = 0;
@@ -288,8 +305,8 @@ class RHVAEKernel {
   template <int P>
   void accumulate_lanes(const Eigen::Block<RowMatrix>& w, Index k0, Index kc, Workspace& ws, bool deriv) const {
     using Lanes = Eigen::Array<double, 8, 1>;
-    const double* coef = coef_t_.data() + k0;
-    const Index stride = coef_t_.cols();
+    const double* coef = chunk_rows(coef_t_, (d_ + 1) * p_, k0);
+    const Index stride = kChunk;
     for (Index b = 0; b < w.rows(); ++b) {
       const double* wb = &w(b, 0);
       Lanes sums[P];
@@ -330,7 +347,7 @@ class RHVAEKernel {
       const auto w = keep_weights_ ? ws.kept.block(0, k0, nb, kcp) : chunk_weights(z, n0, nb, k0, kc, ws, kcp);
       auto r = ws.scratch.topLeftCorner(nb, kcp);
       r.setZero();
-      multiply_add(ws.uu, nb, p_, m_t_.data() + k0, m_t_.cols(), r);
+      multiply_add(ws.uu, nb, p_, chunk_rows(m_t_, p_, k0), kChunk, r);
       r.array() *= w.array();
       multiply_add(r, nb, kcp, caug_.data() + k0 * jp_, jp_, ws.rc);
     }
@@ -372,10 +389,10 @@ class RHVAEKernel {
       for (Index c = 0; c < d; ++c) out(row, a * d + c) = m(a, c);
   }
 
-  RowMatrix centroids_t_;  // d x K, rows contiguous for the vectorised distances
-  RowMatrix coef_t_;       // d <= 3: (d + 1) p x K, see the constructor
+  RowMatrix centroids_t_;  // d x K by chunks (by_chunks), rows contiguous for the vectorised distances
+  RowMatrix coef_t_;       // d <= 3: (d + 1) p x K by chunks, see the constructor
   RowMatrix m_padded_;     // d >= 4: the packed M_k, Kp x pp (padded with zeros)
-  RowMatrix m_t_;          // d >= 4: its transpose, p x Kp
+  RowMatrix m_t_;          // d >= 4: its transpose, p x K by chunks
   RowMatrix caug_;         // d >= 4: Kp x jp, [c - cbar, 1, 0...]
   RowVector centre_;       // cbar, the mean of the centroids
   double inv_t2_, lambda_, scale_;
