@@ -68,7 +68,7 @@ TEST_CASE("Poincare half-plane: length and curve of the exact geodesic, both qua
   }
 }
 
-TEST_CASE("batched pairs do not depend on the thread count; identical ends give distance 0") {
+TEST_CASE("batched pairs do not depend on the thread count, identical ends give distance 0") {
   const PoincareKernel kernel;
   RowMatrix starts(4, 2), ends(4, 2);
   starts << -1, 1, 0, 0.5, 2, 2, 0.3, 0.7;
