@@ -45,6 +45,29 @@ def test_against_numpy_bruteforce(rng, normalization, dim):
     np.testing.assert_allclose(metric.magnification(z), np.sqrt(np.linalg.det(np.linalg.inv(ginv))), rtol=1e-10)
 
 
+@pytest.mark.parametrize("dim", [2, 6])
+def test_large_k_against_numpy_bruteforce(rng, dim):
+    """K = 5000 centroids (many chunks; for d = 6 too many to keep the weights between the passes)
+    and 300 points (several blocks): G⁻¹, ∂G⁻¹ and the quadratic form's gradients against the
+    formula evaluated point by point in numpy."""
+    metric, centroids, L = random_rhvae(rng, n_centroids=5000, dim=dim)
+    z, v = 1.5 * rng.normal(size=(300, dim)), rng.normal(size=(300, dim))
+    M = np.einsum("kab,kcb->kac", L, L)
+    w = np.exp(-np.sum((z[:, None] - centroids[None]) ** 2, axis=2) / 0.9**2)  # (N, K)
+    ginv = np.einsum("nk,kab->nab", w, M) + 0.05 * np.eye(dim)
+    # dG⁻¹/dz_j = -(2/T²) Σ_k w_k (z_j - c_kj) M_k, laid out [n, a, b, j].
+    dginv = -2.0 / 0.9**2 * np.einsum("nk,nkj,kab->nabj", w, z[:, None] - centroids[None], M)
+    u = np.linalg.solve(ginv, v[..., None])[..., 0]
+    scale = np.abs(ginv).max()
+    np.testing.assert_allclose(metric.inverse(z), ginv, rtol=1e-12, atol=1e-13 * scale)
+    np.testing.assert_allclose(metric.inverse_derivative(z), dginv, rtol=1e-11, atol=1e-12 * np.abs(dginv).max())
+    q, dqdz, dqdv = metric.quadratic_form(z, v, grad=True)
+    np.testing.assert_allclose(q, np.einsum("na,na->n", u, v), rtol=1e-10)
+    np.testing.assert_allclose(dqdv, 2.0 * u, rtol=1e-10, atol=1e-12 * np.abs(u).max())
+    expected = -np.einsum("na,nabj,nb->nj", u, dginv, u)
+    np.testing.assert_allclose(dqdz, expected, rtol=1e-9, atol=1e-11 * np.abs(expected).max())
+
+
 def test_m_and_l_give_the_same_metric(rng):
     metric, centroids, L = random_rhvae(rng)
     from_m = lg.RHVAEMetric(centroids, M=L @ L.transpose(0, 2, 1), temperature=0.9, regularization=0.05)
@@ -83,17 +106,19 @@ def test_quadratic_form_and_gradients(rng, dim):
     np.testing.assert_allclose(dqdv, fd_v, rtol=1e-6, atol=1e-7)
 
 
-def test_thread_count_does_not_change_results(rng):
-    metric, _, _ = random_rhvae(rng, n_centroids=300, dim=4)
+@pytest.mark.parametrize("n_centroids", [300, 3000])
+def test_thread_count_does_not_change_results(rng, n_centroids):
+    """Bitwise: every point is computed the same way whatever the thread count."""
+    metric, _, _ = random_rhvae(rng, n_centroids=n_centroids, dim=4)
     z, v = rng.normal(size=(1000, 4)), rng.normal(size=(1000, 4))
     for method in ("metric", "inverse", "derivative", "log_det"):
         one = getattr(metric, method)(z, n_threads=1)
         two = getattr(metric, method)(z, n_threads=2)
-        np.testing.assert_allclose(one, two, rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(one, two)
     one = metric.quadratic_form(z, v, grad=True, n_threads=1)
     two = metric.quadratic_form(z, v, grad=True, n_threads=2)
     for a, b in zip(one, two):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        np.testing.assert_array_equal(a, b)
 
 
 def test_many_points_blocked_evaluation_matches_small_batches(rng):
