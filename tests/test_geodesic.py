@@ -280,9 +280,12 @@ def _random_pairs(d, n, seed):
     return rng.standard_normal((n, d)), rng.standard_normal((n, d))
 
 
-def test_rhvae_native_matches_callback_and_high_resolution():
-    metric = _rhvae()
-    s, e = _random_pairs(2, 8, 5)
+@pytest.mark.parametrize("d, k", [(2, 60), (5, 600)])
+def test_rhvae_native_matches_callback_and_high_resolution(d, k):
+    """The native solve (each node's G once for both of its Simpson segments, the kernel's
+    one-pass or two-pass gradient) against the callback path (one quadratic form per segment end)."""
+    metric = _rhvae(d=d, k=k)
+    s, e = _random_pairs(d, 8, 5)
     native = lg.geodesics(metric, s, e, progress=False)
     assert native.converged.all()
     callback = lg.geodesics(Forwarding(metric), s, e, progress=False)

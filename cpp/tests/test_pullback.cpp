@@ -73,7 +73,7 @@ TEST_CASE("pullback: elementwise tanh, G = diag((1 - tanh^2 z)^2)") {
   CHECK(g(0, 1) == 0.0);
 }
 
-TEST_CASE("pullback: dG/dz and dq/dz match central differences; dq/dv = 2 G v") {
+TEST_CASE("pullback: dG/dz and dq/dz match central differences, dq/dv = 2 G v") {
   const PullbackKernel k = gaussian_kernel();
   const RowMatrix z = RowMatrix::Random(6, 2), v = RowMatrix::Random(6, 2);
   RowMatrix dg(6, 8), dqdz(6, 2), dqdv(6, 2);
