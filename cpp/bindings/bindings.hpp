@@ -20,6 +20,7 @@ void register_curves(pybind11::module_& m);
 void register_pullback(pybind11::module_& m);
 void register_geodesic(pybind11::module_& m);
 void register_errors(pybind11::module_& m);
+void register_statistics(pybind11::module_& m);
 
 // latentgeo.errors.MetricDomainError (a ValueError), imported on first use (GIL held).
 inline pybind11::handle metric_domain_error_type() {
