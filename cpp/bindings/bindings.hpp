@@ -19,6 +19,7 @@ void register_rhvae(pybind11::module_& m);
 void register_curves(pybind11::module_& m);
 void register_pullback(pybind11::module_& m);
 void register_geodesic(pybind11::module_& m);
+void register_connection(pybind11::module_& m);
 void register_errors(pybind11::module_& m);
 void register_statistics(pybind11::module_& m);
 

@@ -1,14 +1,17 @@
 """latentgeo: Riemannian geometry of generative-model latent spaces.
 
-Metrics (RHVAE, pullback, dense, constant), curve length and energy, and geodesics
-(a C++ discrete solver and the seed's neural geodesics), with a C++/Eigen/OpenMP core.
+Metrics (RHVAE, pullback, dense, constant), curve length and energy, geodesics (a C++ discrete
+solver and the seed's neural geodesics) and the Levi-Civita connection (exp/log maps, parallel
+transport, curvature), with a C++/Eigen/OpenMP core.
 """
 
 from __future__ import annotations
 
 from . import _core, datasets
-from .errors import MetricDomainError
+from .connection import (ExpMapResult, LogMapResult, TransportResult, christoffel, exp_map, gaussian_curvature,
+                         log_map, parallel_transport, ricci, scalar_curvature, transport_along_geodesic)
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
+from .errors import MetricDomainError
 from .geodesic import DistanceResult, GeodesicBatch, GeodesicResult, geodesic, geodesic_distances, geodesics
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
 from .neural import (NeuralGeodesic, NeuralGeodesicResult, curve_velocity_exact, curve_velocity_TaylorDiff, fit,
@@ -24,8 +27,10 @@ __all__ = [
     "ConstantMetric",
     "DenseMetric",
     "DistanceResult",
+    "ExpMapResult",
     "GeodesicBatch",
     "GeodesicResult",
+    "LogMapResult",
     "Metric",
     "MetricDomainError",
     "NeuralGeodesic",
@@ -34,6 +39,8 @@ __all__ = [
     "RHVAEMetric",
     "SGD",
     "ScaledMetric",
+    "TransportResult",
+    "christoffel",
     "curve_energy",
     "curve_integral",
     "curve_length",
@@ -42,15 +49,22 @@ __all__ = [
     "curve_velocity_finitediff",
     "datasets",
     "discrete_velocity",
+    "exp_map",
     "fit",
+    "gaussian_curvature",
     "geodesic",
     "geodesic_distances",
     "geodesics",
+    "log_map",
     "loss",
     "max_threads",
     "neural_geodesic",
     "openmp_enabled",
+    "parallel_transport",
+    "ricci",
+    "scalar_curvature",
     "train",
+    "transport_along_geodesic",
 ]
 
 

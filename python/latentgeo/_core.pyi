@@ -1,6 +1,6 @@
 """Type stubs of the private compiled module latentgeo._core (C++ kernels)."""
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,3 +58,42 @@ def geodesic_batch(metric: object, kernel: object, scale: float, starts: Array, 
                    n_segments: int, min_segments: int, max_segments: int, length_tol: float, ftol: float,
                    gtol: float, max_iter: int, history: int, simpson: bool, n_threads: int) -> Dict[str, Any]: ...
 def geodesic_status_name(code: int) -> str: ...
+
+# -- the connection (register_connection.cpp) -------------------------------------------------
+# `model` is an RHVAEModel, ConstantKernel or PullbackKernel; any other value (None) selects the
+# batched Python callback geometry_fn(z (N, d), want_derivative) -> (G (N, d, d), dG (N, d, d, d) or None,
+# ok (N,) bool). Result dicts hold arrays indexed by trajectory or pair.
+
+class ConnectionOptions:
+    rtol: float
+    max_steps: int
+    tol: float
+    max_iter: int
+    jacobian_rtol: float
+    fd_step: float
+    block: int
+    def __init__(self) -> None: ...
+
+class RHVAEModel:
+    def __init__(self, centroids: Array, m_packed: Array, temperature: float, regularization: float,
+                 scale: float) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def n_centroids(self) -> int: ...
+
+def connection_status_names() -> List[str]: ...
+def christoffel(model: object, geometry_fn: Optional[Callable], z: Array, options: ConnectionOptions,
+                n_threads: int) -> Tuple[Array, NDArray[np.bool_]]: ...
+def curvature(model: object, geometry_fn: Optional[Callable], z: Array, options: ConnectionOptions,
+              n_threads: int) -> Tuple[Array, Array, NDArray[np.bool_]]: ...
+def exp_map(model: object, geometry_fn: Optional[Callable], z: Array, v: Array, t_end: float, t_out: Array,
+            options: ConnectionOptions, n_threads: int) -> Dict[str, np.ndarray]: ...
+def log_map(model: object, geometry_fn: Optional[Callable], z0: Array, z1: Array, v_init: Array,
+            options: ConnectionOptions, n_threads: int) -> Dict[str, np.ndarray]: ...
+def transport_geodesic(model: object, geometry_fn: Optional[Callable], z: Array, v: Array, w: Array, t_end: float,
+                       t_out: Array, options: ConnectionOptions, n_threads: int) -> Dict[str, np.ndarray]: ...
+def transport_nodes(model: object, geometry_fn: Optional[Callable], nodes: List[Array], w: Array, t_out: Array,
+                    options: ConnectionOptions, n_threads: int) -> Dict[str, np.ndarray]: ...
+def transport_callable(model: object, geometry_fn: Optional[Callable], curve_fn: Callable, dim: int, w: Array,
+                       t_out: Array, options: ConnectionOptions) -> Dict[str, np.ndarray]: ...

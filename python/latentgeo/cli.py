@@ -1,4 +1,5 @@
-"""The ``latentgeo`` command: ``demo``, ``geodesic``, ``info``, ``distances``, ``mean``, ``cluster``, ``sample``.
+"""The ``latentgeo`` command: ``demo``, ``geodesic``, ``exp``, ``log``, ``info``, ``distances``, ``mean``,
+``cluster`` and ``sample``.
 
 Errors (missing file, wrong dimension, malformed numbers) print one line to stderr and
 exit with status 2, without a traceback.
@@ -149,6 +150,74 @@ def cmd_geodesic(args) -> int:
     return 0 if result.converged else 1
 
 
+def _load_array(path: str, flag: str) -> np.ndarray:
+    """A float array from a .npy file (one line and exit 2 when it cannot be read)."""
+    if not os.path.isfile(path):
+        raise CommandError(f"{flag}: no such file: {path}")
+    try:
+        return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64)
+    except (ValueError, OSError, TypeError) as exc:
+        raise CommandError(f"{flag}: cannot read {path} as a numeric .npy array ({exc})") from None
+
+
+def _save_array(path: str, array: np.ndarray, what: str) -> None:
+    try:
+        np.save(path, array)
+    except OSError as exc:
+        raise CommandError(f"--out: cannot write {path} ({exc})") from None
+    print(f"wrote {path}: {what} of shape {array.shape}")
+
+
+def _report(converged: np.ndarray, status: List[str], noun: str) -> int:
+    failed = [f"{i}: {s}" for i, (ok, s) in enumerate(zip(converged, status)) if not ok]
+    print(f"{len(converged)} {noun}, {len(converged) - len(failed)} converged"
+          + (f"; not converged: {', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''}" if failed else ""))
+    return 0 if not failed else 1
+
+
+def cmd_exp(args) -> int:
+    from .connection import exp_map
+
+    if args.curves and args.t is None:
+        raise CommandError("--curves: needs --t (the times of the curve points)")
+    metric = _load_model(args.model)
+    z, v = _load_array(args.z, "--z"), _load_array(args.v, "--v")
+    t = None if args.t is None else _load_array(args.t, "--t")
+    result = exp_map(metric, z, v, t=t, rtol=args.rtol, n_threads=args.n_threads)
+    rc = _report(result.converged, result.status, "geodesics")
+    print(f"steps per geodesic {int(result.n_steps.min())} .. {int(result.n_steps.max())}, "
+          f"max speed drift {float(result.speed_drift.max()):.3g}")
+    _save_array(args.out, result.points, "gamma(1)")
+    if args.curves:
+        _save_array(args.curves, result.curves, "curves (N, len(t), d)")
+    return rc
+
+
+def cmd_log(args) -> int:
+    from .connection import log_map
+
+    metric = _load_model(args.model)
+    z0, z1 = _load_array(args.z0, "--z0"), _load_array(args.z1, "--z1")
+    result = log_map(metric, z0, z1, tol=args.tol, n_threads=args.n_threads)
+    rc = _report(result.converged, result.status, "pairs")
+    print(f"distances {float(result.distances.min()):.6g} .. {float(result.distances.max()):.6g}, "
+          f"max residual {float(result.residual.max()):.3g}")
+    _save_array(args.out, result.vectors, "initial velocities")
+    if args.distances:
+        _save_array(args.distances, result.distances, "distances")
+    return rc
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def cmd_info(args) -> int:
     metric = _load_model(args.model)
     g_at_centroids = metric(metric.centroids)
@@ -170,17 +239,9 @@ def cmd_info(args) -> int:
 # --------------------------------------------------------------------------------------------
 # Statistics commands: distances, mean, cluster, sample
 # --------------------------------------------------------------------------------------------
-def _load_array(path: str, option: str, dim: Optional[int] = None, ndim: int = 2) -> np.ndarray:
-    """A finite float array from a .npy file; with dim, of shape (M, dim)."""
-    if not os.path.isfile(path):
-        raise CommandError(f"{option}: no such file: {path}")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise CommandError(f"{option}: cannot read {path} as a .npy array: {exc}") from None
-    if not isinstance(arr, np.ndarray) or not np.issubdtype(arr.dtype, np.number):
-        raise CommandError(f"{option}: expected a numeric .npy array in {path}")
-    arr = np.asarray(arr, dtype=np.float64)
+def _load_checked(path: str, option: str, dim: Optional[int] = None, ndim: int = 2) -> np.ndarray:
+    """A non-empty finite array of ndim dimensions from a .npy file; with dim, of shape (M, dim)."""
+    arr = _load_array(path, option)
     if arr.ndim != ndim or arr.size == 0:
         raise CommandError(f"{option}: expected a non-empty {ndim}-d array, got shape {arr.shape}")
     if dim is not None and arr.shape[1] != dim:
@@ -192,11 +253,7 @@ def _load_array(path: str, option: str, dim: Optional[int] = None, ndim: int = 2
 
 def _save(path: Optional[str], array: np.ndarray, what: str) -> None:
     if path:
-        try:
-            np.save(path, array)
-        except OSError as exc:
-            raise CommandError(f"--out: cannot write {path}: {exc}") from None
-        print(f"wrote {path}: {what} of shape {array.shape}")
+        _save_array(path, array, what)
 
 
 def _list_failed_pairs(failed, limit: int = 10) -> None:
@@ -211,7 +268,7 @@ def cmd_distances(args) -> int:
     from .geodesic import geodesic_distances
 
     metric = _load_model(args.model)
-    points = _load_array(args.points, "--points", metric.dim)
+    points = _load_checked(args.points, "--points", metric.dim)
     result = geodesic_distances(metric, points, progress=not args.quiet, n_threads=args.n_threads,
                                 **({"tol": args.tol} if args.tol is not None else {}))
     off = result.distances[np.triu_indices(len(points), 1)]
@@ -226,10 +283,10 @@ def cmd_cluster(args) -> int:
     from .statistics import kmedoids
 
     metric = _load_model(args.model)
-    points = _load_array(args.points, "--points", metric.dim)
+    points = _load_checked(args.points, "--points", metric.dim)
     if not 1 <= args.k <= len(points):
         raise CommandError(f"--k: must lie in [1, {len(points)}] (the number of points), got {args.k}")
-    distances = None if args.distances is None else _load_array(args.distances, "--distances")
+    distances = None if args.distances is None else _load_checked(args.distances, "--distances")
     if distances is not None and distances.shape != (len(points), len(points)):
         raise CommandError(f"--distances: expected shape ({len(points)}, {len(points)}), got {distances.shape}")
     result = kmedoids(metric, points, args.k, distances=distances, seed=args.seed, progress=not args.quiet,
@@ -241,8 +298,7 @@ def cmd_cluster(args) -> int:
     print(f"inertia (sum of distances to the medoids) {result.inertia:.10g}; {result.status}")
     _list_failed_pairs(result.failed_pairs)
     _save(args.out, result.labels, "labels")
-    if args.save_distances:
-        np.save(args.save_distances, result.distances)
+    _save(args.save_distances, result.distances, "distance matrix")
     return 0 if result.converged and not result.failed_pairs else 1
 
 
@@ -328,6 +384,25 @@ def build_parser() -> argparse.ArgumentParser:
     geo.add_argument("--out", help="save the curve's nodes (n, d) to this .npy file")
     geo.add_argument("--n-threads", type=_threads, default=None)
     geo.set_defaults(run=cmd_geodesic)
+    exp = sub.add_parser("exp", help="exponential map: gamma(1) of geodesics shot from points z with velocities v")
+    exp.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
+    exp.add_argument("--z", required=True, help=".npy file of start points, shape (N, d) or (d,)")
+    exp.add_argument("--v", required=True, help=".npy file of initial velocities, shape (N, d) or (d,)")
+    exp.add_argument("--out", required=True, help=".npy file for gamma(1), shape (N, d)")
+    exp.add_argument("--t", help=".npy file of increasing times >= 0 for --curves")
+    exp.add_argument("--curves", help=".npy file for the curves at the times of --t, shape (N, len(t), d)")
+    exp.add_argument("--rtol", type=_positive_float, default=None, help="integrator tolerance (default: exp_map's, 1e-10)")
+    exp.add_argument("--n-threads", type=_threads, default=None)
+    exp.set_defaults(run=cmd_exp)
+    log = sub.add_parser("log", help="logarithmic map: initial velocities of the geodesics from z0 to z1")
+    log.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
+    log.add_argument("--z0", required=True, help=".npy file of start points, shape (B, d) or (d,)")
+    log.add_argument("--z1", required=True, help=".npy file of end points, shape (B, d) or (d,)")
+    log.add_argument("--out", required=True, help=".npy file for the initial velocities, shape (B, d)")
+    log.add_argument("--distances", help=".npy file for the geodesic distances, shape (B,)")
+    log.add_argument("--tol", type=_positive_float, default=None, help="shooting tolerance (default: log_map's, 1e-10)")
+    log.add_argument("--n-threads", type=_threads, default=None)
+    log.set_defaults(run=cmd_log)
     info = sub.add_parser("info", help="describe a saved RHVAE metric")
     info.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
     info.set_defaults(run=cmd_info)
