@@ -491,3 +491,168 @@ def test_brownian_motion_bad_input(kwargs, name):
     args.update(kwargs)
     with pytest.raises(ValueError, match=name):
         st.brownian_motion(reference_rhvae(), **args)
+
+
+# --------------------------------------------------------------------------------------------
+# frechet_mean
+# --------------------------------------------------------------------------------------------
+def inverse_stereographic(z):
+    r2 = np.sum(z**2, axis=-1, keepdims=True)
+    return np.concatenate([2 * z, r2 - 1], axis=-1) / (r2 + 1)
+
+
+def stereographic(p):
+    return p[..., :2] / (1 - p[..., 2:3])
+
+
+def test_frechet_mean_of_two_points_is_the_half_plane_midpoint():
+    # On the semicircle of centre c and radius R, the point at angle φ has arc length ln tan(φ/2).
+    a, b = np.array([-1.0, 1.0]), np.array([1.5, 0.8])
+    res = st.frechet_mean(PoincareHalfPlane(), np.array([a, b]))
+    c = (np.sum(b**2) - np.sum(a**2)) / (2 * (b[0] - a[0]))
+    radius = np.hypot(a[0] - c, a[1])
+    phi = [np.arctan2(p[1], p[0] - c) for p in (a, b)]
+    s_mid = 0.5 * sum(np.log(np.tan(f / 2)) for f in phi)
+    phi_mid = 2 * np.arctan(np.exp(s_mid))
+    expected = np.array([c + radius * np.cos(phi_mid), radius * np.sin(phi_mid)])
+    assert res.converged and res.status == "converged" and res.failed == []
+    np.testing.assert_allclose(res.mean, expected, rtol=1e-8, atol=1e-8)
+    half = poincare_distance(a, b)[0] / 2
+    np.testing.assert_allclose(res.distances, [half, half], rtol=1e-8)
+    assert res.variance == pytest.approx(half**2, rel=1e-8)
+
+
+def test_frechet_mean_of_symmetric_points_on_the_sphere_is_the_centre():
+    # Four points at geodesic distance 0.6 (and two at 0.3) around a centre c, symmetric under
+    # rotations by π about c: the mean is c.
+    p = inverse_stereographic(np.array([0.4, -0.3]))
+    e1 = np.cross(p, [0.0, 0.0, 1.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(p, e1)
+    rho = np.array([0.6, 0.6, 0.6, 0.6, 0.3, 0.3])
+    alpha = np.array([0.0, np.pi / 2, np.pi, 3 * np.pi / 2, 0.4, 0.4 + np.pi])
+    q = np.cos(rho)[:, None] * p + np.sin(rho)[:, None] * (np.cos(alpha)[:, None] * e1 + np.sin(alpha)[:, None] * e2)
+    res = st.frechet_mean(StereographicSphere(), stereographic(q))
+    assert res.converged
+    np.testing.assert_allclose(res.mean, [0.4, -0.3], atol=1e-8)
+    np.testing.assert_allclose(res.distances, rho, rtol=1e-8)
+
+
+def test_frechet_mean_in_polar_coordinates_is_the_euclidean_mean_with_weights():
+    rng = np.random.default_rng(5)
+    polar = np.column_stack([rng.uniform(1.0, 2.0, 7), rng.uniform(0.2, 1.2, 7)])
+    w = rng.uniform(0.1, 2.0, 7)
+    cart = np.column_stack([polar[:, 0] * np.cos(polar[:, 1]), polar[:, 0] * np.sin(polar[:, 1])])
+    target = w @ cart / w.sum()
+    res = st.frechet_mean(PolarFlat(), polar, w)
+    assert res.converged
+    got = res.mean[0] * np.array([np.cos(res.mean[1]), np.sin(res.mean[1])])
+    np.testing.assert_allclose(got, target, atol=1e-8)
+    assert res.variance == pytest.approx(w @ np.sum((cart - target) ** 2, axis=1) / w.sum(), rel=1e-8)
+
+
+def test_frechet_mean_weights_repeat_points_and_scale_invariance():
+    metric = reference_rhvae()
+    pts = np.array([[-0.5, 0.2], [1.2, 0.9], [0.3, 1.4], [0.8, -0.4]])
+    weighted = st.frechet_mean(metric, pts, [2.0, 1.0, 0.0, 1.0])
+    repeated = st.frechet_mean(metric, pts[[0, 0, 1, 3]])
+    assert weighted.converged and repeated.converged
+    np.testing.assert_allclose(weighted.mean, repeated.mean, atol=1e-8)
+    assert weighted.variance == pytest.approx(repeated.variance, rel=1e-8)
+    scaled = st.frechet_mean(metric.scaled(7.0), pts, [2.0, 1.0, 0.0, 1.0])
+    np.testing.assert_allclose(scaled.mean, weighted.mean, atol=1e-8)
+    assert scaled.variance == pytest.approx(7.0 * weighted.variance, rel=1e-8)
+
+
+def test_frechet_mean_does_not_depend_on_threads():
+    metric = reference_rhvae()
+    pts = np.random.default_rng(4).uniform(-0.5, 1.5, (40, 2))
+    one = st.frechet_mean(metric, pts, n_threads=1)
+    two = st.frechet_mean(metric, pts, n_threads=2)
+    np.testing.assert_array_equal(one.mean, two.mean)
+    assert one.n_iter == two.n_iter and one.converged
+
+
+def test_frechet_mean_flags_a_point_whose_log_fails():
+    pts = np.array([[0.0, 0.0], [0.2, 0.3], [-0.3, 0.1], [0.9, 0.0]])  # the last one is outside x < 0.5
+    with pytest.warns(RuntimeWarning):
+        res = st.frechet_mean(WalledPlane(), pts)
+    assert not res.converged and res.status == "log_failed" and res.failed == [3]
+    assert np.all(np.isfinite(res.mean))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(points=np.zeros((0, 2))), "points"),
+    (dict(points=np.array([[0.0, np.inf]])), "points"),
+    (dict(points=np.zeros((3, 3))), "points"),
+    (dict(weights=[1.0, 2.0]), "weights"),
+    (dict(weights=[1.0, -1.0, 1.0]), "weights"),
+    (dict(weights=[0.0, 0.0, 0.0]), "weights"),
+    (dict(weights=[1.0, np.nan, 1.0]), "weights"),
+    (dict(init=[[0.0, 0.0], [1.0, 1.0]]), "init"),
+    (dict(tol=0.0), "tol"),
+    (dict(max_iter=-1), "max_iter"),
+])
+def test_frechet_mean_bad_input(kwargs, name):
+    args = dict(points=np.array([[0.0, 0.0], [1.0, 0.5], [0.2, 0.9]]))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        st.frechet_mean(reference_rhvae(), args.pop("points"), **args)
+
+
+# --------------------------------------------------------------------------------------------
+# kmeans
+# --------------------------------------------------------------------------------------------
+def lloyd(x, centers, rounds=50):
+    """Euclidean k-means from given centres (brute force)."""
+    labels = None
+    for _ in range(rounds):
+        new = np.argmin(np.sum((x[:, None] - centers[None]) ** 2, axis=2), axis=1)
+        if labels is not None and np.array_equal(new, labels):
+            break
+        labels = new
+        centers = np.array([x[labels == c].mean(axis=0) for c in range(len(centers))])
+    return labels, centers
+
+
+def test_kmeans_on_a_constant_metric_is_euclidean_kmeans_of_the_whitened_points():
+    a = np.array([[2.0, 0.6], [0.6, 1.0]])
+    root = np.linalg.cholesky(a).T  # |root x|² = xᵀ A x
+    rng = np.random.default_rng(6)
+    points = np.concatenate([rng.normal(c, 0.5, (10, 2)) for c in ([0, 0], [2, 1], [0, 2.5])])
+    init = points[[0, 10, 20]]
+    res = st.kmeans(lg.ConstantMetric(a), points, 3, init=init)
+    labels, centers = lloyd(points @ root.T, init @ root.T)
+    assert res.converged and res.medoids is None
+    np.testing.assert_array_equal(res.labels, labels)
+    np.testing.assert_allclose(res.centers @ root.T, centers, atol=1e-8)
+    expected_inertia = np.sum((points @ root.T - centers[labels]) ** 2)
+    assert res.inertia == pytest.approx(expected_inertia, rel=1e-7)
+    seeded = st.kmeans(lg.ConstantMetric(a), points, 3, seed=1)
+    assert len(np.unique(seeded.labels)) == 3 and seeded.converged
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(n_clusters=0), "n_clusters"),
+    (dict(n_clusters=31), "n_clusters"),
+    (dict(n_clusters=2, init=np.zeros((3, 2))), "init"),
+    (dict(n_clusters=2, init="k-medoids"), "init"),
+    (dict(n_clusters=2, mean_options=[1]), "mean_options"),
+])
+def test_kmeans_bad_input(kwargs, name):
+    points = np.random.default_rng(0).uniform(0, 1, (30, 2))
+    with pytest.raises(ValueError, match=name):
+        st.kmeans(lg.ConstantMetric(np.eye(2)), points, **kwargs)
+
+
+def test_native_brownian_drift_matches_the_toolbox_christoffel_symbols(rng):
+    # The callback's drift against −½ Gⁱʲ Γᵏᵢⱼ from latentgeo.christoffel (the RHVAE's analytic
+    # Christoffel symbols); the native paths equal the callback paths (test above).
+    from latentgeo.statistics._sampling import _diffusion_callback
+
+    metric = reference_rhvae()
+    z = rng.uniform(-0.5, 1.5, (6, 2))
+    gamma = lg.christoffel(metric, z)
+    expected = -0.5 * np.einsum("nij,nkij->nk", metric.inverse(z), gamma)
+    _, drift, _ = _diffusion_callback(lg.DenseMetric(metric.metric, metric.derivative, dim=2))(z)
+    np.testing.assert_allclose(drift, expected, rtol=1e-9, atol=1e-12)

@@ -9,7 +9,8 @@ rest drives the batched geodesic, exp and log computations of the core.
 
 from __future__ import annotations
 
-from ._clustering import ClusteringResult, kmedoids
+from ._clustering import ClusteringResult, kmeans, kmedoids
+from ._mean import FrechetMeanResult, frechet_mean
 from ._interpolate import InterpolationResult, interpolate
 from ._sampling import (BrownianMotionResult, SamplingResult, brownian_motion, effective_sample_size,
                         log_det_and_gradient, sample_riemannian)
@@ -17,11 +18,14 @@ from ._sampling import (BrownianMotionResult, SamplingResult, brownian_motion, e
 __all__ = [
     "BrownianMotionResult",
     "ClusteringResult",
+    "FrechetMeanResult",
     "InterpolationResult",
     "SamplingResult",
     "brownian_motion",
     "effective_sample_size",
+    "frechet_mean",
     "interpolate",
+    "kmeans",
     "kmedoids",
     "log_det_and_gradient",
     "sample_riemannian",

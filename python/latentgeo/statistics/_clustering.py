@@ -20,7 +20,7 @@ import numpy as np
 
 from .._validation import as_float_array, check_choice, check_int, check_metric, check_threads
 
-__all__ = ["ClusteringResult", "kmedoids"]
+__all__ = ["ClusteringResult", "kmeans", "kmedoids"]
 
 _IMPROVEMENT_RTOL = 1e-12  # a swap must lower the total by more than this (relative): no cycling on ties
 
@@ -267,3 +267,128 @@ def kmedoids(metric, points, n_clusters: int, *, distances=None, init="k-medoids
     return ClusteringResult(centers=pts[medoids].copy(), labels=labels, inertia=inertia, distances=dist,
                             medoids=medoids, n_iter=n_iter, converged=converged,
                             status="converged" if converged else "max_iter", failed_pairs=failed)
+
+
+# --------------------------------------------------------------------------------------------
+# Riemannian k-means
+# --------------------------------------------------------------------------------------------
+def _distances_to(metric, points: np.ndarray, centers: np.ndarray, n_threads, progress: bool, options: dict):
+    """Geodesic distances (M, k) from the points to the centres (+Inf for failed pairs), and the
+    pairs that did not converge as (point, centre)."""
+    from ..geodesic import geodesic_distances
+
+    result = geodesic_distances(metric, points, centers, progress=progress, n_threads=n_threads, **options)
+    dist = np.where(np.isnan(result.distances), np.inf, result.distances)
+    rows, cols = np.nonzero(~result.converged)
+    return dist, [(int(i), int(j)) for i, j in zip(rows, cols)]
+
+
+def _kmeans_plus_plus(metric, points, k, rng, n_threads, options) -> np.ndarray:
+    """k-means++ seeding with geodesic distances, one column of distances per chosen centre."""
+    chosen = [int(rng.integers(len(points)))]
+    nearest = np.full(len(points), np.inf)
+    for _ in range(1, k):
+        dist, _ = _distances_to(metric, points, points[chosen[-1:]], n_threads, False, options)
+        nearest = np.minimum(nearest, dist[:, 0])
+        weights = np.where(np.isfinite(nearest), nearest, 0.0) ** 2
+        weights[chosen] = 0.0
+        total = weights.sum()
+        pool = np.setdiff1d(np.arange(len(points)), chosen)
+        chosen.append(int(rng.choice(len(points), p=weights / total)) if total > 0 else int(rng.choice(pool)))
+    return points[chosen].copy()
+
+
+def _initial_centers(init, metric, points, k, seed, n_threads, options) -> np.ndarray:
+    if isinstance(init, str):
+        check_choice(init, "init", {"k-means++"})
+        return _kmeans_plus_plus(metric, points, k, np.random.default_rng(seed), n_threads, options)
+    centers = as_float_array(init, "init", ndim=2)
+    if centers.shape != (k, points.shape[1]):
+        raise ValueError(f"init: expected 'k-means++' or {k} centres of shape ({k}, {points.shape[1]}), "
+                         f"got shape {centers.shape}")
+    return centers.copy()
+
+
+def kmeans(metric, points, n_clusters: int, *, init="k-means++", seed: int = 0, max_iter: int = 50,
+           mean_options: Optional[dict] = None, progress: bool = False, n_threads: Optional[int] = None,
+           **geodesic_options) -> ClusteringResult:
+    """Riemannian k-means: assignment by geodesic distance, centres by Fréchet means.
+
+    Parameters
+    ----------
+    metric : metric protocol object
+    points : array_like, shape (M, d)
+    n_clusters : int
+        k, 1 <= k <= M.
+    init : "k-means++" or array_like (k, d)
+        k-means++ seeding with geodesic distances (from ``seed``), or given centres.
+    seed : int
+    max_iter : int
+        Assignment rounds at most.
+    mean_options : dict, optional
+        Keyword arguments of :func:`frechet_mean` (``tol``, ``log_tol``, ``max_iter``).
+    progress : bool
+        Progress bars of the distance computations.
+    n_threads : int, optional
+        Threads (None: all cores); the result does not depend on it.
+    **geodesic_options
+        Passed to :func:`latentgeo.geodesic_distances` for the assignments.
+
+    Returns
+    -------
+    ClusteringResult
+        ``centers`` are the clusters' Fréchet means, ``inertia`` = Σ d(zᵢ, centre)², ``distances``
+        the (M, k) distances to the final centres, ``medoids`` None. An empty cluster takes the
+        point farthest from its centre. A centre whose Fréchet mean did not converge sets
+        ``status="mean_failed"`` (and ``converged=False``).
+    """
+    from ._mean import frechet_mean
+
+    dim = check_metric(metric)
+    pts = as_float_array(points, "points", ndim=2)
+    if pts.shape[1] != dim:
+        raise ValueError(f"points: expected dimension d = {dim}, got shape {pts.shape}")
+    k = check_n_clusters(n_clusters, len(pts))
+    seed = _check_seed(seed)
+    max_iter = check_int(max_iter, "max_iter", 1)
+    check_threads(n_threads)
+    if not isinstance(mean_options, (dict, type(None))):
+        raise ValueError("mean_options: expected a dict of frechet_mean options")
+    mean_options = dict(mean_options or {})
+    centers = _initial_centers(init, metric, pts, k, seed, n_threads, geodesic_options)
+    labels = np.full(len(pts), -1)
+    status, converged, n_iter = "max_iter", False, 0
+    for n_iter in range(1, max_iter + 1):
+        dist, failed = _distances_to(metric, pts, centers, n_threads, progress, geodesic_options)
+        new_labels = _assign(dist)
+        if np.array_equal(new_labels, labels):
+            status, converged = "converged", True
+            break
+        labels = new_labels
+        means_ok = True
+        for c in range(k):
+            members = np.flatnonzero(labels == c)
+            res = frechet_mean(metric, pts[members], init=centers[c], n_threads=n_threads, **mean_options)
+            centers[c] = res.mean
+            means_ok &= res.converged
+        if not means_ok:
+            status, converged = "mean_failed", False
+            dist, failed = _distances_to(metric, pts, centers, n_threads, progress, geodesic_options)
+            labels = _assign(dist)
+            break
+    inertia = float(np.sum(dist[np.arange(len(pts)), labels] ** 2))
+    return ClusteringResult(centers=centers, labels=labels, inertia=inertia, distances=dist, medoids=None,
+                            n_iter=n_iter, converged=converged, status=status, failed_pairs=failed)
+
+
+def _assign(dist: np.ndarray) -> np.ndarray:
+    """Nearest centre per point; an empty cluster takes the point farthest from its own centre."""
+    labels = np.argmin(dist, axis=1)
+    own = dist[np.arange(len(dist)), labels]
+    for c in range(dist.shape[1]):
+        if np.any(labels == c):
+            continue
+        movable = np.flatnonzero(np.bincount(labels, minlength=dist.shape[1])[labels] > 1)
+        far = movable[np.argmax(own[movable])]
+        labels[far], own[far] = c, 0.0
+    return labels
