@@ -129,7 +129,15 @@ def cmd_demo(args) -> int:
         print(f"wrote {out_path} ({time.perf_counter() - start:.1f} s)")
     except ImportError:  # matplotlib is an optional extra
         print('no picture: matplotlib is not installed (pip install "latentgeo[plot]")')
-    return 0 if failed == 0 else 1
+    mean_failures = _statistics_demo(metric, latent, labels, args)
+    return 0 if failed == 0 and mean_failures == 0 else 1
+
+
+def _statistics_demo(metric, latent, labels, args) -> int:
+    """Class Fréchet means and the geometry-aware sampler (demo_statistics.png)."""
+    from .statistics._demo import statistics_demo
+
+    return statistics_demo(metric, latent, labels, args.out, args.n_threads, _print_table)
 
 
 def cmd_geodesic(args) -> int:
@@ -279,6 +287,28 @@ def cmd_distances(args) -> int:
     return 0 if result.converged.all() else 1
 
 
+def cmd_mean(args) -> int:
+    from .statistics import frechet_mean
+
+    metric = _load_model(args.model)
+    points = _load_checked(args.points, "--points", metric.dim)
+    weights = None if args.weights is None else _load_checked(args.weights, "--weights", ndim=1)
+    if weights is not None and len(weights) != len(points):
+        raise CommandError(f"--weights: expected {len(points)} weights (one per point), got {len(weights)}")
+    result = frechet_mean(metric, points, weights, n_threads=args.n_threads,
+                          **({"tol": args.tol} if args.tol is not None else {}))
+    euclid = points.mean(axis=0) if weights is None else weights @ points / weights.sum()
+    print(f"Frechet mean   {','.join(f'{x:.10g}' for x in result.mean)}")
+    print(f"Euclidean mean {','.join(f'{x:.10g}' for x in euclid)}")
+    print(f"variance {result.variance:.10g} (rms distance {np.sqrt(result.variance):.6g}), {result.n_iter} steps, "
+          f"relative gradient {result.gradient_norm:.2g}, {result.status}")
+    if result.failed:
+        print(f"{len(result.failed)} points whose log map failed: {result.failed[:10]}"
+              f"{' ...' if len(result.failed) > 10 else ''}")
+    _save(args.out, result.mean, "mean")
+    return 0 if result.converged else 1
+
+
 def cmd_cluster(args) -> int:
     from .statistics import kmedoids
 
@@ -334,6 +364,14 @@ def _add_statistics_commands(sub) -> None:
     dist.add_argument("--quiet", action="store_true", help="no progress bar")
     dist.add_argument("--n-threads", type=_threads, default=None)
     dist.set_defaults(run=cmd_distances)
+    mean = sub.add_parser("mean", help="Fréchet mean of points (.npy)")
+    mean.add_argument("--model", help=model_help)
+    mean.add_argument("--points", required=True, help="points (M, d) in a .npy file")
+    mean.add_argument("--weights", help="weights (M,) in a .npy file (default: equal)")
+    mean.add_argument("--tol", type=float, default=None, help="relative gradient tolerance (default 1e-10)")
+    mean.add_argument("--out", help="save the mean (d,) to this .npy file")
+    mean.add_argument("--n-threads", type=_threads, default=None)
+    mean.set_defaults(run=cmd_mean)
     clus = sub.add_parser("cluster", help="k-medoids clustering of points (.npy) with geodesic distances")
     clus.add_argument("--model", help=model_help)
     clus.add_argument("--points", required=True, help="points (M, d) in a .npy file")
