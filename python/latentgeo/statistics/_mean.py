@@ -212,6 +212,8 @@ def _descend(metric, points, w, state: _State, tol, max_iter, n_threads, log_tol
             jac = -np.eye(dim)
             continue
         step, dr = trial.logs.base - state.logs.base, trial.r - state.r
+        if n_iter == 0 and (step @ dr) < 0:  # rescale J₀ = −I by the first secant (Barzilai–Borwein)
+            jac = (step @ dr) / (step @ step) * np.eye(dim)
         jac += np.outer(dr - jac @ step, step) / (step @ step)  # Broyden's update
         state, n_iter = trial, n_iter + 1
 
