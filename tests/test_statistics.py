@@ -747,3 +747,19 @@ def test_statistics_demo_writes_its_figure(tmp_path, capsys):
     assert "Frechet mean" in out and "geometry-aware sampler" in out
     image = np.asarray(Image.open(tmp_path / "demo_statistics.png").convert("RGB"))
     assert image.shape[1] > 800 and len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+
+
+# --------------------------------------------------------------------------------------------
+# Ctrl-C
+# --------------------------------------------------------------------------------------------
+@pytest.mark.skipif(__import__("sys").platform == "win32", reason="SIGINT to a child process is POSIX")
+@pytest.mark.parametrize("call", [
+    "lg.brownian_motion(metric, [0.0, 0.0], 1.0, 1_000, 20_000, seed=0, n_threads=2)",
+    "lg.sample_riemannian(metric, 400_000, seed=0, n_chains=20_000, n_warmup=10_000, n_threads=2)",
+])
+def test_ctrl_c_stops_the_samplers(call):
+    from test_interrupt import _check_stopped, _interrupt_after_one_second
+
+    out, err, elapsed = _interrupt_after_one_second(
+        "metric, _, _ = random_rhvae(np.random.default_rng(0), n_centroids=2000, dim=2)", call)
+    _check_stopped(out, err, elapsed)
