@@ -44,7 +44,7 @@ def frechet_section(name, metric, codes, repeat):
     _, t_log = timed(lambda: lg.log_map(metric, codes.mean(axis=0), codes, n_threads=1), repeat)
     print(f"  baseline: one batch of {len(codes)} log maps (discrete geodesics + shooting), 1 thread: {t_log:.2f} s")
     for threads in (1, 2):
-        res, t = timed(lambda: lg.frechet_mean(metric, codes, n_threads=threads), repeat)
+        res, t = timed(lambda t=threads: lg.frechet_mean(metric, codes, n_threads=t), repeat)
         print(f"  frechet_mean, {threads} thread(s): {t:7.2f} s = {t / t_log:5.2f} log batches; {res.n_iter} steps, "
               f"relative gradient {res.gradient_norm:.1e}, {res.status}, rms distance {np.sqrt(res.variance):.4f}")
     shift = np.linalg.norm(res.mean - codes.mean(axis=0))
@@ -101,7 +101,7 @@ def closed_form_section(n_points, repeat):
     for label, kwargs in (("default (10 Euler steps)", {}), ("tuned (100 RK4 steps)", {"n_steps": 100, "step": "rk4"})):
         space = gs["space"](gs["HalfPlane"], **kwargs)
         est = FrechetMean(space)
-        _, t_gs = timed(lambda: est.fit(torch.tensor(pts)), 1)
+        _, t_gs = timed(lambda e=est: e.fit(torch.tensor(pts)), 1)
         mean_gs = est.estimate_.detach().numpy()
         err_gs = half_plane_residual(mean_gs, pts)
         print(f"  geomstats FrechetMean, {label}: {t_gs:8.2f} s ({t_gs / t_ours:6.0f}x latentgeo), "
@@ -120,12 +120,12 @@ def sampler_section(codes, repeat):
     header("(d) samplers and interpolation on the digits model")
     for density in ("inverse_volume", "volume"):
         for threads in (1, 2):
-            res, t = timed(lambda: lg.sample_riemannian(metric, 1000, density=density, seed=0, n_threads=threads),
-                           repeat)
+            res, t = timed(lambda s=density, t=threads: lg.sample_riemannian(metric, 1000, density=s, seed=0,
+                                                                             n_threads=t), repeat)
             print(f"  sample_riemannian({density!r}), 1000 samples, {threads} thread(s): {t:6.2f} s, acceptance "
                   f"{res.acceptance_rate:.2f}, ESS {res.ess.min():.0f}, {res.n_divergent} divergent")
     for threads in (1, 2):
-        res, t = timed(lambda: lg.brownian_motion(metric, points[0], 1.0, 100, 1000, seed=0, n_threads=threads),
+        res, t = timed(lambda t=threads: lg.brownian_motion(metric, points[0], 1.0, 100, 1000, seed=0, n_threads=t),
                        repeat)
         print(f"  brownian_motion, 1000 paths x 100 steps, {threads} thread(s): {t:6.2f} s "
               f"({t / 1e5 * 1e6:.2f} us per path step), {int(np.sum(res.completed))} completed")

@@ -680,7 +680,7 @@ def cli_files(tmp_path_factory):
 
 
 def test_cli_distances_and_cluster(cli_files):
-    folder, metric, points = cli_files
+    folder, _, points = cli_files
     proc = run_cli("distances", "--model", str(folder / "model.npz"), "--points", str(folder / "pts.npy"),
                    "--out", str(folder / "D.npy"), "--quiet")
     assert proc.returncode == 0, proc.stderr
@@ -696,7 +696,7 @@ def test_cli_distances_and_cluster(cli_files):
 
 
 def test_cli_mean_and_sample(cli_files):
-    folder, metric, points = cli_files
+    folder, _, points = cli_files
     proc = run_cli("mean", "--model", str(folder / "model.npz"), "--points", str(folder / "pts.npy"),
                    "--out", str(folder / "mean.npy"))
     assert proc.returncode == 0, proc.stderr
@@ -723,7 +723,7 @@ def test_cli_mean_and_sample(cli_files):
     (("sample", "--n", "0"), "--n"),
 ])
 def test_cli_statistics_errors_are_one_line(cli_files, args, fragment):
-    folder, _, points = cli_files
+    folder = cli_files[0]
     np.save(folder / "bad_dim.npy", np.zeros((4, 3)))
     names = {"pts": str(folder / "pts.npy"), "bad_dim": str(folder / "bad_dim.npy")}
     proc = run_cli(*[a.format(**names) for a in args], "--model", str(folder / "model.npz"))

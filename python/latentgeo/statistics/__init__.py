@@ -10,8 +10,8 @@ rest drives the batched geodesic, exp and log computations of the core.
 from __future__ import annotations
 
 from ._clustering import ClusteringResult, kmeans, kmedoids
-from ._mean import FrechetMeanResult, frechet_mean
 from ._interpolate import InterpolationResult, interpolate
+from ._mean import FrechetMeanResult, frechet_mean
 from ._sampling import (BrownianMotionResult, SamplingResult, brownian_motion, effective_sample_size,
                         log_det_and_gradient, sample_riemannian)
 

@@ -6,9 +6,9 @@ phase: every (medoid, non-medoid) exchange is scored at once from the nearest an
 second-nearest distances (the FastPAM1 decomposition), the best improving one is applied, until
 none improves. Swaps find a local optimum, so ``n_init`` restarts keep the best. (The cheaper
 alternating "Voronoi iteration" is not used: it stops in worse local optima far more often.)
-Everything is numpy on the (M, M) matrix; the geodesic distances
-themselves come from :func:`latentgeo.geodesic_distances` (C++, pairs in parallel), so the
-labels do not depend on the thread count.
+Everything is numpy on the (M, M) matrix; the geodesic distances themselves come from
+:func:`latentgeo.geodesic_distances` (C++, pairs in parallel), so the labels do not depend on
+the thread count.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from .._validation import as_float_array, check_choice, check_int, check_metric, check_threads
+from ._common import check_seed
 
 __all__ = ["ClusteringResult", "kmeans", "kmedoids"]
 
@@ -91,12 +92,6 @@ def _check_distance_matrix(distances, m: int) -> np.ndarray:
     if (finite != finite.T).any() or np.max(np.abs(dist - dist.T), initial=0.0, where=finite) > 1e-9 * scale:
         raise ValueError("distances: must be symmetric")
     return np.ascontiguousarray(dist)
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def geodesic_distance_matrix(metric, points: np.ndarray, n_threads, progress: bool, options: dict):
@@ -242,7 +237,7 @@ def kmedoids(metric, points, n_clusters: int, *, distances=None, init="k-medoids
     """
     pts = as_float_array(points, "points", ndim=2)
     k = check_n_clusters(n_clusters, len(pts))
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     n_init = check_int(n_init, "n_init", 1)
     max_iter = check_int(max_iter, "max_iter", 1)
     check_threads(n_threads)
@@ -349,7 +344,7 @@ def kmeans(metric, points, n_clusters: int, *, init="k-means++", seed: int = 0, 
     if pts.shape[1] != dim:
         raise ValueError(f"points: expected dimension d = {dim}, got shape {pts.shape}")
     k = check_n_clusters(n_clusters, len(pts))
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     max_iter = check_int(max_iter, "max_iter", 1)
     check_threads(n_threads)
     if not isinstance(mean_options, (dict, type(None))):

@@ -17,18 +17,13 @@ from .. import _core
 from .._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
 from ..errors import MetricDomainError
 from ..metrics import RHVAEMetric, ScaledMetric
+from ._common import check_seed
 
 __all__ = ["BrownianMotionResult", "SamplingResult", "brownian_motion", "sample_riemannian",
            "effective_sample_size", "log_det_and_gradient"]
 
 _PATH_STATUS = ("completed", "left_domain", "non_finite")
 _DENSITY_SIGN = {"volume": 1.0, "inverse_volume": -1.0}
-
-
-def check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
-        raise ValueError(f"seed: expected an integer in [0, 2**64), got {seed!r}")
-    return int(seed)
 
 
 # --------------------------------------------------------------------------------------------
