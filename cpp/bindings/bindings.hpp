@@ -19,7 +19,9 @@ void register_rhvae(pybind11::module_& m);
 void register_curves(pybind11::module_& m);
 void register_pullback(pybind11::module_& m);
 void register_geodesic(pybind11::module_& m);
+void register_connection(pybind11::module_& m);
 void register_errors(pybind11::module_& m);
+void register_statistics(pybind11::module_& m);
 
 // latentgeo.errors.MetricDomainError (a ValueError), imported on first use (GIL held).
 inline pybind11::handle metric_domain_error_type() {
@@ -72,7 +74,6 @@ void run_interruptible(Work&& work) {
   }
   if (signal_error) std::rethrow_exception(signal_error);  // polled during the very last block
 }
-void register_connection(pybind11::module_& m);
 
 // Throws std::invalid_argument (ValueError in Python) naming the argument.
 inline void require(bool ok, const std::string& message) {

@@ -19,6 +19,7 @@ PYBIND11_MODULE(LATENTGEO_MODULE_NAME, m) {
   latentgeo_bindings::register_curves(m);
   latentgeo_bindings::register_pullback(m);
   latentgeo_bindings::register_geodesic(m);
-  latentgeo_bindings::register_errors(m);
   latentgeo_bindings::register_connection(m);
+  latentgeo_bindings::register_errors(m);
+  latentgeo_bindings::register_statistics(m);
 }

@@ -2,12 +2,13 @@
 
 Metrics (RHVAE, pullback, dense, constant), curve length and energy, geodesics (a C++ discrete
 solver and the seed's neural geodesics) and the Levi-Civita connection (exp/log maps, parallel
-transport, curvature), with a C++/Eigen/OpenMP core.
+transport, curvature) and statistics on the manifold (Fréchet means, k-medoids and k-means,
+geodesic interpolation, Brownian motion, Riemannian volume sampling), with a C++/Eigen/OpenMP core.
 """
 
 from __future__ import annotations
 
-from . import _core, datasets
+from . import _core, datasets, statistics
 from .errors import MetricDomainError
 from .connection import (ExpMapResult, LogMapResult, TransportResult, christoffel, exp_map, gaussian_curvature,
                          log_map, parallel_transport, ricci, scalar_curvature, transport_along_geodesic)
@@ -21,18 +22,24 @@ from .neural import (NeuralGeodesic, NeuralGeodesicResult, curve_velocity_exact,
 from .neural import fit, loss, train  # the seed's names: aliases of the three above
 from .optim import SGD, Adam
 from .pullback import CallablePullbackMetric, PullbackMetric
+from .statistics import (BrownianMotionResult, ClusteringResult, FrechetMeanResult, InterpolationResult, SamplingResult,
+                         brownian_motion, frechet_mean, interpolate, kmeans, kmedoids, sample_riemannian)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adam",
+    "BrownianMotionResult",
     "CallablePullbackMetric",
+    "ClusteringResult",
     "ConstantMetric",
     "DenseMetric",
     "DistanceResult",
     "ExpMapResult",
+    "FrechetMeanResult",
     "GeodesicBatch",
     "GeodesicResult",
+    "InterpolationResult",
     "LogMapResult",
     "Metric",
     "MetricDomainError",
@@ -41,8 +48,10 @@ __all__ = [
     "PullbackMetric",
     "RHVAEMetric",
     "SGD",
+    "SamplingResult",
     "ScaledMetric",
     "TransportResult",
+    "brownian_motion",
     "christoffel",
     "curve_energy",
     "curve_integral",
@@ -54,10 +63,14 @@ __all__ = [
     "discrete_velocity",
     "exp_map",
     "fit_neural_geodesic",
+    "frechet_mean",
     "gaussian_curvature",
     "geodesic",
     "geodesic_distances",
     "geodesics",
+    "interpolate",
+    "kmeans",
+    "kmedoids",
     "log_map",
     "max_threads",
     "neural_geodesic",
@@ -65,8 +78,10 @@ __all__ = [
     "openmp_enabled",
     "parallel_transport",
     "ricci",
+    "sample_riemannian",
     "scalar_curvature",
     "train_neural_geodesic",
+    "statistics",
     "transport_along_geodesic",
 ]
 

@@ -1,7 +1,6 @@
 """Type stubs of the private compiled module latentgeo._core (C++ kernels)."""
 
-from typing import Any, Dict, List, Tuple
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,6 +59,7 @@ def geodesic_batch(metric: object, kernel: object, scale: float, starts: Array, 
                    n_segments: int, min_segments: int, max_segments: int, length_tol: float, ftol: float,
                    gtol: float, max_iter: int, history: int, simpson: bool, n_threads: int) -> Dict[str, Any]: ...
 def geodesic_status_name(code: int) -> str: ...
+
 # -- the connection (register_connection.cpp) -------------------------------------------------
 # `model` is an RHVAEModel, ConstantKernel or PullbackKernel; any other value (None) selects the
 # batched Python callback geometry_fn(z (N, d), want_derivative) -> (G (N, d, d), dG (N, d, d, d) or None,
@@ -98,3 +98,21 @@ def transport_nodes(model: object, geometry_fn: Optional[Callable], nodes: List[
                     options: ConnectionOptions, n_threads: int) -> Dict[str, np.ndarray]: ...
 def transport_callable(model: object, geometry_fn: Optional[Callable], curve_fn: Callable, dim: int, w: Array,
                        t_out: Array, options: ConnectionOptions) -> Dict[str, np.ndarray]: ...
+
+# -- statistics (register_statistics.cpp) ------------------------------------------------------
+# `kernel` is an RHVAEKernel (native) or None: then the Python callback runs once per step for the
+# whole batch. brownian geometry_fn(z (N, d)) -> (G^{-1} (N, d, d), drift (N, d), ok (N,) bool);
+# hmc log_density_fn(z (N, d)) -> (log p (N,), grad (N, d), ok (N,) bool).
+
+# Keys: paths (P, n_steps + 1, d), status (P,) int (0 completed, 1 left_domain, 2 non_finite),
+# n_done (P,) steps completed.
+def brownian_motion(kernel: object, scale: float, geometry_fn: Optional[Callable], z0: Array, dt: float,
+                    n_steps: int, seed: int, n_threads: int) -> Dict[str, np.ndarray]: ...
+# Keys: draws (n_draws, n_chains, d), accept_prob (n_chains,), n_divergent (int), step_size (float).
+def hmc_sample(kernel: object, sign: float, log_density_fn: Optional[Callable], init: Array, lo: Array, hi: Array,
+               n_warmup: int, n_draws: int, n_leapfrog: int, step_size: float, target_accept: float, seed: int,
+               n_threads: int) -> Dict[str, Any]: ...
+# (log det G (N,), its gradient (N, d), G^{-1} (N, d*d), dG^{-1} (N, d^3) [a, b, k]); the last two
+# empty unless want_inverse; NaN rows where G^{-1} is singular.
+def rhvae_volume_jet(kernel: RHVAEKernel, z: Array, want_inverse: bool,
+                     n_threads: int) -> Tuple[Array, Array, Array, Array]: ...

@@ -1,4 +1,5 @@
-"""The ``latentgeo`` command: ``demo``, ``geodesic``, ``exp``, ``log`` and ``info``.
+"""The ``latentgeo`` command: ``demo``, ``geodesic``, ``exp``, ``log``, ``info``, ``distances``, ``mean``,
+``cluster`` and ``sample``.
 
 Errors (missing or unreadable file, unwritable output, wrong dimension, malformed numbers)
 print one line to stderr and exit with status 2, without a traceback; they are found before
@@ -149,7 +150,15 @@ def cmd_demo(args) -> int:
         print(f"wrote {out_path} and {decoded_path} ({time.perf_counter() - start:.1f} s)")
     except ImportError:  # matplotlib is an optional extra
         print('no picture: matplotlib is not installed (pip install "latentgeo[plot]")')
-    return 0 if failed == 0 else 1
+    mean_failures = _statistics_demo(metric, latent, labels, args)
+    return 0 if failed == 0 and mean_failures == 0 else 1
+
+
+def _statistics_demo(metric, latent, labels, args) -> int:
+    """Class Fréchet means and the geometry-aware sampler (demo_statistics.png)."""
+    from .statistics._demo import statistics_demo
+
+    return statistics_demo(metric, latent, labels, args.out, args.n_threads, _print_table)
 
 
 def cmd_geodesic(args) -> int:
@@ -257,6 +266,158 @@ def cmd_info(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------
+# Statistics commands: distances, mean, cluster, sample
+# --------------------------------------------------------------------------------------------
+def _load_checked(path: str, option: str, dim: Optional[int] = None, ndim: int = 2) -> np.ndarray:
+    """A non-empty finite array of ndim dimensions from a .npy file; with dim, of shape (M, dim)."""
+    arr = _load_array(path, option)
+    if arr.ndim != ndim or arr.size == 0:
+        raise CommandError(f"{option}: expected a non-empty {ndim}-d array, got shape {arr.shape}")
+    if dim is not None and arr.shape[1] != dim:
+        raise CommandError(f"{option}: expected points of dimension {dim} for this model, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise CommandError(f"{option}: contains NaN or Inf")
+    return arr
+
+
+def _save(path: Optional[str], array: np.ndarray, what: str) -> None:
+    if path:
+        _save_array(path, array, what)
+
+
+def _list_failed_pairs(failed, limit: int = 10) -> None:
+    if not failed:
+        return
+    shown = ", ".join(f"({i}, {j})" for i, j in failed[:limit])
+    more = f" and {len(failed) - limit} more" if len(failed) > limit else ""
+    print(f"{len(failed)} pairs did not converge: {shown}{more}")
+
+
+def cmd_distances(args) -> int:
+    from .geodesic import geodesic_distances
+
+    metric = _load_model(args.model)
+    points = _load_checked(args.points, "--points", metric.dim)
+    result = geodesic_distances(metric, points, progress=not args.quiet, n_threads=args.n_threads,
+                                **({"tol": args.tol} if args.tol is not None else {}))
+    off = result.distances[np.triu_indices(len(points), 1)]
+    print(f"{len(points)} points, {len(off)} pairs: distances {np.nanmin(off, initial=0.0):.6g} .. "
+          f"{np.nanmax(off, initial=0.0):.6g}")
+    _list_failed_pairs(sorted(zip(*np.nonzero(np.triu(~result.converged, 1)))))
+    _save(args.out, result.distances, "distance matrix")
+    return 0 if result.converged.all() else 1
+
+
+def cmd_mean(args) -> int:
+    from .statistics import frechet_mean
+
+    metric = _load_model(args.model)
+    points = _load_checked(args.points, "--points", metric.dim)
+    weights = None if args.weights is None else _load_checked(args.weights, "--weights", ndim=1)
+    if weights is not None and len(weights) != len(points):
+        raise CommandError(f"--weights: expected {len(points)} weights (one per point), got {len(weights)}")
+    result = frechet_mean(metric, points, weights, n_threads=args.n_threads,
+                          **({"tol": args.tol} if args.tol is not None else {}))
+    euclid = points.mean(axis=0) if weights is None else weights @ points / weights.sum()
+    print(f"Frechet mean   {','.join(f'{x:.10g}' for x in result.mean)}")
+    print(f"Euclidean mean {','.join(f'{x:.10g}' for x in euclid)}")
+    print(f"variance {result.variance:.10g} (rms distance {np.sqrt(result.variance):.6g}), {result.n_iter} steps, "
+          f"relative gradient {result.gradient_norm:.2g}, {result.status}")
+    if result.failed:
+        print(f"{len(result.failed)} points whose log map failed: {result.failed[:10]}"
+              f"{' ...' if len(result.failed) > 10 else ''}")
+    _save(args.out, result.mean, "mean")
+    return 0 if result.converged else 1
+
+
+def cmd_cluster(args) -> int:
+    from .statistics import kmedoids
+
+    metric = _load_model(args.model)
+    points = _load_checked(args.points, "--points", metric.dim)
+    if not 1 <= args.k <= len(points):
+        raise CommandError(f"--k: must lie in [1, {len(points)}] (the number of points), got {args.k}")
+    distances = None if args.distances is None else _load_checked(args.distances, "--distances")
+    if distances is not None and distances.shape != (len(points), len(points)):
+        raise CommandError(f"--distances: expected shape ({len(points)}, {len(points)}), got {distances.shape}")
+    result = kmedoids(metric, points, args.k, distances=distances, seed=args.seed, progress=not args.quiet,
+                      n_threads=args.n_threads)
+    sizes = np.bincount(result.labels, minlength=args.k)
+    rows = [(c, int(m), ",".join(f"{x:.5g}" for x in points[m]), int(n)) for c, (m, n) in
+            enumerate(zip(result.medoids, sizes))]
+    _print_table(rows, ("cluster", "medoid", "point", "size"))
+    print(f"inertia (sum of distances to the medoids) {result.inertia:.10g}; {result.status}")
+    _list_failed_pairs(result.failed_pairs)
+    _save(args.out, result.labels, "labels")
+    _save(args.save_distances, result.distances, "distance matrix")
+    return 0 if result.converged and not result.failed_pairs else 1
+
+
+def cmd_sample(args) -> int:
+    from .statistics import sample_riemannian
+
+    metric = _load_model(args.model)
+    bounds = None
+    if args.bounds is not None:
+        values = _parse_point(args.bounds, "--bounds")
+        if len(values) != 2 * metric.dim:
+            raise CommandError(f"--bounds: expected {2 * metric.dim} numbers (lower corner, then upper corner), "
+                               f"got {len(values)}")
+        bounds = values.reshape(2, metric.dim)
+    result = sample_riemannian(metric, args.n, density=args.density, bounds=bounds, seed=args.seed,
+                               n_threads=args.n_threads)
+    print(f"{len(result.samples)} samples of the {args.density} density on the box "
+          f"{result.bounds[0].round(4).tolist()} .. {result.bounds[1].round(4).tolist()}")
+    print(f"acceptance rate {result.acceptance_rate:.3f}, effective sample size "
+          f"{', '.join(f'{e:.0f}' for e in result.ess)} (per coordinate), step {result.step_size:.3g}, "
+          f"{result.n_divergent} divergent")
+    _save(args.out, result.samples, "samples")
+    return 0
+
+
+def _add_statistics_commands(sub) -> None:
+    model_help = "metric saved with RHVAEMetric.save (default: the shipped digits model)"
+    dist = sub.add_parser("distances", help="geodesic distance matrix of points (.npy)")
+    dist.add_argument("--model", help=model_help)
+    dist.add_argument("--points", required=True, help="points (M, d) in a .npy file")
+    dist.add_argument("--out", help="save the (M, M) matrix to this .npy file")
+    dist.add_argument("--tol", type=float, default=None, help="relative accuracy of the geodesics (default 1e-8)")
+    dist.add_argument("--quiet", action="store_true", help="no progress bar")
+    dist.add_argument("--n-threads", type=_positive_int, default=None)
+    dist.set_defaults(run=cmd_distances)
+    mean = sub.add_parser("mean", help="Fréchet mean of points (.npy)")
+    mean.add_argument("--model", help=model_help)
+    mean.add_argument("--points", required=True, help="points (M, d) in a .npy file")
+    mean.add_argument("--weights", help="weights (M,) in a .npy file (default: equal)")
+    mean.add_argument("--tol", type=float, default=None, help="relative gradient tolerance (default 1e-10)")
+    mean.add_argument("--out", help="save the mean (d,) to this .npy file")
+    mean.add_argument("--n-threads", type=_positive_int, default=None)
+    mean.set_defaults(run=cmd_mean)
+    clus = sub.add_parser("cluster", help="k-medoids clustering of points (.npy) with geodesic distances")
+    clus.add_argument("--model", help=model_help)
+    clus.add_argument("--points", required=True, help="points (M, d) in a .npy file")
+    clus.add_argument("--k", type=_positive_int, default=10, help="number of clusters (default 10)")
+    clus.add_argument("--distances", help="precomputed (M, M) distance matrix (.npy, e.g. from latentgeo distances)")
+    clus.add_argument("--save-distances", help="save the distance matrix to this .npy file")
+    clus.add_argument("--seed", type=int, default=0)
+    clus.add_argument("--out", help="save the labels (M,) to this .npy file")
+    clus.add_argument("--quiet", action="store_true", help="no progress bar")
+    clus.add_argument("--n-threads", type=_positive_int, default=None)
+    clus.set_defaults(run=cmd_cluster)
+    samp = sub.add_parser("sample", help="samples of the Riemannian volume densities (HMC)")
+    samp.add_argument("--model", help=model_help)
+    samp.add_argument("--n", type=_positive_int, default=1000, help="number of samples (default 1000)")
+    samp.add_argument("--density", choices=("volume", "inverse_volume"), default="inverse_volume",
+                      help="sqrt(det G) or sqrt(det G^-1) (default, the geometry-aware sampler)")
+    samp.add_argument("--bounds", help="box: lower corner then upper corner, comma-separated "
+                                       "(default: the centroids' box padded by 10%%)")
+    samp.add_argument("--seed", type=int, default=0)
+    samp.add_argument("--out", help="save the samples (n, d) to this .npy file")
+    samp.add_argument("--n-threads", type=_positive_int, default=None)
+    samp.set_defaults(run=cmd_sample)
+
+
 def _positive_int(text: str) -> int:
     from ._validation import INT_MAX
 
@@ -309,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a saved RHVAE metric")
     info.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
     info.set_defaults(run=cmd_info)
+    _add_statistics_commands(sub)
     return parser
 
 
@@ -316,7 +478,7 @@ def _attach_point_values(argv: Sequence[str]) -> List[str]:
     """``--start -1,2`` -> ``--start=-1,2``: argparse would take "-1,2" for an option."""
     out: List[str] = []
     for arg in argv:
-        if out and out[-1] in ("--start", "--end") and arg.startswith("-"):
+        if out and out[-1] in ("--start", "--end", "--bounds") and arg.startswith("-"):
             out[-1] = f"{out[-1]}={arg}"
         else:
             out.append(arg)

@@ -22,6 +22,7 @@
 #include "latentgeo/microgemm.hpp"
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace latentgeo {
@@ -119,6 +120,37 @@ class RHVAEKernel {
           if (!of_inverse) ws.dm = -(ws.g * ws.dm * ws.g).eval();
           for (Index a = 0; a < d_; ++a)
             for (Index c = 0; c < d_; ++c) out(n0 + b, (a * d_ + c) * d_ + k) = ws.dm(a, c);
+        }
+      }
+    });
+  }
+
+  // The volume jet of the samplers, in one pass over the centroids: log det G (N) and its gradient
+  // (N x d), d_k log det G = -tr(G dG^{-1}/dz_k), and when ginv/dginv are non-empty G^{-1}
+  // (N x d^2) and dG^{-1}/dz (N x d^3, layout [a, b, k]). A point where G^{-1} is singular gets
+  // NaN everywhere instead of an exception: for a sampler it is simply outside the domain.
+  void volume_jet(const ConstRowMatrixRef& z, VectorRef logdet, RowMatrixRef dlogdet, RowMatrixRef ginv,
+                  RowMatrixRef dginv, int n_threads) const {
+    const bool want_inverse = ginv.rows() > 0;
+    for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
+      accumulate(z, n0, nb, ws, true);
+      for (Index b = 0; b < nb; ++b) {
+        const Index n = n0 + b;
+        unpack_inverse(ws, b);
+        ws.llt.compute(ws.ginv);
+        if (ws.llt.info() != Eigen::Success || !(ws.llt.matrixLLT().diagonal().minCoeff() > 1e-150)) {
+          mark_undefined(n, logdet, dlogdet, ginv, dginv);
+          continue;
+        }
+        logdet(n) = -2.0 * ws.llt.matrixLLT().diagonal().array().log().sum();
+        if (want_inverse) write_square(ws.ginv, ginv, n);
+        invert(ws);
+        for (Index k = 0; k < d_; ++k) {
+          inverse_partial(z, ws, b, n, k);
+          dlogdet(n, k) = -(ws.g.array() * ws.dm.array()).sum();  // G and dm symmetric
+          if (want_inverse)
+            for (Index a = 0; a < d_; ++a)
+              for (Index c = 0; c < d_; ++c) dginv(n, (a * d_ + c) * d_ + k) = ws.dm(a, c);
         }
       }
     });
@@ -383,6 +415,15 @@ class RHVAEKernel {
                 ((z(point, k) - centre_(k)) * ws.acc.row(b).transpose() -
                  ws.acc_deriv.block(b, k * packed_width(), 1, p_).transpose());
     unpack_symmetric(ws.packed, ws.dm);
+  }
+
+  static void mark_undefined(Index n, VectorRef& logdet, RowMatrixRef& dlogdet, RowMatrixRef& ginv,
+                             RowMatrixRef& dginv) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    logdet(n) = nan;
+    dlogdet.row(n).setConstant(nan);
+    if (ginv.rows() > 0) ginv.row(n).setConstant(nan);
+    if (dginv.rows() > 0) dginv.row(n).setConstant(nan);
   }
 
   static void write_square(const Eigen::MatrixXd& m, RowMatrixRef& out, Index row) {

@@ -1,0 +1,32 @@
+"""Statistics on the latent manifold.
+
+Fréchet means (:func:`frechet_mean`), clustering with geodesic distances (:func:`kmedoids`,
+:func:`kmeans`), points equally spaced along geodesics (:func:`interpolate`), Brownian motion
+(:func:`brownian_motion`) and samples of the Riemannian volume densities
+(:func:`sample_riemannian`). The per-path work (Brownian steps, HMC leapfrogs) runs in C++; the
+rest drives the batched geodesic, exp and log computations of the core.
+"""
+
+from __future__ import annotations
+
+from ._clustering import ClusteringResult, kmeans, kmedoids
+from ._interpolate import InterpolationResult, interpolate
+from ._mean import FrechetMeanResult, frechet_mean
+from ._sampling import (BrownianMotionResult, SamplingResult, brownian_motion, effective_sample_size,
+                        log_det_and_gradient, sample_riemannian)
+
+__all__ = [
+    "BrownianMotionResult",
+    "ClusteringResult",
+    "FrechetMeanResult",
+    "InterpolationResult",
+    "SamplingResult",
+    "brownian_motion",
+    "effective_sample_size",
+    "frechet_mean",
+    "interpolate",
+    "kmeans",
+    "kmedoids",
+    "log_det_and_gradient",
+    "sample_riemannian",
+]
