@@ -25,9 +25,8 @@ import argparse
 import os
 import time
 
-import numpy as np
-
 import latentgeo as lg
+import numpy as np
 
 
 def chunk_size(k):
@@ -42,11 +41,11 @@ def numpy_inverse_metric(z, centroids, m_flat, temperature, regularization):
     c_norm = np.einsum("kd,kd->k", centroids, centroids)
     out = np.empty((n, d * d))
     for start in range(0, n, chunk):
-        zc = z[start:start + chunk]
+        zc = z[start : start + chunk]
         w = np.einsum("nd,nd->n", zc, zc)[:, None] + c_norm[None, :] - 2.0 * zc @ centroids.T
         np.multiply(w, -1.0 / temperature**2, out=w)
         np.exp(w, out=w)
-        np.matmul(w, m_flat, out=out[start:start + chunk])
+        np.matmul(w, m_flat, out=out[start : start + chunk])
     out = out.reshape(n, d, d)
     out[:, np.arange(d), np.arange(d)] += regularization
     return out
@@ -72,10 +71,10 @@ def numpy_quadratic_form_grad(z, v, centroids, m_flat, temperature, regularizati
     c_norm = np.einsum("kd,kd->k", centroids, centroids)
     dqdz = np.empty((n, d))
     for start in range(0, n, chunk):
-        zc = z[start:start + chunk]
+        zc = z[start : start + chunk]
         w = np.einsum("nd,nd->n", zc, zc)[:, None] + c_norm[None, :] - 2.0 * zc @ centroids.T
-        r = np.exp(w * (-1.0 / temperature**2)) * (uu[start:start + chunk] @ m_flat.T)
-        dqdz[start:start + chunk] = (2.0 / temperature**2) * (r.sum(axis=1)[:, None] * zc - r @ centroids)
+        r = np.exp(w * (-1.0 / temperature**2)) * (uu[start : start + chunk] @ m_flat.T)
+        dqdz[start : start + chunk] = (2.0 / temperature**2) * (r.sum(axis=1)[:, None] * zc - r @ centroids)
     return q, dqdz, 2.0 * u
 
 
@@ -126,8 +125,10 @@ def run_case(rng, k, d, n, n_numpy):
 
     t_qg = best_time(lambda: metric.quadratic_form(z, v, grad=True))
     rate, gemm = n * k * flops_per_pair(d) / t_qg, gemm_rate(rng, k, p)
-    print(f"  quadratic form + gradient: {rate / 1e9:.1f} GFLOP/s; numpy GEMM ({256}x{k})@({k}x{p}): "
-          f"{gemm / 1e9:.1f} GFLOP/s -> {100 * rate / gemm:.0f}% of the GEMM rate")
+    print(
+        f"  quadratic form + gradient: {rate / 1e9:.1f} GFLOP/s; numpy GEMM ({256}x{k})@({k}x{p}): "
+        f"{gemm / 1e9:.1f} GFLOP/s -> {100 * rate / gemm:.0f}% of the GEMM rate"
+    )
 
     zs, vs = z[:n_numpy], v[:n_numpy]
     t_q = best_time(lambda: metric.quadratic_form(z, v))

@@ -19,9 +19,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 import latentgeo as lg
+import numpy as np
 
 
 def tanh_mlp(rng, dim, width, out):
@@ -100,20 +99,32 @@ def bench_mlp(args):
     assert all(np.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(got, ref))
 
     rows = [
-        ("G(z)", lambda: metric(z, n_threads=args.threads),
-         lambda: (lambda j: np.einsum("nia,nib->nab", j, j))(numpy_jacobian(z, weights, biases))),
-        ("vᵀGv + grads", lambda: metric.quadratic_form(z, v, True, args.threads),
-         lambda: numpy_qf_grad(z, v, weights, biases)),
+        (
+            "G(z)",
+            lambda: metric(z, n_threads=args.threads),
+            lambda: (lambda j: np.einsum("nia,nib->nab", j, j))(numpy_jacobian(z, weights, biases)),
+        ),
+        (
+            "vᵀGv + grads",
+            lambda: metric.quadratic_form(z, v, True, args.threads),
+            lambda: numpy_qf_grad(z, v, weights, biases),
+        ),
     ]
-    print(f"N={args.n}, decoder {args.dim}->{args.width}->{args.width}->{args.out} (tanh), "
-          f"threads={args.threads or lg.max_threads()}")
+    print(
+        f"N={args.n}, decoder {args.dim}->{args.width}->{args.width}->{args.out} (tanh), "
+        f"threads={args.threads or lg.max_threads()}"
+    )
     for name, core, baseline in rows:
         t_core, t_np = best_of(core), best_of(baseline)
-        print(f"{name:14s} latentgeo {args.n / t_core:10.0f} pts/s   numpy {args.n / t_np:10.0f} pts/s   "
-              f"ratio {t_np / t_core:5.2f}x")
+        print(
+            f"{name:14s} latentgeo {args.n / t_core:10.0f} pts/s   numpy {args.n / t_np:10.0f} pts/s   "
+            f"ratio {t_np / t_core:5.2f}x"
+        )
     rate, gemm = gemm_rate(metric, z, weights, args.threads)
-    print(f"G(z) at {rate:.1f} GFLOP/s; numpy GEMMs of the same shapes {gemm:.1f} GFLOP/s: "
-          f"{100 * rate / gemm:.0f} % of the GEMM rate")
+    print(
+        f"G(z) at {rate:.1f} GFLOP/s; numpy GEMMs of the same shapes {gemm:.1f} GFLOP/s: "
+        f"{100 * rate / gemm:.0f} % of the GEMM rate"
+    )
 
 
 def main():
@@ -134,6 +145,7 @@ def main():
 
 # -- the convolutional decoder (torch path) ------------------------------------------------------
 
+
 def conv_decoder(dim=2):
     """z (N, d) → (N, 1, 8, 8), the decoder of tests/test_torch_pullback.py (float32, eval mode)."""
     import torch
@@ -151,9 +163,15 @@ def conv_decoder(dim=2):
         def __init__(self):
             super().__init__()
             self.fc = nn.Linear(dim, 8 * 2 * 2)
-            self.up = nn.Sequential(nn.ConvTranspose2d(8, 8, 4, stride=2, padding=1), nn.BatchNorm2d(8),
-                                    nn.Softplus(), Residual(8), nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1),
-                                    nn.Tanh(), nn.Conv2d(4, 1, 3, padding=1))
+            self.up = nn.Sequential(
+                nn.ConvTranspose2d(8, 8, 4, stride=2, padding=1),
+                nn.BatchNorm2d(8),
+                nn.Softplus(),
+                Residual(8),
+                nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1),
+                nn.Tanh(),
+                nn.Conv2d(4, 1, 3, padding=1),
+            )
 
         def forward(self, z):
             return self.up(torch.tanh(self.fc(z)).reshape(-1, 8, 2, 2))
@@ -226,14 +244,18 @@ def bench_conv(args):
     reference, m64 = vmap_jacfwd_metric(module)
     rng = np.random.default_rng(0)
     z, v = rng.normal(size=(args.conv_n, 2)), rng.normal(size=(args.conv_n, 2))
-    print(f"\n== conv decoder 2 -> 1x8x8 ({type(metric).__name__}), N = {args.conv_n}, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"\n== conv decoder 2 -> 1x8x8 ({type(metric).__name__}), N = {args.conv_n}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     assert np.allclose(metric(z[:50]), reference(z[:50]), rtol=1e-10, atol=1e-14)
     metric(z[:10]), metric.quadratic_form(z[:10], v[:10], True)  # torch's one-time start-up costs
     t_g, t_ref = best_of(lambda: metric(z)), best_of(lambda: reference(z))
     n = args.conv_n
-    print(f"G(z)            latentgeo {n / t_g:9.0f} pts/s   vmap(jacfwd)+JᵀJ {n / t_ref:9.0f} pts/s"
-          f"   time ratio {t_g / t_ref:4.2f} (target <= 1.5)")
+    print(
+        f"G(z)            latentgeo {n / t_g:9.0f} pts/s   vmap(jacfwd)+JᵀJ {n / t_ref:9.0f} pts/s"
+        f"   time ratio {t_g / t_ref:4.2f} (target <= 1.5)"
+    )
 
     def decode(x):
         with torch.no_grad():
@@ -242,15 +264,19 @@ def bench_conv(args):
     numeric = lg.PullbackMetric.from_callable(decode, 2)
     t_q = best_of(lambda: metric.quadratic_form(z, v, True))
     t_fd = best_of(lambda: numeric.quadratic_form(z, v, True))
-    print(f"vᵀGv + grads    latentgeo {n / t_q:9.0f} pts/s   finite differences {n / t_fd:9.0f} pts/s"
-          f"   speed-up {t_fd / t_q:4.1f}x")
+    print(
+        f"vᵀGv + grads    latentgeo {n / t_q:9.0f} pts/s   finite differences {n / t_fd:9.0f} pts/s"
+        f"   speed-up {t_fd / t_q:4.1f}x"
+    )
 
     start, end = np.array([-0.25, 1.2]), np.array([0.6, -1.6])
     tight = lg.geodesic(metric, start, end, tol=1e-11).length
     rows = []
-    for name, target, tol in (("latentgeo (torch AD), tol 1e-5", metric, 1e-5),
-                              ("latentgeo (torch AD), tol 1e-7", metric, 1e-7),
-                              ("latentgeo (callable FD), tol 1e-7", numeric, 1e-7)):
+    for name, target, tol in (
+        ("latentgeo (torch AD), tol 1e-5", metric, 1e-5),
+        ("latentgeo (torch AD), tol 1e-7", metric, 1e-7),
+        ("latentgeo (callable FD), tol 1e-7", numeric, 1e-7),
+    ):
         t0 = time.perf_counter()
         res = lg.geodesic(target, start, end, tol=tol)
         rows.append((name, time.perf_counter() - t0, res.length, res.converged))
@@ -259,13 +285,16 @@ def bench_conv(args):
     if stoch is None:
         print("stochman is not installed: its connecting_geodesic was not measured")
     else:
-        rows.append(("stochman connecting_geodesic", time.perf_counter() - t0, polyline_length(metric, stoch[0]),
-                     stoch[1]))
+        rows.append(
+            ("stochman connecting_geodesic", time.perf_counter() - t0, polyline_length(metric, stoch[0]), stoch[1])
+        )
     line = start + np.linspace(0, 1, 4001)[:, None] * (end - start)
     print(f"one geodesic (straight line {polyline_length(metric, line):.6f}, tight solve {tight:.10f}):")
     for name, seconds, length, ok in rows:
-        print(f"  {name:34s} {seconds * 1e3:8.0f} ms   length {length:.10f}   "
-              f"relative error {abs(length - tight) / tight:8.1e}   converged {ok}")
+        print(
+            f"  {name:34s} {seconds * 1e3:8.0f} ms   length {length:.10f}   "
+            f"relative error {abs(length - tight) / tight:8.1e}   converged {ok}"
+        )
 
 
 if __name__ == "__main__":

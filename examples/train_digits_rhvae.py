@@ -52,9 +52,8 @@ import math
 import os
 import time
 
-import numpy as np
-
 import latentgeo
+import numpy as np
 
 DATASETS = os.path.join(os.path.dirname(os.path.abspath(latentgeo.__file__)), "datasets")
 DEFAULT_OUT = os.path.join(DATASETS, "digits_rhvae.npz")
@@ -64,8 +63,11 @@ DEFAULT_DECODER_OUT = os.path.join(DATASETS, "digits_decoder.npz")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=DEFAULT_OUT, help="output .npz (default: the package's digits_rhvae.npz)")
-    p.add_argument("--decoder-out", default=DEFAULT_DECODER_OUT,
-                   help="output .npz of the decoder (default: the package's digits_decoder.npz)")
+    p.add_argument(
+        "--decoder-out",
+        default=DEFAULT_DECODER_OUT,
+        help="output .npz of the decoder (default: the package's digits_decoder.npz)",
+    )
     p.add_argument("--epochs", type=int, default=300)
     p.add_argument("--n-train", type=int, default=800, help="digits used for training (= number of centroids)")
     p.add_argument("--batch-size", type=int, default=100)
@@ -93,14 +95,28 @@ def load_data(n_train: int, seed: int):
 def build_model(args):
     from pythae.models import RHVAE, RHVAEConfig
 
-    config = RHVAEConfig(input_dim=(64,), latent_dim=2, reconstruction_loss="bce", n_lf=3, eps_lf=0.001,
-                         beta_zero=0.3, temperature=args.temperature, regularization=args.regularization)
+    config = RHVAEConfig(
+        input_dim=(64,),
+        latent_dim=2,
+        reconstruction_loss="bce",
+        n_lf=3,
+        eps_lf=0.001,
+        beta_zero=0.3,
+        temperature=args.temperature,
+        regularization=args.regularization,
+    )
     return RHVAE(config)
 
 
 def snapshot(model, optimizer, epoch, loss):
-    return {"state": copy.deepcopy(model.state_dict()), "optim": copy.deepcopy(optimizer.state_dict()),
-            "M": model.M_tens.clone(), "centroids": model.centroids_tens.clone(), "epoch": epoch, "loss": loss}
+    return {
+        "state": copy.deepcopy(model.state_dict()),
+        "optim": copy.deepcopy(optimizer.state_dict()),
+        "M": model.M_tens.clone(),
+        "centroids": model.centroids_tens.clone(),
+        "epoch": epoch,
+        "loss": loss,
+    }
 
 
 def restore(model, optimizer, snap):
@@ -120,7 +136,7 @@ def run_epoch(model, optimizer, data, batch_size, generator):
     order = torch.randperm(len(data), generator=generator)
     total = 0.0
     for start in range(0, len(data), batch_size):
-        batch = data[order[start:start + batch_size]]
+        batch = data[order[start : start + batch_size]]
         optimizer.zero_grad()
         loss = model({"data": batch}).loss
         if not torch.isfinite(loss):
@@ -191,19 +207,36 @@ def main(argv=None):
     best, divergences = train(model, torch.from_numpy(x[train_idx]), args)
     elapsed = time.perf_counter() - t0
     metric = latentgeo.RHVAEMetric.from_pythae(model)
-    provenance = dict(vars(args), out=None, decoder_out=None, pythae_dir=None, best_epoch=best["epoch"], best_loss=best["loss"],
-                      divergences=divergences, train_seconds=round(elapsed, 1), pythae="0.1.2",
-                      torch=torch.__version__, script="examples/train_digits_rhvae.py")
+    provenance = dict(
+        vars(args),
+        out=None,
+        decoder_out=None,
+        pythae_dir=None,
+        best_epoch=best["epoch"],
+        best_loss=best["loss"],
+        divergences=divergences,
+        train_seconds=round(elapsed, 1),
+        pythae="0.1.2",
+        torch=torch.__version__,
+        script="examples/train_digits_rhvae.py",
+    )
     in_train = np.zeros(len(x), dtype=bool)
     in_train[train_idx] = True
-    metric.save(args.out, latent=latent_means(model, x), labels=labels, in_train=in_train,
-                provenance=np.str_(json.dumps(provenance, sort_keys=True)))
+    metric.save(
+        args.out,
+        latent=latent_means(model, x),
+        labels=labels,
+        in_train=in_train,
+        provenance=np.str_(json.dumps(provenance, sort_keys=True)),
+    )
     export_decoder(model, args.decoder_out, provenance)
     if args.pythae_dir:
         model.save(args.pythae_dir)
-    print(f"best epoch {best['epoch']} (loss {best['loss']:.3f}), {divergences} divergence(s), "
-          f"{elapsed:.0f} s; K = {metric.n_centroids} centroids; wrote {args.out} "
-          f"({os.path.getsize(args.out if args.out.endswith('.npz') else args.out + '.npz') / 1024:.0f} KB)")
+    print(
+        f"best epoch {best['epoch']} (loss {best['loss']:.3f}), {divergences} divergence(s), "
+        f"{elapsed:.0f} s; K = {metric.n_centroids} centroids; wrote {args.out} "
+        f"({os.path.getsize(args.out if args.out.endswith('.npz') else args.out + '.npz') / 1024:.0f} KB)"
+    )
 
 
 if __name__ == "__main__":

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 
 
 class PoincareHalfPlane(lg.Metric):
@@ -36,8 +35,9 @@ def random_rhvae(rng, n_centroids=7, dim=3, normalization="sum", temperature=0.9
     L = np.tril(rng.normal(size=(n_centroids, dim, dim)))
     idx = np.arange(dim)
     L[:, idx, idx] = np.abs(L[:, idx, idx]) + 0.3
-    metric = lg.RHVAEMetric(centroids, L=L, temperature=temperature, regularization=regularization,
-                            normalization=normalization)
+    metric = lg.RHVAEMetric(
+        centroids, L=L, temperature=temperature, regularization=regularization, normalization=normalization
+    )
     return metric, centroids, L
 
 
@@ -78,7 +78,8 @@ def assert_within(actual, expected, tol):
     excess = np.abs(actual - expected) / np.broadcast_to(tol, expected.shape)
     worst = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else ()
     assert not excess.size or excess[worst] <= 1.0, (
-        f"at {worst}: |{actual[worst]!r} - {expected[worst]!r}| is {excess[worst]:.3g} times the derived tolerance")
+        f"at {worst}: |{actual[worst]!r} - {expected[worst]!r}| is {excess[worst]:.3g} times the derived tolerance"
+    )
 
 
 def spd_cond(g):

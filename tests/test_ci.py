@@ -15,8 +15,7 @@ REQUIRE = ROOT / ".ci" / "require-tests"
 
 
 def require(kind, *command, cwd=None):
-    return subprocess.run(["bash", str(REQUIRE), kind, *command], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)
+    return subprocess.run(["bash", str(REQUIRE), kind, *command], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def fake_ctest(tmp_path, output: str, status: int) -> str:
@@ -43,12 +42,15 @@ def test_pytest_status_passes_through(tmp_path, body, status):
     assert require("pytest", *pytest_in(tmp_path)).returncode == status
 
 
-@pytest.mark.parametrize("output, status, expected", [
-    ("No tests were found!!!", 0, 3),  # ctest's default for an empty test list: status 0
-    ("100% tests passed out of 0", 0, 3),
-    ("100% tests passed out of 21", 0, 0),
-    ("95% tests passed, 1 tests failed out of 21", 8, 8),
-])
+@pytest.mark.parametrize(
+    "output, status, expected",
+    [
+        ("No tests were found!!!", 0, 3),  # ctest's default for an empty test list: status 0
+        ("100% tests passed out of 0", 0, 3),
+        ("100% tests passed out of 21", 0, 0),
+        ("95% tests passed, 1 tests failed out of 21", 8, 8),
+    ],
+)
 def test_ctest_summary(tmp_path, output, status, expected):
     proc = require("ctest", fake_ctest(tmp_path, output, status))
     assert proc.returncode == expected, proc.stderr

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import latentgeo as lg
 import numpy as np
 import pytest
 from conftest import EPS, SAFETY, PoincareHalfPlane, random_rhvae, reference_rhvae, rhvae_rounding
-
-import latentgeo as lg
 
 
 def line(a, b, t):
@@ -42,7 +41,9 @@ def test_poincare_vertical_segment(rule, n, tol):
     metric = PoincareHalfPlane()
     assert lg.curve_length(metric, pts, vel, t, rule=rule) == pytest.approx(np.log(b / a), rel=tol)
     energy = (b - a) * (1 / a - 1 / b)
-    assert lg.curve_energy(metric, pts, vel, t, rule=rule) == pytest.approx(energy, rel=10 * tol if rule == "trapezoid" else 100 * tol)
+    assert lg.curve_energy(metric, pts, vel, t, rule=rule) == pytest.approx(
+        energy, rel=10 * tol if rule == "trapezoid" else 100 * tol
+    )
 
 
 def test_trapezoid_and_simpson_convergence_orders():
@@ -101,8 +102,9 @@ def test_fused_gradients_against_finite_differences(rng, integral, rule):
     t = np.sort(rng.uniform(0, 1, 7))
     value, gz, gv = lg.curve_integral(metric, pts, vel, t, integral, rule, grad=True)
     # the same q, summed by the gradient's code: ≤ N eps apart
-    np.testing.assert_allclose(value, lg.curve_integral(metric, pts, vel, t, integral, rule),
-                               rtol=SAFETY * len(t) * EPS)
+    np.testing.assert_allclose(
+        value, lg.curve_integral(metric, pts, vel, t, integral, rule), rtol=SAFETY * len(t) * EPS
+    )
     h = 1e-6
     for arr, grad in ((pts, gz), (vel, gv)):
         fd = np.zeros_like(arr)
@@ -112,8 +114,10 @@ def test_fused_gradients_against_finite_differences(rng, integral, rule):
             minus[idx] -= h
             args = (plus, vel) if arr is pts else (pts, plus)
             args_m = (minus, vel) if arr is pts else (pts, minus)
-            fd[idx] = (lg.curve_integral(metric, *args, t, integral, rule)[idx[0]]
-                       - lg.curve_integral(metric, *args_m, t, integral, rule)[idx[0]]) / (2 * h)
+            fd[idx] = (
+                lg.curve_integral(metric, *args, t, integral, rule)[idx[0]]
+                - lg.curve_integral(metric, *args_m, t, integral, rule)[idx[0]]
+            ) / (2 * h)
         np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
 
 
@@ -135,7 +139,7 @@ def test_finite_difference_velocity_of_a_known_curve():
 
 def test_discrete_velocity_exact_for_quadratics_on_uneven_grids():
     t = np.array([0.0, 0.1, 0.35, 0.4, 0.7, 1.0])
-    pts = np.column_stack([3 * t**2 - t, 1 + 2 * t, -t**2])
+    pts = np.column_stack([3 * t**2 - t, 1 + 2 * t, -(t**2)])
     exact = np.column_stack([6 * t - 1, np.full_like(t, 2.0), -2 * t])
     # exact up to rounding: a few ulp of |x| divided by the smallest spacing
     atol = SAFETY * EPS * np.abs(pts).max() / np.diff(t).min()
@@ -185,8 +189,7 @@ def test_bad_curve_inputs():
         args = {"points": pts, "velocities": vel, "t": t, **changes}
         for fn in (lg.curve_length, lg.curve_energy):
             with pytest.raises(ValueError, match=f"^{name}"):
-                fn(metric, args["points"], args["velocities"], args["t"],
-                   rule=args.get("rule", "trapezoid"))
+                fn(metric, args["points"], args["velocities"], args["t"], rule=args.get("rule", "trapezoid"))
     with pytest.raises(ValueError, match="^integral"):
         lg.curve_integral(metric, pts, vel, t, integral="area")
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
 from conftest import PoincareHalfPlane
-
-import latentgeo as lg
 from latentgeo.plot import plot_decoded_curves, points_at_equal_arc_length
 
 
@@ -46,8 +44,9 @@ def test_plot_decoded_curves_draws_the_decoded_images():
     # second row: the points at arc length 0, 0.5, 1, 1.5, 2 of the bent polyline
     xs = np.array([0.0, 0.0, 0.0, 0.5, 1.0])
     for col, x in enumerate(xs):
-        np.testing.assert_allclose(np.asarray(axes[1, col].images[0].get_array()),
-                                   (x * np.arange(6)).reshape(2, 3), atol=1e-12)
+        np.testing.assert_allclose(
+            np.asarray(axes[1, col].images[0].get_array()), (x * np.arange(6)).reshape(2, 3), atol=1e-12
+        )
     with pytest.raises(ValueError, match=r"^row_labels: expected 2 labels"):
         plot_decoded_curves(decode, metric, [line, bent], 5, image_shape=(2, 3), row_labels=["a"])
     plt.close("all")

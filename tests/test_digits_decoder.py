@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 from latentgeo.datasets import digits_decoder_path, load_digits_rhvae
 
 

@@ -2,10 +2,9 @@
 
 import pickle
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 from conftest import EPS, SAFETY
 from latentgeo.metrics import Metric
 
@@ -234,15 +233,17 @@ def test_result_fields_and_measured_length():
     # 3 Gauss points per segment).
     assert res.energy >= res.length**2 * (1 - SAFETY * 3 * n * EPS)
     np.testing.assert_allclose(res.energy, res.length**2, rtol=1e-4)
-    np.testing.assert_allclose(res.straight_length,
-                               np.log(0.5 / 0.3) * np.hypot(2.5, 0.2) / 0.2, rtol=1e-8)  # ∫ |Δ| / y along the line
+    np.testing.assert_allclose(
+        res.straight_length, np.log(0.5 / 0.3) * np.hypot(2.5, 0.2) / 0.2, rtol=1e-8
+    )  # ∫ |Δ| / y along the line
 
 
 def test_fixed_node_count_and_history_option():
     res = lg.geodesic(StereographicSphere(), [0.2, -0.4], [-0.9, 0.7], n_nodes=33, history=4)
     assert res.nodes.shape == (33, 2)
-    np.testing.assert_allclose(res.length, _sphere_exact(np.array([[0.2, -0.4]]), np.array([[-0.9, 0.7]]))[0],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        res.length, _sphere_exact(np.array([[0.2, -0.4]]), np.array([[-0.9, 0.7]]))[0], rtol=1e-5
+    )
 
 
 def test_identical_endpoints_give_zero():
@@ -502,6 +503,8 @@ def test_quadrature_option():
         assert res.converged and res.length == pytest.approx(exact, rel=1e-6)
     with pytest.raises(ValueError, match="^quadrature"):
         lg.geodesic(metric, [-1.0, 1.0], [1.0, 1.0], quadrature="trapezoid")
+
+
 def test_progress_bar_for_long_batches(capsys):
     metric = lg.ConstantMetric(np.eye(2))
     s, e = _random_pairs(2, 120, 11)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from importlib import import_module
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 from conftest import PoincareHalfPlane, reference_rhvae
 from latentgeo import _core, _validation
 from latentgeo.metrics import native_kernel
@@ -24,6 +23,7 @@ def _pullback():
 
 
 # -- native dispatch ------------------------------------------------------------------------------
+
 
 def test_metrics_with_a_kernel_name_it_themselves():
     rhvae, pullback = reference_rhvae(), _pullback()
@@ -66,6 +66,7 @@ def test_constant_kernel_survives_pickling():
 
 # -- saved files ----------------------------------------------------------------------------------
 
+
 def test_every_saved_object_has_the_same_header(tmp_path):
     reference_rhvae().save(tmp_path / "metric.npz")
     lg.NeuralGeodesic([0.0, 0.0], [1.0, 1.0], hidden=(4,), seed=1).save(tmp_path / "curve.npz")
@@ -80,12 +81,20 @@ def test_every_saved_object_has_the_same_header(tmp_path):
 
 
 def test_curves_saved_in_the_earlier_layout_still_load(tmp_path):
-    curve = lg.NeuralGeodesic([0.1, -0.3], [1.0, 0.4], hidden=(5, 3), activation="softplus", seed=2,
-                              min_span=1e-4, min_amplitude=0.3)
-    np.savez(tmp_path / "old.npz", format=np.array("latentgeo.NeuralGeodesic/1"), params=curve.get_params(),
-             z_start=curve.z_start, z_end=curve.z_end, hidden=np.array(curve.hidden, dtype=np.int64),
-             activation=np.array(curve.activation), min_span=np.array(curve.min_span),
-             min_amplitude=np.array(curve.min_amplitude))
+    curve = lg.NeuralGeodesic(
+        [0.1, -0.3], [1.0, 0.4], hidden=(5, 3), activation="softplus", seed=2, min_span=1e-4, min_amplitude=0.3
+    )
+    np.savez(
+        tmp_path / "old.npz",
+        format=np.array("latentgeo.NeuralGeodesic/1"),
+        params=curve.get_params(),
+        z_start=curve.z_start,
+        z_end=curve.z_end,
+        hidden=np.array(curve.hidden, dtype=np.int64),
+        activation=np.array(curve.activation),
+        min_span=np.array(curve.min_span),
+        min_amplitude=np.array(curve.min_amplitude),
+    )
     loaded = lg.NeuralGeodesic.load(tmp_path / "old.npz")
     t = np.linspace(0.0, 1.0, 11)
     np.testing.assert_array_equal(loaded(t), curve(t))
@@ -96,9 +105,16 @@ def test_curves_saved_in_the_earlier_layout_still_load(tmp_path):
 
 def test_metrics_saved_with_explicit_header_keys_load(tmp_path):
     metric = reference_rhvae()
-    np.savez(tmp_path / "old.npz", format_version=np.int64(1), kind=np.str_("rhvae"), centroids=metric.centroids,
-             M=metric.M, temperature=np.float64(metric.temperature),
-             regularization=np.float64(metric.regularization), normalization=np.str_(metric.normalization))
+    np.savez(
+        tmp_path / "old.npz",
+        format_version=np.int64(1),
+        kind=np.str_("rhvae"),
+        centroids=metric.centroids,
+        M=metric.M,
+        temperature=np.float64(metric.temperature),
+        regularization=np.float64(metric.regularization),
+        normalization=np.str_(metric.normalization),
+    )
     z = np.array([[0.3, -0.2], [1.0, 0.5]])
     np.testing.assert_array_equal(lg.RHVAEMetric.load(tmp_path / "old.npz")(z), metric(z))
 
@@ -115,6 +131,7 @@ def test_a_newer_curve_format_is_refused(tmp_path):
 
 
 # -- validation once ------------------------------------------------------------------------------
+
 
 class _Counting:
     def __init__(self, monkeypatch, modules):
@@ -149,6 +166,7 @@ def test_neural_fit_checks_the_metric_once(monkeypatch):
 
 # -- names ----------------------------------------------------------------------------------------
 
+
 def test_documented_names_and_the_seeds_aliases():
     assert lg.fit is lg.fit_neural_geodesic and lg.loss is lg.neural_geodesic_loss
     assert lg.train is lg.train_neural_geodesic
@@ -157,8 +175,7 @@ def test_documented_names_and_the_seeds_aliases():
     from latentgeo.geodesic import DistanceResult, GeodesicBatch, GeodesicResult, HermiteCurve, geodesic_distances
     from latentgeo.neural import NeuralGeodesic, fit, loss, loss_and_grad, train
 
-    assert (GeodesicResult, GeodesicBatch, DistanceResult) == (lg.GeodesicResult, lg.GeodesicBatch,
-                                                               lg.DistanceResult)
+    assert (GeodesicResult, GeodesicBatch, DistanceResult) == (lg.GeodesicResult, lg.GeodesicBatch, lg.DistanceResult)
     assert geodesic_distances is lg.geodesic_distances and HermiteCurve is lg.curves.HermiteCurve
     assert (NeuralGeodesic, fit, loss, train) == (lg.NeuralGeodesic, lg.fit, lg.loss, lg.train)
     assert callable(loss_and_grad) and lg.curves.check_times is _validation.check_times

@@ -6,12 +6,21 @@ from __future__ import annotations
 import copy
 import pickle
 
+import latentgeo as lg
 import numpy as np
 import pytest
-from conftest import (EPS, SAFETY, PoincareHalfPlane, assert_matrices_close, assert_within, numpy_rhvae_inverse,
-                      random_rhvae, reference_rhvae, rhvae_rounding, spd_cond)
-
-import latentgeo as lg
+from conftest import (
+    EPS,
+    SAFETY,
+    PoincareHalfPlane,
+    assert_matrices_close,
+    assert_within,
+    numpy_rhvae_inverse,
+    random_rhvae,
+    reference_rhvae,
+    rhvae_rounding,
+    spd_cond,
+)
 
 Z_REF = np.array([0.3, 0.4])
 
@@ -32,8 +41,12 @@ def test_mean_is_sum_over_k():
     z = np.array([[0.3, 0.4], [2.0, -1.0]])
     # Same weights and products in both; s = 1/2 is exact: only adding and removing λ rounds.
     summed_part = summed.inverse(z) - 0.01 * np.eye(2)
-    np.testing.assert_allclose(summed_part, 2 * (mean.inverse(z) - 0.01 * np.eye(2)), rtol=0,
-                               atol=SAFETY * EPS * (np.abs(summed_part).max() + 0.01))
+    np.testing.assert_allclose(
+        summed_part,
+        2 * (mean.inverse(z) - 0.01 * np.eye(2)),
+        rtol=0,
+        atol=SAFETY * EPS * (np.abs(summed_part).max() + 0.01),
+    )
 
 
 @pytest.mark.parametrize("normalization", ["sum", "mean"])
@@ -105,8 +118,9 @@ def test_derivatives_against_finite_differences(rng):
     metric, _, _ = random_rhvae(rng, dim=3)
     z = rng.normal(size=(25, 3))
     np.testing.assert_allclose(metric.derivative(z), central_difference(metric.metric, z), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(metric.inverse_derivative(z), central_difference(metric.inverse, z), rtol=1e-6,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        metric.inverse_derivative(z), central_difference(metric.inverse, z), rtol=1e-6, atol=1e-7
+    )
 
 
 @pytest.mark.parametrize("dim", [1, 2, 4])
@@ -146,7 +160,7 @@ def test_many_points_blocked_evaluation_matches_small_batches(rng):
     metric, _, _ = random_rhvae(rng, n_centroids=50, dim=2)
     z = rng.normal(size=(3001, 2))
     whole = metric(z)
-    parts = np.concatenate([metric(z[i:i + 7]) for i in range(0, len(z), 7)])
+    parts = np.concatenate([metric(z[i : i + 7]) for i in range(0, len(z), 7)])
     # Blocks of 7 points take other GEMM kernels than blocks of 64: G⁻¹ rounds differently.
     rounding, cond = rhvae_rounding(metric, z)
     assert_matrices_close(parts, whole, SAFETY * rounding * cond)
@@ -161,8 +175,12 @@ def test_accepts_float32_int_fortran_and_strided(rng):
     np.testing.assert_array_equal(metric(np.repeat(z, 2, axis=0)[::2]), expected)
     np.testing.assert_allclose(metric(z.astype(np.float32)), metric(z.astype(np.float32).astype(float)), rtol=0)
     np.testing.assert_allclose(metric(np.array([[1, 2]])), metric(np.array([[1.0, 2.0]])), rtol=0)
-    lg.RHVAEMetric(np.asfortranarray(np.zeros((2, 2))), L=np.array([np.eye(2), np.eye(2)]).astype(np.float32),
-                   temperature=1, regularization=0)
+    lg.RHVAEMetric(
+        np.asfortranarray(np.zeros((2, 2))),
+        L=np.array([np.eye(2), np.eye(2)]).astype(np.float32),
+        temperature=1,
+        regularization=0,
+    )
 
 
 def test_pickle_roundtrip(rng):
@@ -264,8 +282,9 @@ def test_bad_quadratic_form_and_threads():
 def test_singular_metric_raises_from_parallel_region():
     # lambda = 0 and points far from every centroid: G^{-1} underflows to 0, not SPD.
     # Enough centroids that the evaluation really runs on two threads.
-    metric = lg.RHVAEMetric(np.zeros((2000, 2)), L=np.tile(np.eye(2), (2000, 1, 1)), temperature=0.1,
-                            regularization=0.0)
+    metric = lg.RHVAEMetric(
+        np.zeros((2000, 2)), L=np.tile(np.eye(2), (2000, 1, 1)), temperature=0.1, regularization=0.0
+    )
     z = np.zeros((500, 2))
     z[377] = [100.0, 100.0]
     with pytest.raises(ValueError, match="^metric: .*point 377"):
@@ -314,14 +333,25 @@ def _metric_cases():
     rhvae, _, _ = random_rhvae(rng, dim=2)
     weights, biases = [rng.normal(size=(4, 2)), rng.normal(size=(3, 4))], [rng.normal(size=4), rng.normal(size=3)]
     return {
-        "rhvae": (rhvae, dict(centroids=np.zeros((7, 2)), M=np.tile(np.eye(2), (7, 1, 1)), temperature=0.3,
-                              regularization=1.0, normalization="mean", dim=3)),
+        "rhvae": (
+            rhvae,
+            dict(
+                centroids=np.zeros((7, 2)),
+                M=np.tile(np.eye(2), (7, 1, 1)),
+                temperature=0.3,
+                regularization=1.0,
+                normalization="mean",
+                dim=3,
+            ),
+        ),
         "dense": (lg.DenseMetric(_poincare_g, dim=2), dict(G_fn=np.sin, dG_fn=None, dim=3, fd_step=1e-3)),
         "constant": (lg.ConstantMetric(np.diag([2.0, 1.0])), dict(A=np.eye(2), dim=3)),
         "scaled": (rhvae.scaled(2.0), dict(factor=3.0, base=lg.ConstantMetric(np.eye(2)), dim=3)),
         "pullback": (lg.PullbackMetric(weights, biases, ["tanh", "identity"]), dict(dim=3)),
-        "callable": (lg.PullbackMetric.from_callable(_sphere_decoder, 2),
-                     dict(decoder=np.cos, log_sigma=np.sin, fd_step=1e-3, dim=3)),
+        "callable": (
+            lg.PullbackMetric.from_callable(_sphere_decoder, 2),
+            dict(decoder=np.cos, log_sigma=np.sin, fd_step=1e-3, dim=3),
+        ),
     }
 
 

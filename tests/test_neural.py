@@ -5,11 +5,10 @@ from __future__ import annotations
 import copy
 import pickle
 
+import latentgeo as lg
 import numpy as np
 import pytest
 from conftest import EPS, SAFETY, PoincareHalfPlane, assert_within, random_rhvae
-
-import latentgeo as lg
 from latentgeo.neural import loss_and_grad
 
 ACTIVATIONS = ["tanh", "softplus", "relu", "identity"]
@@ -21,8 +20,12 @@ POINCARE_DISTANCE = 2 * np.arcsinh(1.0)  # between (−1, 1) and (1, 1)
 # ----------------------------------------------------------------------------------------
 def brute_force_mlp(curve, t, activation):
     """The raw MLP output ĝ(t), written out layer by layer."""
-    funcs = {"tanh": np.tanh, "softplus": lambda a: np.log1p(np.exp(a)), "relu": lambda a: np.maximum(a, 0),
-             "identity": lambda a: a}
+    funcs = {
+        "tanh": np.tanh,
+        "softplus": lambda a: np.log1p(np.exp(a)),
+        "relu": lambda a: np.maximum(a, 0),
+        "identity": lambda a: a,
+    }
     x = np.asarray(t, dtype=float)[:, None]
     pre = []
     for w, b in curve.layers[:-1]:
@@ -140,8 +143,13 @@ def test_exact_velocity_matches_finite_differences(activation):
         _, pre = brute_force_mlp(curve, t, "relu")
         _, pre_lo = brute_force_mlp(curve, t - 1e-3, "relu")
         _, pre_hi = brute_force_mlp(curve, t + 1e-3, "relu")
-        smooth = np.all([np.all((np.sign(a) == np.sign(lo)) & (np.sign(a) == np.sign(hi)), axis=1)
-                         for a, lo, hi in zip(pre, pre_lo, pre_hi)], axis=0)
+        smooth = np.all(
+            [
+                np.all((np.sign(a) == np.sign(lo)) & (np.sign(a) == np.sign(hi)), axis=1)
+                for a, lo, hi in zip(pre, pre_lo, pre_hi)
+            ],
+            axis=0,
+        )
         t = t[smooth]
         assert len(t) >= 5
     exact = lg.curve_velocity_exact(curve, t)
@@ -155,7 +163,7 @@ def test_finitediff_loss_matches_the_core_path():
     metric = small_rhvae()
     curve = lg.NeuralGeodesic([0.1, -0.3, 0.5], [1.0, 0.4, -0.2], seed=4)
     t = np.linspace(0, 1, 31)
-    for method, step in (("central", EPS ** (1 / 3)), ("forward", EPS ** 0.5)):
+    for method, step in (("central", EPS ** (1 / 3)), ("forward", EPS**0.5)):
         # The loss evaluates all shifted times in one MLP pass, the reference one pass per shift:
         # other BLAS kernels, so the points differ by a few ulp, and the difference quotient divides
         # that by the step: ~eps/step relative in the velocities (central ∛eps: ~eps^(2/3), 1e-11;
@@ -235,8 +243,12 @@ def test_gradient_identity_activation_is_zero(case):
     metric = small_rhvae()
     t = np.linspace(0, 1, 25)
     value, grad = loss_and_grad(curve, metric, t, **case)
-    _, reference = loss_and_grad(lg.NeuralGeodesic([0.1, -0.3, 0.5], [1.0, 0.4, -0.2], hidden=(8, 6),
-                                                   activation="tanh", seed=3), metric, t, **case)
+    _, reference = loss_and_grad(
+        lg.NeuralGeodesic([0.1, -0.3, 0.5], [1.0, 0.4, -0.2], hidden=(8, 6), activation="tanh", seed=3),
+        metric,
+        t,
+        **case,
+    )
     assert np.abs(grad).max() < 1e-9 * np.abs(reference).max()
     curve.set_params(curve.get_params() * 1.7)
     assert lg.loss(curve, metric, t, **case) == pytest.approx(value, rel=1e-9)
@@ -332,12 +344,14 @@ def test_fit_is_independent_of_the_metric_scale():
 
 def test_fit_with_exact_velocity_length_and_sgd():
     metric = lg.ConstantMetric(np.eye(2))
-    result = lg.neural_geodesic(metric, [0.0, 0.0], [3.0, 4.0], seed=1, velocity="exact", integral="length",
-                                progress=False, n_steps=50)
+    result = lg.neural_geodesic(
+        metric, [0.0, 0.0], [3.0, 4.0], seed=1, velocity="exact", integral="length", progress=False, n_steps=50
+    )
     assert 5.0 * (1 - 1e-9) <= result.length < 5.0 * (1 + 1e-4)  # nearly the segment, never shorter
     assert result.history[-1] < result.history[0]
-    result = lg.neural_geodesic(metric, [0.0, 0.0], [3.0, 4.0], seed=1, optimizer=lg.SGD(lr=1e-3, momentum=0.9),
-                                progress=True, n_steps=20)
+    result = lg.neural_geodesic(
+        metric, [0.0, 0.0], [3.0, 4.0], seed=1, optimizer=lg.SGD(lr=1e-3, momentum=0.9), progress=True, n_steps=20
+    )
     assert result.n_steps == 20 and not result.converged and "n_steps" in result.status
 
 
@@ -364,8 +378,9 @@ class BoundedMetric:
 
 
 def test_diverging_fit_stops_with_a_reason():
-    result = lg.neural_geodesic(BoundedMetric(), [-1.0, 0.0], [1.0, 0.5], seed=0, progress=False,
-                                optimizer=lg.SGD(lr=1e4))
+    result = lg.neural_geodesic(
+        BoundedMetric(), [-1.0, 0.0], [1.0, 0.5], seed=0, progress=False, optimizer=lg.SGD(lr=1e4)
+    )
     assert not result.converged
     assert "diverged" in result.status
     assert np.all(np.isfinite(result.history)) and len(result.history) == result.n_steps
@@ -401,15 +416,21 @@ def test_sgd_momentum():
 # persistence
 # ----------------------------------------------------------------------------------------
 def test_save_load_round_trip(tmp_path):
-    curve = lg.NeuralGeodesic([0.1, -0.3], [1.0, 0.4], hidden=(5, 4, 3), activation="softplus", seed=9,
-                              min_span=1e-4, min_amplitude=0.3)
+    curve = lg.NeuralGeodesic(
+        [0.1, -0.3], [1.0, 0.4], hidden=(5, 4, 3), activation="softplus", seed=9, min_span=1e-4, min_amplitude=0.3
+    )
     path = tmp_path / "curve.npz"
     curve.save(path)
     loaded = lg.NeuralGeodesic.load(path)
     t = np.linspace(-0.2, 1.2, 17)
     assert np.array_equal(loaded(t), curve(t))
     assert np.array_equal(loaded.get_params(), curve.get_params())
-    assert (loaded.hidden, loaded.activation, loaded.min_span, loaded.min_amplitude) == ((5, 4, 3), "softplus", 1e-4, 0.3)
+    assert (loaded.hidden, loaded.activation, loaded.min_span, loaded.min_amplitude) == (
+        (5, 4, 3),
+        "softplus",
+        1e-4,
+        0.3,
+    )
     with np.load(path, allow_pickle=False) as data:  # plain arrays only
         assert all(data[k].dtype != object for k in data.files)
     np.savez(tmp_path / "other.npz", a=np.zeros(3))
@@ -426,8 +447,7 @@ def _saved_and_loaded(curve, tmp_path):
     return lg.NeuralGeodesic.load(tmp_path / "curve.npz")
 
 
-CLONES = {"deepcopy": lambda c, _: copy.deepcopy(c), "pickle": lambda c, _: _pickled(c),
-          "save_load": _saved_and_loaded}
+CLONES = {"deepcopy": lambda c, _: copy.deepcopy(c), "pickle": lambda c, _: _pickled(c), "save_load": _saved_and_loaded}
 
 
 @pytest.mark.parametrize("clone", sorted(CLONES))
@@ -490,16 +510,19 @@ def test_get_set_params():
 # ----------------------------------------------------------------------------------------
 # bad input
 # ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(z_start=[np.nan, 0.0]), "z_start"),
-    (dict(z_start=[[0.0, 0.0]]), "z_start"),
-    (dict(z_end=[1.0, np.inf]), "z_end"),
-    (dict(z_end=[1.0, 1.0, 1.0]), "z_end"),
-    (dict(activation="sigmoid"), "activation"),
-    (dict(hidden=(8, 0)), "hidden"),
-    (dict(hidden=8), "hidden"),
-    (dict(min_span=0.0), "min_span"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(z_start=[np.nan, 0.0]), "z_start"),
+        (dict(z_start=[[0.0, 0.0]]), "z_start"),
+        (dict(z_end=[1.0, np.inf]), "z_end"),
+        (dict(z_end=[1.0, 1.0, 1.0]), "z_end"),
+        (dict(activation="sigmoid"), "activation"),
+        (dict(hidden=(8, 0)), "hidden"),
+        (dict(hidden=8), "hidden"),
+        (dict(min_span=0.0), "min_span"),
+    ],
+)
 def test_bad_curve_arguments(kwargs, name):
     args = dict(z_start=[0.0, 0.0], z_end=[1.0, 1.0])
     args.update(kwargs)
@@ -507,17 +530,20 @@ def test_bad_curve_arguments(kwargs, name):
         lg.NeuralGeodesic(**args)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(t=[0.0, 0.5, 2.0]), "t"),
-    (dict(t=[-0.6, 0.5, 1.0]), "t"),
-    (dict(t=[0.0, 0.5, 0.5, 1.0]), "t"),
-    (dict(t=[0.0, np.nan, 1.0]), "t"),
-    (dict(velocity="taylor"), "velocity"),
-    (dict(integral="action"), "integral"),
-    (dict(rule="midpoint"), "rule"),
-    (dict(fd_method="backward"), "fd_method"),
-    (dict(fd_step=-1.0), "fd_step"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(t=[0.0, 0.5, 2.0]), "t"),
+        (dict(t=[-0.6, 0.5, 1.0]), "t"),
+        (dict(t=[0.0, 0.5, 0.5, 1.0]), "t"),
+        (dict(t=[0.0, np.nan, 1.0]), "t"),
+        (dict(velocity="taylor"), "velocity"),
+        (dict(integral="action"), "integral"),
+        (dict(rule="midpoint"), "rule"),
+        (dict(fd_method="backward"), "fd_method"),
+        (dict(fd_step=-1.0), "fd_step"),
+    ],
+)
 def test_bad_loss_arguments(kwargs, name):
     curve = lg.NeuralGeodesic([0.0, 0.0], [1.0, 1.0], seed=0)
     args = dict(t=np.linspace(0, 1, 10))
@@ -540,9 +566,15 @@ def test_dimension_mismatch():
         lg.loss("not a curve", metric, t)
 
 
-@pytest.mark.parametrize("make", [
-    lambda: lg.Adam(lr=0.0), lambda: lg.Adam(lr=-1e-3), lambda: lg.SGD(lr=0.0), lambda: lg.SGD(lr=np.nan),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: lg.Adam(lr=0.0),
+        lambda: lg.Adam(lr=-1e-3),
+        lambda: lg.SGD(lr=0.0),
+        lambda: lg.SGD(lr=np.nan),
+    ],
+)
 def test_non_positive_learning_rate(make):
     with pytest.raises(ValueError, match="^lr"):
         make()
@@ -559,9 +591,15 @@ def test_bad_optimiser_and_fit_options():
     with pytest.raises(ValueError, match="^momentum"):
         lg.SGD(lr=0.1, momentum=1.0)
     curve = lg.NeuralGeodesic([0.0, 0.0], [1.0, 1.0], seed=0)
-    for kwargs, name in [(dict(n_steps=0), "n_steps"), (dict(tol=0.0), "tol"), (dict(n_points=1), "n_points"),
-                         (dict(optimizer="adam"), "optimizer"), (dict(lr_decay=1.5), "lr_decay"),
-                         (dict(velocity="exactly"), "velocity"), (dict(t=[0.0, 2.0]), "t")]:
+    for kwargs, name in [
+        (dict(n_steps=0), "n_steps"),
+        (dict(tol=0.0), "tol"),
+        (dict(n_points=1), "n_points"),
+        (dict(optimizer="adam"), "optimizer"),
+        (dict(lr_decay=1.5), "lr_decay"),
+        (dict(velocity="exactly"), "velocity"),
+        (dict(t=[0.0, 2.0]), "t"),
+    ]:
         with pytest.raises(ValueError, match=f"^{name}"):
             lg.fit(curve, metric, progress=False, **kwargs)
     with pytest.raises(ValueError, match="^optimizer"):

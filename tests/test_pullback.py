@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pickle
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 from conftest import EPS, SAFETY, assert_within, sum_tol
 from latentgeo import _core
 from latentgeo.pullback import ACTIVATIONS, CallablePullbackMetric, PullbackMetric
@@ -42,6 +41,7 @@ def outputs(metric, z):
 
 
 # -- closed forms -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_sphere_callable_closed_form(rng, dim):
@@ -140,8 +140,9 @@ def build(rng, config, gaussian=False, trunk=False):
     return PullbackMetric(*random_mlp(rng, widths, config["activations"]), **extra), dim
 
 
-@pytest.mark.parametrize("variant", [dict(), dict(gaussian=True), dict(gaussian=True, trunk=True)],
-                         ids=["plain", "gaussian", "trunk"])
+@pytest.mark.parametrize(
+    "variant", [dict(), dict(gaussian=True), dict(gaussian=True, trunk=True)], ids=["plain", "gaussian", "trunk"]
+)
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_random_mlp_against_finite_differences(rng, name, variant):
     metric, dim = build(rng, CONFIGS[name], **variant)
@@ -161,8 +162,9 @@ def test_random_mlp_against_finite_differences(rng, name, variant):
     assert_within(metric.quadratic_form(z, v), q, q_tol)  # the gradient's code path
     qfun = lambda x: metric.quadratic_form(x, v)[:, None]  # noqa: E731
     np.testing.assert_allclose(dqdz, fd_jacobian(qfun, z, h=1e-5)[:, 0, :], atol=1e-7)
-    assert_within(dqdv, 2 * np.einsum("nab,nb->na", G, v), sum_tol(2 * np.einsum("nab,nb->na", abs_g, np.abs(v)),
-                                                                     n_out + dim))
+    assert_within(
+        dqdv, 2 * np.einsum("nab,nb->na", G, v), sum_tol(2 * np.einsum("nab,nb->na", abs_g, np.abs(v)), n_out + dim)
+    )
 
 
 def test_bernoulli_mlp_against_finite_differences(rng):
@@ -231,22 +233,35 @@ def test_pullback_length_equals_decoded_curve_length(rng):
 
 # -- torch ------------------------------------------------------------------------------------
 
+
 def test_torch_sequential_matches_weight_lists(rng):
     torch = pytest.importorskip("torch")
     nn = torch.nn
     torch.manual_seed(0)
-    seq = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Sequential(nn.Linear(8, 7), nn.Softplus(beta=2.0)),
-                        nn.Linear(7, 6), nn.ELU(alpha=0.5), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4),
-                        nn.Sigmoid(), nn.Identity()).double()
+    seq = nn.Sequential(
+        nn.Linear(3, 8),
+        nn.Tanh(),
+        nn.Sequential(nn.Linear(8, 7), nn.Softplus(beta=2.0)),
+        nn.Linear(7, 6),
+        nn.ELU(alpha=0.5),
+        nn.Linear(6, 5),
+        nn.ReLU(),
+        nn.Linear(5, 4),
+        nn.Sigmoid(),
+        nn.Identity(),
+    ).double()
     head = nn.Sequential(nn.Linear(3, 2)).double()
     metric = PullbackMetric.from_torch(seq, log_sigma=head)
     lin = [m for m in seq.modules() if isinstance(m, nn.Linear)]
     weights = [m.weight.detach().numpy() for m in lin]
     biases = [m.bias.detach().numpy() for m in lin]
     acts = ["tanh", ("softplus", 2.0), ("elu", 0.5), "relu", "sigmoid"]
-    reference = PullbackMetric(weights, biases, acts,
-                               log_sigma=([head[0].weight.detach().numpy()], [head[0].bias.detach().numpy()],
-                                          ["identity"]))
+    reference = PullbackMetric(
+        weights,
+        biases,
+        acts,
+        log_sigma=([head[0].weight.detach().numpy()], [head[0].bias.detach().numpy()], ["identity"]),
+    )
     z = rng.normal(size=(10, 3))
     np.testing.assert_array_equal(metric(z), reference(z))  # the same weights, bit for bit: the same computation
     # ... and against torch's own forward pass and autograd Jacobian.
@@ -283,24 +298,40 @@ def test_torch_layers_outside_the_core_take_the_torch_path():
 
 # -- bad input ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, kwargs, match", [
-    (([np.ones((3, 2))], [np.ones(3)], ["swish"]), {}, r"^activations\[0\]: unknown activation"),
-    (([np.ones((3, 2))], [np.ones(3)], [("softplus", -1.0)]), {}, r"^activations\[0\]: must be finite"),
-    (([np.ones((3, 2))], [np.ones(4)], ["tanh"]), {}, r"^biases\[0\]: expected length 3"),
-    (([np.ones((3, 2)), np.ones((2, 4))], [np.ones(3), np.ones(2)], ["tanh", "tanh"]), {},
-     r"^weights: a layer expects 4 inputs but receives 3"),
-    (([np.full((3, 2), np.nan)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: contains NaN"),
-    (([np.ones(3)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: expected a 2-d array"),
-    (([], [], []), {}, r"^weights: need as many"),
-    (([np.ones((3, 2))], [np.ones(3)], ["tanh", "tanh"]), {}, r"^weights: need as many"),
-    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": ([np.ones((2, 3))], [np.ones(2)], ["identity"])},
-     r"^log_sigma: a layer expects 3 inputs but receives 2"),
-    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": "nope"}, r"^log_sigma: expected a tuple"),
-    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": ([np.ones((2, 3))], [np.ones(3)], ["identity"])},
-     r"^log_sigma.biases\[0\]: expected length 2"),
-    (([np.ones((3, 5))], [np.ones(3)], ["tanh"]), {"trunk": ([np.ones((4, 2))], [np.ones(4)], ["relu"])},
-     r"^weights: a layer expects 5 inputs but receives 4"),
-])
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (([np.ones((3, 2))], [np.ones(3)], ["swish"]), {}, r"^activations\[0\]: unknown activation"),
+        (([np.ones((3, 2))], [np.ones(3)], [("softplus", -1.0)]), {}, r"^activations\[0\]: must be finite"),
+        (([np.ones((3, 2))], [np.ones(4)], ["tanh"]), {}, r"^biases\[0\]: expected length 3"),
+        (
+            ([np.ones((3, 2)), np.ones((2, 4))], [np.ones(3), np.ones(2)], ["tanh", "tanh"]),
+            {},
+            r"^weights: a layer expects 4 inputs but receives 3",
+        ),
+        (([np.full((3, 2), np.nan)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: contains NaN"),
+        (([np.ones(3)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: expected a 2-d array"),
+        (([], [], []), {}, r"^weights: need as many"),
+        (([np.ones((3, 2))], [np.ones(3)], ["tanh", "tanh"]), {}, r"^weights: need as many"),
+        (
+            ([np.ones((3, 2))], [np.ones(3)], ["tanh"]),
+            {"log_sigma": ([np.ones((2, 3))], [np.ones(2)], ["identity"])},
+            r"^log_sigma: a layer expects 3 inputs but receives 2",
+        ),
+        (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": "nope"}, r"^log_sigma: expected a tuple"),
+        (
+            ([np.ones((3, 2))], [np.ones(3)], ["tanh"]),
+            {"log_sigma": ([np.ones((2, 3))], [np.ones(3)], ["identity"])},
+            r"^log_sigma.biases\[0\]: expected length 2",
+        ),
+        (
+            ([np.ones((3, 5))], [np.ones(3)], ["tanh"]),
+            {"trunk": ([np.ones((4, 2))], [np.ones(4)], ["relu"])},
+            r"^weights: a layer expects 5 inputs but receives 4",
+        ),
+    ],
+)
 def test_bad_construction(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         PullbackMetric(*args, **kwargs)

@@ -12,10 +12,9 @@ import pickle
 import subprocess
 import sys
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 from latentgeo.pullback import PullbackMetric
 
 torch = pytest.importorskip("torch")
@@ -50,9 +49,15 @@ class ConvDecoder(nn.Module):
     def __init__(self, dim=2, sigmoid=False):
         super().__init__()
         self.fc = nn.Linear(dim, 8 * 2 * 2)
-        self.up = nn.Sequential(nn.ConvTranspose2d(8, 8, 4, stride=2, padding=1), nn.BatchNorm2d(8), nn.Softplus(),
-                                Residual(8), nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1), nn.Tanh(),
-                                nn.Conv2d(4, 1, 3, padding=1))
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(8, 8, 4, stride=2, padding=1),
+            nn.BatchNorm2d(8),
+            nn.Softplus(),
+            Residual(8),
+            nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1),
+            nn.Tanh(),
+            nn.Conv2d(4, 1, 3, padding=1),
+        )
         self.sigmoid = sigmoid
 
     def forward(self, z):
@@ -86,6 +91,7 @@ def assert_central_differences(exact, fn, z, h):
     estimates it: err(h/2) ≈ |D(h) − D(h/2)| / 3. Allowed: 3× that estimate, |D(h) − D(h/2)|,
     plus the rounding error of the difference quotient, ~10 ε |fn| / h.
     """
+
     def central(step):
         return np.stack([(fn(z + step * e) - fn(z - step * e)) / (2 * step) for e in np.eye(z.shape[1])], axis=-1)
 
@@ -109,6 +115,7 @@ def rng():
 
 
 # -- the conv decoder ---------------------------------------------------------------------------
+
 
 def test_conv_decoder_takes_the_torch_path(conv):
     module, metric = conv
@@ -214,6 +221,7 @@ class _Exp(nn.Module):
 
 # -- Bernoulli ------------------------------------------------------------------------------------
 
+
 def numpy_bernoulli_metric(z, W1, b1, W2, b2):
     """Fisher–Rao pullback of p = sigmoid(W2 tanh(W1 z + b1) + b2), by hand:
     J_p = diag(p(1−p)) W2 diag(1 − h²) W1 and G = J_pᵀ diag(1/(p(1−p))) J_p."""
@@ -222,8 +230,9 @@ def numpy_bernoulli_metric(z, W1, b1, W2, b2):
     p, q = 1 / (1 + np.exp(-logits)), 1 / (1 + np.exp(logits))  # q = 1 − p without cancellation
     jac_logits = np.einsum("ij,nj,jk->nik", W2, 1 - h**2, W1)
     jac_p = (p * q)[:, :, None] * jac_logits
-    return np.einsum("nia,ni,nib->nab", jac_p, 1 / (p * q), jac_p), np.einsum("nia,ni,nib->nab", jac_logits, p * q,
-                                                                             jac_logits)
+    return np.einsum("nia,ni,nib->nab", jac_p, 1 / (p * q), jac_p), np.einsum(
+        "nia,ni,nib->nab", jac_logits, p * q, jac_logits
+    )
 
 
 class Probabilities(nn.Module):
@@ -268,9 +277,11 @@ def test_bernoulli_against_the_hand_written_formula(bernoulli_mlp, rng):
 @pytest.mark.parametrize("path", ["native", "probabilities", "logits_torch"])
 def test_bernoulli_derivatives_match_central_differences(bernoulli_mlp, rng, path):
     seq = bernoulli_mlp
-    metric = {"native": lambda: PullbackMetric.from_torch(seq, likelihood="bernoulli"),
-              "probabilities": lambda: PullbackMetric.from_torch(Probabilities(seq), likelihood="bernoulli"),
-              "logits_torch": lambda: TorchPullbackMetric(seq, likelihood="bernoulli")}[path]()
+    metric = {
+        "native": lambda: PullbackMetric.from_torch(seq, likelihood="bernoulli"),
+        "probabilities": lambda: PullbackMetric.from_torch(Probabilities(seq), likelihood="bernoulli"),
+        "logits_torch": lambda: TorchPullbackMetric(seq, likelihood="bernoulli"),
+    }[path]()
     z, v = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
     assert_central_differences(metric.derivative(z), metric.metric, z, h=1e-3)
     _, dqdz, dqdv = metric.quadratic_form(z, v, grad=True)
@@ -289,7 +300,10 @@ def test_bernoulli_saturated_outputs_stay_finite_and_exact():
     logits = z @ W.T + b
     pq = 1 / ((1 + np.exp(-logits)) * (1 + np.exp(logits)))
     expected = np.einsum("ia,ni,ib->nab", W, pq, W)
-    logits_paths = (PullbackMetric.from_torch(seq, likelihood="bernoulli"), TorchPullbackMetric(seq, likelihood="bernoulli"))
+    logits_paths = (
+        PullbackMetric.from_torch(seq, likelihood="bernoulli"),
+        TorchPullbackMetric(seq, likelihood="bernoulli"),
+    )
     for metric in logits_paths:
         G = metric(z)
         assert np.all(np.isfinite(G)) and np.all(np.isfinite(metric.derivative(z)))
@@ -320,8 +334,9 @@ def test_mlp_save_and_load_keeps_the_likelihood(bernoulli_mlp, rng, tmp_path):
     assert loaded.likelihood == "bernoulli"
     np.testing.assert_array_equal(loaded(z), metric(z))
     np.testing.assert_array_equal(loaded.decode(z), metric.decode(z))
-    gaussian = PullbackMetric([np.ones((3, 2))], [np.zeros(3)], ["tanh"], log_sigma=([np.eye(2)], [np.zeros(2)],
-                                                                                     ["identity"]))
+    gaussian = PullbackMetric(
+        [np.ones((3, 2))], [np.zeros(3)], ["tanh"], log_sigma=([np.eye(2)], [np.zeros(2)], ["identity"])
+    )
     gaussian.save(tmp_path / "g.npz")
     again = PullbackMetric.load(tmp_path / "g.npz")
     assert again.likelihood is None and again.gaussian
@@ -329,13 +344,19 @@ def test_mlp_save_and_load_keeps_the_likelihood(bernoulli_mlp, rng, tmp_path):
     np.savez(tmp_path / "bad.npz", format_version=1, kind="rhvae", likelihood="", structure="{}")
     with pytest.raises(ValueError, match=r"^kind: expected 'mlp_pullback'"):
         PullbackMetric.load(tmp_path / "bad.npz")
-    np.savez(tmp_path / "bad2.npz", format_version=1, kind="mlp_pullback", likelihood="",
-             structure='{"head0": [["dense", "missing"]]}')
+    np.savez(
+        tmp_path / "bad2.npz",
+        format_version=1,
+        kind="mlp_pullback",
+        likelihood="",
+        structure='{"head0": [["dense", "missing"]]}',
+    )
     with pytest.raises(ValueError, match=r"^structure: malformed"):
         PullbackMetric.load(tmp_path / "bad2.npz")
 
 
 # -- bad input ------------------------------------------------------------------------------------
+
 
 class Summing(nn.Module):
     def forward(self, z):
@@ -365,18 +386,28 @@ class NoLinear(nn.Module):
         return torch.sin(z)
 
 
-@pytest.mark.parametrize("make, kwargs, match", [
-    (lambda: "not a module", {"dim": 2}, r"^module: expected a torch.nn.Module"),
-    (Summing, {"dim": 2}, r"^module: a decoder must map \(N, d\)"),
-    (Flat, {}, r"^module: a decoder must map \(N, d\)"),
-    (Centering, {}, r"^module: the output of a point depends on the other points"),
-    (lambda: nn.Sequential(nn.Linear(3, 4), nn.Tanh()), {"dim": 2}, r"^module: calling the decoder"),
-    (NoLinear, {}, r"^dim: cannot infer the latent dimension"),
-    (lambda: nn.Sequential(nn.Linear(2, 2), nn.Dropout()), {"likelihood": "poisson"}, r"^likelihood: expected one of"),
-    (lambda: Probabilities(nn.Linear(2, 3)), {"likelihood": "bernoulli", "log_sigma": nn.Linear(2, 3)},
-     r"^log_sigma: a σ head belongs to a Gaussian decoder"),
-    (lambda: Probabilities(nn.Linear(2, 3)), {"max_points": 0}, r"^max_points: expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "make, kwargs, match",
+    [
+        (lambda: "not a module", {"dim": 2}, r"^module: expected a torch.nn.Module"),
+        (Summing, {"dim": 2}, r"^module: a decoder must map \(N, d\)"),
+        (Flat, {}, r"^module: a decoder must map \(N, d\)"),
+        (Centering, {}, r"^module: the output of a point depends on the other points"),
+        (lambda: nn.Sequential(nn.Linear(3, 4), nn.Tanh()), {"dim": 2}, r"^module: calling the decoder"),
+        (NoLinear, {}, r"^dim: cannot infer the latent dimension"),
+        (
+            lambda: nn.Sequential(nn.Linear(2, 2), nn.Dropout()),
+            {"likelihood": "poisson"},
+            r"^likelihood: expected one of",
+        ),
+        (
+            lambda: Probabilities(nn.Linear(2, 3)),
+            {"likelihood": "bernoulli", "log_sigma": nn.Linear(2, 3)},
+            r"^log_sigma: a σ head belongs to a Gaussian decoder",
+        ),
+        (lambda: Probabilities(nn.Linear(2, 3)), {"max_points": 0}, r"^max_points: expected a positive integer"),
+    ],
+)
 def test_bad_modules(make, kwargs, match):
     with pytest.raises(ValueError, match=match):
         TorchPullbackMetric(make(), **kwargs)
@@ -443,6 +474,7 @@ def test_float32_module_is_computed_in_float64(rng):
 
 # -- pythae models ----------------------------------------------------------------------------------
 
+
 def pythae_vae(tmp_path, config_cls, decoder=None, **config):
     pytest.importorskip("pythae")
     from pythae import models
@@ -494,8 +526,9 @@ def pythae_conv_decoder():
     return PythaeConvDecoder()
 
 
-@pytest.mark.parametrize("config_cls, loss, likelihood", [("BetaVAEConfig", "mse", "gaussian"),
-                                                         ("IWAEConfig", "mse", "gaussian")])
+@pytest.mark.parametrize(
+    "config_cls, loss, likelihood", [("BetaVAEConfig", "mse", "gaussian"), ("IWAEConfig", "mse", "gaussian")]
+)
 def test_from_pythae_custom_conv_decoder(tmp_path, rng, config_cls, loss, likelihood):
     model, folder = pythae_vae(tmp_path, config_cls, decoder=pythae_conv_decoder(), reconstruction_loss=loss)
     metric = PullbackMetric.from_pythae(folder)
@@ -523,6 +556,7 @@ def test_from_pythae_rejects_unsupported_folders(tmp_path):
 
 
 # -- torch stays optional -------------------------------------------------------------------------------
+
 
 def test_non_torch_paths_never_import_torch():
     code = """

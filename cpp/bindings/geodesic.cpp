@@ -5,11 +5,12 @@
 // PullbackKernel.
 // Any other metric object of the protocol goes through PythonKernel, which calls
 // metric.quadratic_form(z, v, grad=...) with the GIL held, so its pairs run one after the other.
+#include "latentgeo/geodesic.hpp"
+
 #include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
 
 #include "bindings.hpp"
-#include "latentgeo/geodesic.hpp"
 #include "latentgeo/pullback.hpp"
 #include "latentgeo/rhvae.hpp"
 
@@ -183,7 +184,8 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
   for (const auto& s : sols) {
     py::list per_pair;
     for (const auto& l : s.levels)
-      per_pair.append(py::make_tuple(l.segments, l.n_iter, l.n_evaluations, l.kernel_points, l.kernel_seconds, l.length));
+      per_pair.append(
+          py::make_tuple(l.segments, l.n_iter, l.n_evaluations, l.kernel_points, l.kernel_seconds, l.length));
     levels.append(per_pair);
   }
   out["levels"] = levels;

@@ -171,8 +171,8 @@ TEST_CASE("RHVAE: a temperature whose 1/T^2 overflows is rejected; singular poin
 TEST_CASE("pullback: an overflowing decoder raises MetricDomainError naming the point") {
   Eigen::MatrixXd w(2, 2);
   w << 900, 0, 0, 1;
-  const PullbackKernel k(2, {}, {{PullbackOp::make_dense(w, Vector::Zero(2)),
-                                  PullbackOp::make_activation(Activation::exp, 1.0)}});
+  const PullbackKernel k(
+      2, {}, {{PullbackOp::make_dense(w, Vector::Zero(2)), PullbackOp::make_activation(Activation::exp, 1.0)}});
   RowMatrix z(2, 2), g(2, 4);
   z << -1, 0, 1, 1;  // exp(-900) is fine, exp(900) overflows
   try {

@@ -101,8 +101,7 @@ TEST_CASE("pullback: dG/dz and dq/dz match central differences, dq/dv = 2 G v") 
     const Eigen::Vector2d root = gn.diagonal().cwiseSqrt(), vn = v.row(n).transpose();
     const double mixed = vn.cwiseAbs().dot(root);
     const Eigen::Vector2d gv = 2.0 * gn * vn;
-    for (Index a = 0; a < 2; ++a)
-      CHECK(std::abs(dqdv(n, a) - gv(a)) <= safety * (7 + 2) * eps * 2 * root(a) * mixed);
+    for (Index a = 0; a < 2; ++a) CHECK(std::abs(dqdv(n, a) - gv(a)) <= safety * (7 + 2) * eps * 2 * root(a) * mixed);
     CHECK(std::abs(q(n) - vn.dot(gn * vn)) <= safety * (7 + 4) * eps * mixed * mixed);
   }
 }
@@ -121,11 +120,10 @@ TEST_CASE("pullback: a bernoulli head gives G = sum_i p_i (1 - p_i) w_i w_i^T fo
     for (Index i = 0; i < 3; ++i) {
       const double l = w.row(i).dot(z.row(n)) + b(i), p = 1.0 / (1.0 + std::exp(-l)), q = 1.0 / (1.0 + std::exp(l));
       expected += p * q * w.row(i).transpose() * w.row(i);  // p q = p (1 - p) without cancellation
-      const double s = values(n, i);  // 2 arcsin(sqrt(p)): p = sin^2(s / 2)
+      const double s = values(n, i);                        // 2 arcsin(sqrt(p)): p = sin^2(s / 2)
       CHECK(std::pow(std::sin(0.5 * s), 2) == doctest::Approx(p).epsilon(1e-13).scale(0.0));
     }
-    for (Index e = 0; e < 4; ++e)
-      CHECK(g(n, e) == doctest::Approx(expected(e / 2, e % 2)).epsilon(1e-12).scale(0.0));
+    for (Index e = 0; e < 4; ++e) CHECK(g(n, e) == doctest::Approx(expected(e / 2, e % 2)).epsilon(1e-12).scale(0.0));
   }
   CHECK(g.allFinite());
 }

@@ -53,8 +53,11 @@ def demo_pairs(latent: np.ndarray, labels: np.ndarray, n_clusters: int = _N_CLUS
     medoids = _cluster_medoids(latent, n_clusters)
     i, j = np.triu_indices(len(medoids), 1)
     names += [(int(labels[medoids[a]]), int(labels[medoids[b]])) for a, b in zip(i, j)]
-    return names, np.concatenate([np.array(starts), latent[medoids[i]]]), np.concatenate([np.array(ends),
-                                                                                        latent[medoids[j]]])
+    return (
+        names,
+        np.concatenate([np.array(starts), latent[medoids[i]]]),
+        np.concatenate([np.array(ends), latent[medoids[j]]]),
+    )
 
 
 def most_bent(ratio: np.ndarray, names, converged: np.ndarray, count: int) -> List[int]:
@@ -88,18 +91,29 @@ def decoded_figure(metric, decoder, latent, labels, result, name, out_path, n_im
     ax = left.subplots()
     lo, hi = latent.min(axis=0), latent.max(axis=0)
     pad = 0.1 * (hi - lo)
-    plot_magnification(metric, (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1]), resolution=150,
-                       ax=ax, colorbar=False)
+    plot_magnification(
+        metric, (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1]), resolution=150, ax=ax, colorbar=False
+    )
     plot_latent(latent, labels, ax=ax, s=2, legend=False)
-    plot_curves([result.curve(np.linspace(0, 1, 200)), line(np.linspace(0, 1, 200))], ax=ax, straight=False,
-                colors=["white", "orange"], linewidth=2.0)
+    plot_curves(
+        [result.curve(np.linspace(0, 1, 200)), line(np.linspace(0, 1, 200))],
+        ax=ax,
+        straight=False,
+        colors=["white", "orange"],
+        linewidth=2.0,
+    )
     for curve, color in zip(curves, ("white", "orange")):
         dots = points_at_equal_arc_length(metric, curve, n_images)
         ax.scatter(dots[:, 0], dots[:, 1], s=18, color=color, edgecolor="black", zorder=3)
     ax.set_title(f"digits {name[0]} → {name[1]}: geodesic (white), straight line (orange)", fontsize=9)
-    plot_decoded_curves(decoder.decode, metric, curves, n_images, fig=right,
-                        row_labels=[f"geodesic: length {result.length:.3f}",
-                                    f"straight line: length {result.straight_length:.3f}"])
+    plot_decoded_curves(
+        decoder.decode,
+        metric,
+        curves,
+        n_images,
+        fig=right,
+        row_labels=[f"geodesic: length {result.length:.3f}", f"straight line: length {result.straight_length:.3f}"],
+    )
     right.suptitle("decoded digits, equally spaced in arc length", fontsize=10)
     fig.savefig(out_path)
     plt.close(fig)

@@ -28,8 +28,9 @@ def _knn(points: np.ndarray, queries: np.ndarray, k: int, skip_self: bool) -> np
     return idx[:, 1:] if skip_self else idx
 
 
-def graph_init(metric, starts: np.ndarray, ends: np.ndarray, anchors: np.ndarray, k: int,
-                max_segments: int) -> np.ndarray:
+def graph_init(
+    metric, starts: np.ndarray, ends: np.ndarray, anchors: np.ndarray, k: int, max_segments: int
+) -> np.ndarray:
     """Initial curves (B, n0, d) along Dijkstra paths of a k-NN graph over the anchors.
 
     The graph's vertices are the anchors and the distinct endpoints; edges join each vertex to
@@ -47,18 +48,24 @@ def graph_init(metric, starts: np.ndarray, ends: np.ndarray, anchors: np.ndarray
     s_id, e_id = n_anchor + inverse[:b], n_anchor + inverse[b:]
     near_a = _knn(anchors, anchors, k, skip_self=True)
     near_q = _knn(anchors, queries, k, skip_self=False)
-    pairs = np.concatenate([
-        np.stack([np.repeat(np.arange(n_anchor), near_a.shape[1]), near_a.ravel()], 1),
-        np.stack([np.repeat(np.arange(len(queries)) + n_anchor, near_q.shape[1]), near_q.ravel()], 1),
-        np.stack([s_id, e_id], 1),
-    ])
+    pairs = np.concatenate(
+        [
+            np.stack([np.repeat(np.arange(n_anchor), near_a.shape[1]), near_a.ravel()], 1),
+            np.stack([np.repeat(np.arange(len(queries)) + n_anchor, near_q.shape[1]), near_q.ravel()], 1),
+            np.stack([s_id, e_id], 1),
+        ]
+    )
     pairs = np.unique(np.sort(pairs, axis=1), axis=0)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     weights = segment_lengths(metric, vertices[pairs[:, 0]], vertices[pairs[:, 1]])
     nv = len(vertices)
-    graph = coo_matrix((np.concatenate([weights, weights]),
-                        (np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]]))),
-                       shape=(nv, nv)).tocsr()
+    graph = coo_matrix(
+        (
+            np.concatenate([weights, weights]),
+            (np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]])),
+        ),
+        shape=(nv, nv),
+    ).tocsr()
     sources, source_row = np.unique(s_id, return_inverse=True)
     dist, pred = dijkstra(graph, directed=False, indices=sources, return_predecessors=True)
     paths = []
@@ -88,7 +95,9 @@ def _spread_on_path(metric, polyline: np.ndarray, n_seg: int) -> np.ndarray:
     return out
 
 
-def initial_curves(metric, starts: np.ndarray, ends: np.ndarray, init, graph_opts: dict, max_segments: int) -> Optional[np.ndarray]:
+def initial_curves(
+    metric, starts: np.ndarray, ends: np.ndarray, init, graph_opts: dict, max_segments: int
+) -> Optional[np.ndarray]:
     """None (straight lines), the graph paths, or the user's initial nodes as (B, n0, d)."""
     if isinstance(init, str):
         check_choice(init, "init", {"line", "graph"})
@@ -110,8 +119,9 @@ def initial_curves(metric, starts: np.ndarray, ends: np.ndarray, init, graph_opt
         curves = np.broadcast_to(curves, (len(starts),) + curves.shape)
     b, d = starts.shape
     if curves.ndim != 3 or curves.shape[0] != b or curves.shape[2] != d or curves.shape[1] < 2:
-        raise ValueError(f"init: expected 'line', 'graph' or initial nodes (n0, {d}) / ({b}, n0, {d}), "
-                         f"got shape {given}")
+        raise ValueError(
+            f"init: expected 'line', 'graph' or initial nodes (n0, {d}) / ({b}, n0, {d}), got shape {given}"
+        )
     if not (np.allclose(curves[:, 0], starts) and np.allclose(curves[:, -1], ends)):
         raise ValueError("init: the initial curves must start at starts and end at ends")
     curves = curves.copy()

@@ -38,7 +38,7 @@ def read_npz(path, keys: Iterable[str]) -> Dict[str, np.ndarray]:
     name = os.fspath(path)
     with open(path, "rb") as f:  # FileNotFoundError, IsADirectoryError, PermissionError as they are
         magic = f.read(len(_ZIP_MAGIC))
-    if magic == _NPY_MAGIC[:len(magic)] and magic:
+    if magic == _NPY_MAGIC[: len(magic)] and magic:
         raise ValueError(f"path: cannot read {name!r} as a .npz archive (it is a .npy file: a single array)")
     if magic != _ZIP_MAGIC:
         raise ValueError(f"path: cannot read {name!r} as a .npz archive (not a zip archive)")

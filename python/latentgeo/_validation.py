@@ -7,8 +7,19 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["as_float_array", "as_points", "as_point", "check_times", "check_threads", "check_positive", "check_choice",
-           "check_metric", "check_int", "INT_MAX", "MAX_SAMPLES"]
+__all__ = [
+    "as_float_array",
+    "as_points",
+    "as_point",
+    "check_times",
+    "check_threads",
+    "check_positive",
+    "check_choice",
+    "check_metric",
+    "check_int",
+    "INT_MAX",
+    "MAX_SAMPLES",
+]
 
 INT_MAX = 2**31 - 1  # integer options reach the C++ core as a C int
 MAX_SAMPLES = 2**20 + 1  # nodes or sample times of one curve: more would only exhaust memory
@@ -76,8 +87,7 @@ def check_threads(n_threads) -> int:
     """
     if n_threads is None:
         return 0
-    if (isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer))
-            or not 1 <= n_threads <= INT_MAX):
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or not 1 <= n_threads <= INT_MAX:
         raise ValueError(f"n_threads: expected None or an integer in [1, {INT_MAX}], got {n_threads!r}")
     return min(int(n_threads), os.cpu_count() or 1)
 

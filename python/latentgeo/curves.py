@@ -134,8 +134,16 @@ def discrete_velocity(points, t=None, n_threads: Optional[int] = None) -> np.nda
     return out[0] if single else out
 
 
-def curve_integral(metric, points, velocities, t=None, integral: str = "energy", rule: str = "trapezoid",
-                   grad: bool = False, n_threads: Optional[int] = None):
+def curve_integral(
+    metric,
+    points,
+    velocities,
+    t=None,
+    integral: str = "energy",
+    rule: str = "trapezoid",
+    grad: bool = False,
+    n_threads: Optional[int] = None,
+):
     """Length or energy of B curves, optionally with gradients (the fused routine).
 
     Parameters
@@ -173,8 +181,16 @@ def curve_integral(metric, points, velocities, t=None, integral: str = "energy",
     return (float(values[0]), gz[0], gv[0]) if single else (values, gz, gv)
 
 
-def integral_of_checked(metric, curves: np.ndarray, velocities: np.ndarray, times: np.ndarray, integral: str,
-                        rule: str, grad: bool, n_threads: Optional[int]):
+def integral_of_checked(
+    metric,
+    curves: np.ndarray,
+    velocities: np.ndarray,
+    times: np.ndarray,
+    integral: str,
+    rule: str,
+    grad: bool,
+    n_threads: Optional[int],
+):
     """:func:`curve_integral` on checked (B, N, d) arrays and times (for loops that validated once).
 
     Returns the values (B,), and with ``grad`` the tuple (values, d_points, d_velocities).
@@ -193,8 +209,9 @@ def integral_of_checked(metric, curves: np.ndarray, velocities: np.ndarray, time
     return values, gz.reshape(b, n, d), gv.reshape(b, n, d)
 
 
-def curve_length(metric, points, velocities, t=None, rule: str = "trapezoid", grad: bool = False,
-                 n_threads: Optional[int] = None):
+def curve_length(
+    metric, points, velocities, t=None, rule: str = "trapezoid", grad: bool = False, n_threads: Optional[int] = None
+):
     """Length L = ∫ √(γ̇ᵀ G(γ) γ̇) dt of one (N, d) or B (B, N, d) sampled curves.
 
     See :func:`curve_integral` for the parameters; returns a float for one curve and (B,)
@@ -203,8 +220,9 @@ def curve_length(metric, points, velocities, t=None, rule: str = "trapezoid", gr
     return curve_integral(metric, points, velocities, t, "length", rule, grad, n_threads)
 
 
-def curve_energy(metric, points, velocities, t=None, rule: str = "trapezoid", grad: bool = False,
-                 n_threads: Optional[int] = None):
+def curve_energy(
+    metric, points, velocities, t=None, rule: str = "trapezoid", grad: bool = False, n_threads: Optional[int] = None
+):
     """Energy E = ∫ γ̇ᵀ G(γ) γ̇ dt (no ½; E = L² at constant speed) of sampled curves.
 
     See :func:`curve_integral` for the parameters.
@@ -215,8 +233,9 @@ def curve_energy(metric, points, velocities, t=None, rule: str = "trapezoid", gr
 # --------------------------------------------------------------------------------------------
 # Measuring sampled curves
 # --------------------------------------------------------------------------------------------
-def sampled_length_energy(metric, points: np.ndarray, velocities: np.ndarray, weights: np.ndarray,
-                          n_threads: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+def sampled_length_energy(
+    metric, points: np.ndarray, velocities: np.ndarray, weights: np.ndarray, n_threads: Optional[int] = None
+) -> Tuple[np.ndarray, np.ndarray]:
     """Length Σ wᵢ √qᵢ and energy Σ wᵢ qᵢ (qᵢ = vᵢᵀ G(zᵢ) vᵢ) of B curves sampled alike.
 
     The one measure of curves in latentgeo's Python layer (the C++ solver has its own).
@@ -254,7 +273,7 @@ def segment_lengths(metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     except MetricDomainError:
         if len(a) == 1:
             return np.array([np.inf])
-        return np.concatenate([segment_lengths(metric, a[i:i + 1], b[i:i + 1]) for i in range(len(a))])
+        return np.concatenate([segment_lengths(metric, a[i : i + 1], b[i : i + 1]) for i in range(len(a))])
     return lengths
 
 

@@ -28,18 +28,29 @@ def _worker_failure(exc: BaseException, starts: np.ndarray, ends: np.ndarray, op
     b = len(starts)
     t = np.linspace(0.0, 1.0, opts.min_segments + 1)[:, None]
     nan = np.full(b, np.nan)
-    return GeodesicBatch(length=nan, energy=nan.copy(), straight_length=nan.copy(), converged=np.zeros(b, bool),
-                         n_iter=np.zeros(b, np.int64), status=["worker_error"] * b,
-                         node_list=[a + t * (e - a) for a, e in zip(starts, ends)],
-                         messages=[f"{type(exc).__name__}: {exc}"] * b, errors=[exc] * b)
+    return GeodesicBatch(
+        length=nan,
+        energy=nan.copy(),
+        straight_length=nan.copy(),
+        converged=np.zeros(b, bool),
+        n_iter=np.zeros(b, np.int64),
+        status=["worker_error"] * b,
+        node_list=[a + t * (e - a) for a, e in zip(starts, ends)],
+        messages=[f"{type(exc).__name__}: {exc}"] * b,
+        errors=[exc] * b,
+    )
 
 
 def _run_executor(executor: Executor, metric, starts, ends, init, opts, n_threads, size, progress) -> GeodesicBatch:
     from concurrent.futures import as_completed
 
     slices = _chunks(len(starts), size)
-    futures = {executor.submit(_solve_chunk, metric, starts[sl], ends[sl], None if init is None else init[sl], opts,
-                               n_threads): k for k, sl in enumerate(slices)}
+    futures = {
+        executor.submit(
+            _solve_chunk, metric, starts[sl], ends[sl], None if init is None else init[sl], opts, n_threads
+        ): k
+        for k, sl in enumerate(slices)
+    }
     parts: List[Optional[GeodesicBatch]] = [None] * len(slices)
     try:
         with progress_bar(len(starts), progress, "geodesic distances", unit="pair", min_total=MIN_PAIRS) as bar:
@@ -57,10 +68,21 @@ def _run_executor(executor: Executor, metric, starts, ends, init, opts, n_thread
     return GeodesicBatch._concatenate(parts)
 
 
-def geodesic_distances(metric, points, points2=None, *, executor: Optional[Executor] = None,
-                       chunk_size: Optional[int] = None, progress: bool = True, n_threads: Optional[int] = None,
-                       n_nodes: Optional[int] = None, tol: Optional[float] = None, max_iter: Optional[int] = None,
-                       init="line", **options) -> DistanceResult:
+def geodesic_distances(
+    metric,
+    points,
+    points2=None,
+    *,
+    executor: Optional[Executor] = None,
+    chunk_size: Optional[int] = None,
+    progress: bool = True,
+    n_threads: Optional[int] = None,
+    n_nodes: Optional[int] = None,
+    tol: Optional[float] = None,
+    max_iter: Optional[int] = None,
+    init="line",
+    **options,
+) -> DistanceResult:
     """Geodesic distances between points (discrete method).
 
     Parameters

@@ -66,18 +66,32 @@ import numpy as np
 from . import _core
 from ._graph_init import GRAPH_OPTIONS, initial_curves
 from ._progress import MIN_PAIRS, progress_bar
-from ._validation import (MAX_SAMPLES, as_point, as_points, check_choice, check_int, check_metric, check_positive,
-                          check_threads)
+from ._validation import (
+    MAX_SAMPLES,
+    as_point,
+    as_points,
+    check_choice,
+    check_int,
+    check_metric,
+    check_positive,
+    check_threads,
+)
 from .curves import GAUSS_NODES, GAUSS_WEIGHTS, HermiteCurve, _hermite_tangents, polyline_length, segment_lengths
 from .errors import MetricDomainError
 from .metrics import native_kernel
 from .results import FAILURES, STATUS, DistanceResult, GeodesicBatch, GeodesicResult
 
-__all__ = ["geodesic", "geodesics", "geodesic_distances", "GeodesicResult", "GeodesicBatch", "DistanceResult",
-           "HermiteCurve", "native_kernel"]
+__all__ = [
+    "geodesic",
+    "geodesics",
+    "GeodesicResult",
+    "GeodesicBatch",
+    "DistanceResult",
+    "HermiteCurve",
+    "native_kernel",
+]
 
-_SOLVER_OPTIONS = {"min_nodes": 9, "max_nodes": 2049, "history": 8, "ftol": None, "gtol": None,
-                   "quadrature": "simpson"}
+_SOLVER_OPTIONS = {"min_nodes": 9, "max_nodes": 2049, "history": 8, "ftol": None, "gtol": None, "quadrature": "simpson"}
 
 # Earlier names, kept for modules that import them from here.
 _native_kernel = native_kernel
@@ -102,8 +116,17 @@ class _Options:
     simpson: bool
 
     def core_args(self) -> tuple:
-        return (self.n_segments, self.min_segments, self.max_segments, self.tol, self.ftol, self.gtol,
-                self.max_iter, self.history, self.simpson)
+        return (
+            self.n_segments,
+            self.min_segments,
+            self.max_segments,
+            self.tol,
+            self.ftol,
+            self.gtol,
+            self.max_iter,
+            self.history,
+            self.simpson,
+        )
 
 
 def _split_options(options: dict, allowed: dict) -> dict:
@@ -124,8 +147,17 @@ def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _Options:
     ftol = tol if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
     gtol = 0.01 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
     simpson = check_choice(opts["quadrature"], "quadrature", {"simpson", "midpoint"}) == "simpson"
-    return _Options(n_segments, min_nodes - 1, max_nodes - 1, tol, ftol, gtol, max_iter,
-                    check_int(opts["history"], "history", 1), simpson)
+    return _Options(
+        n_segments,
+        min_nodes - 1,
+        max_nodes - 1,
+        tol,
+        ftol,
+        gtol,
+        max_iter,
+        check_int(opts["history"], "history", 1),
+        simpson,
+    )
 
 
 def _solver_setup(n_nodes, tol, max_iter, options: dict):
@@ -147,8 +179,9 @@ def check_pairs(metric, starts, ends):
 # --------------------------------------------------------------------------------------------
 # The solver (runs locally or on an executor's worker)
 # --------------------------------------------------------------------------------------------
-def _solve_chunk(metric, starts: np.ndarray, ends: np.ndarray, init: Optional[np.ndarray], opts: _Options,
-                 n_threads: int) -> GeodesicBatch:
+def _solve_chunk(
+    metric, starts: np.ndarray, ends: np.ndarray, init: Optional[np.ndarray], opts: _Options, n_threads: int
+) -> GeodesicBatch:
     """Runs the C++ batch solver on B pairs (module level, so that executors can pickle it)."""
     b, d = starts.shape
     n0 = 0 if init is None else init.shape[1]
@@ -158,10 +191,17 @@ def _solve_chunk(metric, starts: np.ndarray, ends: np.ndarray, init: Optional[np
     status = [STATUS[s] for s in out["status"]]
     errors = [_failure_error(*item) for item in zip(status, out["message"], out["error"])]
     messages = [_failure_message(*item) for item in zip(status, out["message"], errors)]
-    return GeodesicBatch(length=out["length"], energy=out["energy"], straight_length=out["straight_length"],
-                         converged=out["status"] == 0, n_iter=out["n_iter"].astype(np.int64), status=status,
-                         node_list=[out["nodes"][i, :k].copy() for i, k in enumerate(out["n_nodes"])],
-                         messages=messages, errors=errors)
+    return GeodesicBatch(
+        length=out["length"],
+        energy=out["energy"],
+        straight_length=out["straight_length"],
+        converged=out["status"] == 0,
+        n_iter=out["n_iter"].astype(np.int64),
+        status=status,
+        node_list=[out["nodes"][i, :k].copy() for i, k in enumerate(out["n_nodes"])],
+        messages=messages,
+        errors=errors,
+    )
 
 
 def _failure_error(status: str, message: str, error) -> Optional[BaseException]:
@@ -203,8 +243,11 @@ def _report_failures(batch: GeodesicBatch, labels: Sequence[str], caller: str, s
         raise _renamed(batch.errors[first], f"{caller}: {context}{batch.messages[first]}") from batch.errors[first]
     shown = "; ".join(batch.messages[i] for i in failed[:3])
     more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
-    warnings.warn(f"{caller}: {len(failed)} of {len(batch)} pairs failed (see status and messages): {shown}{more}",
-                  RuntimeWarning, stacklevel=stacklevel + 1)
+    warnings.warn(
+        f"{caller}: {len(failed)} of {len(batch)} pairs failed (see status and messages): {shown}{more}",
+        RuntimeWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _renamed(exc: BaseException, message: str) -> BaseException:
@@ -221,8 +264,9 @@ def _chunks(n: int, size: int) -> List[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _run_local(metric, starts, ends, init, opts: _Options, n_threads: int, progress: bool,
-               size: Optional[int] = None) -> GeodesicBatch:
+def _run_local(
+    metric, starts, ends, init, opts: _Options, n_threads: int, progress: bool, size: Optional[int] = None
+) -> GeodesicBatch:
     """The batch in chunks (so that the progress bar moves); results do not depend on the chunks."""
     b = len(starts)
     threads = _core.max_threads() if n_threads == 0 else n_threads
@@ -230,8 +274,9 @@ def _run_local(metric, starts, ends, init, opts: _Options, n_threads: int, progr
     parts = []
     with progress_bar(b, progress, "geodesics", unit="pair", min_total=MIN_PAIRS) as bar:
         for sl in _chunks(b, size):
-            parts.append(_solve_chunk(metric, starts[sl], ends[sl], None if init is None else init[sl], opts,
-                                      n_threads))
+            parts.append(
+                _solve_chunk(metric, starts[sl], ends[sl], None if init is None else init[sl], opts, n_threads)
+            )
             bar.update(sl.stop - sl.start)
     return GeodesicBatch._concatenate(parts)
 
@@ -239,9 +284,20 @@ def _run_local(metric, starts, ends, init, opts: _Options, n_threads: int, progr
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
-def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Optional[int] = None,
-              tol: Optional[float] = None, max_iter: Optional[int] = None, init="line", progress: bool = True,
-              n_threads: Optional[int] = None, **options) -> GeodesicBatch:
+def geodesics(
+    metric,
+    starts,
+    ends,
+    *,
+    method: str = "discrete",
+    n_nodes: Optional[int] = None,
+    tol: Optional[float] = None,
+    max_iter: Optional[int] = None,
+    init="line",
+    progress: bool = True,
+    n_threads: Optional[int] = None,
+    **options,
+) -> GeodesicBatch:
     """Geodesics between B pairs of points, solved in parallel.
 
     Parameters
@@ -304,8 +360,19 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
     return _discrete_batch(metric, s, e, n_nodes, tol, max_iter, init, progress, threads, options, "geodesics")
 
 
-def _discrete_batch(metric, s: np.ndarray, e: np.ndarray, n_nodes, tol, max_iter, init, progress, threads: int,
-                    options: dict, caller: str) -> GeodesicBatch:
+def _discrete_batch(
+    metric,
+    s: np.ndarray,
+    e: np.ndarray,
+    n_nodes,
+    tol,
+    max_iter,
+    init,
+    progress,
+    threads: int,
+    options: dict,
+    caller: str,
+) -> GeodesicBatch:
     """The discrete solver on checked endpoints (B, d) and thread count."""
     solver, graph_opts = _solver_setup(n_nodes, tol, max_iter, options)
     curves = initial_curves(metric, s, e, init, graph_opts, solver.max_segments)
@@ -314,9 +381,20 @@ def _discrete_batch(metric, s: np.ndarray, e: np.ndarray, n_nodes, tol, max_iter
     return batch
 
 
-def geodesic(metric, z_start, z_end, *, method: str = "discrete", n_nodes: Optional[int] = None,
-             tol: Optional[float] = None, max_iter: Optional[int] = None, init="line", progress: bool = True,
-             n_threads: Optional[int] = None, **options) -> GeodesicResult:
+def geodesic(
+    metric,
+    z_start,
+    z_end,
+    *,
+    method: str = "discrete",
+    n_nodes: Optional[int] = None,
+    tol: Optional[float] = None,
+    max_iter: Optional[int] = None,
+    init="line",
+    progress: bool = True,
+    n_threads: Optional[int] = None,
+    **options,
+) -> GeodesicResult:
     """The geodesic between two points; see :func:`geodesics` for the parameters.
 
     Parameters
@@ -347,8 +425,9 @@ def _straight_length(metric, a: np.ndarray, b: np.ndarray, n_seg: int = 16) -> f
     return polyline_length(metric, pts)
 
 
-def _neural_batch(metric, s: np.ndarray, e: np.ndarray, n_nodes, tol, max_iter, init, progress, options,
-                  n_threads) -> GeodesicBatch:
+def _neural_batch(
+    metric, s: np.ndarray, e: np.ndarray, n_nodes, tol, max_iter, init, progress, options, n_threads
+) -> GeodesicBatch:
     """One neural_geodesic per pair. ``progress``: the batch's bar (100 pairs or more) or, for a
     shorter batch, each pair's training bar; nothing at all with ``progress=False``. ``s`` and
     ``e`` are the checked endpoints (B, d); the metric was checked too."""
@@ -375,11 +454,23 @@ def _neural_batch(metric, s: np.ndarray, e: np.ndarray, n_nodes, tol, max_iter, 
             fields["nodes"].append(np.asarray(res.curve(t), dtype=np.float64))
             fields["curves"].append(res.curve)
             bar.update(1)
-    return GeodesicBatch(length=np.array(fields["length"]), energy=np.array(fields["energy"]),
-                         straight_length=np.array(fields["straight"]), converged=np.array(fields["converged"]),
-                         n_iter=np.array(fields["n_iter"], dtype=np.int64), status=fields["status"],
-                         node_list=fields["nodes"], method="neural", curves=fields["curves"])
+    return GeodesicBatch(
+        length=np.array(fields["length"]),
+        energy=np.array(fields["energy"]),
+        straight_length=np.array(fields["straight"]),
+        converged=np.array(fields["converged"]),
+        n_iter=np.array(fields["n_iter"], dtype=np.int64),
+        status=fields["status"],
+        node_list=fields["nodes"],
+        method="neural",
+        curves=fields["curves"],
+    )
 
 
-# geodesic_distances lives in latentgeo.distances (which imports the plumbing above).
-from .distances import geodesic_distances  # noqa: E402
+def __getattr__(name: str):
+    # geodesic_distances lives in latentgeo.distances, which imports this module: resolved on use.
+    if name == "geodesic_distances":
+        from .distances import geodesic_distances
+
+        return geodesic_distances
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

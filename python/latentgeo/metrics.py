@@ -124,8 +124,9 @@ class ReadOnly:
         return self if obj is None else getattr(obj, self.slot)
 
     def __set__(self, obj, value) -> None:
-        raise AttributeError(f"{self.name}: the parameters of {type(obj).__name__} are read-only; "
-                             "build a new metric instead")
+        raise AttributeError(
+            f"{self.name}: the parameters of {type(obj).__name__} are read-only; build a new metric instead"
+        )
 
 
 class FrozenState:
@@ -335,8 +336,10 @@ class RHVAEMetric(FrozenState, Metric):
         return self.centroids.shape[0]
 
     def __repr__(self) -> str:
-        return (f"RHVAEMetric(dim={self.dim}, n_centroids={self.n_centroids}, temperature={self.temperature:g}, "
-                f"regularization={self.regularization:g}, normalization={self.normalization!r})")
+        return (
+            f"RHVAEMetric(dim={self.dim}, n_centroids={self.n_centroids}, temperature={self.temperature:g}, "
+            f"regularization={self.regularization:g}, normalization={self.normalization!r})"
+        )
 
     def _square(self, flat: np.ndarray, n: int) -> np.ndarray:
         return flat.reshape(n, self.dim, self.dim)
@@ -361,8 +364,9 @@ class RHVAEMetric(FrozenState, Metric):
         """∂G⁻¹/∂z, shape (N, d, d, d) with layout ``[n, a, b, k]``."""
         pts, single = self._points(z)
         d = self.dim
-        return _unsingle(self._kernel.derivative(pts, True, check_threads(n_threads)).reshape(len(pts), d, d, d),
-                         single)
+        return _unsingle(
+            self._kernel.derivative(pts, True, check_threads(n_threads)).reshape(len(pts), d, d, d), single
+        )
 
     def log_det(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """log det G(z), shape (N,), from the Cholesky factor of G⁻¹."""
@@ -389,9 +393,16 @@ class RHVAEMetric(FrozenState, Metric):
         clash = sorted(set(extra_arrays) & set(_RHVAE_KEYS))
         if clash:
             raise ValueError(f"extra_arrays: names {clash} are reserved for the metric")
-        arrays = dict(centroids=self.centroids, M=self.M, temperature=np.float64(self.temperature),
-                      regularization=np.float64(self.regularization), normalization=np.str_(self.normalization))
-        write_saved(path, "rhvae", self.FORMAT_VERSION, {**arrays, **{k: np.asarray(v) for k, v in extra_arrays.items()}})
+        arrays = dict(
+            centroids=self.centroids,
+            M=self.M,
+            temperature=np.float64(self.temperature),
+            regularization=np.float64(self.regularization),
+            normalization=np.str_(self.normalization),
+        )
+        write_saved(
+            path, "rhvae", self.FORMAT_VERSION, {**arrays, **{k: np.asarray(v) for k, v in extra_arrays.items()}}
+        )
 
     @classmethod
     def load(cls, path) -> "RHVAEMetric":
@@ -413,8 +424,9 @@ class RHVAEMetric(FrozenState, Metric):
             raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
         version = _npz_scalar(data, "format_version")
         if version != int(version) or not 1 <= version <= cls.FORMAT_VERSION:
-            raise ValueError(f"format_version: unsupported version {version!r} "
-                             f"(this latentgeo reads 1..{cls.FORMAT_VERSION})")
+            raise ValueError(
+                f"format_version: unsupported version {version!r} (this latentgeo reads 1..{cls.FORMAT_VERSION})"
+            )
         if _npz_string(data, "kind") != "rhvae":
             raise ValueError(f"kind: expected 'rhvae', got {_npz_string(data, 'kind')!r}")
         if missing:
@@ -452,8 +464,13 @@ class RHVAEMetric(FrozenState, Metric):
         from .pythae_io import read_pythae_rhvae
 
         p = read_pythae_rhvae(path_or_model)
-        return cls(p["centroids"], M=p["M"], temperature=p["temperature"], regularization=p["regularization"],
-                   normalization=p["normalization"])
+        return cls(
+            p["centroids"],
+            M=p["M"],
+            temperature=p["temperature"],
+            regularization=p["regularization"],
+            normalization=p["normalization"],
+        )
 
 
 _RHVAE_KEYS = ("format_version", "kind", "centroids", "M", "temperature", "regularization", "normalization")

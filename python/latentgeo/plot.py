@@ -12,8 +12,17 @@ import numpy as np
 
 from ._validation import as_float_array, check_int, check_positive
 
-__all__ = ["plot_magnification", "plot_curves", "plot_latent", "magnification_grid", "points_at_equal_arc_length",
-           "plot_decoded_curves", "curvature_grid", "plot_curvature", "plot_exp_fan"]
+__all__ = [
+    "plot_magnification",
+    "plot_curves",
+    "plot_latent",
+    "magnification_grid",
+    "points_at_equal_arc_length",
+    "plot_decoded_curves",
+    "curvature_grid",
+    "plot_curvature",
+    "plot_exp_fan",
+]
 
 
 def _pyplot():
@@ -45,11 +54,14 @@ _MAX_RESOLUTION = 8192  # per axis: 67 million grid points, more only exhausts m
 
 def _check_resolution(resolution) -> Tuple[int, int]:
     res = (resolution, resolution) if np.ndim(resolution) == 0 else tuple(resolution)
-    ok = len(res) == 2 and all(isinstance(r, (int, np.integer)) and not isinstance(r, bool)
-                               and 2 <= r <= _MAX_RESOLUTION for r in res)
+    ok = len(res) == 2 and all(
+        isinstance(r, (int, np.integer)) and not isinstance(r, bool) and 2 <= r <= _MAX_RESOLUTION for r in res
+    )
     if not ok:
-        raise ValueError(f"resolution: expected an integer >= 2 (at most {_MAX_RESOLUTION}) or a pair (nx, ny) of "
-                         f"them, got {resolution!r}")
+        raise ValueError(
+            f"resolution: expected an integer >= 2 (at most {_MAX_RESOLUTION}) or a pair (nx, ny) of "
+            f"them, got {resolution!r}"
+        )
     return int(res[0]), int(res[1])
 
 
@@ -63,8 +75,7 @@ def _grid(metric, bounds, resolution, what: str):
     return xs, ys, np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
 
 
-def magnification_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] = 200,
-                       n_threads: Optional[int] = None):
+def magnification_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] = 200, n_threads: Optional[int] = None):
     """log √det G on a regular grid, in one batched call of ``metric.log_det``.
 
     Returns
@@ -77,9 +88,17 @@ def magnification_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] =
     return xs, ys, values.reshape(len(ys), len(xs))
 
 
-def plot_magnification(metric, bounds, resolution: Union[int, Tuple[int, int]] = 200, ax=None, *,
-                       cmap: str = "viridis", colorbar: bool = True, n_threads: Optional[int] = None,
-                       **imshow_kwargs):
+def plot_magnification(
+    metric,
+    bounds,
+    resolution: Union[int, Tuple[int, int]] = 200,
+    ax=None,
+    *,
+    cmap: str = "viridis",
+    colorbar: bool = True,
+    n_threads: Optional[int] = None,
+    **imshow_kwargs,
+):
     """Heatmap of the log magnification factor log √det G(z) over a rectangle.
 
     Parameters
@@ -106,8 +125,13 @@ def plot_magnification(metric, bounds, resolution: Union[int, Tuple[int, int]] =
     xs, ys, values = magnification_grid(metric, bounds, resolution, n_threads)
     ax = _axes(ax)
     # -inf where G is singular (e.g. dead ReLUs of a pullback): leave those pixels blank.
-    image = ax.imshow(np.ma.masked_invalid(values), origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]),
-                      cmap=cmap, **{"aspect": "auto", "interpolation": "nearest", **imshow_kwargs})
+    image = ax.imshow(
+        np.ma.masked_invalid(values),
+        origin="lower",
+        extent=(xs[0], xs[-1], ys[0], ys[-1]),
+        cmap=cmap,
+        **{"aspect": "auto", "interpolation": "nearest", **imshow_kwargs},
+    )
     if colorbar:
         ax.figure.colorbar(image, ax=ax, label="log √det G")
     return ax
@@ -129,8 +153,16 @@ def _curve_points(curve, n_samples: int) -> list:
     return [arr]
 
 
-def plot_curves(curves, ax=None, straight: bool = True, *, n_samples: int = 200, colors: Optional[Sequence] = None,
-                straight_kwargs: Optional[dict] = None, **plot_kwargs):
+def plot_curves(
+    curves,
+    ax=None,
+    straight: bool = True,
+    *,
+    n_samples: int = 200,
+    colors: Optional[Sequence] = None,
+    straight_kwargs: Optional[dict] = None,
+    **plot_kwargs,
+):
     """Overlay curves (e.g. geodesics) and, optionally, the straight lines between their ends.
 
     Parameters
@@ -169,13 +201,30 @@ def plot_curves(curves, ax=None, straight: bool = True, *, n_samples: int = 200,
         (line,) = ax.plot(p[:, 0], p[:, 1], **style)
         if straight:
             seg = np.stack([p[0], p[-1]])
-            ax.plot(seg[:, 0], seg[:, 1], **{"linestyle": "--", "linewidth": 1.0, "alpha": 0.8,
-                                               "color": line.get_color(), **(straight_kwargs or {})})
+            ax.plot(
+                seg[:, 0],
+                seg[:, 1],
+                **{
+                    "linestyle": "--",
+                    "linewidth": 1.0,
+                    "alpha": 0.8,
+                    "color": line.get_color(),
+                    **(straight_kwargs or {}),
+                },
+            )
     return ax
 
 
-def plot_latent(points, labels: Optional[Iterable] = None, ax=None, *, cmap: str = "tab10", s: float = 6.0,
-                legend: bool = True, **scatter_kwargs):
+def plot_latent(
+    points,
+    labels: Optional[Iterable] = None,
+    ax=None,
+    *,
+    cmap: str = "tab10",
+    s: float = 6.0,
+    legend: bool = True,
+    **scatter_kwargs,
+):
     """Scatter latent points, one colour per label.
 
     Parameters
@@ -254,8 +303,17 @@ def points_at_equal_arc_length(metric, curve, n_points: int, n_grid: int = 1024)
     return np.stack([np.interp(targets, arc, pts[:, k]) for k in range(pts.shape[1])], axis=1)
 
 
-def plot_decoded_curves(decode, metric, curves, n_images: int = 10, *, image_shape: Tuple[int, int] = (8, 8),
-                        row_labels: Optional[Sequence[str]] = None, fig=None, cmap: str = "gray_r"):
+def plot_decoded_curves(
+    decode,
+    metric,
+    curves,
+    n_images: int = 10,
+    *,
+    image_shape: Tuple[int, int] = (8, 8),
+    row_labels: Optional[Sequence[str]] = None,
+    fig=None,
+    cmap: str = "gray_r",
+):
     """Decoded images along curves, one row per curve, equally spaced in arc length.
 
     Parameters
@@ -316,8 +374,17 @@ def curvature_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] = 100
     return xs, ys, gaussian_curvature(metric, grid, n_threads=n_threads).reshape(len(ys), len(xs))
 
 
-def plot_curvature(metric, bounds, resolution: Union[int, Tuple[int, int]] = 100, ax=None, *, cmap: str = "RdBu_r",
-                   colorbar: bool = True, n_threads: Optional[int] = None, **imshow_kwargs):
+def plot_curvature(
+    metric,
+    bounds,
+    resolution: Union[int, Tuple[int, int]] = 100,
+    ax=None,
+    *,
+    cmap: str = "RdBu_r",
+    colorbar: bool = True,
+    n_threads: Optional[int] = None,
+    **imshow_kwargs,
+):
     """Heatmap of the Gaussian curvature K(z) of a 2-d latent space over a rectangle.
 
     The colour scale is symmetric about K = 0 (blue: negative, hyperbolic-like; red: positive,
@@ -344,15 +411,29 @@ def plot_curvature(metric, bounds, resolution: Union[int, Tuple[int, int]] = 100
     xs, ys, values = curvature_grid(metric, bounds, resolution, n_threads)
     ax = _axes(ax)
     limit = max(float(np.abs(values).max()), np.finfo(float).tiny)
-    image = ax.imshow(values, origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]), cmap=cmap,
-                      **{"aspect": "auto", "interpolation": "nearest", "vmin": -limit, "vmax": limit, **imshow_kwargs})
+    image = ax.imshow(
+        values,
+        origin="lower",
+        extent=(xs[0], xs[-1], ys[0], ys[-1]),
+        cmap=cmap,
+        **{"aspect": "auto", "interpolation": "nearest", "vmin": -limit, "vmax": limit, **imshow_kwargs},
+    )
     if colorbar:
         ax.figure.colorbar(image, ax=ax, label="Gaussian curvature K")
     return ax
 
 
-def plot_exp_fan(metric, z, n_directions: int = 24, length: float = 1.0, ax=None, *, n_samples: int = 100,
-                 n_threads: Optional[int] = None, **plot_kwargs):
+def plot_exp_fan(
+    metric,
+    z,
+    n_directions: int = 24,
+    length: float = 1.0,
+    ax=None,
+    *,
+    n_samples: int = 100,
+    n_threads: Optional[int] = None,
+    **plot_kwargs,
+):
     """Geodesics shot from one point in ``n_directions`` directions (the exponential map's "fan").
 
     Direction i is u = (cos θᵢ, sin θᵢ), θᵢ = 2πi/n, scaled to the Riemannian length ``length``

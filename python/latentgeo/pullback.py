@@ -33,8 +33,17 @@ import numpy as np
 
 from . import _core
 from ._validation import as_float_array, check_int, check_positive, check_threads
-from .metrics import (DenseMetric, FrozenState, Metric, ReadOnly, _unsingle, central_differences, check_finite_rows,
-                      frozen, real_output)
+from .metrics import (
+    DenseMetric,
+    FrozenState,
+    Metric,
+    ReadOnly,
+    _unsingle,
+    central_differences,
+    check_finite_rows,
+    frozen,
+    real_output,
+)
 
 __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS", "LIKELIHOODS"]
 
@@ -65,15 +74,18 @@ def _mlp_steps(weights, biases, activations, prefix: str = "") -> List[Step]:
     if not all(isinstance(x, (list, tuple)) for x in (weights, biases, activations)):
         raise ValueError(f"{label}: weights, biases and activations must be lists")
     if not weights or not (len(weights) == len(biases) == len(activations)):
-        raise ValueError(f"{label}: need as many weights, biases and activations (at least one layer), got "
-                         f"{len(weights)}, {len(biases)}, {len(activations)}")
+        raise ValueError(
+            f"{label}: need as many weights, biases and activations (at least one layer), got "
+            f"{len(weights)}, {len(biases)}, {len(activations)}"
+        )
     steps: List[Step] = []
     for i, (w, b, act) in enumerate(zip(weights, biases, activations)):
         w = as_float_array(w, f"{prefix}weights[{i}]", ndim=2)
         b = as_float_array(b, f"{prefix}biases[{i}]", ndim=1)
         if b.shape[0] != w.shape[0]:
-            raise ValueError(f"{prefix}biases[{i}]: expected length {w.shape[0]} (rows of weights[{i}]), "
-                             f"got {b.shape[0]}")
+            raise ValueError(
+                f"{prefix}biases[{i}]: expected length {w.shape[0]} (rows of weights[{i}]), got {b.shape[0]}"
+            )
         steps += [("dense", w, b), _activation_step(act, f"{prefix}activations[{i}]")]
     return steps
 
@@ -126,8 +138,13 @@ def _torch_steps(module, name: str) -> List[Step]:
             steps += _torch_steps(m, f"{name}[{i}]")
         elif isinstance(m, nn.Linear):
             bias = to_numpy(m.bias) if m.bias is not None else np.zeros(m.out_features)
-            steps.append(("dense", as_float_array(to_numpy(m.weight), f"{name}[{i}].weight", ndim=2),
-                          as_float_array(bias, f"{name}[{i}].bias", ndim=1)))
+            steps.append(
+                (
+                    "dense",
+                    as_float_array(to_numpy(m.weight), f"{name}[{i}].weight", ndim=2),
+                    as_float_array(bias, f"{name}[{i}].bias", ndim=1),
+                )
+            )
         elif type(m).__name__ in _SIMPLE_TORCH_ACTIVATIONS:
             steps.append(("act", _SIMPLE_TORCH_ACTIVATIONS[type(m).__name__], 1.0))
         elif isinstance(m, nn.Softplus):
@@ -136,8 +153,10 @@ def _torch_steps(module, name: str) -> List[Step]:
         elif isinstance(m, nn.ELU):
             steps.append(_activation_step(("elu", float(m.alpha)), f"{name}[{i}]"))
         else:
-            raise ValueError(f"{name}[{i}]: unsupported layer {type(m).__name__}; supported: Linear, Tanh, ReLU, "
-                             "Softplus, Sigmoid, ELU, Identity, Sequential")
+            raise ValueError(
+                f"{name}[{i}]: unsupported layer {type(m).__name__}; supported: Linear, Tanh, ReLU, "
+                "Softplus, Sigmoid, ELU, Identity, Sequential"
+            )
     return steps
 
 
@@ -169,8 +188,10 @@ def _apply_likelihood(heads: List[List[Step]], likelihood, mean_name: str) -> Li
         raise ValueError("log_sigma: a σ head belongs to a Gaussian decoder, not likelihood='bernoulli'")
     mean = heads[0]
     if not mean or mean[-1][:2] != ("act", "sigmoid"):
-        raise ValueError(f"{mean_name}: likelihood='bernoulli' needs a mean network that ends with a sigmoid "
-                         "(its outputs are the Bernoulli probabilities)")
+        raise ValueError(
+            f"{mean_name}: likelihood='bernoulli' needs a mean network that ends with a sigmoid "
+            "(its outputs are the Bernoulli probabilities)"
+        )
     return [mean[:-1] + [("act", "bernoulli", 1.0)]]
 
 
@@ -181,8 +202,10 @@ def _compact(arr: np.ndarray) -> np.ndarray:
 
 
 def _pullback_repr(self) -> str:
-    return (f"{type(self).__name__}(dim={self.dim}, output_dim={self.output_dim}, gaussian={self.gaussian}, "
-            f"likelihood={getattr(self, 'likelihood', None)!r})")
+    return (
+        f"{type(self).__name__}(dim={self.dim}, output_dim={self.output_dim}, gaussian={self.gaussian}, "
+        f"likelihood={getattr(self, 'likelihood', None)!r})"
+    )
 
 
 class PullbackMetric(FrozenState, Metric):
@@ -236,8 +259,16 @@ class PullbackMetric(FrozenState, Metric):
         self._setup(trunk_steps, _apply_likelihood(heads, likelihood, "activations"))
 
     @classmethod
-    def from_torch(cls, module, *, log_sigma=None, trunk=None, likelihood: Optional[str] = None,
-                   dim: Optional[int] = None, max_points: int = 2048) -> "PullbackMetric":
+    def from_torch(
+        cls,
+        module,
+        *,
+        log_sigma=None,
+        trunk=None,
+        likelihood: Optional[str] = None,
+        dim: Optional[int] = None,
+        max_points: int = 2048,
+    ) -> "PullbackMetric":
         """The pullback metric of a torch decoder.
 
         A ``torch.nn.Sequential`` (or single layer) of ``Linear``, ``Tanh``, ``ReLU``,
@@ -274,8 +305,9 @@ class PullbackMetric(FrozenState, Metric):
         if not native:
             from .torch_pullback import TorchPullbackMetric
 
-            return TorchPullbackMetric(module, dim=dim, log_sigma=log_sigma, trunk=trunk, likelihood=likelihood,
-                                       max_points=max_points)
+            return TorchPullbackMetric(
+                module, dim=dim, log_sigma=log_sigma, trunk=trunk, likelihood=likelihood, max_points=max_points
+            )
         self = cls.__new__(cls)
         trunk_steps = [] if trunk is None else _torch_steps(trunk, "trunk")
         heads = [mean_steps]
@@ -321,8 +353,9 @@ class PullbackMetric(FrozenState, Metric):
         return cls.from_torch(module, likelihood=likelihood, dim=dim)
 
     @classmethod
-    def from_callable(cls, decoder: Callable, dim: int, *, log_sigma: Optional[Callable] = None,
-                      fd_step: float = 1e-5) -> "CallablePullbackMetric":
+    def from_callable(
+        cls, decoder: Callable, dim: int, *, log_sigma: Optional[Callable] = None, fd_step: float = 1e-5
+    ) -> "CallablePullbackMetric":
         """Pullback of any Python decoder, with numerical Jacobians (slow; no C++ kernel).
 
         See :class:`CallablePullbackMetric`.
@@ -385,9 +418,15 @@ class PullbackMetric(FrozenState, Metric):
         clash = sorted(reserved & set(extra_arrays))
         if clash:
             raise ValueError(f"extra_arrays: names {clash} are reserved for the decoder")
-        np.savez_compressed(path, format_version=np.int64(self.FORMAT_VERSION), kind=np.str_("mlp_pullback"),
-                            likelihood=np.str_(self.likelihood or ""), structure=np.str_(json.dumps(structure)),
-                            **arrays, **{k: np.asarray(v) for k, v in extra_arrays.items()})
+        np.savez_compressed(
+            path,
+            format_version=np.int64(self.FORMAT_VERSION),
+            kind=np.str_("mlp_pullback"),
+            likelihood=np.str_(self.likelihood or ""),
+            structure=np.str_(json.dumps(structure)),
+            **arrays,
+            **{k: np.asarray(v) for k, v in extra_arrays.items()},
+        )
 
     @classmethod
     def load(cls, path) -> "PullbackMetric":
@@ -414,10 +453,19 @@ class PullbackMetric(FrozenState, Metric):
                 raise ValueError(f"format_version: unsupported version {data['format_version']}")
             try:
                 structure = json.loads(str(data["structure"]))
-                sequences = {name: [("dense", as_float_array(data[f"{ref}.weight"], f"{ref}.weight", ndim=2),
-                                     as_float_array(data[f"{ref}.bias"], f"{ref}.bias", ndim=1))
-                                    if kind == "dense" else ("act", ref, float(rest[0]))
-                                    for kind, ref, *rest in steps] for name, steps in structure.items()}
+                sequences = {
+                    name: [
+                        (
+                            "dense",
+                            as_float_array(data[f"{ref}.weight"], f"{ref}.weight", ndim=2),
+                            as_float_array(data[f"{ref}.bias"], f"{ref}.bias", ndim=1),
+                        )
+                        if kind == "dense"
+                        else ("act", ref, float(rest[0]))
+                        for kind, ref, *rest in steps
+                    ]
+                    for name, steps in structure.items()
+                }
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise ValueError(f"structure: malformed decoder description in {os.fspath(path)!r} ({exc})") from None
             likelihood = str(data["likelihood"]) or None

@@ -60,9 +60,7 @@ def _scalar(value, name: str) -> float:
 def _from_live_model(model) -> Dict[str, Any]:
     missing = [a for a in ("M_tens", "centroids_tens", "temperature", "lbd") if not hasattr(model, a)]
     if missing:
-        raise ValueError(
-            f"path_or_model: {type(model).__name__} is not a pythae RHVAE (missing attributes {missing})"
-        )
+        raise ValueError(f"path_or_model: {type(model).__name__} is not a pythae RHVAE (missing attributes {missing})")
     return {
         "M": _to_float64(model.M_tens, "M_tens"),
         "centroids": _to_float64(model.centroids_tens, "centroids_tens"),
@@ -144,9 +142,24 @@ def read_pythae_rhvae(path_or_model) -> Dict[str, Any]:
 # Model configs (model_config.json "name") whose latent space is ℝ^d and whose decoder likelihood
 # is the reconstruction loss: "bce" (Bernoulli) or "mse" (Gaussian with unit variance; the AE
 # family has no reconstruction_loss field and always uses the MSE).
-_VAE_FAMILY = {"VAEConfig", "BetaVAEConfig", "BetaTCVAEConfig", "DisentangledBetaVAEConfig", "FactorVAEConfig",
-               "INFOVAE_MMD_Config", "IWAEConfig", "CIWAEConfig", "MIWAEConfig", "PIWAEConfig", "VAMPConfig",
-               "VAE_IAF_Config", "VAE_LinNF_Config", "HVAEConfig", "RHVAEConfig", "Adversarial_AE_Config"}
+_VAE_FAMILY = {
+    "VAEConfig",
+    "BetaVAEConfig",
+    "BetaTCVAEConfig",
+    "DisentangledBetaVAEConfig",
+    "FactorVAEConfig",
+    "INFOVAE_MMD_Config",
+    "IWAEConfig",
+    "CIWAEConfig",
+    "MIWAEConfig",
+    "PIWAEConfig",
+    "VAMPConfig",
+    "VAE_IAF_Config",
+    "VAE_LinNF_Config",
+    "HVAEConfig",
+    "RHVAEConfig",
+    "Adversarial_AE_Config",
+}
 _AE_FAMILY = {"AEConfig", "WAE_MMD_Config", "RAE_L2_Config", "RAE_GP_Config"}
 _LIKELIHOOD_OF_LOSS = {"bce": "bernoulli", "mse": "gaussian"}
 
@@ -172,8 +185,10 @@ def _pythae_config(folder) -> Dict[str, Any]:
 def _likelihood(config: Dict[str, Any]) -> str:
     name = config.get("name")
     if name not in _VAE_FAMILY | _AE_FAMILY:
-        raise ValueError(f"folder: pythae model {name!r} is not supported (supported: autoencoders with a Euclidean "
-                         f"latent space and an mse or bce reconstruction loss: {sorted(_VAE_FAMILY | _AE_FAMILY)})")
+        raise ValueError(
+            f"folder: pythae model {name!r} is not supported (supported: autoencoders with a Euclidean "
+            f"latent space and an mse or bce reconstruction loss: {sorted(_VAE_FAMILY | _AE_FAMILY)})"
+        )
     loss = config.get("reconstruction_loss", "mse") if name in _VAE_FAMILY else "mse"
     if loss not in _LIKELIHOOD_OF_LOSS:
         raise ValueError(f"folder: reconstruction loss {loss!r} is not supported (expected 'mse' or 'bce')")

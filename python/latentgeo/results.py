@@ -115,21 +115,38 @@ class GeodesicBatch:
     def __getitem__(self, i: int) -> GeodesicResult:
         i = range(len(self))[i]
         x = self.node_list[i]
-        return GeodesicResult(nodes=x, t=np.linspace(0.0, 1.0, len(x)), curve=self._curve(i),
-                              length=float(self.length[i]), energy=float(self.energy[i]),
-                              straight_length=float(self.straight_length[i]), converged=bool(self.converged[i]),
-                              n_iter=int(self.n_iter[i]), status=self.status[i], method=self.method,
-                              message=self.messages[i])
+        return GeodesicResult(
+            nodes=x,
+            t=np.linspace(0.0, 1.0, len(x)),
+            curve=self._curve(i),
+            length=float(self.length[i]),
+            energy=float(self.energy[i]),
+            straight_length=float(self.straight_length[i]),
+            converged=bool(self.converged[i]),
+            n_iter=int(self.n_iter[i]),
+            status=self.status[i],
+            method=self.method,
+            message=self.messages[i],
+        )
 
     @classmethod
     def _concatenate(cls, parts: Sequence["GeodesicBatch"]) -> "GeodesicBatch":
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
         curves = None if parts[0].curves is None else sum((p.curves for p in parts), [])
         join = lambda name: sum((getattr(p, name) for p in parts), [])  # noqa: E731
-        return cls(length=cat("length"), energy=cat("energy"), straight_length=cat("straight_length"),
-                   converged=cat("converged"), n_iter=cat("n_iter"), status=join("status"),
-                   node_list=join("node_list"), method=parts[0].method, curves=curves, messages=join("messages"),
-                   errors=join("errors"))
+        return cls(
+            length=cat("length"),
+            energy=cat("energy"),
+            straight_length=cat("straight_length"),
+            converged=cat("converged"),
+            n_iter=cat("n_iter"),
+            status=join("status"),
+            node_list=join("node_list"),
+            method=parts[0].method,
+            curves=curves,
+            messages=join("messages"),
+            errors=join("errors"),
+        )
 
 
 @dataclass

@@ -53,9 +53,12 @@ def _float64_copy(module, name: str):
         raise ValueError(f"{name}: expected a torch.nn.Module, got {type(module).__name__}")
     noisy = [type(m).__name__ for m in module.modules() if m.training and isinstance(m, _TRAINING_DEPENDENT)]
     if noisy:
-        warnings.warn(f"{name}: in training mode with {sorted(set(noisy))} layers; the metric uses an eval-mode "
-                      "copy (running statistics, no dropout); the module itself is unchanged", UserWarning,
-                      stacklevel=4)
+        warnings.warn(
+            f"{name}: in training mode with {sorted(set(noisy))} layers; the metric uses an eval-mode "
+            "copy (running statistics, no dropout); the module itself is unchanged",
+            UserWarning,
+            stacklevel=4,
+        )
     clone = copy.deepcopy(module).to(torch.float64).eval()
     for p in clone.parameters():
         p.requires_grad_(False)
@@ -138,8 +141,16 @@ class TorchPullbackMetric(Metric):
     per call) and :meth:`metric` from Python.
     """
 
-    def __init__(self, module, *, dim: Optional[int] = None, log_sigma=None, trunk=None,
-                 likelihood: Optional[str] = None, max_points: int = 2048):
+    def __init__(
+        self,
+        module,
+        *,
+        dim: Optional[int] = None,
+        log_sigma=None,
+        trunk=None,
+        likelihood: Optional[str] = None,
+        max_points: int = 2048,
+    ):
         self.likelihood = _check_likelihood(likelihood)
         if log_sigma is not None and likelihood == "bernoulli":
             raise ValueError("log_sigma: a σ head belongs to a Gaussian decoder, not likelihood='bernoulli'")
@@ -154,8 +165,9 @@ class TorchPullbackMetric(Metric):
         if dim is None:
             dim = _first_linear_width(self._trunk, self._mean)
             if dim is None:
-                raise ValueError("dim: cannot infer the latent dimension (the module does not start with nn.Linear); "
-                                 "pass dim=")
+                raise ValueError(
+                    "dim: cannot infer the latent dimension (the module does not start with nn.Linear); pass dim="
+                )
         self.dim = check_int(dim, "dim", 1)
         self._device = next((t.device for t in self._mean.state_dict().values()), torch.device("cpu"))
         self._probe()
@@ -178,20 +190,26 @@ class TorchPullbackMetric(Metric):
             with torch.no_grad():
                 both, first = self._mean(self._mean_input(z)), self._mean(self._mean_input(z[:1]))
         except Exception as exc:
-            raise ValueError(f"module: calling the decoder on a float64 batch of shape (2, {self.dim}) failed "
-                             f"({type(exc).__name__}: {exc}); expected a decoder of (N, d) -> (N, ...) "
-                             "tensors") from None
+            raise ValueError(
+                f"module: calling the decoder on a float64 batch of shape (2, {self.dim}) failed "
+                f"({type(exc).__name__}: {exc}); expected a decoder of (N, d) -> (N, ...) "
+                "tensors"
+            ) from None
         for out, n in ((both, 2), (first, 1)):
             if not isinstance(out, torch.Tensor) or out.ndim < 2 or out.shape[0] != n:
                 shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-                raise ValueError(f"module: a decoder must map (N, d) = ({n}, {self.dim}) to a tensor of shape (N, ...) "
-                                 f"with N = {n}, got {shape}")
+                raise ValueError(
+                    f"module: a decoder must map (N, d) = ({n}, {self.dim}) to a tensor of shape (N, ...) "
+                    f"with N = {n}, got {shape}"
+                )
         if not bool(torch.isfinite(both).all()):
             raise ValueError("module: returned NaN or Inf")
         scale = float(both.abs().max()) or 1.0
         if float((both[:1] - first).abs().max()) > 1e-8 * scale:
-            raise ValueError("module: the output of a point depends on the other points of the batch "
-                             "(rows must be decoded independently)")
+            raise ValueError(
+                "module: the output of a point depends on the other points of the batch "
+                "(rows must be decoded independently)"
+            )
         with torch.no_grad():
             self._output_shape = tuple(self._mean(self._mean_input(z)).shape[1:])
             self._output_dim = int(self._heads(z).shape[1])
@@ -211,8 +229,10 @@ class TorchPullbackMetric(Metric):
             w = p * q
             return w, w * (q - p)
         if bool(((f < 0) | (f > 1)).any()):
-            raise ValueError("module: likelihood='bernoulli' needs probabilities in [0, 1]; the decoder returned "
-                             f"values in [{float(f.min()):.3g}, {float(f.max()):.3g}]")
+            raise ValueError(
+                "module: likelihood='bernoulli' needs probabilities in [0, 1]; the decoder returned "
+                f"values in [{float(f.min()):.3g}, {float(f.max()):.3g}]"
+            )
         pq = torch.clamp(f * (1 - f), min=_PQ_FLOOR)
         return 1.0 / pq, -(1 - 2 * f) / pq**2
 
@@ -241,8 +261,10 @@ class TorchPullbackMetric(Metric):
         """fn on torch chunks of at most max_points rows; numpy results concatenated."""
         parts = []
         for start in range(0, len(arrays[0]), self.max_points):
-            tensors = [torch.from_numpy(np.ascontiguousarray(a[start:start + self.max_points])).to(self._device)
-                       for a in arrays]
+            tensors = [
+                torch.from_numpy(np.ascontiguousarray(a[start : start + self.max_points])).to(self._device)
+                for a in arrays
+            ]
             with torch.no_grad():
                 out = fn(*tensors)
             parts.append([o.cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
@@ -307,8 +329,7 @@ class TorchPullbackMetric(Metric):
         return self._log_sigma is not None
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(dim={self.dim}, output_dim={self.output_dim}, "
-                f"likelihood={self.likelihood!r})")
+        return f"{type(self).__name__}(dim={self.dim}, output_dim={self.output_dim}, likelihood={self.likelihood!r})"
 
     def __getstate__(self):
         return dict(self.__dict__)

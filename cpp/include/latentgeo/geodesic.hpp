@@ -19,9 +19,6 @@
 // length of an actual curve, not the optimiser's objective.
 #pragma once
 
-#include "latentgeo/common.hpp"
-#include "latentgeo/lbfgs.hpp"
-
 #include <chrono>
 #include <cmath>
 #include <exception>
@@ -30,6 +27,9 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "latentgeo/common.hpp"
+#include "latentgeo/lbfgs.hpp"
 
 namespace latentgeo {
 
@@ -93,19 +93,20 @@ struct has_metric_tensors<K, std::void_t<decltype(std::declval<const K&>().metri
 template <class K, class = void>
 struct has_metric : std::false_type {};
 template <class K>
-struct has_metric<K, std::void_t<decltype(std::declval<const K&>().metric(std::declval<const ConstRowMatrixRef&>(),
-                                                                          std::declval<RowMatrixRef>(),
-                                                                          std::declval<VectorRef>(), 1))>>
+struct has_metric<
+    K, std::void_t<decltype(std::declval<const K&>().metric(
+           std::declval<const ConstRowMatrixRef&>(), std::declval<RowMatrixRef>(), std::declval<VectorRef>(), 1))>>
     : std::true_type {};
 
 // Kernels with RHVAEKernel's quadratic_forms (several vectors per point).
 template <class K, class = void>
 struct has_quadratic_forms : std::false_type {};
 template <class K>
-struct has_quadratic_forms<K, std::void_t<decltype(std::declval<const K&>().quadratic_forms(
-                                  std::declval<const ConstRowMatrixRef&>(), std::declval<const ConstRowMatrixRef&>(),
-                                  std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(),
-                                  std::declval<RowMatrixRef>(), 1))>> : std::true_type {};
+struct has_quadratic_forms<
+    K, std::void_t<decltype(std::declval<const K&>().quadratic_forms(
+           std::declval<const ConstRowMatrixRef&>(), std::declval<const ConstRowMatrixRef&>(),
+           std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), 1))>>
+    : std::true_type {};
 
 }  // namespace detail
 
@@ -200,21 +201,29 @@ enum class GeodesicStatus : int {
   max_iter = 1,
   line_search_failed = 2,
   non_finite = 3,
-  max_nodes = 4,  // every level converged but the length's estimated error stayed above length_tol
+  max_nodes = 4,        // every level converged but the length's estimated error stayed above length_tol
   singular_metric = 5,  // the metric is singular or not positive definite on the curve (MetricDomainError)
   metric_error = 6,     // the metric raised another error (message and error of the solution)
 };
 
 inline const char* status_name(int s) {
   switch (s) {
-    case 0: return "converged";
-    case 1: return "max_iter";
-    case 2: return "line_search_failed";
-    case 3: return "non_finite";
-    case 4: return "max_nodes";
-    case 5: return "singular_metric";
-    case 6: return "metric_error";
-    default: return "unknown";
+    case 0:
+      return "converged";
+    case 1:
+      return "max_iter";
+    case 2:
+      return "line_search_failed";
+    case 3:
+      return "non_finite";
+    case 4:
+      return "max_nodes";
+    case 5:
+      return "singular_metric";
+    case 6:
+      return "metric_error";
+    default:
+      return "unknown";
   }
 }
 
@@ -242,8 +251,8 @@ struct GeodesicSolution {
   int n_iter = 0, n_evaluations = 0, n_levels = 0;
   GeodesicStatus status = GeodesicStatus::converged;
   std::vector<GeodesicLevel> levels;
-  std::string message;         // why the metric failed (singular_metric, non_finite from an error, metric_error)
-  std::exception_ptr error;    // metric_error: the exception the metric raised
+  std::string message;       // why the metric failed (singular_metric, non_finite from an error, metric_error)
+  std::exception_ptr error;  // metric_error: the exception the metric raised
 };
 
 // The last MetricDomainError met by an evaluation (none when `message` is empty).
@@ -271,10 +280,12 @@ inline void hermite_tangents(const RowMatrix& x, RowMatrix& m) {
   const Index n = x.rows() - 1;
   const double s = static_cast<double>(n) / 12.0;
   m.resize(x.rows(), x.cols());
-  for (Index i = 2; i + 2 <= n; ++i) m.row(i) = s * (x.row(i - 2) - 8.0 * x.row(i - 1) + 8.0 * x.row(i + 1) - x.row(i + 2));
+  for (Index i = 2; i + 2 <= n; ++i)
+    m.row(i) = s * (x.row(i - 2) - 8.0 * x.row(i - 1) + 8.0 * x.row(i + 1) - x.row(i + 2));
   m.row(0) = s * (-25.0 * x.row(0) + 48.0 * x.row(1) - 36.0 * x.row(2) + 16.0 * x.row(3) - 3.0 * x.row(4));
   m.row(1) = s * (-3.0 * x.row(0) - 10.0 * x.row(1) + 18.0 * x.row(2) - 6.0 * x.row(3) + x.row(4));
-  m.row(n) = -s * (-25.0 * x.row(n) + 48.0 * x.row(n - 1) - 36.0 * x.row(n - 2) + 16.0 * x.row(n - 3) - 3.0 * x.row(n - 4));
+  m.row(n) =
+      -s * (-25.0 * x.row(n) + 48.0 * x.row(n - 1) - 36.0 * x.row(n - 2) + 16.0 * x.row(n - 3) - 3.0 * x.row(n - 4));
   m.row(n - 1) = -s * (-3.0 * x.row(n) - 10.0 * x.row(n - 1) + 18.0 * x.row(n - 2) - 6.0 * x.row(n - 3) + x.row(n - 4));
 }
 
@@ -331,8 +342,8 @@ inline double normal_move(const RowMatrix& before, const RowMatrix& after) {
   for (Index i = 0; i < before.rows(); ++i) {
     const RowVector move = after.row(i) - before.row(i);
     const double speed = tangents.row(i).norm();
-    const RowVector normal = speed > 0.0 ? RowVector(move - move.dot(tangents.row(i)) / (speed * speed) * tangents.row(i))
-                                         : move;
+    const RowVector normal =
+        speed > 0.0 ? RowVector(move - move.dot(tangents.row(i)) / (speed * speed) * tangents.row(i)) : move;
     largest = std::max(largest, normal.norm());
   }
   return largest;
@@ -480,8 +491,8 @@ class DiscreteGeodesicProblem {
     const double nn = static_cast<double>(n_) / 6.0;
     const auto mid_z = dqdz_.topRows(n_), node_z = dqdz_.bottomRows(n_ + 1);
     // d(segment i)/dD_i: its midpoint, its left end (second vector), its right end (first vector).
-    const RowMatrix dv = 4.0 * dqdv_.topLeftCorner(n_, d_) + dqdv_.block(n_, d_, n_, d_) +
-                         dqdv_.block(n_ + 1, 0, n_, d_);
+    const RowMatrix dv =
+        4.0 * dqdv_.topLeftCorner(n_, d_) + dqdv_.block(n_, d_, n_, d_) + dqdv_.block(n_ + 1, 0, n_, d_);
     g.resize(free_size());
     for (Index j = 1; j < n_; ++j)
       g.segment((j - 1) * d_, d_) =
@@ -554,7 +565,7 @@ class DiscreteGeodesicProblem {
     if (!simpson_) return;
     points_.bottomRows(n_ + 1) = nodes_;
     deltas_.block(n_ + 1, 0, n_, d_) = deltas_.topLeftCorner(n_, d_);  // node j + 1: D_j is its left segment
-    deltas_.block(n_, d_, n_, d_) = deltas_.topLeftCorner(n_, d_);      // node j: D_j is its right segment
+    deltas_.block(n_, d_, n_, d_) = deltas_.topLeftCorner(n_, d_);     // node j: D_j is its right segment
   }
 
   const Kernel& k_;
@@ -709,8 +720,7 @@ void solve_pair(const Kernel& kernel, const RowVector& start, const RowVector& e
   }
   sol.status = static_cast<GeodesicStatus>(static_cast<int>(status));
   if (status == LbfgsStatus::converged && !refined) sol.status = GeodesicStatus::max_nodes;
-  if (failure.any() || status == LbfgsStatus::non_finite || !std::isfinite(sol.length) ||
-      !std::isfinite(sol.energy)) {
+  if (failure.any() || status == LbfgsStatus::non_finite || !std::isfinite(sol.length) || !std::isfinite(sol.energy)) {
     sol.status = failure.status();
     sol.message = failure.message;
   }
@@ -752,8 +762,8 @@ GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, co
 // not depend on n_threads. `init` is empty or (B * n0) x d (n0 nodes per pair).
 template <class Kernel>
 std::vector<GeodesicSolution> solve_geodesics(const Kernel& kernel, const ConstRowMatrixRef& starts,
-                                              const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init,
-                                              Index n0, const GeodesicOptions& o, int n_threads) {
+                                              const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0,
+                                              const GeodesicOptions& o, int n_threads) {
   const Index b = starts.rows();
   std::vector<GeodesicSolution> out(static_cast<std::size_t>(b));
   parallel_for(b, n_threads, [&](Index i) {

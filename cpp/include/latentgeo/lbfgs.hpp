@@ -10,11 +10,11 @@
 // of 2 (f - f*)) must be at most gtol * |f|.
 #pragma once
 
-#include "latentgeo/common.hpp"
-
 #include <cmath>
 #include <deque>
 #include <limits>
+
+#include "latentgeo/common.hpp"
 
 namespace latentgeo {
 
@@ -109,8 +109,8 @@ class Lbfgs {
       double f_new = f;
       if (!line_search(x, f, f_new, res)) {
         // Rounding limits the line search near the minimum: accept when the decrement is tiny.
-        res.status = decrement <= 1e3 * o_.gtol * std::abs(f) ? LbfgsStatus::converged
-                                                              : LbfgsStatus::line_search_failed;
+        res.status =
+            decrement <= 1e3 * o_.gtol * std::abs(f) ? LbfgsStatus::converged : LbfgsStatus::line_search_failed;
         return res;
       }
       ++res.n_iter;
@@ -226,8 +226,8 @@ class Lbfgs {
   bool zoom(const Vector& x, double f, double slope0, double lo, double phi_lo, double slope_lo, double hi,
             double phi_hi, double slope_hi, int evals, double& f_new, LbfgsResult& res) {
     while (evals < o_.max_evaluations) {
-      const double a = std::isfinite(phi_hi) ? detail::cubic_step(lo, phi_lo, slope_lo, hi, phi_hi, slope_hi)
-                                             : lo + 0.5 * (hi - lo);
+      const double a =
+          std::isfinite(phi_hi) ? detail::cubic_step(lo, phi_lo, slope_lo, hi, phi_hi, slope_hi) : lo + 0.5 * (hi - lo);
       double slope;
       const double phi = trial(x, a, slope, res);
       ++evals;

@@ -10,19 +10,18 @@
 // depend on the tiling, on the other rows or on the thread count.
 #pragma once
 
-#include "latentgeo/common.hpp"
-
 #include <array>
 #include <cstdint>
 #include <utility>
+
+#include "latentgeo/common.hpp"
 
 namespace latentgeo {
 namespace gemm {
 
 // Doubles per SIMD register (8 with AVX-512, 4 with AVX, 2 with SSE/NEON, 1 without).
-constexpr int kLanes = Eigen::internal::packet_traits<double>::Vectorizable
-                           ? Eigen::internal::packet_traits<double>::size
-                           : 1;
+constexpr int kLanes =
+    Eigen::internal::packet_traits<double>::Vectorizable ? Eigen::internal::packet_traits<double>::size : 1;
 using Lanes = Eigen::Array<double, kLanes, 1>;
 // Rows of C per tile: tile rows x 3 vectors of accumulators fit the vector registers.
 constexpr int kTileRows = kLanes >= 8 ? 8 : 4;
@@ -38,8 +37,8 @@ constexpr Index kPrefetchRows = 64;
 // beyond the array is harmless; integer arithmetic keeps it out of pointer arithmetic).
 inline void prefetch(const double* address, Index offset) {
 #if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(address) +
-                                                   static_cast<std::uintptr_t>(offset)));
+  __builtin_prefetch(
+      reinterpret_cast<const void*>(reinterpret_cast<std::uintptr_t>(address) + static_cast<std::uintptr_t>(offset)));
 #else
   (void)address;
   (void)offset;

@@ -17,12 +17,12 @@
 // dq/dz = 2 S^T (J v) without forming dG); derivative uses V = I (r = d, U = J).
 #pragma once
 
-#include "latentgeo/common.hpp"
-
 #include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "latentgeo/common.hpp"
 
 namespace latentgeo {
 
@@ -68,8 +68,7 @@ struct PullbackOp {
 using PullbackSequence = std::vector<PullbackOp>;
 
 // phi(a), phi'(a) and phi''(a), elementwise, written into value (in place), d1 and d2.
-inline void activate(Activation act, double param, Eigen::MatrixXd& value, Eigen::MatrixXd& d1,
-                     Eigen::MatrixXd& d2) {
+inline void activate(Activation act, double param, Eigen::MatrixXd& value, Eigen::MatrixXd& d1, Eigen::MatrixXd& d2) {
   auto a = value.array();
   d1.resize(value.rows(), value.cols());
   d2.resize(value.rows(), value.cols());
@@ -152,16 +151,15 @@ class PullbackKernel {
   // (N x D*d, row-major D x d per point).
   void evaluate(const ConstRowMatrixRef& z, RowMatrixRef values, RowMatrixRef jac, int n_threads) const {
     const bool want_jac = jac.rows() > 0;
-    run(z, nullptr, want_jac ? Mode::jacobian : Mode::value, n_threads, [&](const State& st, Index h, Index n0,
-                                                                              Index nb, Index col) {
-      const Index dh = head_dims_[h];
-      for (Index b = 0; b < nb; ++b) {
-        values.block(n0 + b, col, 1, dh) = st.h.col(b).transpose();
-        if (want_jac)
-          for (Index i = 0; i < dh; ++i)
-            jac.block(n0 + b, (col + i) * d_, 1, d_) = st.J.block(i, b * d_, 1, d_);
-      }
-    });
+    run(z, nullptr, want_jac ? Mode::jacobian : Mode::value, n_threads,
+        [&](const State& st, Index h, Index n0, Index nb, Index col) {
+          const Index dh = head_dims_[h];
+          for (Index b = 0; b < nb; ++b) {
+            values.block(n0 + b, col, 1, dh) = st.h.col(b).transpose();
+            if (want_jac)
+              for (Index i = 0; i < dh; ++i) jac.block(n0 + b, (col + i) * d_, 1, d_) = st.J.block(i, b * d_, 1, d_);
+          }
+        });
     require_finite_rows(values, z, "decoder", kOverflow);
     require_finite_rows(jac, z, "jacobian", kOverflow);
   }

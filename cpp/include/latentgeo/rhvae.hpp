@@ -17,27 +17,27 @@
 // relative to the mean of the centroids cbar so that z_j A - B_j does not cancel.
 #pragma once
 
-#include "latentgeo/common.hpp"
-#include "latentgeo/fastexp.hpp"
-#include "latentgeo/microgemm.hpp"
-
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "latentgeo/common.hpp"
+#include "latentgeo/fastexp.hpp"
+#include "latentgeo/microgemm.hpp"
+
 namespace latentgeo {
 
 class RHVAEKernel {
-  static constexpr Index kBlock = 128;                      // points per block
-  static constexpr Index kChunk = 256;                      // centroids per chunk (a multiple of the lanes)
-  static constexpr Index kFusedMaxDim = 3;                  // one-pass gradient up to this d
-  static constexpr Index kKeptWeights = Index(1) << 18;     // doubles of weights kept for the second pass
+  static constexpr Index kBlock = 128;                   // points per block
+  static constexpr Index kChunk = 256;                   // centroids per chunk (a multiple of the lanes)
+  static constexpr Index kFusedMaxDim = 3;               // one-pass gradient up to this d
+  static constexpr Index kKeptWeights = Index(1) << 18;  // doubles of weights kept for the second pass
 
  public:
   // centroids: K x d. m_packed: K x d(d+1)/2, the packed M_k = L_k L_k^T.
   // scale is s (1 for pythae's sum, 1/K for AutoEncoderToolkit's mean).
-  RHVAEKernel(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature,
-              double regularization, double scale)
+  RHVAEKernel(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature, double regularization,
+              double scale)
       : centroids_t_(by_chunks(centroids.transpose())),
         inv_t2_(1.0 / (temperature * temperature)),
         lambda_(regularization),
@@ -59,7 +59,8 @@ class RHVAEKernel {
       // Rows e: M_ke; rows (1 + j) p + e: (c_kj - cbar_j) M_ke, each contiguous over k.
       RowMatrix coef((d_ + 1) * p_, k_);
       coef.topRows(p_) = m_packed.transpose();
-      for (Index j = 0; j < d_; ++j) coef.middleRows((1 + j) * p_, p_) = m_packed.transpose() * centred.col(j).asDiagonal();
+      for (Index j = 0; j < d_; ++j)
+        coef.middleRows((1 + j) * p_, p_) = m_packed.transpose() * centred.col(j).asDiagonal();
       coef_t_ = by_chunks(coef);
     } else {
       // Padded with zeros to whole SIMD vectors (rows beyond K, columns beyond p or d + 1).
@@ -244,12 +245,15 @@ class RHVAEKernel {
     const Index blocks = block_count(n, kBlock);
     // ~1e5 weights per thread before a parallel region pays off.
     const Index grain = std::max<Index>(1, 100000 / (kBlock * std::max<Index>(k_, 1)));
-    parallel_for(blocks, n_threads, [&](Index blk) {
-      thread_local Workspace ws;
-      prepare(ws);
-      const Index n0 = blk * kBlock;
-      body(ws, n0, std::min(kBlock, n - n0));
-    }, grain);
+    parallel_for(
+        blocks, n_threads,
+        [&](Index blk) {
+          thread_local Workspace ws;
+          prepare(ws);
+          const Index n0 = blk * kBlock;
+          body(ws, n0, std::min(kBlock, n - n0));
+        },
+        grain);
   }
 
   // The weights exp(-|z_b - c_k|^2 / T^2) of the block's points for the centroids k0..k0+kc into
@@ -294,8 +298,8 @@ class RHVAEKernel {
   template <class W, class C>
   static void multiply_add(const W& w, Index rows, Index depth, const double* b, Index ldb, C& c, Index col0 = 0,
                            Index cols = -1) {
-    gemm::multiply_add(rows, cols < 0 ? c.cols() : cols, depth, w.data(), 1, w.outerStride(), b, ldb,
-                       c.data() + col0, c.outerStride());
+    gemm::multiply_add(rows, cols < 0 ? c.cols() : cols, depth, w.data(), 1, w.outerStride(), b, ldb, c.data() + col0,
+                       c.outerStride());
   }
 
   // The packed sums s * sum_k w_bk M_k of the block (lambda I is added later) into ws.acc, and
@@ -327,12 +331,18 @@ class RHVAEKernel {
   // a time in 8-lane accumulators (a GEMM with so few columns runs far below its peak).
   void accumulate_small(const Eigen::Block<RowMatrix>& w, Index k0, Index kc, Workspace& ws, bool deriv) const {
     switch (deriv ? (d_ + 1) * p_ : p_) {
-      case 1: return accumulate_lanes<1>(w, k0, kc, ws, deriv);
-      case 2: return accumulate_lanes<2>(w, k0, kc, ws, deriv);
-      case 3: return accumulate_lanes<3>(w, k0, kc, ws, deriv);
-      case 6: return accumulate_lanes<6>(w, k0, kc, ws, deriv);
-      case 9: return accumulate_lanes<9>(w, k0, kc, ws, deriv);
-      default: return accumulate_lanes<24>(w, k0, kc, ws, deriv);
+      case 1:
+        return accumulate_lanes<1>(w, k0, kc, ws, deriv);
+      case 2:
+        return accumulate_lanes<2>(w, k0, kc, ws, deriv);
+      case 3:
+        return accumulate_lanes<3>(w, k0, kc, ws, deriv);
+      case 6:
+        return accumulate_lanes<6>(w, k0, kc, ws, deriv);
+      case 9:
+        return accumulate_lanes<9>(w, k0, kc, ws, deriv);
+      default:
+        return accumulate_lanes<24>(w, k0, kc, ws, deriv);
     }
   }
 
@@ -367,8 +377,9 @@ class RHVAEKernel {
     for (Index b = 0; b < nb; ++b) {
       const double ua = ws.uu.row(b).dot(ws.acc.row(b));
       for (Index j = 0; j < d_; ++j)
-        dqdz(n0 + b, j) = 2.0 * inv_t2_ *
-                          ((z(n0 + b, j) - centre_(j)) * ua - ws.uu.row(b).dot(ws.acc_deriv.row(b).segment(j * p_, p_)));
+        dqdz(n0 + b, j) =
+            2.0 * inv_t2_ *
+            ((z(n0 + b, j) - centre_(j)) * ua - ws.uu.row(b).dot(ws.acc_deriv.row(b).segment(j * p_, p_)));
     }
   }
 

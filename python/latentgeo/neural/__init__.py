@@ -11,11 +11,30 @@ from __future__ import annotations
 
 from ..curves import FD_METHODS, FD_STEPS, RULES
 from .curve import ACTIVATIONS, DEFAULT_MIN_AMPLITUDE, NeuralGeodesic
-from .fit import (DEFAULT_BETAS, DEFAULT_LR, DEFAULT_LR_DECAY, DEFAULT_N_DECAYS, DEFAULT_N_EVAL, DEFAULT_N_POINTS,
-                  DEFAULT_N_STEPS, DEFAULT_TOL, DEFAULT_WINDOW, NeuralGeodesicResult, fit_neural_geodesic,
-                  neural_geodesic)
-from .loss import (INTEGRALS, T_RANGE, VELOCITIES, curve_velocity_exact, curve_velocity_TaylorDiff, loss_and_grad,
-                   neural_geodesic_loss, train_neural_geodesic)
+from .fit import (
+    DEFAULT_BETAS,
+    DEFAULT_LR,
+    DEFAULT_LR_DECAY,
+    DEFAULT_N_DECAYS,
+    DEFAULT_N_EVAL,
+    DEFAULT_N_POINTS,
+    DEFAULT_N_STEPS,
+    DEFAULT_TOL,
+    DEFAULT_WINDOW,
+    NeuralGeodesicResult,
+    fit_neural_geodesic,
+    neural_geodesic,
+)
+from .loss import (
+    INTEGRALS,
+    T_RANGE,
+    VELOCITIES,
+    curve_velocity_exact,
+    curve_velocity_TaylorDiff,
+    loss_and_grad,
+    neural_geodesic_loss,
+    train_neural_geodesic,
+)
 
 __all__ = [
     "NeuralGeodesic",

@@ -134,8 +134,16 @@ class NeuralGeodesic:
     the network is affine and the curve is always the straight line.
     """
 
-    def __init__(self, z_start, z_end, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
-                 seed=None, min_span: float = 1e-3, min_amplitude: float = DEFAULT_MIN_AMPLITUDE):
+    def __init__(
+        self,
+        z_start,
+        z_end,
+        hidden: Sequence[int] = (32, 32),
+        activation: str = "tanh",
+        seed=None,
+        min_span: float = 1e-3,
+        min_amplitude: float = DEFAULT_MIN_AMPLITUDE,
+    ):
         self.z_start = as_float_array(z_start, "z_start", ndim=1)
         self.z_end = as_float_array(z_end, "z_end", ndim=1)
         if self.z_end.shape != self.z_start.shape:
@@ -223,16 +231,28 @@ class NeuralGeodesic:
         self._params[...] = p
 
     def __repr__(self) -> str:
-        return (f"NeuralGeodesic(dim={self.dim}, hidden={self.hidden}, activation={self.activation!r}, "
-                f"n_params={self.n_params})")
+        return (
+            f"NeuralGeodesic(dim={self.dim}, hidden={self.hidden}, activation={self.activation!r}, "
+            f"n_params={self.n_params})"
+        )
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path) -> None:
         """Save to ``path`` in numpy ``.npz`` format (arrays only, no pickle; see ``latentgeo._npz``)."""
-        write_saved(path, _KIND, _VERSION, dict(
-            params=self._params, z_start=self.z_start, z_end=self.z_end, hidden=np.array(self.hidden, dtype=np.int64),
-            activation=np.str_(self.activation), min_span=np.float64(self.min_span),
-            min_amplitude=np.float64(self.min_amplitude)))
+        write_saved(
+            path,
+            _KIND,
+            _VERSION,
+            dict(
+                params=self._params,
+                z_start=self.z_start,
+                z_end=self.z_end,
+                hidden=np.array(self.hidden, dtype=np.int64),
+                activation=np.str_(self.activation),
+                min_span=np.float64(self.min_span),
+                min_amplitude=np.float64(self.min_amplitude),
+            ),
+        )
 
     @classmethod
     def load(cls, path) -> "NeuralGeodesic":
@@ -252,8 +272,10 @@ class NeuralGeodesic:
         if kind != _KIND:
             raise ValueError(f"path: {name!r} is not a saved NeuralGeodesic")
         if version is None or not 1 <= version <= _VERSION:
-            raise ValueError(f"path: {name!r} is a saved NeuralGeodesic of an unsupported format_version "
-                             f"{version!r} (this latentgeo reads 1..{_VERSION})")
+            raise ValueError(
+                f"path: {name!r} is a saved NeuralGeodesic of an unsupported format_version "
+                f"{version!r} (this latentgeo reads 1..{_VERSION})"
+            )
         missing = [k for k in _SAVED_KEYS if k not in data]
         if missing:
             raise ValueError(f"path: {name!r} is not a complete saved NeuralGeodesic (missing {missing})")
@@ -412,8 +434,8 @@ def _layer_views(flat: np.ndarray, widths: Tuple[int, ...]):
     """(W (fan_out, fan_in), b (fan_out,)) views into a flat vector, layer by layer."""
     views, start = [], 0
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-        w = flat[start:start + fan_in * fan_out].reshape(fan_out, fan_in)
+        w = flat[start : start + fan_in * fan_out].reshape(fan_out, fan_in)
         start += fan_in * fan_out
-        views.append((w, flat[start:start + fan_out]))
+        views.append((w, flat[start : start + fan_out]))
         start += fan_out
     return views

@@ -15,8 +15,15 @@ from .._validation import MAX_SAMPLES, check_int, check_positive
 from ..curves import sampled_length_energy
 from ..optim import Adam, Optimizer
 from .curve import NeuralGeodesic
-from .loss import (_check_curve, _check_metric, _check_optimizer, _check_train_times, _loss_and_grad, _step,
-                   check_loss_options)
+from .loss import (
+    _check_curve,
+    _check_metric,
+    _check_optimizer,
+    _check_train_times,
+    _loss_and_grad,
+    _step,
+    check_loss_options,
+)
 
 __all__ = ["NeuralGeodesicResult", "fit_neural_geodesic", "neural_geodesic", "fit_pair"]
 
@@ -63,8 +70,10 @@ class NeuralGeodesicResult:
     seconds: float = 0.0
 
     def __repr__(self) -> str:
-        return (f"NeuralGeodesicResult(length={self.length:.10g}, energy={self.energy:.10g}, "
-                f"converged={self.converged}, n_steps={self.n_steps}, status={self.status!r})")
+        return (
+            f"NeuralGeodesicResult(length={self.length:.10g}, energy={self.energy:.10g}, "
+            f"converged={self.converged}, n_steps={self.n_steps}, status={self.status!r})"
+        )
 
 
 def _measure(curve: NeuralGeodesic, metric, n_eval: int, n_threads) -> Tuple[float, float]:
@@ -75,8 +84,9 @@ def _measure(curve: NeuralGeodesic, metric, n_eval: int, n_threads) -> Tuple[flo
     points, vel, _, _ = curve._evaluate(times, tangent=True)
     if not (np.all(np.isfinite(points)) and np.all(np.isfinite(vel))):
         return float("nan"), float("nan")
-    lengths, energies = sampled_length_energy(metric, points, vel, _core.quadrature_weights(times, "trapezoid"),
-                                              n_threads)
+    lengths, energies = sampled_length_energy(
+        metric, points, vel, _core.quadrature_weights(times, "trapezoid"), n_threads
+    )
     return float(lengths[0]), float(energies[0])
 
 
@@ -93,16 +103,32 @@ def _plateau(history: list, start: int, window: int, tol: float) -> bool:
     if len(history) - start < 2 * window:
         return False
     recent = np.mean(history[-window:])
-    before = np.mean(history[-2 * window:-window])
+    before = np.mean(history[-2 * window : -window])
     return abs(before - recent) <= tol * abs(recent)
 
 
-def _fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, tol: float = DEFAULT_TOL,
-         optimizer: Optional[Optimizer] = None, *, n_points: int = DEFAULT_N_POINTS, velocity: str = "finitediff",
-         integral: str = "energy", rule: str = "trapezoid", fd_method: str = "central",
-         fd_step: Optional[float] = None, window: int = DEFAULT_WINDOW, lr_decay: float = DEFAULT_LR_DECAY,
-         n_decays: int = DEFAULT_N_DECAYS, normalize: bool = True, n_eval: int = DEFAULT_N_EVAL,
-         progress: bool = True, n_threads: Optional[int] = None) -> NeuralGeodesicResult:
+def _fit(
+    curve: NeuralGeodesic,
+    metric,
+    n_steps: int = DEFAULT_N_STEPS,
+    t=None,
+    tol: float = DEFAULT_TOL,
+    optimizer: Optional[Optimizer] = None,
+    *,
+    n_points: int = DEFAULT_N_POINTS,
+    velocity: str = "finitediff",
+    integral: str = "energy",
+    rule: str = "trapezoid",
+    fd_method: str = "central",
+    fd_step: Optional[float] = None,
+    window: int = DEFAULT_WINDOW,
+    lr_decay: float = DEFAULT_LR_DECAY,
+    n_decays: int = DEFAULT_N_DECAYS,
+    normalize: bool = True,
+    n_eval: int = DEFAULT_N_EVAL,
+    progress: bool = True,
+    n_threads: Optional[int] = None,
+) -> NeuralGeodesicResult:
     """Train a neural geodesic until the loss stops changing.
 
     Parameters
@@ -196,8 +222,9 @@ def _fit(curve: NeuralGeodesic, metric, n_steps: int = DEFAULT_N_STEPS, t=None, 
     length, energy = _measure(curve, metric, n_eval, n_threads)
     if not (np.isfinite(length) and np.isfinite(energy)):
         converged, status = False, status + "; length/energy not finite on the evaluation grid"
-    return NeuralGeodesicResult(curve, length, energy, converged, len(history), np.asarray(history), status,
-                                time.perf_counter() - start)
+    return NeuralGeodesicResult(
+        curve, length, energy, converged, len(history), np.asarray(history), status, time.perf_counter() - start
+    )
 
 
 @functools.wraps(_fit, assigned=("__doc__", "__annotations__"))
@@ -208,10 +235,18 @@ def fit_neural_geodesic(curve: NeuralGeodesic, metric, *args, **options) -> Neur
     return _fit(curve, metric, *args, **options)
 
 
-
-def neural_geodesic(metric, z_start, z_end, *, hidden: Sequence[int] = (32, 32), activation: str = "tanh",
-                    seed=None, lr: float = DEFAULT_LR, optimizer: Optional[Optimizer] = None,
-                    **options) -> NeuralGeodesicResult:
+def neural_geodesic(
+    metric,
+    z_start,
+    z_end,
+    *,
+    hidden: Sequence[int] = (32, 32),
+    activation: str = "tanh",
+    seed=None,
+    lr: float = DEFAULT_LR,
+    optimizer: Optional[Optimizer] = None,
+    **options,
+) -> NeuralGeodesicResult:
     """Fit a neural geodesic between two points (the convenience entry point).
 
     Parameters
@@ -236,9 +271,18 @@ def neural_geodesic(metric, z_start, z_end, *, hidden: Sequence[int] = (32, 32),
     return _fit_new_curve(curve, metric, lr, optimizer, options)
 
 
-def fit_pair(metric, z_start: np.ndarray, z_end: np.ndarray, *, hidden: Sequence[int] = (32, 32),
-             activation: str = "tanh", seed=None, lr: float = DEFAULT_LR, optimizer: Optional[Optimizer] = None,
-             **options) -> NeuralGeodesicResult:
+def fit_pair(
+    metric,
+    z_start: np.ndarray,
+    z_end: np.ndarray,
+    *,
+    hidden: Sequence[int] = (32, 32),
+    activation: str = "tanh",
+    seed=None,
+    lr: float = DEFAULT_LR,
+    optimizer: Optional[Optimizer] = None,
+    **options,
+) -> NeuralGeodesicResult:
     """:func:`neural_geodesic` for a metric that the caller checked (e.g. ``geodesics(method="neural")``)."""
     curve = NeuralGeodesic(z_start, z_end, hidden=hidden, activation=activation, seed=seed)
     return _fit_new_curve(curve, metric, lr, optimizer, options)

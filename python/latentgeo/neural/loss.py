@@ -11,8 +11,16 @@ from ..curves import FD_METHODS, FD_STEPS, RULES, integral_of_checked
 from ..optim import Optimizer
 from .curve import NeuralGeodesic
 
-__all__ = ["curve_velocity_exact", "curve_velocity_TaylorDiff", "neural_geodesic_loss", "loss_and_grad",
-           "train_neural_geodesic", "VELOCITIES", "INTEGRALS", "T_RANGE"]
+__all__ = [
+    "curve_velocity_exact",
+    "curve_velocity_TaylorDiff",
+    "neural_geodesic_loss",
+    "loss_and_grad",
+    "train_neural_geodesic",
+    "VELOCITIES",
+    "INTEGRALS",
+    "T_RANGE",
+]
 
 VELOCITIES = ("finitediff", "exact")
 INTEGRALS = ("energy", "length")
@@ -59,8 +67,9 @@ def curve_velocity_exact(curve: NeuralGeodesic, t) -> np.ndarray:
 curve_velocity_TaylorDiff = curve_velocity_exact  # the seed's name
 
 
-def _evaluate_for_loss(curve: NeuralGeodesic, times: np.ndarray, velocity: str, fd_method: str,
-                       fd_step: Optional[float]):
+def _evaluate_for_loss(
+    curve: NeuralGeodesic, times: np.ndarray, velocity: str, fd_method: str, fd_step: Optional[float]
+):
     """Points and velocities at ``times`` for the loss, plus what the backward pass needs."""
     n = len(times)
     if velocity == "exact":
@@ -72,9 +81,9 @@ def _evaluate_for_loss(curve: NeuralGeodesic, times: np.ndarray, velocity: str, 
     else:
         rows = np.concatenate([times, times + step])
     pts, _, fwd, resc = curve._evaluate(rows, tangent=False)  # one pass for all shifted times
-    behind = pts[2 * n:] if fd_method == "central" else pts[:n]
+    behind = pts[2 * n :] if fd_method == "central" else pts[:n]
     width = 2 * step if fd_method == "central" else step
-    vel = (pts[n:2 * n] - behind) / width
+    vel = (pts[n : 2 * n] - behind) / width
     return pts[:n], vel, (fwd, resc, width)
 
 
@@ -92,17 +101,26 @@ def _backward_for_loss(curve: NeuralGeodesic, cache, g_points: np.ndarray, g_vel
     gu = np.zeros((m, curve.dim))
     gu[:n] = g_points * delta
     g_ahead = g_vel * (delta / width)
-    gu[n:2 * n] += g_ahead
+    gu[n : 2 * n] += g_ahead
     if m - 2 == 3 * n:  # central: behind = t − ε
-        gu[2 * n:3 * n] -= g_ahead
+        gu[2 * n : 3 * n] -= g_ahead
     else:  # forward: behind = t
         gu[:n] -= g_ahead
     return curve._backward(fwd, resc, gu, None)
 
 
-def loss_and_grad(curve: NeuralGeodesic, metric, t, velocity: str = "finitediff", integral: str = "energy",
-                  rule: str = "trapezoid", fd_method: str = "central", fd_step: Optional[float] = None,
-                  grad: bool = True, n_threads: Optional[int] = None):
+def loss_and_grad(
+    curve: NeuralGeodesic,
+    metric,
+    t,
+    velocity: str = "finitediff",
+    integral: str = "energy",
+    rule: str = "trapezoid",
+    fd_method: str = "central",
+    fd_step: Optional[float] = None,
+    grad: bool = True,
+    n_threads: Optional[int] = None,
+):
     """The loss of :func:`neural_geodesic_loss` and its gradient with respect to the flat parameters.
 
     Returns
@@ -139,9 +157,17 @@ def _loss_and_grad(curve, metric, times, velocity, integral, rule, fd_method, fd
     return float(values[0]), _backward_for_loss(curve, cache, g_points[0], g_vel[0])
 
 
-def neural_geodesic_loss(curve: NeuralGeodesic, metric, t, velocity: str = "finitediff", integral: str = "energy",
-         rule: str = "trapezoid", fd_method: str = "central", fd_step: Optional[float] = None,
-         n_threads: Optional[int] = None) -> float:
+def neural_geodesic_loss(
+    curve: NeuralGeodesic,
+    metric,
+    t,
+    velocity: str = "finitediff",
+    integral: str = "energy",
+    rule: str = "trapezoid",
+    fd_method: str = "central",
+    fd_step: Optional[float] = None,
+    n_threads: Optional[int] = None,
+) -> float:
     """Length or energy of a neural geodesic sampled at times t (the seed's ``loss``).
 
     Parameters
@@ -165,13 +191,24 @@ def neural_geodesic_loss(curve: NeuralGeodesic, metric, t, velocity: str = "fini
     -------
     float
     """
-    return loss_and_grad(curve, metric, t, velocity, integral, rule, fd_method, fd_step, grad=False,
-                         n_threads=n_threads)
+    return loss_and_grad(
+        curve, metric, t, velocity, integral, rule, fd_method, fd_step, grad=False, n_threads=n_threads
+    )
 
 
-def train_neural_geodesic(curve: NeuralGeodesic, metric, t, optimizer: Optimizer, velocity: str = "finitediff",
-          integral: str = "energy", rule: str = "trapezoid", fd_method: str = "central",
-          fd_step: Optional[float] = None, loss_scale: float = 1.0, n_threads: Optional[int] = None) -> float:
+def train_neural_geodesic(
+    curve: NeuralGeodesic,
+    metric,
+    t,
+    optimizer: Optimizer,
+    velocity: str = "finitediff",
+    integral: str = "energy",
+    rule: str = "trapezoid",
+    fd_method: str = "central",
+    fd_step: Optional[float] = None,
+    loss_scale: float = 1.0,
+    n_threads: Optional[int] = None,
+) -> float:
     """One optimisation step on the loss (the seed's ``train!``).
 
     Parameters
@@ -199,8 +236,9 @@ def train_neural_geodesic(curve: NeuralGeodesic, metric, t, optimizer: Optimizer
     _check_metric(metric, _check_curve(curve))
     times = _check_train_times(t)
     check_loss_options(velocity, integral, rule, fd_method, fd_step, n_threads)
-    return _step(curve, metric, times, optimizer, loss_scale, (velocity, integral, rule, fd_method, fd_step, True,
-                                                              n_threads))
+    return _step(
+        curve, metric, times, optimizer, loss_scale, (velocity, integral, rule, fd_method, fd_step, True, n_threads)
+    )
 
 
 def _check_optimizer(optimizer) -> Optimizer:

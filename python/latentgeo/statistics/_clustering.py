@@ -197,9 +197,20 @@ def _initial_medoids(init, dist: np.ndarray, k: int, rng: np.random.Generator) -
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
-def kmedoids(metric, points, n_clusters: int, *, distances=None, init="k-medoids++", seed: int = 0,
-             n_init: int = 10, max_iter: int = 300, progress: bool = True, n_threads: Optional[int] = None,
-             **geodesic_options) -> ClusteringResult:
+def kmedoids(
+    metric,
+    points,
+    n_clusters: int,
+    *,
+    distances=None,
+    init="k-medoids++",
+    seed: int = 0,
+    n_init: int = 10,
+    max_iter: int = 300,
+    progress: bool = True,
+    n_threads: Optional[int] = None,
+    **geodesic_options,
+) -> ClusteringResult:
     """k-medoids clustering with geodesic distances.
 
     Parameters
@@ -259,9 +270,17 @@ def kmedoids(metric, points, n_clusters: int, *, distances=None, init="k-medoids
         if best is None or run[2] < best[2]:
             best = run
     medoids, labels, inertia, n_iter, converged = best
-    return ClusteringResult(centers=pts[medoids].copy(), labels=labels, inertia=inertia, distances=dist,
-                            medoids=medoids, n_iter=n_iter, converged=converged,
-                            status="converged" if converged else "max_iter", failed_pairs=failed)
+    return ClusteringResult(
+        centers=pts[medoids].copy(),
+        labels=labels,
+        inertia=inertia,
+        distances=dist,
+        medoids=medoids,
+        n_iter=n_iter,
+        converged=converged,
+        status="converged" if converged else "max_iter",
+        failed_pairs=failed,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,14 +318,25 @@ def _initial_centers(init, metric, points, k, seed, n_threads, options) -> np.nd
         return _kmeans_plus_plus(metric, points, k, np.random.default_rng(seed), n_threads, options)
     centers = as_float_array(init, "init", ndim=2)
     if centers.shape != (k, points.shape[1]):
-        raise ValueError(f"init: expected 'k-means++' or {k} centres of shape ({k}, {points.shape[1]}), "
-                         f"got shape {centers.shape}")
+        raise ValueError(
+            f"init: expected 'k-means++' or {k} centres of shape ({k}, {points.shape[1]}), got shape {centers.shape}"
+        )
     return centers.copy()
 
 
-def kmeans(metric, points, n_clusters: int, *, init="k-means++", seed: int = 0, max_iter: int = 50,
-           mean_options: Optional[dict] = None, progress: bool = False, n_threads: Optional[int] = None,
-           **geodesic_options) -> ClusteringResult:
+def kmeans(
+    metric,
+    points,
+    n_clusters: int,
+    *,
+    init="k-means++",
+    seed: int = 0,
+    max_iter: int = 50,
+    mean_options: Optional[dict] = None,
+    progress: bool = False,
+    n_threads: Optional[int] = None,
+    **geodesic_options,
+) -> ClusteringResult:
     """Riemannian k-means: assignment by geodesic distance, centres by Fréchet means.
 
     Parameters
@@ -372,8 +402,17 @@ def kmeans(metric, points, n_clusters: int, *, init="k-means++", seed: int = 0, 
             labels = _assign(dist)
             break
     inertia = float(np.sum(dist[np.arange(len(pts)), labels] ** 2))
-    return ClusteringResult(centers=centers, labels=labels, inertia=inertia, distances=dist, medoids=None,
-                            n_iter=n_iter, converged=converged, status=status, failed_pairs=failed)
+    return ClusteringResult(
+        centers=centers,
+        labels=labels,
+        inertia=inertia,
+        distances=dist,
+        medoids=None,
+        n_iter=n_iter,
+        converged=converged,
+        status=status,
+        failed_pairs=failed,
+    )
 
 
 def _assign(dist: np.ndarray) -> np.ndarray:
