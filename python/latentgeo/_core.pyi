@@ -1,6 +1,6 @@
 """Type stubs of the private compiled module latentgeo._core (C++ kernels)."""
 
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,3 +43,18 @@ class PullbackKernel:
     def metric(self, z: Array, n_threads: int) -> Array: ...
     def derivative(self, z: Array, n_threads: int) -> Array: ...
     def quadratic_form(self, z: Array, v: Array, grad: bool, n_threads: int) -> Tuple[Array, ...]: ...
+
+class ConstantKernel:
+    def __init__(self, A: Array) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def A(self) -> Array: ...
+
+def geodesic_batch(metric: object, kernel: object, scale: float, starts: Array, ends: Array, init: Array, n0: int,
+                   n_segments: int, min_segments: int, max_segments: int, length_tol: float, ftol: float,
+                   gtol: float, max_iter: int, history: int, simpson: bool, n_threads: int) -> Dict[str, Any]:
+    """Keys: nodes, n_nodes, length, energy, straight_length, n_iter, n_evaluations, n_levels, status,
+    levels (per pair, per level: (segments, n_iter, n_evaluations, kernel_points, kernel_seconds, length))."""
+    ...
+def geodesic_status_name(code: int) -> str: ...
