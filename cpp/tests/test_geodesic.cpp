@@ -108,9 +108,9 @@ TEST_CASE("level statistics add up to the totals") {
 
 TEST_CASE("refinement stops on Richardson's length estimate and the nodes' move") {
   const double length = 2.0, tol = 1e-6, span = 1.0, nan = std::numeric_limits<double>::quiet_NaN();
-  // No observed ratio yet: a ratio of 8 assumed, the change may be 7 tol.
-  CHECK(level_converged(length, 6.9 * tol * length, nan, 0.0, span, tol));
-  CHECK_FALSE(level_converged(length, 7.1 * tol * length, nan, 0.0, span, tol));
+  // No observed ratio yet: the change itself is the estimate.
+  CHECK(level_converged(length, 0.9 * tol * length, nan, 0.0, span, tol));
+  CHECK_FALSE(level_converged(length, 1.1 * tol * length, nan, 0.0, span, tol));
   // Observed fourth order (ratio >= 16): 15 tol; a slow ratio of 2 allows only 1 tol.
   CHECK(level_converged(length, 14.0 * tol * length, 1e3 * tol, 0.0, span, tol));
   CHECK_FALSE(level_converged(length, 2.0 * tol * length, 4.0 * tol * length, 0.0, span, tol));

@@ -14,9 +14,10 @@ inverse Hessian is the block-tridiagonal "metric Laplacian", so the iteration co
 depends on n. The nodes are refined coarse to fine (8 → 16 → 32 … segments) until the error of
 the measured length, estimated from its changes between levels (Richardson: the change divided by
 the observed convergence ratio minus one, the ratio taken between 2 and 16, i.e. at most fourth
-order, and 8 until a ratio is observed), is below ``tol`` (relative) and the nodes, which converge
-only like h², moved by less than √tol |z₁ − z₀| away from the previous level's curve (normal to it).
-Each node's metric is evaluated once per energy evaluation (for both of its segments).
+order; the change itself until a ratio is observed), is below ``tol`` (relative) and the nodes,
+which converge only like h², moved by less than √tol |z₁ − z₀| away from the previous level's
+curve (normal to it). Each node's metric is evaluated once per energy evaluation (for both of its
+segments).
 
 ``length`` and ``energy`` of a result are *measured*, not the optimiser's objective: they are the
 length L = ∫ √(γ̇ᵀGγ̇) dt and energy E = ∫ γ̇ᵀGγ̇ dt of the C¹ cubic Hermite interpolant of the
