@@ -338,8 +338,10 @@ def print_levels(levels, wall: float) -> None:
         kernel_seconds += rows[:, 4].sum()
         print(f"    {lvl + 1:>5} {int(segments) + 1:>6} {len(rows):>5} {iters:>10.1f} {evals:>11.1f} "
               f"{(evals - 1) / max(iters, 1):>10.2f} {points:>13.0f} {1e3 * seconds:>9.1f}")
-    print(f"    kernel time: {100 * kernel_seconds / (2 * wall):.0f}% of the 2 threads' time "
-          f"(evaluations = 1 + line-search trials; metric points include the preconditioner and the length)")
+    points = sum(lvl[3] for pair in levels for lvl in pair) / len(levels)
+    print(f"    metric points per geodesic: {points:.0f}; kernel time: {100 * kernel_seconds / (2 * wall):.0f}% of the "
+          f"2 threads' time\n    (evaluations = 1 + line-search trials; metric points: energy (2n + 1 a trial), "
+          f"preconditioner, length (3n), on level 1 also the straight line (48))")
 
 
 def bench_large_case(d: int, clustered: bool, n_pairs: int, baseline) -> None:
@@ -370,7 +372,10 @@ def bench_large_case(d: int, clustered: bool, n_pairs: int, baseline) -> None:
         old = run_baseline(baseline, model, starts, ends, 1e-5)
         show("baseline tol=1e-5", old["seconds"], old["length"], old["converged"],
              f"latentgeo is {old['seconds'] / seconds_5:.1f}x faster")
-    print(f"  where the time goes (latentgeo tol=1e-5; load average now {os.getloadavg()[0]:.1f}):")
+    z = model["centroids"][:17]
+    unit = min(timed(metric.quadratic_form, z, z, grad=True, n_threads=1)[1] for _ in range(3)) / len(z)
+    print(f"  where the time goes (latentgeo tol=1e-5; load average now {os.getloadavg()[0]:.1f}; one-thread "
+          f"quadratic form + gradient at 17 points, now: {1e3 * unit:.3f} ms/point):")
     print_levels(levels, seconds_5)
 
 

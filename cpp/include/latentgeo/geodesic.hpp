@@ -225,7 +225,7 @@ struct GeodesicOptions {
 struct GeodesicLevel {
   Index segments = 0;
   int n_iter = 0, n_evaluations = 0;  // accepted steps; energy evaluations (1 + line-search trials)
-  Index kernel_points = 0;            // points at which the metric was evaluated (energy, preconditioner, length)
+  Index kernel_points = 0;            // metric evaluations: energy, preconditioner, length (level 1: + straight line)
   double kernel_seconds = 0.0;        // time spent in the metric kernel
   double length = std::numeric_limits<double>::quiet_NaN();  // measured at the end of the level (adaptive)
 };
@@ -547,12 +547,14 @@ GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, co
                                 const RowMatrix& init, const GeodesicOptions& o) {
   GeodesicSolution sol;
   const Index d = start.size();
+  double straight_seconds;  // counted with the first level's metric evaluations
   {  // the straight line, measured like the result
     RowMatrix line(2, d);
     line.row(0) = start;
     line.row(1) = end;
     double e;
-    measure_curve(kernel, detail::resample(line, 16, true), true, sol.straight_length, e);
+    straight_seconds = detail::seconds_of(
+        [&] { measure_curve(kernel, detail::resample(line, 16, true), true, sol.straight_length, e); });
   }
   const bool has_init = init.rows() >= 2;
   const Index first = has_init ? std::max<Index>(init.rows() - 1, 4) : o.min_segments;
@@ -585,8 +587,8 @@ GeodesicSolution solve_geodesic(const Kernel& kernel, const RowVector& start, co
     const RowMatrix interpolated = nodes;
     GeodesicLevel level;
     level.segments = levels[l];
-    level.kernel_points = -problem.kernel_points();
-    level.kernel_seconds = -problem.kernel_seconds();
+    level.kernel_points = -problem.kernel_points() + (l == 0 ? 3 * 16 : 0);
+    level.kernel_seconds = -problem.kernel_seconds() + (l == 0 ? straight_seconds : 0.0);
     const LbfgsResult r = lbfgs.minimize(x);
     level.n_iter = r.n_iter;
     level.n_evaluations = r.n_evaluations;
