@@ -353,7 +353,8 @@ def bench_large_case(d: int, clustered: bool, n_pairs: int, baseline) -> None:
     print(f"\n== RHVAE K={LARGE_K}, d={d}, {kind}, T={model['temperature']}, lambda=0.01: {n_pairs} random pairs "
           f"of centroids, 2 threads (load average before: {os.getloadavg()[0]:.1f})")
     ref = timed_geodesics(lg, model, starts, ends, 1e-10)
-    print(f"  reference tol=1e-10: {1e3 * ref['seconds'] / n_pairs:.0f} ms/geodesic, converged {ref['converged'].mean():.0%}, "
+    print(f"  reference tol=1e-10: {1e3 * ref['seconds'] / n_pairs:.0f} ms/geodesic, "
+          f"converged {ref['converged'].mean():.0%}, "
           f"straight/geodesic length median {np.median(ref['straight'] / ref['length']):.3f}, "
           f"max {np.max(ref['straight'] / ref['length']):.3f}")
     print(f"  {'method':<34s} {'ms/geodesic':>11s} {'max relerr':>10s} {'median':>10s} {'conv':>6s}")

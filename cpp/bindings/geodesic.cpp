@@ -134,7 +134,8 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
   for (const auto& s : sols) {
     py::list per_pair;
     for (const auto& l : s.levels)
-      per_pair.append(py::make_tuple(l.segments, l.n_iter, l.n_evaluations, l.kernel_points, l.kernel_seconds, l.length));
+      per_pair.append(
+          py::make_tuple(l.segments, l.n_iter, l.n_evaluations, l.kernel_points, l.kernel_seconds, l.length));
     levels.append(per_pair);
   }
   out["levels"] = levels;

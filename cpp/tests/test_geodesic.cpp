@@ -88,7 +88,8 @@ TEST_CASE("batched pairs do not depend on the thread count, identical ends give 
 
 TEST_CASE("level statistics add up to the totals") {
   const PoincareKernel kernel;
-  const GeodesicSolution sol = solve_geodesic(kernel, point(-1.0, 1.0), point(1.0, 1.0), RowMatrix(0, 2), GeodesicOptions{});
+  const GeodesicSolution sol =
+      solve_geodesic(kernel, point(-1.0, 1.0), point(1.0, 1.0), RowMatrix(0, 2), GeodesicOptions{});
   REQUIRE(static_cast<int>(sol.levels.size()) == sol.n_levels);
   int iterations = 0, evaluations = 0;
   for (std::size_t l = 0; l < sol.levels.size(); ++l) {

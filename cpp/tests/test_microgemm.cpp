@@ -13,7 +13,8 @@ TEST_CASE("multiply_add equals the plain product for every tile shape and stride
       for (const bool transposed_a : {false, true}) {
         const Index n = vectors * lanes, depth = 37, ldb = n + lanes, ldc = n + 2 * lanes;
         // A(k, i) at a[k * a_k + i * a_i]: rows of a stored matrix (a_k = 1) or its columns.
-        const RowMatrix a_store = transposed_a ? RowMatrix(RowMatrix::Random(depth, m + 2)) : RowMatrix(RowMatrix::Random(m, depth + 3));
+        const RowMatrix a_store =
+            transposed_a ? RowMatrix(RowMatrix::Random(depth, m + 2)) : RowMatrix(RowMatrix::Random(m, depth + 3));
         const Index a_k = transposed_a ? a_store.cols() : 1, a_i = transposed_a ? 1 : a_store.cols();
         const RowMatrix b = RowMatrix::Random(depth, ldb), c0 = RowMatrix::Random(m, ldc);
         RowMatrix c = c0;

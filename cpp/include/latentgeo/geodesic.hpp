@@ -306,8 +306,8 @@ inline double normal_move(const RowMatrix& before, const RowMatrix& after) {
   for (Index i = 0; i < before.rows(); ++i) {
     const RowVector move = after.row(i) - before.row(i);
     const double speed = tangents.row(i).norm();
-    const RowVector normal = speed > 0.0 ? RowVector(move - move.dot(tangents.row(i)) / (speed * speed) * tangents.row(i))
-                                         : move;
+    const double along = speed > 0.0 ? move.dot(tangents.row(i)) / (speed * speed) : 0.0;
+    const RowVector normal = move - along * tangents.row(i);
     largest = std::max(largest, normal.norm());
   }
   return largest;

@@ -56,7 +56,8 @@ class RHVAEKernel {
       // Rows e: M_ke; rows (1 + j) p + e: (c_kj - cbar_j) M_ke, each contiguous over k.
       RowMatrix coef((d_ + 1) * p_, k_);
       coef.topRows(p_) = m_packed.transpose();
-      for (Index j = 0; j < d_; ++j) coef.middleRows((1 + j) * p_, p_) = m_packed.transpose() * centred.col(j).asDiagonal();
+      for (Index j = 0; j < d_; ++j)
+        coef.middleRows((1 + j) * p_, p_) = m_packed.transpose() * centred.col(j).asDiagonal();
       coef_t_ = by_chunks(coef);
     } else {
       // Padded with zeros to whole SIMD vectors (rows beyond K, columns beyond p or d + 1).
@@ -332,9 +333,10 @@ class RHVAEKernel {
   void fused_gradient(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, RowMatrixRef dqdz) const {
     for (Index b = 0; b < nb; ++b) {
       const double ua = ws.uu.row(b).dot(ws.acc.row(b));
-      for (Index j = 0; j < d_; ++j)
-        dqdz(n0 + b, j) = 2.0 * inv_t2_ *
-                          ((z(n0 + b, j) - centre_(j)) * ua - ws.uu.row(b).dot(ws.acc_deriv.row(b).segment(j * p_, p_)));
+      for (Index j = 0; j < d_; ++j) {
+        const double ub = ws.uu.row(b).dot(ws.acc_deriv.row(b).segment(j * p_, p_));
+        dqdz(n0 + b, j) = 2.0 * inv_t2_ * ((z(n0 + b, j) - centre_(j)) * ua - ub);
+      }
     }
   }
 
