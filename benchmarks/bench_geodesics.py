@@ -385,9 +385,11 @@ def print_levels(levels, wall: float) -> None:
             f"    {lvl + 1:>5} {int(segments) + 1:>6} {len(rows):>5} {iters:>10.1f} {evals:>11.1f} "
             f"{(evals - 1) / max(iters, 1):>10.2f} {points:>13.0f} {1e3 * seconds:>9.1f}"
         )
+    points = sum(lvl[3] for pair in levels for lvl in pair) / len(levels)
     print(
-        f"    kernel time: {100 * kernel_seconds / (2 * wall):.0f}% of the 2 threads' time "
-        f"(evaluations = 1 + line-search trials; metric points include the preconditioner and the length)"
+        f"    metric points per geodesic: {points:.0f}; kernel time: {100 * kernel_seconds / (2 * wall):.0f}% of the "
+        f"2 threads' time\n    (evaluations = 1 + line-search trials; metric points: energy (2n + 1 a trial), "
+        f"preconditioner, length (3n))"
     )
 
 
@@ -408,7 +410,8 @@ def bench_large_case(d: int, clustered: bool, n_pairs: int, baseline) -> None:
     )
     ref = timed_geodesics(lg, model, starts, ends, 1e-10)
     print(
-        f"  reference tol=1e-10: {1e3 * ref['seconds'] / n_pairs:.0f} ms/geodesic, converged {ref['converged'].mean():.0%}, "
+        f"  reference tol=1e-10: {1e3 * ref['seconds'] / n_pairs:.0f} ms/geodesic, "
+        f"converged {ref['converged'].mean():.0%}, "
         f"straight/geodesic length median {np.median(ref['straight'] / ref['length']):.3f}, "
         f"max {np.max(ref['straight'] / ref['length']):.3f}"
     )
@@ -440,7 +443,12 @@ def bench_large_case(d: int, clustered: bool, n_pairs: int, baseline) -> None:
             old["converged"],
             f"latentgeo is {old['seconds'] / seconds_5:.1f}x faster",
         )
-    print(f"  where the time goes (latentgeo tol=1e-5; load average now {os.getloadavg()[0]:.1f}):")
+    z = model["centroids"][:17]
+    unit = min(timed(metric.quadratic_form, z, z, grad=True, n_threads=1)[1] for _ in range(3)) / len(z)
+    print(
+        f"  where the time goes (latentgeo tol=1e-5; load average now {os.getloadavg()[0]:.1f}; one-thread "
+        f"quadratic form + gradient at 17 points, now: {1e3 * unit:.3f} ms/point):"
+    )
     print_levels(levels, seconds_5)
 
 

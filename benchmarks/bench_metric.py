@@ -61,20 +61,24 @@ def numpy_quadratic_form(z, v, *args):
 
 
 def numpy_quadratic_form_grad(z, v, centroids, m_flat, temperature, regularization):
-    """q, dq/dz = (2/T²) Σ_k w_k (uᵀM_k u)(z - c_k), dq/dv = 2u with u = G v."""
+    """q, dq/dz = (2/T²) Σ_k w_k (uᵀM_k u)(z - c_k), dq/dv = 2u with u = G v; one exp per point and
+    centroid (the weights of a chunk of points serve G⁻¹ and the gradient)."""
     n, d = z.shape
     chunk = chunk_size(len(centroids))
-    u = np.linalg.solve(numpy_inverse_metric(z, centroids, m_flat, temperature, regularization), v[..., None])
-    u = u[..., 0]
-    q = np.einsum("nd,nd->n", u, v)
-    uu = np.einsum("na,nb->nab", u, u).reshape(n, d * d)
     c_norm = np.einsum("kd,kd->k", centroids, centroids)
-    dqdz = np.empty((n, d))
+    q, dqdz, u = np.empty(n), np.empty((n, d)), np.empty((n, d))
     for start in range(0, n, chunk):
-        zc = z[start : start + chunk]
+        part = slice(start, start + chunk)
+        zc = z[part]
         w = np.einsum("nd,nd->n", zc, zc)[:, None] + c_norm[None, :] - 2.0 * zc @ centroids.T
-        r = np.exp(w * (-1.0 / temperature**2)) * (uu[start : start + chunk] @ m_flat.T)
-        dqdz[start : start + chunk] = (2.0 / temperature**2) * (r.sum(axis=1)[:, None] * zc - r @ centroids)
+        np.multiply(w, -1.0 / temperature**2, out=w)
+        np.exp(w, out=w)
+        ginv = (w @ m_flat).reshape(-1, d, d)
+        ginv[:, np.arange(d), np.arange(d)] += regularization
+        u[part] = np.linalg.solve(ginv, v[part, :, None])[..., 0]
+        q[part] = np.einsum("nd,nd->n", u[part], v[part])
+        r = w * (np.einsum("na,nb->nab", u[part], u[part]).reshape(-1, d * d) @ m_flat.T)
+        dqdz[part] = (2.0 / temperature**2) * (r.sum(axis=1)[:, None] * zc - r @ centroids)
     return q, dqdz, 2.0 * u
 
 

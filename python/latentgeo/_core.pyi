@@ -57,7 +57,8 @@ class ConstantKernel:
 
 # Keys of the result: nodes (B, n, d), n_nodes, length, energy, straight_length, n_iter, n_evaluations,
 # n_levels, status (codes, see geodesic_status_name), message (B str: why the metric failed, "" if it
-# did not) and error (B: the Python exception of a "metric_error", else None).
+# did not), error (B: the Python exception of a "metric_error", else None) and levels (per pair, per
+# level: (segments, n_iter, n_evaluations, kernel_points, kernel_seconds, length)).
 def geodesic_batch(
     metric: object,
     kernel: object,
