@@ -165,10 +165,11 @@ py::tuple curvature(const py::object& model, const py::object& geometry_fn, cons
   std::vector<char> ok;
   RowMatrix ricci;
   Vector scalar;
-  with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(), [&](const auto& m, const ConnectionOptions& opts, int threads) {
-    latentgeo::curvature(m, z, ricci, scalar, ok, opts, threads);
-    return 0;
-  });
+  with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(),
+             [&](const auto& m, const ConnectionOptions& opts, int threads) {
+               latentgeo::curvature(m, z, ricci, scalar, ok, opts, threads);
+               return 0;
+             });
   return py::make_tuple(ricci, scalar, flags(ok));
 }
 
@@ -180,9 +181,10 @@ py::dict exp_map(const py::object& model, const py::object& geometry_fn, const C
   require(std::isfinite(t_end) && t_end > 0.0, "t: the end time must be > 0");
   check_times(t_out, t_end);
   const latentgeo::ExpOutput e =
-      with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(), [&](const auto& m, const ConnectionOptions& opts, int threads) {
-        return latentgeo::exp_map(m, z, v, t_end, t_out, opts, threads);
-      });
+      with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(),
+                 [&](const auto& m, const ConnectionOptions& opts, int threads) {
+                   return latentgeo::exp_map(m, z, v, t_end, t_out, opts, threads);
+                 });
   py::dict out;
   out["points"] = e.points;
   out["velocities"] = e.velocities;
@@ -200,9 +202,10 @@ py::dict log_map(const py::object& model, const py::object& geometry_fn, const C
   require(z1.rows() == z0.rows() && z1.cols() == z0.cols(), "z1: expected the shape of z0");
   require(v_init.rows() == z0.rows() && v_init.cols() == z0.cols(), "v_init: expected the shape of z0");
   const latentgeo::ShootingOutput s =
-      with_model(model, geometry_fn, z0.cols(), o, n_threads, z0.rows(), [&](const auto& m, const ConnectionOptions& opts, int threads) {
-        return latentgeo::shoot(m, z0, z1, v_init, opts, threads);
-      });
+      with_model(model, geometry_fn, z0.cols(), o, n_threads, z0.rows(),
+                 [&](const auto& m, const ConnectionOptions& opts, int threads) {
+                   return latentgeo::shoot(m, z0, z1, v_init, opts, threads);
+                 });
   py::dict out;
   out["vectors"] = s.vectors;
   out["residual"] = s.residual;
@@ -291,7 +294,8 @@ void register_connection(py::module_& m) {
       .def_property_readonly("n_centroids", &RHVAEModel::n_centroids);
   m.def("connection_status_names", [] {
     std::vector<std::string> names;
-    for (int s = 0; s < latentgeo::kConnectionStatusCount; ++s) names.emplace_back(latentgeo::connection_status_name(s));
+    for (int s = 0; s < latentgeo::kConnectionStatusCount; ++s)
+      names.emplace_back(latentgeo::connection_status_name(s));
     return names;
   });
   m.def("christoffel", &christoffel, py::arg("model"), py::arg("geometry_fn"), py::arg("z"), py::arg("options"),

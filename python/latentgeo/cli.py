@@ -429,7 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, help=".npy file for gamma(1), shape (N, d)")
     exp.add_argument("--t", help=".npy file of increasing times >= 0 for --curves")
     exp.add_argument("--curves", help=".npy file for the curves at the times of --t, shape (N, len(t), d)")
-    exp.add_argument("--rtol", type=_positive_float, default=None, help="integrator tolerance (default: exp_map's, 1e-10)")
+    exp.add_argument("--rtol", type=_positive_float, default=None,
+                     help="integrator tolerance (default: exp_map's, 1e-10)")
     exp.add_argument("--n-threads", type=_threads, default=None)
     exp.set_defaults(run=cmd_exp)
     log = sub.add_parser("log", help="logarithmic map: initial velocities of the geodesics from z0 to z1")

@@ -42,7 +42,7 @@ point reached, at ``t_reached``), ``"step_underflow"``, and for the log map
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 

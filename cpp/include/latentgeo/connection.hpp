@@ -261,7 +261,8 @@ class TransportFlow {
       dy.row(r).head(d_) = v;
       detail::minus_christoffel(gamma, d_, v, v, dy.row(r).segment(d_, d_));
       for (Index a = 0; a < nv_; ++a)
-        detail::minus_christoffel(gamma, d_, v, y.row(r).segment((2 + a) * d_, d_), dy.row(r).segment((2 + a) * d_, d_));
+        detail::minus_christoffel(gamma, d_, v, y.row(r).segment((2 + a) * d_, d_),
+                                  dy.row(r).segment((2 + a) * d_, d_));
     }
   }
 
@@ -364,7 +365,8 @@ void curvature(const Model& model, const ConstRowMatrixRef& z, RowMatrix& ricci,
   ok = geo.ok;
   parallel_for(n, n_threads, [&](Index r) {
     Eigen::MatrixXd ginv;
-    if (!ok[static_cast<std::size_t>(r)] || !detail::invert_spd(detail::ConstMapMatrix(geo.g.row(r).data(), d, d), ginv)) {
+    const auto g = detail::ConstMapMatrix(geo.g.row(r).data(), d, d);
+    if (!ok[static_cast<std::size_t>(r)] || !detail::invert_spd(g, ginv)) {
       ok[static_cast<std::size_t>(r)] = 0;
       return;
     }
@@ -525,8 +527,9 @@ RowMatrix exp_jacobians(const Model& model, const ConstRowMatrixRef& z, const Co
   RowMatrix jac = y.middleCols(2 * d, dd);
   if (hamiltonian)
     for (Index r = 0; r < b; ++r)
-      detail::MapMatrix(jac.row(r).data(), d, d) =
-          (detail::ConstMapMatrix(jac.row(r).data(), d, d) * detail::ConstMapMatrix(start.g.row(r).data(), d, d)).eval();
+      detail::MapMatrix(jac.row(r).data(), d, d) = (detail::ConstMapMatrix(jac.row(r).data(), d, d) *
+                                                    detail::ConstMapMatrix(start.g.row(r).data(), d, d))
+                                                       .eval();
   return jac;
 }
 
@@ -692,7 +695,8 @@ ShootingOutput shoot(const Model& model, const ConstRowMatrixRef& z0, const Cons
       }
     }
     if (!plain_rows.empty()) {
-      const ExpOutput e = exp_map(model, detail::take_rows(z0, plain_rows), at(plain_rows), 1.0, Vector(0), o, n_threads);
+      const ExpOutput e =
+          exp_map(model, detail::take_rows(z0, plain_rows), at(plain_rows), 1.0, Vector(0), o, n_threads);
       for (std::size_t k = 0; k < plain_rows.size(); ++k) {
         const Index i = plain_rows[k];
         auto& p = pairs[static_cast<std::size_t>(i)];

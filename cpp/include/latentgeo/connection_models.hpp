@@ -232,8 +232,8 @@ class MetricSourceModel {
     }
     detail::christoffel_from_rows(g, dg, d, out);
     if (order == Order::second)
-      christoffel_derivative_fd([&](const RowMatrix& pts, LocalGeometry& geo) { evaluate(pts, Order::christoffel, geo); },
-                                z, fd_step_, out);
+      christoffel_derivative_fd(
+          [&](const RowMatrix& pts, LocalGeometry& geo) { evaluate(pts, Order::christoffel, geo); }, z, fd_step_, out);
   }
 
  private:
