@@ -21,9 +21,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 import latentgeo as lg
+import numpy as np
 
 try:
     import torch
@@ -64,8 +63,10 @@ class TorchCurve:
     def __init__(self, curve, dtype):
         self.params = []
         for w, b in curve.layers:
-            self.params += [torch.tensor(w, dtype=dtype, requires_grad=True),
-                            torch.tensor(b, dtype=dtype, requires_grad=True)]
+            self.params += [
+                torch.tensor(w, dtype=dtype, requires_grad=True),
+                torch.tensor(b, dtype=dtype, requires_grad=True),
+            ]
         self.z0 = torch.tensor(curve.z_start, dtype=dtype)
         self.z1 = torch.tensor(curve.z_end, dtype=dtype)
         self.amp = torch.tensor(curve._amplitude, dtype=dtype)
@@ -113,7 +114,7 @@ def torch_metric_pythae(metric, dtype):
     t2 = metric.temperature**2
 
     def q(z, v):
-        w = torch.exp(-torch.norm(c - z.unsqueeze(1), dim=-1) ** 2 / t2)
+        w = torch.exp(-(torch.norm(c - z.unsqueeze(1), dim=-1) ** 2) / t2)
         ginv = (m.unsqueeze(0) * w.unsqueeze(-1).unsqueeze(-1)).sum(dim=1) + metric.regularization * eye
         g = torch.inverse(ginv)
         return torch.einsum("na,nab,nb->n", v, g, v)
@@ -176,8 +177,10 @@ def main():
     elif args.threads:
         torch.set_num_threads(args.threads)
     t = np.linspace(0.0, 1.0, N_POINTS)
-    print(f"neural geodesic training step: MLP 1-{HIDDEN[0]}-{HIDDEN[1]}-d tanh, {N_POINTS} time points, central "
-          f"differences, energy, Adam; RHVAE K = {K}; threads = {args.threads or lg.max_threads()}")
+    print(
+        f"neural geodesic training step: MLP 1-{HIDDEN[0]}-{HIDDEN[1]}-d tanh, {N_POINTS} time points, central "
+        f"differences, energy, Adam; RHVAE K = {K}; threads = {args.threads or lg.max_threads()}"
+    )
     print(f"{'d':>3} {'latentgeo':>12} {'torch-f64':>12} {'pythae-f32':>12} {'f64/lg':>8} {'f32/lg':>8}")
     for dim in (2, 8):
         metric = make_rhvae(dim, rng)
@@ -206,9 +209,11 @@ def main():
         results.append(lg.neural_geodesic(metric, z0, z1, seed=seed, progress=False, n_threads=args.threads))
         times.append(time.perf_counter() - start)
     for seed, (elapsed, res) in enumerate(zip(times, results)):
-        print(f"whole default fit, d = 2, K = {K}, seed {seed}: {elapsed:.3f} s ({res.n_steps} steps, "
-              f"{elapsed / max(res.n_steps, 1) * 1e3:.2f} ms/step incl. set-up and evaluation; "
-              f"converged = {res.converged}, length = {res.length:.6g})")
+        print(
+            f"whole default fit, d = 2, K = {K}, seed {seed}: {elapsed:.3f} s ({res.n_steps} steps, "
+            f"{elapsed / max(res.n_steps, 1) * 1e3:.2f} ms/step incl. set-up and evaluation; "
+            f"converged = {res.converged}, length = {res.length:.6g})"
+        )
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
-"""Pullback metric of an MLP decoder: latentgeo's C++ forward mode versus batched numpy.
+"""Pullback metrics of decoders: latentgeo against baselines measured in the same run.
 
-The numpy baseline is the same forward-mode computation vectorised over points with
-matmul/einsum (what one would write without the core); torch autograd is timed too when torch
-is installed. Prints points/s and the ratios for G(z) and for vᵀGv with its gradients.
+1. MLP decoder, C++ core: forward mode versus the same computation vectorised in numpy
+   (matmul/einsum), for G(z) and for vᵀGv with its gradients; and the FLOP rate of G(z) against
+   numpy GEMMs of the same shapes (every dense layer multiplies W (out × in) with the values and
+   the Jacobians, in × N(1 + d)).
+2. Convolutional decoder (1×8×8 outputs: Linear, ConvTranspose, BatchNorm, a residual block,
+   Conv), torch path (``PullbackMetric.from_torch`` → ``TorchPullbackMetric``): G(z) against
+   ``torch.func.vmap(jacfwd)`` followed by JᵀJ, vᵀGv with gradients against the finite-difference
+   callable path, and one geodesic against the callable path and stochman's
+   ``connecting_geodesic`` (when stochman is installed), with length errors against a tight solve.
 
     python benchmarks/bench_pullback.py [--n 20000] [--width 256] [--dim 2] [--threads N]
+                                        [--conv-n 2000] [--torch-threads 1] [--skip-conv]
 """
 
 from __future__ import annotations
@@ -12,9 +19,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 import latentgeo as lg
+import numpy as np
 
 
 def tanh_mlp(rng, dim, width, out):
@@ -67,14 +73,20 @@ def best_of(fn, repeat=3):
     return min(times)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=20000)
-    p.add_argument("--width", type=int, default=256)
-    p.add_argument("--dim", type=int, default=2)
-    p.add_argument("--out", type=int, default=64)
-    p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args()
+def gemm_rate(metric, z, weights, threads):
+    """GFLOP/s of G(z) (dense layers on values and Jacobians, then JᵀJ) and of numpy GEMMs of the
+    same shapes."""
+    n, d = z.shape
+    rng = np.random.default_rng(1)
+    blocks = [rng.normal(size=(w.shape[1], n * (1 + d))) for w in weights]
+    layer_flops = sum(2.0 * w.shape[0] * w.shape[1] * n * (1 + d) for w in weights)
+    total_flops = layer_flops + 2.0 * weights[-1].shape[0] * d * d * n
+    t_g = best_of(lambda: metric(z, n_threads=threads))
+    t_gemm = best_of(lambda: [w @ x for w, x in zip(weights, blocks)])
+    return total_flops / t_g / 1e9, layer_flops / t_gemm / 1e9
+
+
+def bench_mlp(args):
     rng = np.random.default_rng(0)
     weights, biases = tanh_mlp(rng, args.dim, args.width, args.out)
     metric = lg.PullbackMetric(weights, biases, ["tanh", "tanh", "identity"])
@@ -87,17 +99,202 @@ def main():
     assert all(np.allclose(a, b, rtol=1e-10, atol=1e-12) for a, b in zip(got, ref))
 
     rows = [
-        ("G(z)", lambda: metric(z, n_threads=args.threads),
-         lambda: (lambda j: np.einsum("nia,nib->nab", j, j))(numpy_jacobian(z, weights, biases))),
-        ("vᵀGv + grads", lambda: metric.quadratic_form(z, v, True, args.threads),
-         lambda: numpy_qf_grad(z, v, weights, biases)),
+        (
+            "G(z)",
+            lambda: metric(z, n_threads=args.threads),
+            lambda: (lambda j: np.einsum("nia,nib->nab", j, j))(numpy_jacobian(z, weights, biases)),
+        ),
+        (
+            "vᵀGv + grads",
+            lambda: metric.quadratic_form(z, v, True, args.threads),
+            lambda: numpy_qf_grad(z, v, weights, biases),
+        ),
     ]
-    print(f"N={args.n}, decoder {args.dim}->{args.width}->{args.width}->{args.out} (tanh), "
-          f"threads={args.threads or lg.max_threads()}")
+    print(
+        f"N={args.n}, decoder {args.dim}->{args.width}->{args.width}->{args.out} (tanh), "
+        f"threads={args.threads or lg.max_threads()}"
+    )
     for name, core, baseline in rows:
         t_core, t_np = best_of(core), best_of(baseline)
-        print(f"{name:14s} latentgeo {args.n / t_core:10.0f} pts/s   numpy {args.n / t_np:10.0f} pts/s   "
-              f"ratio {t_np / t_core:5.2f}x")
+        print(
+            f"{name:14s} latentgeo {args.n / t_core:10.0f} pts/s   numpy {args.n / t_np:10.0f} pts/s   "
+            f"ratio {t_np / t_core:5.2f}x"
+        )
+    rate, gemm = gemm_rate(metric, z, weights, args.threads)
+    print(
+        f"G(z) at {rate:.1f} GFLOP/s; numpy GEMMs of the same shapes {gemm:.1f} GFLOP/s: "
+        f"{100 * rate / gemm:.0f} % of the GEMM rate"
+    )
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--width", type=int, default=256)
+    p.add_argument("--dim", type=int, default=2)
+    p.add_argument("--out", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--conv-n", type=int, default=2000, help="points of the conv decoder's G(z) timing")
+    p.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--skip-conv", action="store_true")
+    args = p.parse_args()
+    bench_mlp(args)
+    if not args.skip_conv:
+        bench_conv(args)
+
+
+# -- the convolutional decoder (torch path) ------------------------------------------------------
+
+
+def conv_decoder(dim=2):
+    """z (N, d) → (N, 1, 8, 8), the decoder of tests/test_torch_pullback.py (float32, eval mode)."""
+    import torch
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+        def forward(self, x):
+            return x + torch.tanh(self.conv(x))
+
+    class ConvDecoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(dim, 8 * 2 * 2)
+            self.up = nn.Sequential(
+                nn.ConvTranspose2d(8, 8, 4, stride=2, padding=1),
+                nn.BatchNorm2d(8),
+                nn.Softplus(),
+                Residual(8),
+                nn.ConvTranspose2d(8, 4, 4, stride=2, padding=1),
+                nn.Tanh(),
+                nn.Conv2d(4, 1, 3, padding=1),
+            )
+
+        def forward(self, z):
+            return self.up(torch.tanh(self.fc(z)).reshape(-1, 8, 2, 2))
+
+    torch.manual_seed(0)
+    module = ConvDecoder()
+    with torch.no_grad():
+        module.fc.weight.mul_(3.0)
+        module.up[1].running_mean.normal_(0.0, 0.3)
+        module.up[1].running_var.uniform_(0.5, 2.0)
+    return module.eval()
+
+
+def vmap_jacfwd_metric(module):
+    """The baseline: torch.func.vmap(jacfwd) of a float64 copy, then JᵀJ."""
+    import copy
+
+    import torch
+    from torch.func import jacfwd, vmap
+
+    m64 = copy.deepcopy(module).double()
+    for p in m64.parameters():
+        p.requires_grad_(False)
+    single = lambda x: m64(x[None]).reshape(-1)  # noqa: E731
+
+    def metric(z):
+        with torch.no_grad():
+            jac = vmap(jacfwd(single))(torch.from_numpy(z))
+            return torch.einsum("nia,nib->nab", jac, jac).numpy()
+
+    return metric, m64
+
+
+def stochman_geodesic(m64, start, end):
+    """stochman's connecting_geodesic on the decoder's embedding (None when stochman is missing)."""
+    try:
+        from stochman.manifold import EmbeddedManifold
+    except ImportError:
+        return None
+    import torch
+
+    class Decoded(EmbeddedManifold):
+        def embed(self, points, jacobian=False):
+            flat = points.reshape(-1, points.shape[-1])
+            return m64(flat).reshape(*points.shape[:-1], -1)
+
+    p0, p1 = (torch.from_numpy(p[None]) for p in (start, end))
+    curve, success = Decoded().connecting_geodesic(p0, p1)
+    t = torch.linspace(0, 1, 4001, dtype=torch.float64)
+    with torch.no_grad():
+        return curve(t).reshape(-1, len(start)).numpy(), bool(success)
+
+
+def polyline_length(metric, nodes):
+    """Riemannian length of a fine polyline (midpoint rule per segment)."""
+    delta = np.diff(nodes, axis=0)
+    return float(np.sum(np.sqrt(metric.quadratic_form(0.5 * (nodes[1:] + nodes[:-1]), delta))))
+
+
+def bench_conv(args):
+    try:
+        import torch
+    except ImportError:
+        print("\n== conv decoder: torch is not installed; skipped")
+        return
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    module = conv_decoder()
+    metric = lg.PullbackMetric.from_torch(module)
+    reference, m64 = vmap_jacfwd_metric(module)
+    rng = np.random.default_rng(0)
+    z, v = rng.normal(size=(args.conv_n, 2)), rng.normal(size=(args.conv_n, 2))
+    print(
+        f"\n== conv decoder 2 -> 1x8x8 ({type(metric).__name__}), N = {args.conv_n}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    assert np.allclose(metric(z[:50]), reference(z[:50]), rtol=1e-10, atol=1e-14)
+    metric(z[:10]), metric.quadratic_form(z[:10], v[:10], True)  # torch's one-time start-up costs
+    t_g, t_ref = best_of(lambda: metric(z)), best_of(lambda: reference(z))
+    n = args.conv_n
+    print(
+        f"G(z)            latentgeo {n / t_g:9.0f} pts/s   vmap(jacfwd)+JᵀJ {n / t_ref:9.0f} pts/s"
+        f"   time ratio {t_g / t_ref:4.2f} (target <= 1.5)"
+    )
+
+    def decode(x):
+        with torch.no_grad():
+            return m64(torch.from_numpy(x)).reshape(len(x), -1).numpy()
+
+    numeric = lg.PullbackMetric.from_callable(decode, 2)
+    t_q = best_of(lambda: metric.quadratic_form(z, v, True))
+    t_fd = best_of(lambda: numeric.quadratic_form(z, v, True))
+    print(
+        f"vᵀGv + grads    latentgeo {n / t_q:9.0f} pts/s   finite differences {n / t_fd:9.0f} pts/s"
+        f"   speed-up {t_fd / t_q:4.1f}x"
+    )
+
+    start, end = np.array([-0.25, 1.2]), np.array([0.6, -1.6])
+    tight = lg.geodesic(metric, start, end, tol=1e-11).length
+    rows = []
+    for name, target, tol in (
+        ("latentgeo (torch AD), tol 1e-5", metric, 1e-5),
+        ("latentgeo (torch AD), tol 1e-7", metric, 1e-7),
+        ("latentgeo (callable FD), tol 1e-7", numeric, 1e-7),
+    ):
+        t0 = time.perf_counter()
+        res = lg.geodesic(target, start, end, tol=tol)
+        rows.append((name, time.perf_counter() - t0, res.length, res.converged))
+    t0 = time.perf_counter()
+    stoch = stochman_geodesic(m64, start, end)
+    if stoch is None:
+        print("stochman is not installed: its connecting_geodesic was not measured")
+    else:
+        rows.append(
+            ("stochman connecting_geodesic", time.perf_counter() - t0, polyline_length(metric, stoch[0]), stoch[1])
+        )
+    line = start + np.linspace(0, 1, 4001)[:, None] * (end - start)
+    print(f"one geodesic (straight line {polyline_length(metric, line):.6f}, tight solve {tight:.10f}):")
+    for name, seconds, length, ok in rows:
+        print(
+            f"  {name:34s} {seconds * 1e3:8.0f} ms   length {length:.10f}   "
+            f"relative error {abs(length - tight) / tight:8.1e}   converged {ok}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,8 @@ import os
 import sys
 import time
 
-import numpy as np
-
 import latentgeo as lg
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_toolbox import HalfPlane, half_plane_log, header, load_geomstats, synthetic_rhvae, timed  # noqa: E402
@@ -45,11 +44,15 @@ def frechet_section(name, metric, codes, repeat):
     print(f"  baseline: one batch of {len(codes)} log maps (discrete geodesics + shooting), 1 thread: {t_log:.2f} s")
     for threads in (1, 2):
         res, t = timed(lambda t=threads: lg.frechet_mean(metric, codes, n_threads=t), repeat)
-        print(f"  frechet_mean, {threads} thread(s): {t:7.2f} s = {t / t_log:5.2f} log batches; {res.n_iter} steps, "
-              f"relative gradient {res.gradient_norm:.1e}, {res.status}, rms distance {np.sqrt(res.variance):.4f}")
+        print(
+            f"  frechet_mean, {threads} thread(s): {t:7.2f} s = {t / t_log:5.2f} log batches; {res.n_iter} steps, "
+            f"relative gradient {res.gradient_norm:.1e}, {res.status}, rms distance {np.sqrt(res.variance):.4f}"
+        )
     shift = np.linalg.norm(res.mean - codes.mean(axis=0))
-    print(f"  |Fréchet mean - Euclidean mean| = {shift:.4f} (rms Euclidean spread "
-          f"{np.sqrt(np.mean(np.sum((codes - codes.mean(axis=0)) ** 2, axis=1))):.4f})")
+    print(
+        f"  |Fréchet mean - Euclidean mean| = {shift:.4f} (rms Euclidean spread "
+        f"{np.sqrt(np.mean(np.sum((codes - codes.mean(axis=0)) ** 2, axis=1))):.4f})"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,11 +66,15 @@ def kmedoids_section(codes, k):
     dist = lg.geodesic_distances(metric, points, progress=False)
     t_dist = time.perf_counter() - start
     pairs = m * (m - 1) // 2
-    print(f"  distance matrix ({lg.max_threads()} threads): {t_dist:8.1f} s, {pairs / t_dist:8.0f} pairs/s, "
-          f"{len(dist.failed)} pairs failed, {int(np.sum(~dist.converged)) // 2} not converged")
+    print(
+        f"  distance matrix ({lg.max_threads()} threads): {t_dist:8.1f} s, {pairs / t_dist:8.0f} pairs/s, "
+        f"{len(dist.failed)} pairs failed, {int(np.sum(~dist.converged)) // 2} not converged"
+    )
     res, t_pam = timed(lambda: lg.kmedoids(None, points, k, distances=dist.distances), 1)
-    print(f"  PAM swaps on the matrix (n_init = 10): {t_pam:6.2f} s, {res.n_iter} swaps in the best restart, "
-          f"inertia {res.inertia:.4f}; cluster sizes {np.bincount(res.labels, minlength=k).tolist()}")
+    print(
+        f"  PAM swaps on the matrix (n_init = 10): {t_pam:6.2f} s, {res.n_iter} swaps in the best restart, "
+        f"inertia {res.inertia:.4f}; cluster sizes {np.bincount(res.labels, minlength=k).tolist()}"
+    )
     print(f"  total {t_dist + t_pam:.1f} s (target: <= 600 s on 2 cores)")
 
 
@@ -104,8 +111,10 @@ def closed_form_section(n_points, repeat):
         _, t_gs = timed(lambda e=est: e.fit(torch.tensor(pts)), 1)
         mean_gs = est.estimate_.detach().numpy()
         err_gs = half_plane_residual(mean_gs, pts)
-        print(f"  geomstats FrechetMean, {label}: {t_gs:8.2f} s ({t_gs / t_ours:6.0f}x latentgeo), "
-              f"residual {err_gs:.1e}, |mean - latentgeo| {np.linalg.norm(mean_gs - res.mean):.1e}")
+        print(
+            f"  geomstats FrechetMean, {label}: {t_gs:8.2f} s ({t_gs / t_ours:6.0f}x latentgeo), "
+            f"residual {err_gs:.1e}, |mean - latentgeo| {np.linalg.norm(mean_gs - res.mean):.1e}"
+        )
     space = gs["space"](gs["HalfPlane"])
     kmed = RiemannianKMedoids(space, n_clusters=2)
     _, t_gkm = timed(lambda: kmed.fit(torch.tensor(pts)), 1)
@@ -120,15 +129,21 @@ def sampler_section(codes, repeat):
     header("(d) samplers and interpolation on the digits model")
     for density in ("inverse_volume", "volume"):
         for threads in (1, 2):
-            res, t = timed(lambda s=density, t=threads: lg.sample_riemannian(metric, 1000, density=s, seed=0,
-                                                                             n_threads=t), repeat)
-            print(f"  sample_riemannian({density!r}), 1000 samples, {threads} thread(s): {t:6.2f} s, acceptance "
-                  f"{res.acceptance_rate:.2f}, ESS {res.ess.min():.0f}, {res.n_divergent} divergent")
+            res, t = timed(
+                lambda s=density, t=threads: lg.sample_riemannian(metric, 1000, density=s, seed=0, n_threads=t), repeat
+            )
+            print(
+                f"  sample_riemannian({density!r}), 1000 samples, {threads} thread(s): {t:6.2f} s, acceptance "
+                f"{res.acceptance_rate:.2f}, ESS {res.ess.min():.0f}, {res.n_divergent} divergent"
+            )
     for threads in (1, 2):
-        res, t = timed(lambda t=threads: lg.brownian_motion(metric, points[0], 1.0, 100, 1000, seed=0, n_threads=t),
-                       repeat)
-        print(f"  brownian_motion, 1000 paths x 100 steps, {threads} thread(s): {t:6.2f} s "
-              f"({t / 1e5 * 1e6:.2f} us per path step), {int(np.sum(res.completed))} completed")
+        res, t = timed(
+            lambda t=threads: lg.brownian_motion(metric, points[0], 1.0, 100, 1000, seed=0, n_threads=t), repeat
+        )
+        print(
+            f"  brownian_motion, 1000 paths x 100 steps, {threads} thread(s): {t:6.2f} s "
+            f"({t / 1e5 * 1e6:.2f} us per path step), {int(np.sum(res.completed))} completed"
+        )
     a, b = points[:100], points[100:200]
     _, t_geo = timed(lambda: lg.geodesics(metric, a, b, progress=False), repeat)
     _, t_int = timed(lambda: lg.interpolate(metric, a, b, 10), repeat)

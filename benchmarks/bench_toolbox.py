@@ -18,9 +18,8 @@ import os
 import sys
 import time
 
-import numpy as np
-
 import latentgeo as lg
+import numpy as np
 
 
 def timed(fn, repeat=1):
@@ -191,15 +190,19 @@ def closed_forms(rng, n, n_peer):
     scale = np.maximum(np.abs(z).max(1), np.abs(v).max(1))
     res, t_ours = timed(lambda: lg.exp_map(HalfPlane(), z, v))
     err_ours = np.max(np.abs(res.points - exact).max(1) / scale)
-    print(f"latentgeo exp_map (Python metric callback): {t_ours / n * 1e6:9.1f} us/start, "
-          f"max error {err_ours:.2e} (relative to the coordinate scale)")
+    print(
+        f"latentgeo exp_map (Python metric callback): {t_ours / n * 1e6:9.1f} us/start, "
+        f"max error {err_ours:.2e} (relative to the coordinate scale)"
+    )
     rows = [("latentgeo", t_ours / n, err_ours)]
     gs = load_geomstats()
     if gs is not None:
         torch = gs["torch"]
         zt, vt = (torch.tensor(a[:n_peer]) for a in (z, v))
-        for label, steps, kind, count in (("geomstats default (10 Euler steps)", 10, "euler", n_peer),
-                                          ("geomstats tuned (RK4, 100 steps)", 100, "rk4", max(n_peer // 5, 2))):
+        for label, steps, kind, count in (
+            ("geomstats default (10 Euler steps)", 10, "euler", n_peer),
+            ("geomstats tuned (RK4, 100 steps)", 100, "rk4", max(n_peer // 5, 2)),
+        ):
             sp = gs["space"](gs["HalfPlane"], steps, kind)
             out, t = timed(lambda: sp.metric.exp(vt[:count], zt[:count]).detach().numpy())
             err = np.max(np.abs(out - exact[:count]).max(1) / scale[:count])
@@ -212,8 +215,12 @@ def closed_forms(rng, n, n_peer):
         count = min(n_peer, 50)
 
         def run():
-            return np.concatenate([manifold.expmap(torch.tensor(z[i:i + 1]), torch.tensor(v[i:i + 1])).detach().numpy()
-                                   for i in range(count)])
+            return np.concatenate(
+                [
+                    manifold.expmap(torch.tensor(z[i : i + 1]), torch.tensor(v[i : i + 1])).detach().numpy()
+                    for i in range(count)
+                ]
+            )
 
         try:
             out, t = timed(run)
@@ -223,8 +230,10 @@ def closed_forms(rng, n, n_peer):
         except Exception as exc:
             print(f"stochman expmap failed: {type(exc).__name__}: {exc}")
     for label, t, err in rows[1:]:
-        print(f"  {label}: {t / rows[0][1]:8.1f}x the time of latentgeo, error {err / max(rows[0][2], 1e-300):9.2e}x "
-              f"that of latentgeo")
+        print(
+            f"  {label}: {t / rows[0][1]:8.1f}x the time of latentgeo, error {err / max(rows[0][2], 1e-300):9.2e}x "
+            f"that of latentgeo"
+        )
 
     header(f"closed forms: log ({min(n, 1000)} pairs on the half-plane)")
     m = min(n, 1000)
@@ -234,16 +243,20 @@ def closed_forms(rng, n, n_peer):
     res, t = timed(lambda: lg.log_map(HalfPlane(), z0, z1))
     err = np.max(np.abs(res.vectors - exact).max(1) / np.abs(exact).max(1))
     back = lg.exp_map(HalfPlane(), z0, res.vectors).points
-    print(f"latentgeo log_map: {t / m * 1e3:8.2f} ms/pair, max relative error {err:.2e}, "
-          f"round trip {np.abs(back - z1).max():.2e}, {res.converged.sum()}/{m} converged")
+    print(
+        f"latentgeo log_map: {t / m * 1e3:8.2f} ms/pair, max relative error {err:.2e}, "
+        f"round trip {np.abs(back - z1).max():.2e}, {res.converged.sum()}/{m} converged"
+    )
     if gs is not None:
         torch = gs["torch"]
         count = min(n_peer, 20)
         sp = gs["space"](gs["HalfPlane"], 10, "euler")
         out, t_gs = timed(lambda: sp.metric.log(torch.tensor(z1[:count]), torch.tensor(z0[:count])).detach().numpy())
         err_gs = np.nanmax(np.abs(out - exact[:count]).max(1) / np.abs(exact[:count]).max(1))
-        print(f"geomstats log (default shooting): {t_gs / count * 1e3:8.2f} ms/pair, max relative error {err_gs:.2e}, "
-              f"NaN pairs {int(np.isnan(out).any(1).sum())}/{count}")
+        print(
+            f"geomstats log (default shooting): {t_gs / count * 1e3:8.2f} ms/pair, max relative error {err_gs:.2e}, "
+            f"NaN pairs {int(np.isnan(out).any(1).sum())}/{count}"
+        )
 
     header(f"closed forms: parallel transport ({n} vectors along great circles of the unit sphere)")
     z = rng.normal(scale=0.6, size=(n, 2))
@@ -262,8 +275,10 @@ def closed_forms(rng, n, n_peer):
             out, t_gs = timed(lambda: sp.metric.ladder_parallel_transport(wt, zt, vt)["transported_tangent_vec"])
             out = out.detach().numpy()
             err_gs = np.max(np.abs(out - exact[:count]).max(1) / np.abs(exact[:count]).max(1))
-            print(f"geomstats ladder_parallel_transport (default): {t_gs / count * 1e3:8.2f} ms/vector, "
-                  f"max relative error {err_gs:.2e}; latentgeo {t_gs / count / (t / n):.0f}x faster")
+            print(
+                f"geomstats ladder_parallel_transport (default): {t_gs / count * 1e3:8.2f} ms/vector, "
+                f"max relative error {err_gs:.2e}; latentgeo {t_gs / count / (t / n):.0f}x faster"
+            )
         except Exception as exc:
             print(f"geomstats ladder_parallel_transport failed: {type(exc).__name__}: {exc}")
 
@@ -287,10 +302,12 @@ def rhvae_suite(name, metric, data, rng, n_exp, n_log, n_transport, n_threads):
     k = min(n_log, 50)
     tight = lg.geodesics(metric, z0[:k], z1[:k], tol=1e-11, progress=False, n_threads=n_threads)
     gap = np.max(np.abs(log.distances[:k] / tight.length - 1))
-    print(f"(b) log map, {n_log} pairs: {t_log / n_log * 1e3:.2f} ms/pair vs discrete geodesic alone "
-          f"{t_disc / n_log * 1e3:.2f} ms/pair -> ratio {t_log / t_disc:.2f}; "
-          f"{log.converged.sum()}/{n_log} converged, median {np.median(log.n_iter):.0f} Newton steps, "
-          f"round trip {np.abs(back - z1).max():.1e}, |length / tight discrete length - 1| <= {gap:.1e}")
+    print(
+        f"(b) log map, {n_log} pairs: {t_log / n_log * 1e3:.2f} ms/pair vs discrete geodesic alone "
+        f"{t_disc / n_log * 1e3:.2f} ms/pair -> ratio {t_log / t_disc:.2f}; "
+        f"{log.converged.sum()}/{n_log} converged, median {np.median(log.n_iter):.0f} Newton steps, "
+        f"round trip {np.abs(back - z1).max():.1e}, |length / tight discrete length - 1| <= {gap:.1e}"
+    )
     # (a) exp map: random directions with the G-length of the median distance between data points
     z = pick(n_exp)
     u = rng.normal(size=(n_exp, d))
@@ -298,11 +315,13 @@ def rhvae_suite(name, metric, data, rng, n_exp, n_log, n_transport, n_threads):
     exp, t_exp = timed(lambda: lg.exp_map(metric, z, v, n_threads=n_threads), repeat=3)
     _, t_one = timed(lambda: lg.exp_map(metric, z[: n_exp // 10], v[: n_exp // 10], n_threads=1))
     loose, t_loose = timed(lambda: lg.exp_map(metric, z, v, rtol=1e-9, n_threads=n_threads), repeat=3)
-    print(f"(a) exp map, {n_exp} starts: {t_exp:.3f} s on {lg.max_threads() if n_threads is None else n_threads} "
-          f"threads ({t_one * 10 / n_exp * 1e6:.0f} us/start on 1 thread); steps median {np.median(exp.n_steps):.0f}, "
-          f"max {exp.n_steps.max()}; max speed drift {exp.speed_drift.max():.1e}; "
-          f"{exp.converged.sum()}/{n_exp} converged; with rtol=1e-9 {t_loose:.3f} s (endpoints within "
-          f"{np.abs(loose.points - exp.points).max():.1e} of rtol=1e-10)")
+    print(
+        f"(a) exp map, {n_exp} starts: {t_exp:.3f} s on {lg.max_threads() if n_threads is None else n_threads} "
+        f"threads ({t_one * 10 / n_exp * 1e6:.0f} us/start on 1 thread); steps median {np.median(exp.n_steps):.0f}, "
+        f"max {exp.n_steps.max()}; max speed drift {exp.speed_drift.max():.1e}; "
+        f"{exp.converged.sum()}/{n_exp} converged; with rtol=1e-9 {t_loose:.3f} s (endpoints within "
+        f"{np.abs(loose.points - exp.points).max():.1e} of rtol=1e-10)"
+    )
     # (c) transport: along exp geodesics, along one geodesic, along minimising geodesics (with log)
     m = n_transport
     w = rng.normal(size=(m, 2, d))  # two vectors per geodesic: their inner product must be kept
@@ -314,18 +333,29 @@ def rhvae_suite(name, metric, data, rng, n_exp, n_log, n_transport, n_threads):
     many, t_many = timed(lambda: lg.parallel_transport(metric, exp_subset(exp, 1), w[None, :, 0], n_threads=n_threads))
     p = min(m, n_log)
     along, t_along = timed(lambda: lg.transport_along_geodesic(metric, z0[:p], z1[:p], w[:p, 0], n_threads=n_threads))
-    print(f"(c) transport: {m} geodesics x 2 vectors {t_tr / m * 1e6:.0f} us/geodesic, "
-          f"max |<w1, w2>_G change| / (|w1| |w2|) {np.max(np.abs(after - before) / norms):.1e}; "
-          f"{m} vectors along one geodesic {t_many * 1e3:.1f} ms; transport_along_geodesic of {p} pairs "
-          f"(log map included) {t_along / p * 1e3:.2f} ms/pair, {along.converged.sum()}/{p} converged")
+    print(
+        f"(c) transport: {m} geodesics x 2 vectors {t_tr / m * 1e6:.0f} us/geodesic, "
+        f"max |<w1, w2>_G change| / (|w1| |w2|) {np.max(np.abs(after - before) / norms):.1e}; "
+        f"{m} vectors along one geodesic {t_many * 1e3:.1f} ms; transport_along_geodesic of {p} pairs "
+        f"(log map included) {t_along / p * 1e3:.2f} ms/pair, {along.converged.sum()}/{p} converged"
+    )
 
 
 def exp_subset(result, m):
-    return lg.ExpMapResult(points=result.points[:m], t=None, curves=None, velocities=None,
-                           converged=result.converged[:m], status=result.status[:m], n_steps=result.n_steps[:m],
-                           n_rejected=result.n_rejected[:m], speed_drift=result.speed_drift[:m],
-                           t_reached=result.t_reached[:m], starts=result.starts[:m],
-                           initial_velocities=result.initial_velocities[:m])
+    return lg.ExpMapResult(
+        points=result.points[:m],
+        t=None,
+        curves=None,
+        velocities=None,
+        converged=result.converged[:m],
+        status=result.status[:m],
+        n_steps=result.n_steps[:m],
+        n_rejected=result.n_rejected[:m],
+        speed_drift=result.speed_drift[:m],
+        t_reached=result.t_reached[:m],
+        starts=result.starts[:m],
+        initial_velocities=result.initial_velocities[:m],
+    )
 
 
 def main(argv=None):
@@ -336,13 +366,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     scale = 10 if args.quick else 1
-    print(f"latentgeo {lg.__version__}, OpenMP {lg.openmp_enabled()}, {lg.max_threads()} threads, "
-          f"numpy {np.__version__}, python {sys.version.split()[0]}")
+    print(
+        f"latentgeo {lg.__version__}, OpenMP {lg.openmp_enabled()}, {lg.max_threads()} threads, "
+        f"numpy {np.__version__}, python {sys.version.split()[0]}"
+    )
     if not args.skip_peers:
         closed_forms(rng, 1000 // scale, 50 // (5 if args.quick else 1))
     digits = lg.datasets.load_digits_rhvae()
-    rhvae_suite("digits RHVAE", digits.metric, digits.latent, rng, 10_000 // scale, 1000 // scale,
-                1000 // scale, args.n_threads)
+    rhvae_suite(
+        "digits RHVAE", digits.metric, digits.latent, rng, 10_000 // scale, 1000 // scale, 1000 // scale, args.n_threads
+    )
     metric8, data8 = synthetic_rhvae(rng)
     rhvae_suite("synthetic RHVAE", metric8, data8, rng, 10_000 // scale, 200 // scale, 1000 // scale, args.n_threads)
 

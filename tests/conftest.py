@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 
 
 class PoincareHalfPlane(lg.Metric):
@@ -36,8 +35,9 @@ def random_rhvae(rng, n_centroids=7, dim=3, normalization="sum", temperature=0.9
     L = np.tril(rng.normal(size=(n_centroids, dim, dim)))
     idx = np.arange(dim)
     L[:, idx, idx] = np.abs(L[:, idx, idx]) + 0.3
-    metric = lg.RHVAEMetric(centroids, L=L, temperature=temperature, regularization=regularization,
-                            normalization=normalization)
+    metric = lg.RHVAEMetric(
+        centroids, L=L, temperature=temperature, regularization=regularization, normalization=normalization
+    )
     return metric, centroids, L
 
 
@@ -54,3 +54,55 @@ def numpy_rhvae_inverse(z, centroids, L, temperature, regularization, scale):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+# ------------------------------------------------------------------------------------------------
+# Tolerances derived from the computation. Two code paths (another BLAS kernel, vector width, FMA
+# contraction, summation order) round differently: never compare their results exactly, bound the
+# difference by the rounding analysis of the computation instead.
+# ------------------------------------------------------------------------------------------------
+EPS = np.finfo(np.float64).eps
+SAFETY = 16  # rounding bounds below are first-order estimates; the factor keeps them safe
+
+
+def sum_tol(magnitude, n_terms):
+    """Bound on the rounding difference of a sum of n_terms products evaluated in any order:
+    n_terms · eps · Σ|terms| (``magnitude``, elementwise)."""
+    return SAFETY * n_terms * EPS * np.asarray(magnitude)
+
+
+def assert_within(actual, expected, tol):
+    """Elementwise |actual − expected| ≤ tol (tol: an array broadcast against them, or a scalar)."""
+    actual, expected = np.asarray(actual, dtype=float), np.asarray(expected, dtype=float)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    excess = np.abs(actual - expected) / np.broadcast_to(tol, expected.shape)
+    worst = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else ()
+    assert not excess.size or excess[worst] <= 1.0, (
+        f"at {worst}: |{actual[worst]!r} - {expected[worst]!r}| is {excess[worst]:.3g} times the derived tolerance"
+    )
+
+
+def spd_cond(g):
+    """Condition numbers of a stack of SPD matrices (N, d, d): how much a solve amplifies rounding."""
+    eig = np.linalg.eigvalsh(g)
+    return eig[..., -1] / eig[..., 0]
+
+
+def assert_matrices_close(actual, expected, rel):
+    """Per point, ‖actual − expected‖_F ≤ rel · ‖expected‖_F (rel: scalar or one per point).
+
+    Normwise is the right measure for a matrix through a solve or an inverse: the rounding of
+    G = (G⁻¹)⁻¹ is bounded by κ(G) eps ‖G‖, not entry by entry."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    diff = np.linalg.norm((actual - expected).reshape(len(expected), -1), axis=1)
+    scale = np.linalg.norm(expected.reshape(len(expected), -1), axis=1)
+    worst = np.max(diff / (np.asarray(rel) * scale))
+    assert worst <= 1.0, f"normwise deviation {worst:.3g} times the derived tolerance"
+
+
+def rhvae_rounding(metric, z):
+    """Relative rounding of G⁻¹(z) for an RHVAE metric (sum of K weighted terms, each with an
+    exp whose argument |z − c_k|²/T² is itself rounded) and κ(G) per point."""
+    sq = np.sum((np.asarray(z)[:, None, :] - metric.centroids[None]) ** 2, axis=2) / metric.temperature**2
+    arg = np.where(sq < 708, sq, 0.0).max(axis=1)  # weights that underflow to 0 contribute nothing
+    return (metric.n_centroids + metric.dim + arg) * EPS, spd_cond(metric(z))

@@ -8,10 +8,9 @@ import _thread
 import threading
 import time
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 from conftest import PoincareHalfPlane, random_rhvae
 
 # --------------------------------------------------------------------------------------------
@@ -118,8 +117,10 @@ def polar_to_cartesian(z):
 
 def polar_velocity_to_cartesian(z, v):
     r, th = z[..., 0], z[..., 1]
-    return np.stack([v[..., 0] * np.cos(th) - r * v[..., 1] * np.sin(th),
-                     v[..., 0] * np.sin(th) + r * v[..., 1] * np.cos(th)], axis=-1)
+    return np.stack(
+        [v[..., 0] * np.cos(th) - r * v[..., 1] * np.sin(th), v[..., 0] * np.sin(th) + r * v[..., 1] * np.cos(th)],
+        axis=-1,
+    )
 
 
 def g_inner(metric, z, a, b):
@@ -198,8 +199,12 @@ def test_rhvae_curvature_analytic_matches_the_finite_difference_path(rhvae3):
     fd = lg.scalar_curvature(AsPythonMetric(rhvae3), z)
     assert np.all(np.abs(analytic) > 1e-3)  # a curved metric, not a comparison of zeros
     np.testing.assert_allclose(analytic, fd, rtol=1e-6)
-    np.testing.assert_allclose(lg.ricci(rhvae3, z), lg.ricci(AsPythonMetric(rhvae3), z), rtol=1e-6,
-                               atol=1e-8 * np.abs(lg.ricci(rhvae3, z)).max())
+    np.testing.assert_allclose(
+        lg.ricci(rhvae3, z),
+        lg.ricci(AsPythonMetric(rhvae3), z),
+        rtol=1e-6,
+        atol=1e-8 * np.abs(lg.ricci(rhvae3, z)).max(),
+    )
 
 
 def test_constant_metric_has_no_connection():
@@ -468,7 +473,8 @@ def test_transport_preserves_inner_products_and_the_angle_with_a_great_circle():
     gram = np.einsum("tia,tab,tjb->tij", res.along[0], metric.metric(pts), res.along[0])
     np.testing.assert_allclose(gram, np.broadcast_to(gram[0], gram.shape), atol=1e-9 * np.abs(gram[0]).max())
     cosine = g_inner(metric, pts, res.along[0, :, 0], vel) / np.sqrt(
-        g_inner(metric, pts, res.along[0, :, 0], res.along[0, :, 0]) * g_inner(metric, pts, vel, vel))
+        g_inner(metric, pts, res.along[0, :, 0], res.along[0, :, 0]) * g_inner(metric, pts, vel, vel)
+    )
     np.testing.assert_allclose(cosine, cosine[0], atol=1e-7)
     np.testing.assert_allclose(res.vectors[0], res.along[0, -1], atol=1e-10)
 
@@ -512,8 +518,9 @@ def test_transport_around_a_loop_in_polar_coordinates_returns_the_vector():
     np.testing.assert_allclose(res.vectors, w, atol=1e-9)
     # halfway the Cartesian components are those at the start (flat space)
     start, half = curve(np.array([0.0])), curve(np.array([0.5]))
-    np.testing.assert_allclose(polar_velocity_to_cartesian(half, res.along[0]),
-                               polar_velocity_to_cartesian(start, w), atol=1e-8)
+    np.testing.assert_allclose(
+        polar_velocity_to_cartesian(half, res.along[0]), polar_velocity_to_cartesian(start, w), atol=1e-8
+    )
 
 
 def test_transport_along_discrete_geodesics_and_their_batch():
@@ -534,8 +541,9 @@ def test_transport_along_discrete_geodesics_and_their_batch():
     single = lg.parallel_transport(metric, batch[1], w[1])
     np.testing.assert_allclose(single.vectors, along_batch.vectors[1], rtol=1e-12)
     # G-norms are preserved along the curve itself to the integrator's accuracy
-    np.testing.assert_allclose(g_inner(metric, z1, along_batch.vectors, along_batch.vectors),
-                               g_inner(metric, z0, w, w), rtol=1e-9)
+    np.testing.assert_allclose(
+        g_inner(metric, z1, along_batch.vectors, along_batch.vectors), g_inner(metric, z0, w, w), rtol=1e-9
+    )
 
 
 def test_transport_identity_cases_and_scaling(rhvae3):
@@ -549,8 +557,7 @@ def test_transport_identity_cases_and_scaling(rhvae3):
     base = lg.transport_along_geodesic(rhvae3, z0, z1, w)
     scaled = lg.transport_along_geodesic(lg.ScaledMetric(rhvae3, 0.01), z0, z1, w)
     np.testing.assert_allclose(scaled.vectors, base.vectors, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(g_inner(rhvae3, z1, base.vectors, base.vectors), g_inner(rhvae3, z0, w, w),
-                               rtol=1e-9)
+    np.testing.assert_allclose(g_inner(rhvae3, z1, base.vectors, base.vectors), g_inner(rhvae3, z0, w, w), rtol=1e-9)
 
 
 # --------------------------------------------------------------------------------------------
@@ -558,28 +565,31 @@ def test_transport_identity_cases_and_scaling(rhvae3):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda m: lg.exp_map(m, np.zeros((3, 2)), np.zeros((2, 2))), "v"),
-    (lambda m: lg.exp_map(m, [[0.0, np.nan]], [[1.0, 0.0]]), "z"),
-    (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, np.inf]), "v"),
-    (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], t=[0.5, 0.2]), "t"),
-    (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], t=[-0.5, 0.2]), "t"),
-    (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], rtol=0.0), "rtol"),
-    (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], max_steps=0), "max_steps"),
-    (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], step=3), "options"),
-    (lambda m: lg.exp_map(m, np.zeros((2, 3)), np.zeros((2, 3))), "z"),
-    (lambda m: lg.log_map(m, [[0.0, 1.0]], [[1.0, 1.0], [2.0, 1.0], [0.0, 2.0]]), "z1"),
-    (lambda m: lg.log_map(m, [0.0, 1.0], [1.0, 1.0], tol=-1.0), "tol"),
-    (lambda m: lg.log_map(m, [0.0, 1.0], [1.0, 1.0], geodesic_options={"bogus": 1}), "options"),
-    (lambda m: lg.christoffel(m, np.empty((0, 2))), "z"),
-    (lambda m: lg.christoffel(m, [[0.0, -1.0], [0.0, 0.0]]), "z"),
-    (lambda m: lg.scalar_curvature(m, [0.0, 1.0], fd_step=2.0), "fd_step"),
-    (lambda m: lg.parallel_transport(m, lg.exp_map(m, [0.0, 1.0], [1.0, 0.0]), np.ones((2, 2))), "vectors"),
-    (lambda m: lg.parallel_transport(m, lambda t: np.zeros((len(t), 2)), [1.0, 0.0]), "velocity"),
-    (lambda m: lg.parallel_transport(m, "curve", [1.0, 0.0]), "curve"),
-    (lambda m: lg.parallel_transport(m, lg.exp_map(m, [0.0, 1.0], [1.0, 0.0]), [[1.0, 0.0]], t=[1.5]), "t"),
-    (lambda m: lg.transport_along_geodesic(m, [0.0, 1.0], [1.0, 1.0], np.ones((3, 3))), "vectors"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda m: lg.exp_map(m, np.zeros((3, 2)), np.zeros((2, 2))), "v"),
+        (lambda m: lg.exp_map(m, [[0.0, np.nan]], [[1.0, 0.0]]), "z"),
+        (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, np.inf]), "v"),
+        (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], t=[0.5, 0.2]), "t"),
+        (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], t=[-0.5, 0.2]), "t"),
+        (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], rtol=0.0), "rtol"),
+        (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], max_steps=0), "max_steps"),
+        (lambda m: lg.exp_map(m, [0.0, 1.0], [1.0, 0.0], step=3), "options"),
+        (lambda m: lg.exp_map(m, np.zeros((2, 3)), np.zeros((2, 3))), "z"),
+        (lambda m: lg.log_map(m, [[0.0, 1.0]], [[1.0, 1.0], [2.0, 1.0], [0.0, 2.0]]), "z1"),
+        (lambda m: lg.log_map(m, [0.0, 1.0], [1.0, 1.0], tol=-1.0), "tol"),
+        (lambda m: lg.log_map(m, [0.0, 1.0], [1.0, 1.0], geodesic_options={"bogus": 1}), "options"),
+        (lambda m: lg.christoffel(m, np.empty((0, 2))), "z"),
+        (lambda m: lg.christoffel(m, [[0.0, -1.0], [0.0, 0.0]]), "z"),
+        (lambda m: lg.scalar_curvature(m, [0.0, 1.0], fd_step=2.0), "fd_step"),
+        (lambda m: lg.parallel_transport(m, lg.exp_map(m, [0.0, 1.0], [1.0, 0.0]), np.ones((2, 2))), "vectors"),
+        (lambda m: lg.parallel_transport(m, lambda t: np.zeros((len(t), 2)), [1.0, 0.0]), "velocity"),
+        (lambda m: lg.parallel_transport(m, "curve", [1.0, 0.0]), "curve"),
+        (lambda m: lg.parallel_transport(m, lg.exp_map(m, [0.0, 1.0], [1.0, 0.0]), [[1.0, 0.0]], t=[1.5]), "t"),
+        (lambda m: lg.transport_along_geodesic(m, [0.0, 1.0], [1.0, 1.0], np.ones((3, 3))), "vectors"),
+    ],
+)
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=rf"^{name}:"):
         call(PoincareHalfPlane())
@@ -673,14 +683,34 @@ def test_cli_exp_then_log_round_trip(tmp_path):
     z, v = np.array([[0.1, 0.2], [0.5, -0.3]]), np.array([[0.3, 0.1], [0.0, 0.2]])
     for name, arr in (("z", z), ("v", v), ("t", np.array([0.0, 0.5, 1.0]))):
         np.save(tmp_path / f"{name}.npy", arr)
-    proc = run_cli("exp", "--z", str(tmp_path / "z.npy"), "--v", str(tmp_path / "v.npy"), "--out",
-                   str(tmp_path / "p.npy"), "--t", str(tmp_path / "t.npy"), "--curves", str(tmp_path / "c.npy"))
+    proc = run_cli(
+        "exp",
+        "--z",
+        str(tmp_path / "z.npy"),
+        "--v",
+        str(tmp_path / "v.npy"),
+        "--out",
+        str(tmp_path / "p.npy"),
+        "--t",
+        str(tmp_path / "t.npy"),
+        "--curves",
+        str(tmp_path / "c.npy"),
+    )
     assert proc.returncode == 0, proc.stderr
     points = np.load(tmp_path / "p.npy")
     np.testing.assert_array_equal(points, lg.exp_map(metric, z, v).points)
     assert np.load(tmp_path / "c.npy").shape == (2, 3, 2)
-    proc = run_cli("log", "--z0", str(tmp_path / "z.npy"), "--z1", str(tmp_path / "p.npy"), "--out",
-                   str(tmp_path / "w.npy"), "--distances", str(tmp_path / "d.npy"))
+    proc = run_cli(
+        "log",
+        "--z0",
+        str(tmp_path / "z.npy"),
+        "--z1",
+        str(tmp_path / "p.npy"),
+        "--out",
+        str(tmp_path / "w.npy"),
+        "--distances",
+        str(tmp_path / "d.npy"),
+    )
     assert proc.returncode == 0, proc.stderr
     np.testing.assert_allclose(np.load(tmp_path / "w.npy"), v, atol=1e-8)
     np.testing.assert_allclose(np.load(tmp_path / "d.npy"), np.sqrt(metric.quadratic_form(z, v)), rtol=1e-8)
@@ -692,13 +722,16 @@ def test_cli_user_errors_exit_2_with_one_line(tmp_path, case):
     np.save(tmp_path / "bad.npy", {"shape": np.zeros((2, 3)), "nan": np.full((2, 2), np.nan)}.get(case, np.zeros(2)))
     v = {"missing": "nope.npy", "shape": "bad.npy", "nan": "bad.npy", "no_t": "z.npy"}[case]
     extra = ["--curves", str(tmp_path / "c.npy")] if case == "no_t" else []
-    proc = run_cli("exp", "--z", str(tmp_path / "z.npy"), "--v", str(tmp_path / v), "--out", str(tmp_path / "p.npy"),
-                   *extra)
+    proc = run_cli(
+        "exp", "--z", str(tmp_path / "z.npy"), "--v", str(tmp_path / v), "--out", str(tmp_path / "p.npy"), *extra
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr
-    assert lines[0].startswith("latentgeo: error: ") and {"missing": "--v", "shape": "v:", "nan": "v:",
-                                                           "no_t": "--curves"}[case] in lines[0]
+    assert (
+        lines[0].startswith("latentgeo: error: ")
+        and {"missing": "--v", "shape": "v:", "nan": "v:", "no_t": "--curves"}[case] in lines[0]
+    )
 
 
 def test_a_metric_returning_wrong_shapes_raises_instead_of_flagging_points():

@@ -7,17 +7,17 @@ import os
 import subprocess
 import sys
 
-import numpy as np
-import pytest
-
 import latentgeo as lg
+import numpy as np
 from latentgeo import _core
 
 PACKAGE_DIR = os.path.dirname(lg.__file__)
 
 
 def built_variants():
-    names = {os.path.basename(p).split(".")[0][len("_core_"):] for p in glob.glob(os.path.join(PACKAGE_DIR, "_core_*"))}
+    names = {
+        os.path.basename(p).split(".")[0][len("_core_") :] for p in glob.glob(os.path.join(PACKAGE_DIR, "_core_*"))
+    }
     return sorted(n for n in names if n and not n.endswith("pyi"))
 
 
@@ -25,7 +25,8 @@ def test_the_loaded_variant_is_one_that_was_built():
     assert _core.variant in built_variants()
 
 
-def test_a_variant_is_chosen_only_when_the_cpu_has_its_features():
+def test_a_variant_is_chosen_only_when_the_cpu_has_its_features(monkeypatch):
+    monkeypatch.delenv("LATENTGEO_CORE", raising=False)  # CI forces the baseline core in one run
     no_avx = _core._candidates(frozenset({"sse2"}))
     assert "avx2" not in no_avx and "avx512" not in no_avx and "baseline" in no_avx
     avx2 = _core._candidates(frozenset({"avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"}))
@@ -33,15 +34,17 @@ def test_a_variant_is_chosen_only_when_the_cpu_has_its_features():
 
 
 def _metric_values(variant: str) -> np.ndarray:
-    code = ("import numpy as np, latentgeo as lg, sys\n"
-            "from latentgeo import _core\n"
-            "assert _core.variant == sys.argv[1], _core.variant\n"
-            "rng = np.random.default_rng(3)\n"
-            "c = rng.normal(size=(300, 3)); L = np.tril(rng.normal(size=(300, 3, 3)), -1) + 2 * np.eye(3)\n"
-            "m = lg.RHVAEMetric(c, L=L, temperature=0.7, regularization=0.05)\n"
-            "z = rng.normal(size=(50, 3)); v = rng.normal(size=(50, 3))\n"
-            "q, gz, gv = m.quadratic_form(z, v, grad=True)\n"
-            "np.save(sys.stdout.buffer, np.concatenate([m(z).ravel(), q, gz.ravel(), gv.ravel()]))\n")
+    code = (
+        "import numpy as np, latentgeo as lg, sys\n"
+        "from latentgeo import _core\n"
+        "assert _core.variant == sys.argv[1], _core.variant\n"
+        "rng = np.random.default_rng(3)\n"
+        "c = rng.normal(size=(300, 3)); L = np.tril(rng.normal(size=(300, 3, 3)), -1) + 2 * np.eye(3)\n"
+        "m = lg.RHVAEMetric(c, L=L, temperature=0.7, regularization=0.05)\n"
+        "z = rng.normal(size=(50, 3)); v = rng.normal(size=(50, 3))\n"
+        "q, gz, gv = m.quadratic_form(z, v, grad=True)\n"
+        "np.save(sys.stdout.buffer, np.concatenate([m(z).ravel(), q, gz.ravel(), gv.ravel()]))\n"
+    )
     env = dict(os.environ, LATENTGEO_CORE=variant)
     proc = subprocess.run([sys.executable, "-c", code, variant], capture_output=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
@@ -61,6 +64,7 @@ def test_every_built_variant_gives_the_same_metric():
 
 def test_forcing_an_unknown_variant_is_an_import_error():
     env = dict(os.environ, LATENTGEO_CORE="no_such_variant")
-    proc = subprocess.run([sys.executable, "-c", "import latentgeo"], capture_output=True, text=True, env=env,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import latentgeo"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert proc.returncode != 0 and "no compiled core" in proc.stderr

@@ -3,10 +3,9 @@
 import pickle
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 from test_geodesic import PoincareHalfPlane, _poincare_exact, _rhvae
 
 
@@ -20,7 +19,7 @@ def test_symmetric_matrix_matches_closed_form():
     res = lg.geodesic_distances(PoincareHalfPlane(), pts, progress=False)
     i, j = np.meshgrid(np.arange(7), np.arange(7), indexing="ij")
     truth = _poincare_exact(pts[i.ravel()], pts[j.ravel()]).reshape(7, 7)
-    np.testing.assert_allclose(res.distances, truth, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(res.distances, truth, rtol=1e-6)
     np.testing.assert_array_equal(res.distances, res.distances.T)
     assert np.all(np.diag(res.distances) == 0.0)
     assert res.converged.all() and res.failed == [] and res.converged.shape == (7, 7)
@@ -33,8 +32,7 @@ def test_cross_matrix_with_an_identical_point():
     assert res.distances.shape == (4, 3) and res.converged.shape == (4, 3)
     assert res.distances[2, 1] == 0.0 and res.converged[2, 1]
     i, j = np.meshgrid(np.arange(4), np.arange(3), indexing="ij")
-    np.testing.assert_allclose(res.distances, _poincare_exact(p1[i.ravel()], p2[j.ravel()]).reshape(4, 3),
-                               rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(res.distances, _poincare_exact(p1[i.ravel()], p2[j.ravel()]).reshape(4, 3), rtol=1e-6)
 
 
 def test_thread_executor_and_chunks_match_local():
@@ -43,10 +41,11 @@ def test_thread_executor_and_chunks_match_local():
     local = lg.geodesic_distances(metric, pts, progress=False)
     with ThreadPoolExecutor(max_workers=2) as pool:
         remote = lg.geodesic_distances(metric, pts, executor=pool, chunk_size=5, n_threads=1, progress=False)
-    np.testing.assert_allclose(remote.distances, local.distances, rtol=1e-12, atol=0)
+    # the contract: each pair's solve does not depend on chunks or threads, bit for bit
+    np.testing.assert_array_equal(remote.distances, local.distances)
     np.testing.assert_array_equal(remote.converged, local.converged)
     small = lg.geodesic_distances(metric, pts, chunk_size=3, progress=False)
-    np.testing.assert_allclose(small.distances, local.distances, rtol=1e-12, atol=0)
+    np.testing.assert_array_equal(small.distances, local.distances)
 
 
 def test_unconverged_pairs_are_reported():
@@ -58,7 +57,7 @@ def test_unconverged_pairs_are_reported():
         assert res.status[i, j] != "converged"
         # Never a silent straight line: the value is the measured length of the curve reached,
         # an upper bound of the true distance.
-        assert res.distances[i, j] >= _poincare_exact(pts[[i]], pts[[j]])[0] * (1 - 1e-12)
+        assert res.distances[i, j] >= _poincare_exact(pts[[i]], pts[[j]])[0] * (1 - 1e-6)  # quadrature error
     assert sum(not c for c in res.converged[np.triu_indices(5, 1)]) == len(res.failed)
 
 
@@ -81,8 +80,7 @@ class FailingExecutor(Executor):
 def test_failing_chunk_marks_its_pairs_and_keeps_the_others():
     pts = _poincare_points(5, 5)
     with pytest.warns(RuntimeWarning, match=r"3 of 10 pairs failed.*pair \(0, 4\): worker_error: MemoryError"):
-        res = lg.geodesic_distances(PoincareHalfPlane(), pts, executor=FailingExecutor(), chunk_size=3,
-                                    progress=False)
+        res = lg.geodesic_distances(PoincareHalfPlane(), pts, executor=FailingExecutor(), chunk_size=3, progress=False)
     # Chunk 2 holds the pairs 3..5 of the upper triangle: (0, 4), (1, 2), (1, 3).
     lost = [(0, 4), (1, 2), (1, 3)]
     assert sorted(res.messages) == lost
@@ -101,8 +99,9 @@ def test_failing_chunk_marks_its_pairs_and_keeps_the_others():
 def test_every_chunk_failing_reraises_with_the_first_pair():
     pts = _poincare_points(4, 5)
     with pytest.raises(MemoryError, match=r"all 6 pairs failed; the first, pair \(0, 1\): .*worker lost") as info:
-        lg.geodesic_distances(PoincareHalfPlane(), pts, executor=FailingExecutor(failing=(1, 2)), chunk_size=3,
-                              progress=False)
+        lg.geodesic_distances(
+            PoincareHalfPlane(), pts, executor=FailingExecutor(failing=(1, 2)), chunk_size=3, progress=False
+        )
     assert isinstance(info.value.__cause__, MemoryError)
 
 
@@ -123,8 +122,9 @@ def test_result_and_metric_pickle():
     again = pickle.loads(pickle.dumps(res))
     np.testing.assert_array_equal(again.distances, res.distances)
     metric2 = pickle.loads(pickle.dumps(metric.scaled(2.0)))
-    np.testing.assert_allclose(lg.geodesic_distances(metric2, pts, progress=False).distances,
-                               np.sqrt(2.0) * res.distances, rtol=1e-10)
+    np.testing.assert_allclose(
+        lg.geodesic_distances(metric2, pts, progress=False).distances, np.sqrt(2.0) * res.distances, rtol=1e-10
+    )
 
 
 def test_dask_local_cluster_matches_local():
@@ -134,25 +134,29 @@ def test_dask_local_cluster_matches_local():
     local = lg.geodesic_distances(metric, pts, progress=False)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
-            remote = lg.geodesic_distances(metric, pts, executor=client.get_executor(), chunk_size=7,
-                                           n_threads=1, progress=False)
-    np.testing.assert_allclose(remote.distances, local.distances, rtol=1e-12, atol=0)
+            remote = lg.geodesic_distances(
+                metric, pts, executor=client.get_executor(), chunk_size=7, n_threads=1, progress=False
+            )
+    np.testing.assert_array_equal(remote.distances, local.distances)  # same binary, same machine: bit for bit
     np.testing.assert_array_equal(remote.converged, local.converged)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(points=np.ones((3, 3))), "points"),
-    (dict(points=np.array([[0.0, np.nan], [1.0, 1.0]])), "points"),
-    (dict(points=np.zeros((0, 2))), "points"),
-    (dict(points=np.ones(2)), "points"),
-    (dict(points2=np.ones((2, 3))), "points2"),
-    (dict(points2=np.array([[np.inf, 1.0]])), "points2"),
-    (dict(tol=0.0), "tol"),
-    (dict(n_nodes=3), "n_nodes"),
-    (dict(chunk_size=0), "chunk_size"),
-    (dict(executor="pool"), "executor"),
-    (dict(bogus=True), "options"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(points=np.ones((3, 3))), "points"),
+        (dict(points=np.array([[0.0, np.nan], [1.0, 1.0]])), "points"),
+        (dict(points=np.zeros((0, 2))), "points"),
+        (dict(points=np.ones(2)), "points"),
+        (dict(points2=np.ones((2, 3))), "points2"),
+        (dict(points2=np.array([[np.inf, 1.0]])), "points2"),
+        (dict(tol=0.0), "tol"),
+        (dict(n_nodes=3), "n_nodes"),
+        (dict(chunk_size=0), "chunk_size"),
+        (dict(executor="pool"), "executor"),
+        (dict(bogus=True), "options"),
+    ],
+)
 def test_bad_input(kwargs, name):
     call = dict(points=_poincare_points(3, 9))
     call.update(kwargs)

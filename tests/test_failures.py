@@ -8,10 +8,9 @@ and NaN lengths when no curve could be measured.
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 from conftest import reference_rhvae
 from latentgeo.errors import MetricDomainError
 from latentgeo.metrics import Metric
@@ -67,8 +66,7 @@ def test_distance_matrix_marks_and_lists_the_failed_entries(executor):
     good = np.array([[0.0, 0.0], [1.0, 0.5], [0.3, 1.2]])
     points = np.vstack([good[:2], [FAR], good[2:]])  # the singular point is number 2
     with ThreadPoolExecutor(max_workers=2) as pool, pytest.warns(RuntimeWarning, match=r"3 of 6 pairs failed") as w:
-        res = lg.geodesic_distances(metric, points, executor=pool if executor else None, chunk_size=2,
-                                    progress=False)
+        res = lg.geodesic_distances(metric, points, executor=pool if executor else None, chunk_size=2, progress=False)
     assert w[0].filename == __file__
     lost = [(0, 2), (1, 2), (2, 3)]
     assert sorted(res.messages) == lost and res.failed == lost
@@ -87,8 +85,15 @@ def test_graph_initialisation_avoids_singular_edges():
     metric = reference_rhvae(regularization=0.0)
     anchors = np.array([[0.0, 0.0], [1.0, 1.0], [0.5, 0.2], FAR, [1.0, 0.0]])  # edges to FAR are singular
     with pytest.warns(RuntimeWarning, match=r"1 of 2 pairs failed") as record:
-        batch = lg.geodesics(metric, [[0.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], FAR], init="graph", anchors=anchors,
-                             k_neighbors=2, progress=False)
+        batch = lg.geodesics(
+            metric,
+            [[0.0, 0.0], [0.0, 0.0]],
+            [[1.0, 1.0], FAR],
+            init="graph",
+            anchors=anchors,
+            k_neighbors=2,
+            progress=False,
+        )
     assert record[0].filename == __file__  # the warning points at the user's call
     assert batch.status == ["converged", "singular_metric"]
     line = lg.geodesic(metric, [0.0, 0.0], [1.0, 1.0])
@@ -118,8 +123,7 @@ def test_dense_metric_nan_in_a_region_fails_only_the_pair_that_reaches_it():
         batch = lg.geodesics(metric, *PAIRS, progress=False)
     assert batch.status == ["converged", "non_finite", "converged"] and batch.failed == [1]
     assert np.isnan(batch.length[1]) and not batch.converged[1]
-    np.testing.assert_allclose(batch.length[[0, 2]], np.linalg.norm(PAIRS[1] - PAIRS[0], axis=1)[[0, 2]],
-                               rtol=1e-9)
+    np.testing.assert_allclose(batch.length[[0, 2]], np.linalg.norm(PAIRS[1] - PAIRS[0], axis=1)[[0, 2]], rtol=1e-9)
     with pytest.raises(MetricDomainError, match=r"^geodesic: pair 0: non_finite: G_fn: returned NaN") as info:
         lg.geodesic(metric, [0.0, 0.0], [3.0, 0.0])
     assert info.value.non_finite
@@ -232,9 +236,14 @@ def test_complex_metric_values_are_rejected_without_a_warning():
 def test_an_overflowing_pullback_raises_naming_the_point():
     metric = lg.PullbackMetric([np.eye(2)], [np.zeros(2)], ["exp"])  # G = diag(e^{2x}, e^{2y})
     z = np.array([[0.0, 1.0], [900.0, 0.0]])
-    for call in (metric.metric, metric.derivative, metric.jacobian, metric.decode,
-                 lambda z: metric.quadratic_form(z, np.ones_like(z)),
-                 lambda z: metric.quadratic_form(z, np.ones_like(z), grad=True)):
+    for call in (
+        metric.metric,
+        metric.derivative,
+        metric.jacobian,
+        metric.decode,
+        lambda z: metric.quadratic_form(z, np.ones_like(z)),
+        lambda z: metric.quadratic_form(z, np.ones_like(z), grad=True),
+    ):
         with pytest.raises(MetricDomainError, match=r"NaN or Inf at point 1, z = \(900, 0\)") as info:
             call(z)
         assert info.value.non_finite

@@ -2,11 +2,13 @@
 
 import pickle
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
+from conftest import EPS, SAFETY
 from latentgeo.metrics import Metric
+
+DEFAULT_TOL = 1e-8  # geodesics' default tol: the relative accuracy of a measured length
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,23 +222,28 @@ def test_result_fields_and_measured_length():
     n, d = res.nodes.shape
     assert d == 2 and res.t.shape == (n,) and res.status == "converged" and res.converged and res.n_iter > 0
     np.testing.assert_allclose(res.t, np.linspace(0, 1, n))
-    np.testing.assert_allclose(res.curve(res.t), res.nodes, atol=1e-14)
+    # at the node times the interpolant is the node, up to t·n rounding by an ulp (times the tangent)
+    scale = np.abs(res.nodes).max() + np.abs(res.curve.tangents).max()
+    np.testing.assert_allclose(res.curve(res.t), res.nodes, rtol=0, atol=SAFETY * EPS * scale)
     # The measured length is that of the interpolating curve: compare with a fine trapezoid of it.
     t = np.linspace(0, 1, 20001)
     fine = lg.curve_length(metric, res.curve(t), res.curve(t, derivative=True), t)
     np.testing.assert_allclose(res.length, fine, rtol=1e-7)
-    # Near constant speed: E ~ L², and E >= L² on [0, 1].
-    assert res.energy >= res.length**2 * (1 - 1e-12)
+    # Near constant speed: E ~ L², and E >= L² on [0, 1] (up to the rounding of the two sums of
+    # 3 Gauss points per segment).
+    assert res.energy >= res.length**2 * (1 - SAFETY * 3 * n * EPS)
     np.testing.assert_allclose(res.energy, res.length**2, rtol=1e-4)
-    np.testing.assert_allclose(res.straight_length,
-                               np.log(0.5 / 0.3) * np.hypot(2.5, 0.2) / 0.2, rtol=1e-8)  # ∫ |Δ| / y along the line
+    np.testing.assert_allclose(
+        res.straight_length, np.log(0.5 / 0.3) * np.hypot(2.5, 0.2) / 0.2, rtol=1e-8
+    )  # ∫ |Δ| / y along the line
 
 
 def test_fixed_node_count_and_history_option():
     res = lg.geodesic(StereographicSphere(), [0.2, -0.4], [-0.9, 0.7], n_nodes=33, history=4)
     assert res.nodes.shape == (33, 2)
-    np.testing.assert_allclose(res.length, _sphere_exact(np.array([[0.2, -0.4]]), np.array([[-0.9, 0.7]]))[0],
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        res.length, _sphere_exact(np.array([[0.2, -0.4]]), np.array([[-0.9, 0.7]]))[0], rtol=1e-5
+    )
 
 
 def test_identical_endpoints_give_zero():
@@ -274,17 +281,22 @@ def _random_pairs(d, n, seed):
     return rng.standard_normal((n, d)), rng.standard_normal((n, d))
 
 
-def test_rhvae_native_matches_callback_and_high_resolution():
-    metric = _rhvae()
-    s, e = _random_pairs(2, 8, 5)
+@pytest.mark.parametrize("d, k", [(2, 60), (5, 600)])
+def test_rhvae_native_matches_callback_and_high_resolution(d, k):
+    """The native solve (each node's G once for both of its Simpson segments, the kernel's
+    one-pass or two-pass gradient) against the callback path (one quadratic form per segment end)."""
+    metric = _rhvae(d=d, k=k)
+    s, e = _random_pairs(d, 8, 5)
     native = lg.geodesics(metric, s, e, progress=False)
     assert native.converged.all()
     callback = lg.geodesics(Forwarding(metric), s, e, progress=False)
-    np.testing.assert_allclose(native.length, callback.length, rtol=1e-12)
-    np.testing.assert_array_equal(native.n_iter, callback.n_iter)
+    # The same kernel evaluated through another route may round differently; both solves stop
+    # within tol of the same discrete minimum, after (nearly) the same iterations.
+    np.testing.assert_allclose(native.length, callback.length, rtol=DEFAULT_TOL)
+    assert np.all(np.abs(native.n_iter - callback.n_iter) <= 2)
     fine = lg.geodesics(metric, s, e, n_nodes=257, tol=1e-12, progress=False)
     np.testing.assert_allclose(native.length, fine.length, rtol=1e-7)
-    assert np.all(native.length <= native.straight_length * (1 + 1e-12))
+    assert np.all(native.length <= native.straight_length * (1 + DEFAULT_TOL))  # never longer, up to tol
 
 
 def test_rhvae_threads_give_identical_results():
@@ -292,8 +304,8 @@ def test_rhvae_threads_give_identical_results():
     s, e = _random_pairs(3, 12, 6)
     one = lg.geodesics(metric, s, e, n_threads=1, progress=False)
     two = lg.geodesics(metric, s, e, n_threads=2, progress=False)
-    np.testing.assert_allclose(one.length, two.length, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(one.nodes, two.nodes, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(one.length, two.length)  # the contract: bit for bit
+    np.testing.assert_array_equal(one.nodes, two.nodes)
     np.testing.assert_array_equal(one.n_iter, two.n_iter)
     assert one.status == two.status
 
@@ -302,7 +314,8 @@ def test_constant_metric_is_a_straight_line():
     a = np.array([[4.0, 1.0], [1.0, 2.0]])
     res = lg.geodesic(lg.ConstantMetric(a), [0.0, 0.0], [1.0, -2.0])
     delta = np.array([1.0, -2.0])
-    np.testing.assert_allclose(res.length, np.sqrt(delta @ a @ delta), rtol=1e-12)
+    # the solution is the start curve: exact up to the rounding of 3 Gauss terms per segment
+    np.testing.assert_allclose(res.length, np.sqrt(delta @ a @ delta), rtol=SAFETY * 3 * len(res.nodes) * EPS)
     np.testing.assert_allclose(res.nodes, np.linspace(0, 1, len(res.nodes))[:, None] * delta, atol=1e-10)
 
 
@@ -311,14 +324,15 @@ def test_scale_invariance(factor):
     s, e = _poincare_pairs(np.random.default_rng(7), 9)
     base = lg.geodesics(PoincareHalfPlane(), s, e, progress=False)
     scaled = lg.geodesics(PoincareHalfPlane().scaled(factor), s, e, progress=False)
-    np.testing.assert_allclose(scaled.length, np.sqrt(factor) * base.length, rtol=1e-10)
+    # scaling rounds every evaluation differently: both solves stop within tol of the same minimum
+    np.testing.assert_allclose(scaled.length, np.sqrt(factor) * base.length, rtol=DEFAULT_TOL)
     assert scaled.converged.all()
     assert np.all(np.abs(scaled.n_iter - base.n_iter) <= 2)
     metric = _rhvae()  # the native path with a scale factor
     s, e = _random_pairs(2, 6, 8)
     base = lg.geodesics(metric, s, e, progress=False)
     scaled = lg.geodesics(metric.scaled(factor), s, e, progress=False)
-    np.testing.assert_allclose(scaled.length, np.sqrt(factor) * base.length, rtol=1e-10)
+    np.testing.assert_allclose(scaled.length, np.sqrt(factor) * base.length, rtol=DEFAULT_TOL)
     assert np.all(np.abs(scaled.n_iter - base.n_iter) <= 2) and scaled.converged.all()
 
 
@@ -489,6 +503,8 @@ def test_quadrature_option():
         assert res.converged and res.length == pytest.approx(exact, rel=1e-6)
     with pytest.raises(ValueError, match="^quadrature"):
         lg.geodesic(metric, [-1.0, 1.0], [1.0, 1.0], quadrature="trapezoid")
+
+
 def test_progress_bar_for_long_batches(capsys):
     metric = lg.ConstantMetric(np.eye(2))
     s, e = _random_pairs(2, 120, 11)
@@ -496,3 +512,23 @@ def test_progress_bar_for_long_batches(capsys):
     assert "pair" not in capsys.readouterr().err
     lg.geodesics(metric, s, e, progress=True)
     assert "120/120" in capsys.readouterr().err
+
+
+def test_progress_keyword_of_geodesic(capsys):
+    # geodesic() takes progress= like geodesics() (it used to clash with the one passed on)
+    metric = lg.ConstantMetric(np.eye(2))
+    res = lg.geodesic(metric, [0.0, 0.0], [1.0, 2.0], progress=False)
+    assert res.converged and res.length == pytest.approx(np.sqrt(5.0), rel=DEFAULT_TOL)
+    res = lg.geodesic(metric, [0.0, 0.0], [1.0, 2.0], method="neural", progress=False, n_steps=5, seed=0)
+    assert res.method == "neural" and capsys.readouterr().err == ""
+    lg.geodesic(metric, [0.0, 0.0], [1.0, 2.0], method="neural", progress=True, n_steps=5, seed=0)
+    assert "neural geodesic" in capsys.readouterr().err  # the training's bar, when asked for
+
+
+def test_neural_batch_without_progress_prints_nothing(capsys):
+    metric = lg.ConstantMetric(np.eye(2))
+    starts, ends = _random_pairs(2, 3, 12)
+    batch = lg.geodesics(metric, starts, ends, method="neural", progress=False, n_steps=5, seed=0)
+    assert len(batch) == 3
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""

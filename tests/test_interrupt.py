@@ -39,8 +39,9 @@ except KeyboardInterrupt:
 def _interrupt_after_one_second(setup: str, call: str):
     code = _CHILD.format(tests=str(Path(__file__).parent), setup=textwrap.dedent(setup), call=call)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=env)
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
         time.sleep(1.0)
@@ -68,7 +69,8 @@ def test_ctrl_c_stops_a_long_metric_evaluation():
         metric, _, _ = random_rhvae(np.random.default_rng(0), n_centroids=10_000, dim=2)
         z = np.random.default_rng(1).normal(size=(4_000_000, 2))
         """,
-        "metric.log_det(z, n_threads=2)")
+        "metric.log_det(z, n_threads=2)",
+    )
     _check_stopped(out, err, elapsed)
 
 
@@ -78,7 +80,8 @@ def test_ctrl_c_stops_a_long_geodesic_batch():
         metric, _, _ = random_rhvae(np.random.default_rng(0), n_centroids=50, dim=2)
         points = np.random.default_rng(1).normal(size=(400, 2))
         """,
-        "lg.geodesic_distances(metric, points, chunk_size=100_000, n_threads=1, progress=False)")
+        "lg.geodesic_distances(metric, points, chunk_size=100_000, n_threads=1, progress=False)",
+    )
     _check_stopped(out, err, elapsed)
 
 
@@ -89,5 +92,6 @@ def test_ctrl_c_stops_a_parallel_geodesic_batch():
         rng = np.random.default_rng(1)
         starts, ends = rng.normal(size=(100_000, 2)), rng.normal(size=(100_000, 2))
         """,
-        "lg.geodesics(metric, starts, ends, n_threads=2, progress=False)")
+        "lg.geodesics(metric, starts, ends, n_threads=2, progress=False)",
+    )
     _check_stopped(out, err, elapsed)

@@ -6,10 +6,9 @@ import os
 import subprocess
 import sys
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
 from latentgeo.datasets import digits_rhvae_path, load_digits_rhvae
 
 KEYS = ("format_version", "kind", "centroids", "M", "temperature", "regularization", "normalization")
@@ -23,8 +22,9 @@ def rng():
 def random_metric(rng, normalization="sum", k=6, d=3):
     L = np.tril(rng.normal(size=(k, d, d)))
     L[:, np.arange(d), np.arange(d)] = np.abs(L[:, np.arange(d), np.arange(d)]) + 0.2
-    return lg.RHVAEMetric(rng.normal(size=(k, d)), L=L, temperature=0.7, regularization=0.03,
-                          normalization=normalization)
+    return lg.RHVAEMetric(
+        rng.normal(size=(k, d)), L=L, temperature=0.7, regularization=0.03, normalization=normalization
+    )
 
 
 def saved_arrays(metric, tmp_path):
@@ -70,23 +70,30 @@ def test_missing_key(rng, tmp_path, key):
         lg.RHVAEMetric.load(write(tmp_path, arrays))
 
 
-@pytest.mark.parametrize("key, value, match", [
-    ("M", lambda a: a["M"][:, :, :2], r"^M: expected shape \(6, 3, 3\)"),
-    ("M", lambda a: a["M"][:4], r"^M: expected shape \(6, 3, 3\)"),
-    ("centroids", lambda a: a["centroids"].ravel(), r"^centroids: expected a 2-d array"),
-    ("temperature", lambda a: np.array([0.7, 0.7]), r"^temperature: expected a numeric scalar"),
-    ("regularization", lambda a: np.array("x"), r"^regularization: expected a numeric scalar"),
-    ("normalization", lambda a: np.array(1.0), r"^normalization: expected a string"),
-    ("normalization", lambda a: np.array("median"), r"^normalization: expected one of"),
-    ("kind", lambda a: np.array("pullback"), r"^kind: expected 'rhvae'"),
-    ("format_version", lambda a: np.array(2), r"^format_version: unsupported version"),
-    ("format_version", lambda a: np.array(1.5), r"^format_version: unsupported version"),
-    ("centroids", lambda a: np.where(np.eye(6, 3, dtype=bool), np.nan, a["centroids"]), r"^centroids: contains NaN"),
-    ("M", lambda a: a["M"] * np.inf, r"^M: contains NaN or Inf"),
-    ("temperature", lambda a: np.array(np.nan), r"^temperature: contains NaN or Inf"),
-    ("regularization", lambda a: np.array(np.inf), r"^regularization: contains NaN or Inf"),
-    ("temperature", lambda a: np.array(-1.0), r"^temperature: must be finite and > 0"),
-])
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("M", lambda a: a["M"][:, :, :2], r"^M: expected shape \(6, 3, 3\)"),
+        ("M", lambda a: a["M"][:4], r"^M: expected shape \(6, 3, 3\)"),
+        ("centroids", lambda a: a["centroids"].ravel(), r"^centroids: expected a 2-d array"),
+        ("temperature", lambda a: np.array([0.7, 0.7]), r"^temperature: expected a numeric scalar"),
+        ("regularization", lambda a: np.array("x"), r"^regularization: expected a numeric scalar"),
+        ("normalization", lambda a: np.array(1.0), r"^normalization: expected a string"),
+        ("normalization", lambda a: np.array("median"), r"^normalization: expected one of"),
+        ("kind", lambda a: np.array("pullback"), r"^kind: expected 'rhvae'"),
+        ("format_version", lambda a: np.array(2), r"^format_version: unsupported version"),
+        ("format_version", lambda a: np.array(1.5), r"^format_version: unsupported version"),
+        (
+            "centroids",
+            lambda a: np.where(np.eye(6, 3, dtype=bool), np.nan, a["centroids"]),
+            r"^centroids: contains NaN",
+        ),
+        ("M", lambda a: a["M"] * np.inf, r"^M: contains NaN or Inf"),
+        ("temperature", lambda a: np.array(np.nan), r"^temperature: contains NaN or Inf"),
+        ("regularization", lambda a: np.array(np.inf), r"^regularization: contains NaN or Inf"),
+        ("temperature", lambda a: np.array(-1.0), r"^temperature: must be finite and > 0"),
+    ],
+)
 def test_bad_values(rng, tmp_path, key, value, match):
     arrays = saved_arrays(random_metric(rng), tmp_path)
     arrays[key] = value(arrays)
@@ -115,6 +122,7 @@ def test_missing_torch_names_the_extra(tmp_path, monkeypatch):
 
 
 # -- the shipped digits model --------------------------------------------------------------------
+
 
 def test_shipped_digits_model():
     model = load_digits_rhvae()

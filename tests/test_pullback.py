@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pickle
 
+import latentgeo as lg
 import numpy as np
 import pytest
-
-import latentgeo as lg
+from conftest import EPS, SAFETY, assert_within, sum_tol
 from latentgeo import _core
 from latentgeo.pullback import ACTIVATIONS, CallablePullbackMetric, PullbackMetric
 
@@ -42,6 +42,7 @@ def outputs(metric, z):
 
 # -- closed forms -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_sphere_callable_closed_form(rng, dim):
     metric = PullbackMetric.from_callable(inverse_stereographic, dim)
@@ -73,12 +74,16 @@ def test_linear_decoder_is_constant(rng):
     W, b = rng.normal(size=(5, 3)), rng.normal(size=5)
     metric = PullbackMetric([W], [b], ["identity"])
     z, v = rng.normal(size=(30, 3)), rng.normal(size=(30, 3))
-    np.testing.assert_allclose(metric(z), np.broadcast_to(W.T @ W, (30, 3, 3)), rtol=1e-13, atol=1e-13)
-    np.testing.assert_array_equal(metric.derivative(z), 0.0)
+    # Sums of D = 5 (and d = 3) products, in the core's order and BLAS's: equal up to their rounding.
+    wtw, abs_wtw = W.T @ W, np.abs(W).T @ np.abs(W)
+    assert_within(metric(z), np.broadcast_to(wtw, (30, 3, 3)), sum_tol(abs_wtw, 5))
+    np.testing.assert_array_equal(metric.derivative(z), 0.0)  # no curvature term at all: exactly 0
     q, dqdz, dqdv = metric.quadratic_form(z, v, grad=True)
-    np.testing.assert_allclose(q, np.einsum("na,ab,nb->n", v, W.T @ W, v), rtol=1e-12)
+    abs_v = np.abs(v)
+    q_magnitude = np.einsum("na,ab,nb->n", abs_v, abs_wtw, abs_v)
+    assert_within(q, np.einsum("na,ab,nb->n", v, wtw, v), sum_tol(q_magnitude, 5 + 9))
     np.testing.assert_array_equal(dqdz, 0.0)
-    np.testing.assert_allclose(dqdv, 2 * v @ (W.T @ W), rtol=1e-12)
+    assert_within(dqdv, 2 * v @ wtw, sum_tol(2 * abs_v @ abs_wtw, 5 + 3))
 
 
 def test_elementwise_tanh_closed_form(rng):
@@ -86,11 +91,13 @@ def test_elementwise_tanh_closed_form(rng):
     metric = PullbackMetric([np.eye(2)], [np.zeros(2)], ["tanh"])
     z = rng.normal(size=(10, 2))
     s = 1 - np.tanh(z) ** 2
-    np.testing.assert_allclose(metric(z), np.einsum("na,ab->nab", s**2, np.eye(2)), rtol=1e-13)
+    # numpy's tanh (SIMD) and the core's (libm) may differ by a few ulp: |Δs| ≤ 2|Δtanh| + eps,
+    # so |Δ(s²)| ≤ 2s(2·4 + 1) eps and |Δ(tanh s²)| ≤ (1 + 4·9) eps for |tanh|, s ≤ 1.
+    assert_within(metric(z), np.einsum("na,ab->nab", s**2, np.eye(2)), SAFETY * 18 * EPS * s.max())
     dG = np.zeros((10, 2, 2, 2))
     for a in range(2):
         dG[:, a, a, a] = -4 * np.tanh(z[:, a]) * s[:, a] ** 2
-    np.testing.assert_allclose(metric.derivative(z), dG, rtol=1e-12, atol=1e-15)
+    assert_within(metric.derivative(z), dG, SAFETY * 4 * 37 * EPS)
 
 
 def test_gaussian_linear_heads_closed_form(rng):
@@ -100,10 +107,16 @@ def test_gaussian_linear_heads_closed_form(rng):
     z = rng.normal(size=(8, 2))
     sigma = np.exp(z @ A.T + c)
     expected = W.T @ W + np.einsum("ia,ni,ib->nab", A, sigma**2, A)
-    np.testing.assert_allclose(metric(z), expected, rtol=1e-12)
+    # σ = exp(Az + c): the argument rounds by ~3 eps |A||z| + |c| (in another order here), and exp
+    # by a few ulp more; G then sums D = 7 products.
+    arg_mag = np.abs(z) @ np.abs(A).T + np.abs(c)
+    sigma_rel = SAFETY * (3 * arg_mag + 4) * EPS
+    abs_g = np.abs(W).T @ np.abs(W) + np.einsum("ia,ni,ib->nab", np.abs(A), sigma**2, np.abs(A))
+    g_tol = sum_tol(abs_g, 7) + np.einsum("ia,ni,ib->nab", np.abs(A), 2 * sigma_rel * sigma**2, np.abs(A))
+    assert_within(metric(z), expected, g_tol)
     mean, sig = metric.decode(z)
-    np.testing.assert_allclose(mean, z @ W.T + b, rtol=1e-13)
-    np.testing.assert_allclose(sig, sigma, rtol=1e-13)
+    assert_within(mean, z @ W.T + b, sum_tol(np.abs(z) @ np.abs(W).T + np.abs(b), 3))
+    assert_within(sig, sigma, sigma_rel * sigma)
     assert metric.gaussian and metric.output_dim == 7
 
 
@@ -127,8 +140,9 @@ def build(rng, config, gaussian=False, trunk=False):
     return PullbackMetric(*random_mlp(rng, widths, config["activations"]), **extra), dim
 
 
-@pytest.mark.parametrize("variant", [dict(), dict(gaussian=True), dict(gaussian=True, trunk=True)],
-                         ids=["plain", "gaussian", "trunk"])
+@pytest.mark.parametrize(
+    "variant", [dict(), dict(gaussian=True), dict(gaussian=True, trunk=True)], ids=["plain", "gaussian", "trunk"]
+)
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_random_mlp_against_finite_differences(rng, name, variant):
     metric, dim = build(rng, CONFIGS[name], **variant)
@@ -136,14 +150,35 @@ def test_random_mlp_against_finite_differences(rng, name, variant):
     jac = metric.jacobian(z)
     np.testing.assert_allclose(jac, fd_jacobian(lambda x: outputs(metric, x), z), atol=1e-8)
     G = metric(z)
-    np.testing.assert_allclose(G, np.einsum("nia,nib->nab", jac, jac), rtol=1e-12, atol=1e-14)
+    # G = JᵀJ, q = |Jv|² = vᵀGv and dq/dv = 2Gv by the core and by einsum: sums of D products in
+    # other orders, equal up to their rounding (the magnitudes |J|ᵀ|J|, |v|ᵀ|G||v|, |G||v|).
+    n_out = jac.shape[1]
+    abs_g = np.einsum("nia,nib->nab", np.abs(jac), np.abs(jac))
+    assert_within(G, np.einsum("nia,nib->nab", jac, jac), sum_tol(abs_g, n_out))
     np.testing.assert_allclose(metric.derivative(z), fd_jacobian(metric.metric, z, h=1e-5), atol=1e-7)
     q, dqdz, dqdv = metric.quadratic_form(z, v, grad=True)
-    np.testing.assert_allclose(q, np.einsum("na,nab,nb->n", v, G, v), rtol=1e-12)
-    np.testing.assert_allclose(metric.quadratic_form(z, v), q, rtol=1e-13)
+    q_tol = sum_tol(np.einsum("na,nab,nb->n", np.abs(v), abs_g, np.abs(v)), n_out + dim * dim)
+    assert_within(q, np.einsum("na,nab,nb->n", v, G, v), q_tol)
+    assert_within(metric.quadratic_form(z, v), q, q_tol)  # the gradient's code path
     qfun = lambda x: metric.quadratic_form(x, v)[:, None]  # noqa: E731
     np.testing.assert_allclose(dqdz, fd_jacobian(qfun, z, h=1e-5)[:, 0, :], atol=1e-7)
-    np.testing.assert_allclose(dqdv, 2 * np.einsum("nab,nb->na", G, v), rtol=1e-12, atol=1e-14)
+    assert_within(
+        dqdv, 2 * np.einsum("nab,nb->na", G, v), sum_tol(2 * np.einsum("nab,nb->na", abs_g, np.abs(v)), n_out + dim)
+    )
+
+
+def test_bernoulli_mlp_against_finite_differences(rng):
+    # Fisher–Rao pullback of the probabilities p = sigmoid(logits): the derivatives of the core's
+    # `bernoulli` activation (s = 2 arcsin √p) against central differences of G and q.
+    metric = PullbackMetric(*random_mlp(rng, [2, 9, 6], ["tanh", "sigmoid"], scale=2.0), likelihood="bernoulli")
+    z, v = rng.normal(size=(12, 2)), rng.normal(size=(12, 2))
+    p = metric.decode(z)
+    jac_p = fd_jacobian(metric.decode, z)
+    np.testing.assert_allclose(metric(z), np.einsum("nia,ni,nib->nab", jac_p, 1 / (p * (1 - p)), jac_p), rtol=1e-7)
+    np.testing.assert_allclose(metric.derivative(z), fd_jacobian(metric.metric, z, h=1e-5), atol=1e-7)
+    _, dqdz, _ = metric.quadratic_form(z, v, grad=True)
+    qfun = lambda x: metric.quadratic_form(x, v)[:, None]  # noqa: E731
+    np.testing.assert_allclose(dqdz, fd_jacobian(qfun, z, h=1e-5)[:, 0, :], atol=1e-7)
 
 
 def test_results_do_not_depend_on_threads(rng):
@@ -198,61 +233,105 @@ def test_pullback_length_equals_decoded_curve_length(rng):
 
 # -- torch ------------------------------------------------------------------------------------
 
+
 def test_torch_sequential_matches_weight_lists(rng):
     torch = pytest.importorskip("torch")
     nn = torch.nn
     torch.manual_seed(0)
-    seq = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Sequential(nn.Linear(8, 7), nn.Softplus(beta=2.0)),
-                        nn.Linear(7, 6), nn.ELU(alpha=0.5), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4),
-                        nn.Sigmoid(), nn.Identity()).double()
+    seq = nn.Sequential(
+        nn.Linear(3, 8),
+        nn.Tanh(),
+        nn.Sequential(nn.Linear(8, 7), nn.Softplus(beta=2.0)),
+        nn.Linear(7, 6),
+        nn.ELU(alpha=0.5),
+        nn.Linear(6, 5),
+        nn.ReLU(),
+        nn.Linear(5, 4),
+        nn.Sigmoid(),
+        nn.Identity(),
+    ).double()
     head = nn.Sequential(nn.Linear(3, 2)).double()
     metric = PullbackMetric.from_torch(seq, log_sigma=head)
     lin = [m for m in seq.modules() if isinstance(m, nn.Linear)]
     weights = [m.weight.detach().numpy() for m in lin]
     biases = [m.bias.detach().numpy() for m in lin]
     acts = ["tanh", ("softplus", 2.0), ("elu", 0.5), "relu", "sigmoid"]
-    reference = PullbackMetric(weights, biases, acts,
-                               log_sigma=([head[0].weight.detach().numpy()], [head[0].bias.detach().numpy()],
-                                          ["identity"]))
+    reference = PullbackMetric(
+        weights,
+        biases,
+        acts,
+        log_sigma=([head[0].weight.detach().numpy()], [head[0].bias.detach().numpy()], ["identity"]),
+    )
     z = rng.normal(size=(10, 3))
-    np.testing.assert_array_equal(metric(z), reference(z))
+    np.testing.assert_array_equal(metric(z), reference(z))  # the same weights, bit for bit: the same computation
     # ... and against torch's own forward pass and autograd Jacobian.
     zt = torch.from_numpy(z)
     mean, sigma = metric.decode(z)
-    np.testing.assert_allclose(mean, seq(zt).detach().numpy(), rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(sigma, torch.exp(head(zt)).detach().numpy(), rtol=1e-12)
+    # torch's kernels against the core's: each layer's sum rounds by ~fan_in eps of its inputs,
+    # carried to the output by weights of norm ≲ 1 and activations of slope ≤ 1; exp adds a few ulp.
+    fan_ins = [m.in_features for m in seq.modules() if isinstance(m, nn.Linear)]
+    scale = 1.0 + np.abs(z).max()
+    np.testing.assert_allclose(mean, seq(zt).detach().numpy(), rtol=0, atol=SAFETY * sum(fan_ins) * EPS * scale)
+    np.testing.assert_allclose(sigma, torch.exp(head(zt)).detach().numpy(), rtol=SAFETY * (3 * scale + 4) * EPS)
     jac_mu = torch.autograd.functional.jacobian(lambda x: seq(x).sum(0), zt).permute(1, 0, 2).numpy()
     jac_sig = torch.autograd.functional.jacobian(lambda x: torch.exp(head(x)).sum(0), zt).permute(1, 0, 2).numpy()
     expected = np.einsum("nia,nib->nab", jac_mu, jac_mu) + np.einsum("nia,nib->nab", jac_sig, jac_sig)
-    np.testing.assert_allclose(metric(z), expected, rtol=1e-10, atol=1e-14)
+    # Reverse mode (torch) against forward mode (the core): each Jacobian entry rounds by ~Σ fan_in
+    # eps of its magnitude, G = JᵀJ sums D = 6 products of them.
+    jac = np.abs(np.concatenate([jac_mu, jac_sig], axis=1))
+    assert_within(metric(z), expected, sum_tol(np.einsum("nia,nib->nab", jac, jac), 6 + 2 * sum(fan_ins)))
 
 
-def test_torch_unsupported_layer():
+def test_torch_layers_outside_the_core_take_the_torch_path():
     torch = pytest.importorskip("torch")
-    with pytest.raises(ValueError, match=r"^module\[1\]: unsupported layer Dropout"):
-        PullbackMetric.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout()))
+    from latentgeo.torch_pullback import TorchPullbackMetric
+
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout())  # training mode
+    with pytest.warns(UserWarning, match=r"^module: in training mode with \['Dropout'\] layers"):
+        metric = PullbackMetric.from_torch(seq)
+    assert isinstance(metric, TorchPullbackMetric) and not hasattr(metric, "_kernel")
+    assert seq.training and seq[0].weight.dtype == torch.float32  # the user's module is untouched
+    W = seq[0].weight.detach().double().numpy()
+    # eval-mode dropout is the identity: G = WᵀW everywhere
+    np.testing.assert_allclose(metric(np.ones((3, 2))), np.broadcast_to(W.T @ W, (3, 2, 2)), rtol=1e-13)
 
 
 # -- bad input ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, kwargs, match", [
-    (([np.ones((3, 2))], [np.ones(3)], ["swish"]), {}, r"^activations\[0\]: unknown activation"),
-    (([np.ones((3, 2))], [np.ones(3)], [("softplus", -1.0)]), {}, r"^activations\[0\]: must be finite"),
-    (([np.ones((3, 2))], [np.ones(4)], ["tanh"]), {}, r"^biases\[0\]: expected length 3"),
-    (([np.ones((3, 2)), np.ones((2, 4))], [np.ones(3), np.ones(2)], ["tanh", "tanh"]), {},
-     r"^weights: a layer expects 4 inputs but receives 3"),
-    (([np.full((3, 2), np.nan)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: contains NaN"),
-    (([np.ones(3)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: expected a 2-d array"),
-    (([], [], []), {}, r"^weights: need as many"),
-    (([np.ones((3, 2))], [np.ones(3)], ["tanh", "tanh"]), {}, r"^weights: need as many"),
-    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": ([np.ones((2, 3))], [np.ones(2)], ["identity"])},
-     r"^log_sigma: a layer expects 3 inputs but receives 2"),
-    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": "nope"}, r"^log_sigma: expected a tuple"),
-    (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": ([np.ones((2, 3))], [np.ones(3)], ["identity"])},
-     r"^log_sigma.biases\[0\]: expected length 2"),
-    (([np.ones((3, 5))], [np.ones(3)], ["tanh"]), {"trunk": ([np.ones((4, 2))], [np.ones(4)], ["relu"])},
-     r"^weights: a layer expects 5 inputs but receives 4"),
-])
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (([np.ones((3, 2))], [np.ones(3)], ["swish"]), {}, r"^activations\[0\]: unknown activation"),
+        (([np.ones((3, 2))], [np.ones(3)], [("softplus", -1.0)]), {}, r"^activations\[0\]: must be finite"),
+        (([np.ones((3, 2))], [np.ones(4)], ["tanh"]), {}, r"^biases\[0\]: expected length 3"),
+        (
+            ([np.ones((3, 2)), np.ones((2, 4))], [np.ones(3), np.ones(2)], ["tanh", "tanh"]),
+            {},
+            r"^weights: a layer expects 4 inputs but receives 3",
+        ),
+        (([np.full((3, 2), np.nan)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: contains NaN"),
+        (([np.ones(3)], [np.ones(3)], ["tanh"]), {}, r"^weights\[0\]: expected a 2-d array"),
+        (([], [], []), {}, r"^weights: need as many"),
+        (([np.ones((3, 2))], [np.ones(3)], ["tanh", "tanh"]), {}, r"^weights: need as many"),
+        (
+            ([np.ones((3, 2))], [np.ones(3)], ["tanh"]),
+            {"log_sigma": ([np.ones((2, 3))], [np.ones(2)], ["identity"])},
+            r"^log_sigma: a layer expects 3 inputs but receives 2",
+        ),
+        (([np.ones((3, 2))], [np.ones(3)], ["tanh"]), {"log_sigma": "nope"}, r"^log_sigma: expected a tuple"),
+        (
+            ([np.ones((3, 2))], [np.ones(3)], ["tanh"]),
+            {"log_sigma": ([np.ones((2, 3))], [np.ones(3)], ["identity"])},
+            r"^log_sigma.biases\[0\]: expected length 2",
+        ),
+        (
+            ([np.ones((3, 5))], [np.ones(3)], ["tanh"]),
+            {"trunk": ([np.ones((4, 2))], [np.ones(4)], ["relu"])},
+            r"^weights: a layer expects 5 inputs but receives 4",
+        ),
+    ],
+)
 def test_bad_construction(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         PullbackMetric(*args, **kwargs)

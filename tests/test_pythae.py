@@ -10,9 +10,8 @@ import pytest
 pythae = pytest.importorskip("pythae")
 torch = pytest.importorskip("torch")
 
-from pythae.models import RHVAE, RHVAEConfig  # noqa: E402
-
 import latentgeo as lg  # noqa: E402
+from pythae.models import RHVAE, RHVAEConfig  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def trained(tmp_path_factory):
     for epoch in range(2):
         for start in range(0, 48, 12):
             model.zero_grad()
-            loss = model({"data": data[start:start + 12]}).loss
+            loss = model({"data": data[start : start + 12]}).loss
             assert torch.isfinite(loss)
             loss.backward()
             # Plain gradient steps: building a torch.optim optimizer costs seconds on first use.

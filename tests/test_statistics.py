@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import itertools
 
+import latentgeo as lg
 import numpy as np
 import pytest
 from conftest import PoincareHalfPlane, reference_rhvae
-
-import latentgeo as lg
 from latentgeo import statistics as st
 from latentgeo.errors import MetricDomainError
 
@@ -146,27 +145,32 @@ def test_kmedoids_k_equal_to_m_and_one():
     assert single.medoids[0] == np.argmin(dist.sum(axis=1))
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(n_clusters=0), "n_clusters"),
-    (dict(n_clusters=7), "n_clusters"),
-    (dict(n_clusters=2.5), "n_clusters"),
-    (dict(n_clusters=2, seed=-1), "seed"),
-    (dict(n_clusters=2, init="farthest"), "init"),
-    (dict(n_clusters=2, init=np.array([0, 0])), "init"),
-    (dict(n_clusters=2, distances=np.ones((5, 5))), "distances"),
-    (dict(n_clusters=2, distances=np.full((6, 6), np.nan)), "distances"),
-    (dict(n_clusters=2, distances=np.triu(np.ones((6, 6)))), "distances"),
-    (dict(n_clusters=2, distances=-np.ones((6, 6))), "distances"),
-    (dict(n_clusters=2, max_iter=0), "max_iter"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(n_clusters=0), "n_clusters"),
+        (dict(n_clusters=7), "n_clusters"),
+        (dict(n_clusters=2.5), "n_clusters"),
+        (dict(n_clusters=2, seed=-1), "seed"),
+        (dict(n_clusters=2, init="farthest"), "init"),
+        (dict(n_clusters=2, init=np.array([0, 0])), "init"),
+        (dict(n_clusters=2, distances=np.ones((5, 5))), "distances"),
+        (dict(n_clusters=2, distances=np.full((6, 6), np.nan)), "distances"),
+        (dict(n_clusters=2, distances=np.triu(np.ones((6, 6)))), "distances"),
+        (dict(n_clusters=2, distances=-np.ones((6, 6))), "distances"),
+        (dict(n_clusters=2, max_iter=0), "max_iter"),
+    ],
+)
 def test_kmedoids_bad_input(kwargs, name):
     points = np.random.default_rng(0).uniform(0.5, 1, (6, 2))
     with pytest.raises(ValueError, match=name):
         st.kmedoids(lg.ConstantMetric(np.eye(2)), points, **kwargs)
 
 
-@pytest.mark.parametrize("points, name", [(np.zeros((0, 2)), "points"), (np.array([[0.0, np.nan]] * 3), "points"),
-                                          (np.zeros((3, 3)), "points")])
+@pytest.mark.parametrize(
+    "points, name",
+    [(np.zeros((0, 2)), "points"), (np.array([[0.0, np.nan]] * 3), "points"), (np.zeros((3, 3)), "points")],
+)
 def test_kmedoids_bad_points(points, name):
     with pytest.raises(ValueError, match=name):
         st.kmedoids(lg.ConstantMetric(np.eye(2)), points, 1, progress=False)
@@ -224,8 +228,9 @@ def test_interpolate_batched_matches_single_pairs():
     batch = st.interpolate(metric, z0, z1, 5, n_threads=1)
     assert batch.shape == (4, 5, 2)
     for i in range(4):
-        np.testing.assert_allclose(batch[i], st.interpolate(metric, z0[i], z1[i], 5, n_threads=1), rtol=1e-12,
-                                   atol=1e-14)
+        np.testing.assert_allclose(
+            batch[i], st.interpolate(metric, z0[i], z1[i], 5, n_threads=1), rtol=1e-12, atol=1e-14
+        )
     np.testing.assert_array_equal(batch[:, 0], z0)
     np.testing.assert_array_equal(batch[:, -1], z1)
 
@@ -235,12 +240,15 @@ def test_interpolate_identical_endpoints():
     np.testing.assert_array_equal(pts, np.tile([0.2, 0.3], (4, 1)))
 
 
-@pytest.mark.parametrize("args, name", [
-    (([0.0, 1.0], [1.0, 1.0], 1), "n_points"),
-    (([0.0, 1.0], [1.0, 1.0, 2.0], 3), "z1"),
-    (([[0.0, 1.0]], [[1.0, 1.0], [2.0, 1.0]], 3), "z1"),
-    (([np.nan, 1.0], [1.0, 1.0], 3), "z0"),
-])
+@pytest.mark.parametrize(
+    "args, name",
+    [
+        (([0.0, 1.0], [1.0, 1.0], 1), "n_points"),
+        (([0.0, 1.0], [1.0, 1.0, 2.0], 3), "z1"),
+        (([[0.0, 1.0]], [[1.0, 1.0], [2.0, 1.0]], 3), "z1"),
+        (([np.nan, 1.0], [1.0, 1.0], 3), "z0"),
+    ],
+)
 def test_interpolate_bad_input(args, name):
     with pytest.raises(ValueError, match=name):
         st.interpolate(reference_rhvae(), *args)
@@ -358,19 +366,22 @@ def test_effective_sample_size_of_known_chains():
     assert st.effective_sample_size(x)[0] == pytest.approx(expected, rel=0.25)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(n=0), "n"),
-    (dict(density="uniform"), "density"),
-    (dict(method="nuts"), "method"),
-    (dict(bounds=[[0, 0], [1]]), "bounds"),
-    (dict(bounds=[[0, 1], [1, 0.5]]), "bounds"),
-    (dict(bounds=np.zeros((2, 3))), "bounds"),
-    (dict(seed=-1), "seed"),
-    (dict(target_accept=1.0), "target_accept"),
-    (dict(n_leapfrog=0), "n_leapfrog"),
-    (dict(step_size=0.0), "step_size"),
-    (dict(n_chains=0), "n_chains"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(n=0), "n"),
+        (dict(density="uniform"), "density"),
+        (dict(method="nuts"), "method"),
+        (dict(bounds=[[0, 0], [1]]), "bounds"),
+        (dict(bounds=[[0, 1], [1, 0.5]]), "bounds"),
+        (dict(bounds=np.zeros((2, 3))), "bounds"),
+        (dict(seed=-1), "seed"),
+        (dict(target_accept=1.0), "target_accept"),
+        (dict(n_leapfrog=0), "n_leapfrog"),
+        (dict(step_size=0.0), "step_size"),
+        (dict(n_chains=0), "n_chains"),
+    ],
+)
 def test_sample_riemannian_bad_input(kwargs, name):
     args = dict(n=10, seed=0, bounds=POINCARE_BOX, n_warmup=2)
     args.update(kwargs)
@@ -473,19 +484,22 @@ def test_brownian_path_leaving_the_domain_stops_with_its_status():
     assert list(res.completed) == [False, True]
     k = res.n_steps_done[0]
     assert 0 < k < 200 and res.paths[0, k, 0] >= 0.5
-    assert np.isfinite(res.paths[0, : k + 1]).all() and np.isnan(res.paths[0, k + 1:]).all()
+    assert np.isfinite(res.paths[0, : k + 1]).all() and np.isnan(res.paths[0, k + 1 :]).all()
     assert np.isfinite(res.paths[1]).all() and res.n_steps_done[1] == 200
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(t_end=0.0), "t_end"),
-    (dict(t_end=np.inf), "t_end"),
-    (dict(n_steps=0), "n_steps"),
-    (dict(n_paths=0), "n_paths"),
-    (dict(z0=np.zeros((3, 2))), "z0"),
-    (dict(z0=[np.nan, 0.0]), "z0"),
-    (dict(seed=-2), "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(t_end=0.0), "t_end"),
+        (dict(t_end=np.inf), "t_end"),
+        (dict(n_steps=0), "n_steps"),
+        (dict(n_paths=0), "n_paths"),
+        (dict(z0=np.zeros((3, 2))), "z0"),
+        (dict(z0=[np.nan, 0.0]), "z0"),
+        (dict(seed=-2), "seed"),
+    ],
+)
 def test_brownian_motion_bad_input(kwargs, name):
     args = dict(z0=[0.1, 0.2], t_end=1.0, n_steps=3, n_paths=2, seed=0)
     args.update(kwargs)
@@ -581,18 +595,21 @@ def test_frechet_mean_flags_a_point_whose_log_fails():
     assert np.all(np.isfinite(res.mean))
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(points=np.zeros((0, 2))), "points"),
-    (dict(points=np.array([[0.0, np.inf]])), "points"),
-    (dict(points=np.zeros((3, 3))), "points"),
-    (dict(weights=[1.0, 2.0]), "weights"),
-    (dict(weights=[1.0, -1.0, 1.0]), "weights"),
-    (dict(weights=[0.0, 0.0, 0.0]), "weights"),
-    (dict(weights=[1.0, np.nan, 1.0]), "weights"),
-    (dict(init=[[0.0, 0.0], [1.0, 1.0]]), "init"),
-    (dict(tol=0.0), "tol"),
-    (dict(max_iter=-1), "max_iter"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(points=np.zeros((0, 2))), "points"),
+        (dict(points=np.array([[0.0, np.inf]])), "points"),
+        (dict(points=np.zeros((3, 3))), "points"),
+        (dict(weights=[1.0, 2.0]), "weights"),
+        (dict(weights=[1.0, -1.0, 1.0]), "weights"),
+        (dict(weights=[0.0, 0.0, 0.0]), "weights"),
+        (dict(weights=[1.0, np.nan, 1.0]), "weights"),
+        (dict(init=[[0.0, 0.0], [1.0, 1.0]]), "init"),
+        (dict(tol=0.0), "tol"),
+        (dict(max_iter=-1), "max_iter"),
+    ],
+)
 def test_frechet_mean_bad_input(kwargs, name):
     args = dict(points=np.array([[0.0, 0.0], [1.0, 0.5], [0.2, 0.9]]))
     args.update(kwargs)
@@ -632,13 +649,16 @@ def test_kmeans_on_a_constant_metric_is_euclidean_kmeans_of_the_whitened_points(
     assert len(np.unique(seeded.labels)) == 3 and seeded.converged
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(n_clusters=0), "n_clusters"),
-    (dict(n_clusters=31), "n_clusters"),
-    (dict(n_clusters=2, init=np.zeros((3, 2))), "init"),
-    (dict(n_clusters=2, init="k-medoids"), "init"),
-    (dict(n_clusters=2, mean_options=[1]), "mean_options"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(n_clusters=0), "n_clusters"),
+        (dict(n_clusters=31), "n_clusters"),
+        (dict(n_clusters=2, init=np.zeros((3, 2))), "init"),
+        (dict(n_clusters=2, init="k-medoids"), "init"),
+        (dict(n_clusters=2, mean_options=[1]), "mean_options"),
+    ],
+)
 def test_kmeans_bad_input(kwargs, name):
     points = np.random.default_rng(0).uniform(0, 1, (30, 2))
     with pytest.raises(ValueError, match=name):
@@ -665,8 +685,9 @@ def run_cli(*args, cwd=None):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "latentgeo", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "latentgeo", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -681,14 +702,36 @@ def cli_files(tmp_path_factory):
 
 def test_cli_distances_and_cluster(cli_files):
     folder, _, points = cli_files
-    proc = run_cli("distances", "--model", str(folder / "model.npz"), "--points", str(folder / "pts.npy"),
-                   "--out", str(folder / "D.npy"), "--quiet")
+    proc = run_cli(
+        "distances",
+        "--model",
+        str(folder / "model.npz"),
+        "--points",
+        str(folder / "pts.npy"),
+        "--out",
+        str(folder / "D.npy"),
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     dist = np.load(folder / "D.npy")
-    np.testing.assert_allclose(dist, lg.geodesic_distances(lg.RHVAEMetric.load(folder / "model.npz"), points,
-                                                           progress=False).distances, rtol=1e-12)
-    proc = run_cli("cluster", "--model", str(folder / "model.npz"), "--points", str(folder / "pts.npy"), "--k", "3",
-                   "--distances", str(folder / "D.npy"), "--out", str(folder / "labels.npy"))
+    np.testing.assert_allclose(
+        dist,
+        lg.geodesic_distances(lg.RHVAEMetric.load(folder / "model.npz"), points, progress=False).distances,
+        rtol=1e-12,
+    )
+    proc = run_cli(
+        "cluster",
+        "--model",
+        str(folder / "model.npz"),
+        "--points",
+        str(folder / "pts.npy"),
+        "--k",
+        "3",
+        "--distances",
+        str(folder / "D.npy"),
+        "--out",
+        str(folder / "labels.npy"),
+    )
     assert proc.returncode == 0, proc.stderr
     expected = st.kmedoids(None, points, 3, distances=dist)
     np.testing.assert_array_equal(np.load(folder / "labels.npy"), expected.labels)
@@ -697,31 +740,50 @@ def test_cli_distances_and_cluster(cli_files):
 
 def test_cli_mean_and_sample(cli_files):
     folder, _, points = cli_files
-    proc = run_cli("mean", "--model", str(folder / "model.npz"), "--points", str(folder / "pts.npy"),
-                   "--out", str(folder / "mean.npy"))
+    proc = run_cli(
+        "mean",
+        "--model",
+        str(folder / "model.npz"),
+        "--points",
+        str(folder / "pts.npy"),
+        "--out",
+        str(folder / "mean.npy"),
+    )
     assert proc.returncode == 0, proc.stderr
     expected = st.frechet_mean(lg.RHVAEMetric.load(folder / "model.npz"), points)
     np.testing.assert_allclose(np.load(folder / "mean.npy"), expected.mean, rtol=1e-12, atol=1e-14)
     assert "converged" in proc.stdout
-    proc = run_cli("sample", "--model", str(folder / "model.npz"), "--n", "40", "--bounds", "-1,-1,2,2",
-                   "--out", str(folder / "samples.npy"))
+    proc = run_cli(
+        "sample",
+        "--model",
+        str(folder / "model.npz"),
+        "--n",
+        "40",
+        "--bounds",
+        "-1,-1,2,2",
+        "--out",
+        str(folder / "samples.npy"),
+    )
     assert proc.returncode == 0, proc.stderr
     samples = np.load(folder / "samples.npy")
     assert samples.shape == (40, 2) and samples.min() >= -1 and samples.max() <= 2
     assert "acceptance rate" in proc.stdout and "effective sample size" in proc.stdout
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (("distances", "--points", "/nonexistent.npy"), "--points"),
-    (("mean", "--points", "{bad_dim}"), "--points"),
-    (("mean", "--points", "{pts}", "--weights", "{pts}"), "--weights"),
-    (("cluster", "--points", "{pts}", "--k", "0"), "--k"),
-    (("cluster", "--points", "{pts}", "--k", "9"), "--k"),
-    (("cluster", "--points", "{pts}", "--k", "2", "--distances", "{pts}"), "--distances"),
-    (("sample", "--n", "5", "--bounds", "0,1"), "--bounds"),
-    (("sample", "--n", "5", "--density", "uniform"), "--density"),
-    (("sample", "--n", "0"), "--n"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("distances", "--points", "/nonexistent.npy"), "--points"),
+        (("mean", "--points", "{bad_dim}"), "--points"),
+        (("mean", "--points", "{pts}", "--weights", "{pts}"), "--weights"),
+        (("cluster", "--points", "{pts}", "--k", "0"), "--k"),
+        (("cluster", "--points", "{pts}", "--k", "9"), "--k"),
+        (("cluster", "--points", "{pts}", "--k", "2", "--distances", "{pts}"), "--distances"),
+        (("sample", "--n", "5", "--bounds", "0,1"), "--bounds"),
+        (("sample", "--n", "5", "--density", "uniform"), "--density"),
+        (("sample", "--n", "0"), "--n"),
+    ],
+)
 def test_cli_statistics_errors_are_one_line(cli_files, args, fragment):
     folder = cli_files[0]
     np.save(folder / "bad_dim.npy", np.zeros((4, 3)))
@@ -734,10 +796,9 @@ def test_cli_statistics_errors_are_one_line(cli_files, args, fragment):
 
 def test_statistics_demo_writes_its_figure(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from PIL import Image
-
     from latentgeo.cli import _print_table
     from latentgeo.statistics._demo import statistics_demo
+    from PIL import Image
 
     rng = np.random.default_rng(0)
     latent = np.concatenate([rng.normal(c, 0.15, (15, 2)) for c in ([0, 0], [1, 1], [1, 0])])
@@ -753,13 +814,17 @@ def test_statistics_demo_writes_its_figure(tmp_path, capsys):
 # Ctrl-C
 # --------------------------------------------------------------------------------------------
 @pytest.mark.skipif(__import__("sys").platform == "win32", reason="SIGINT to a child process is POSIX")
-@pytest.mark.parametrize("call", [
-    "lg.brownian_motion(metric, [0.0, 0.0], 1.0, 1_000, 20_000, seed=0, n_threads=2)",
-    "lg.sample_riemannian(metric, 400_000, seed=0, n_chains=20_000, n_warmup=10_000, n_threads=2)",
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "lg.brownian_motion(metric, [0.0, 0.0], 1.0, 1_000, 20_000, seed=0, n_threads=2)",
+        "lg.sample_riemannian(metric, 400_000, seed=0, n_chains=20_000, n_warmup=10_000, n_threads=2)",
+    ],
+)
 def test_ctrl_c_stops_the_samplers(call):
     from test_interrupt import _check_stopped, _interrupt_after_one_second
 
     out, err, elapsed = _interrupt_after_one_second(
-        "metric, _, _ = random_rhvae(np.random.default_rng(0), n_centroids=2000, dim=2)", call)
+        "metric, _, _ = random_rhvae(np.random.default_rng(0), n_centroids=2000, dim=2)", call
+    )
     _check_stopped(out, err, elapsed)

@@ -35,14 +35,12 @@ inline pybind11::handle metric_domain_error_type() {
 // True on Python's main thread, the only one where signal handlers run (GIL held).
 inline bool on_main_thread() {
   PYBIND11_CONSTINIT static pybind11::gil_safe_call_once_and_store<unsigned long> main_ident;
-  const unsigned long ident = main_ident
-                                  .call_once_and_store_result([] {
-                                    return pybind11::module_::import("threading")
-                                        .attr("main_thread")()
-                                        .attr("ident")
-                                        .cast<unsigned long>();
-                                  })
-                                  .get_stored();
+  const unsigned long ident =
+      main_ident
+          .call_once_and_store_result([] {
+            return pybind11::module_::import("threading").attr("main_thread")().attr("ident").cast<unsigned long>();
+          })
+          .get_stored();
   return PyThread_get_thread_ident() == ident;
 }
 
@@ -81,8 +79,8 @@ inline void require(bool ok, const std::string& message) {
 }
 
 inline void require_cols(const latentgeo::ConstRowMatrixRef& a, latentgeo::Index cols, const char* name) {
-  require(a.cols() == cols, std::string(name) + ": expected " + std::to_string(cols) + " columns, got " +
-                                std::to_string(a.cols()));
+  require(a.cols() == cols,
+          std::string(name) + ": expected " + std::to_string(cols) + " columns, got " + std::to_string(a.cols()));
 }
 
 // q = v^T G(z) v per point, and with grad also dq/dz and dq/dv, for any C++ kernel of the

@@ -1,16 +1,17 @@
 // Thin bindings of the curve kernels: velocities, quadrature weights, integrals.
+#include "latentgeo/curves.hpp"
+
 #include <pybind11/eigen.h>
 
 #include "bindings.hpp"
-#include "latentgeo/curves.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstRowMatrixRef;
 using latentgeo::ConstVectorRef;
 using latentgeo::Index;
 using latentgeo::Integral;
-using latentgeo::Rule;
 using latentgeo::RowMatrix;
+using latentgeo::Rule;
 using latentgeo::Vector;
 
 namespace latentgeo_bindings {
@@ -85,8 +86,8 @@ void register_curves(py::module_& m) {
   m.def("quadrature_weights", &quadrature_weights, py::arg("t"), py::arg("rule"));
   m.def("integrate", &integrate, py::arg("q"), py::arg("weights"), py::arg("integral"), py::arg("energy_factor"),
         py::arg("grad"), py::arg("n_threads"));
-  m.def("integrate_with_grad", &integrate_with_grad, py::arg("q"), py::arg("dqdz"), py::arg("dqdv"),
-        py::arg("weights"), py::arg("integral"), py::arg("energy_factor"), py::arg("n_threads"));
+  m.def("integrate_with_grad", &integrate_with_grad, py::arg("q"), py::arg("dqdz"), py::arg("dqdv"), py::arg("weights"),
+        py::arg("integral"), py::arg("energy_factor"), py::arg("n_threads"));
 }
 
 }  // namespace latentgeo_bindings

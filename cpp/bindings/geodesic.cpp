@@ -5,11 +5,12 @@
 // PullbackKernel.
 // Any other metric object of the protocol goes through PythonKernel, which calls
 // metric.quadratic_form(z, v, grad=...) with the GIL held, so its pairs run one after the other.
+#include "latentgeo/geodesic.hpp"
+
 #include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
 
 #include "bindings.hpp"
-#include "latentgeo/geodesic.hpp"
 #include "latentgeo/pullback.hpp"
 #include "latentgeo/rhvae.hpp"
 
@@ -179,6 +180,15 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
   out["status"] = status;
   out["message"] = message;  // non-empty where an error of the metric decided the status
   out["error"] = error;      // the metric's Python exception of a metric_error, else None
+  py::list levels;  // per pair and level: (segments, n_iter, n_evaluations, kernel_points, kernel_seconds, length)
+  for (const auto& s : sols) {
+    py::list per_pair;
+    for (const auto& l : s.levels)
+      per_pair.append(
+          py::make_tuple(l.segments, l.n_iter, l.n_evaluations, l.kernel_points, l.kernel_seconds, l.length));
+    levels.append(per_pair);
+  }
+  out["levels"] = levels;
   return out;
 }
 

@@ -1,9 +1,10 @@
 // Thin bindings of the pullback kernel: parse the layer description, check shapes, release the GIL.
+#include "latentgeo/pullback.hpp"
+
 #include <pybind11/eigen.h>
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
-#include "latentgeo/pullback.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstRowMatrixRef;
@@ -28,8 +29,8 @@ PullbackSequence parse_sequence(const py::list& ops, const std::string& name) {
     if (kind == "dense") {
       seq.push_back(PullbackOp::make_dense(op[1].cast<Eigen::MatrixXd>(), op[2].cast<Vector>()));
     } else if (kind == "act") {
-      seq.push_back(PullbackOp::make_activation(latentgeo::parse_activation(op[1].cast<std::string>()),
-                                                op[2].cast<double>()));
+      seq.push_back(
+          PullbackOp::make_activation(latentgeo::parse_activation(op[1].cast<std::string>()), op[2].cast<double>()));
     } else {
       throw std::invalid_argument(name + ": unknown step kind '" + kind + "'");
     }
@@ -78,7 +79,8 @@ void register_pullback(py::module_& m) {
       .def("evaluate", &evaluate, py::arg("z"), py::arg("want_jacobian"), py::arg("n_threads"))
       .def("metric", &metric, py::arg("z"), py::arg("n_threads"))
       .def("derivative", &derivative, py::arg("z"), py::arg("n_threads"))
-      .def("quadratic_form", &quadratic_form<PullbackKernel>, py::arg("z"), py::arg("v"), py::arg("grad"), py::arg("n_threads"));
+      .def("quadratic_form", &quadratic_form<PullbackKernel>, py::arg("z"), py::arg("v"), py::arg("grad"),
+           py::arg("n_threads"));
 }
 
 }  // namespace latentgeo_bindings

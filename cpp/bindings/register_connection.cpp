@@ -85,8 +85,8 @@ class PythonCurve {
 // Runs body(model, options, n_threads) on the native model held by `model`, or on the Python
 // callback's model (one thread, one lockstep block of `batch` trajectories), with the GIL released.
 template <class Body>
-auto with_model(const py::object& model, const py::object& geometry_fn, Index dim, ConnectionOptions o,
-                int n_threads, Index batch, Body&& body) {
+auto with_model(const py::object& model, const py::object& geometry_fn, Index dim, ConnectionOptions o, int n_threads,
+                Index batch, Body&& body) {
   auto run = [&](const auto& m, const ConnectionOptions& opts, int threads) {
     require(m.dim() == dim, "z: dimension " + std::to_string(dim) + " does not match the metric's dimension " +
                                 std::to_string(m.dim()));
@@ -180,11 +180,10 @@ py::dict exp_map(const py::object& model, const py::object& geometry_fn, const C
   require(v.rows() == z.rows() && v.cols() == z.cols(), "v: expected the shape of z");
   require(std::isfinite(t_end) && t_end > 0.0, "t: the end time must be > 0");
   check_times(t_out, t_end);
-  const latentgeo::ExpOutput e =
-      with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(),
-                 [&](const auto& m, const ConnectionOptions& opts, int threads) {
-                   return latentgeo::exp_map(m, z, v, t_end, t_out, opts, threads);
-                 });
+  const latentgeo::ExpOutput e = with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(),
+                                            [&](const auto& m, const ConnectionOptions& opts, int threads) {
+                                              return latentgeo::exp_map(m, z, v, t_end, t_out, opts, threads);
+                                            });
   py::dict out;
   out["points"] = e.points;
   out["velocities"] = e.velocities;
@@ -201,11 +200,10 @@ py::dict log_map(const py::object& model, const py::object& geometry_fn, const C
   check_options(o);
   require(z1.rows() == z0.rows() && z1.cols() == z0.cols(), "z1: expected the shape of z0");
   require(v_init.rows() == z0.rows() && v_init.cols() == z0.cols(), "v_init: expected the shape of z0");
-  const latentgeo::ShootingOutput s =
-      with_model(model, geometry_fn, z0.cols(), o, n_threads, z0.rows(),
-                 [&](const auto& m, const ConnectionOptions& opts, int threads) {
-                   return latentgeo::shoot(m, z0, z1, v_init, opts, threads);
-                 });
+  const latentgeo::ShootingOutput s = with_model(model, geometry_fn, z0.cols(), o, n_threads, z0.rows(),
+                                                 [&](const auto& m, const ConnectionOptions& opts, int threads) {
+                                                   return latentgeo::shoot(m, z0, z1, v_init, opts, threads);
+                                                 });
   py::dict out;
   out["vectors"] = s.vectors;
   out["residual"] = s.residual;
@@ -228,8 +226,8 @@ void check_vectors(const ConstRowMatrixRef& w, Index rows, Index d) {
 }
 
 py::dict transport_geodesic(const py::object& model, const py::object& geometry_fn, const ConstRowMatrixRef& z,
-                            const ConstRowMatrixRef& v, const ConstRowMatrixRef& w, double t_end,
-                            const Vector& t_out, const ConnectionOptions& o, int n_threads) {
+                            const ConstRowMatrixRef& v, const ConstRowMatrixRef& w, double t_end, const Vector& t_out,
+                            const ConnectionOptions& o, int n_threads) {
   check_options(o);
   require(v.rows() == z.rows() && v.cols() == z.cols(), "v: expected the shape of z");
   check_vectors(w, z.rows(), z.cols());
@@ -264,10 +262,10 @@ py::dict transport_callable(const py::object& model, const py::object& geometry_
   check_vectors(w, 1, dim);
   check_times(t_out, 1.0);
   const PythonCurve curve(curve_fn, dim);
-  return pack_transport(with_model(model, geometry_fn, dim, o, 1, 1,
-                                   [&](const auto& m, const ConnectionOptions& opts, int) {
-                                     return latentgeo::transport_curve(m, curve, w, 1.0, t_out, opts, 1);
-                                   }));
+  return pack_transport(
+      with_model(model, geometry_fn, dim, o, 1, 1, [&](const auto& m, const ConnectionOptions& opts, int) {
+        return latentgeo::transport_curve(m, curve, w, 1.0, t_out, opts, 1);
+      }));
 }
 
 RHVAEModel make_rhvae_model(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature,
@@ -304,12 +302,12 @@ void register_connection(py::module_& m) {
         py::arg("n_threads"));
   m.def("exp_map", &exp_map, py::arg("model"), py::arg("geometry_fn"), py::arg("z"), py::arg("v"), py::arg("t_end"),
         py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
-  m.def("log_map", &log_map, py::arg("model"), py::arg("geometry_fn"), py::arg("z0"), py::arg("z1"),
-        py::arg("v_init"), py::arg("options"), py::arg("n_threads"));
-  m.def("transport_geodesic", &transport_geodesic, py::arg("model"), py::arg("geometry_fn"), py::arg("z"),
-        py::arg("v"), py::arg("w"), py::arg("t_end"), py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
-  m.def("transport_nodes", &transport_nodes, py::arg("model"), py::arg("geometry_fn"), py::arg("nodes"),
-        py::arg("w"), py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
+  m.def("log_map", &log_map, py::arg("model"), py::arg("geometry_fn"), py::arg("z0"), py::arg("z1"), py::arg("v_init"),
+        py::arg("options"), py::arg("n_threads"));
+  m.def("transport_geodesic", &transport_geodesic, py::arg("model"), py::arg("geometry_fn"), py::arg("z"), py::arg("v"),
+        py::arg("w"), py::arg("t_end"), py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
+  m.def("transport_nodes", &transport_nodes, py::arg("model"), py::arg("geometry_fn"), py::arg("nodes"), py::arg("w"),
+        py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
   m.def("transport_callable", &transport_callable, py::arg("model"), py::arg("geometry_fn"), py::arg("curve_fn"),
         py::arg("dim"), py::arg("w"), py::arg("t_out"), py::arg("options"));
 }

@@ -44,8 +44,7 @@ class RhvaeVolumeTarget {
  public:
   RhvaeVolumeTarget(const RHVAEKernel& k, double sign) : jet_{k}, sign_(sign) {}
   Index dim() const { return jet_.dim(); }
-  void evaluate(const ConstRowMatrixRef& z, Vector& logp, RowMatrix& grad, std::vector<char>& ok,
-                int n_threads) const {
+  void evaluate(const ConstRowMatrixRef& z, Vector& logp, RowMatrix& grad, std::vector<char>& ok, int n_threads) const {
     RowMatrix ginv, dginv;
     jet_.compute(z, false, n_threads, logp, grad, ginv, dginv);
     ok.assign(static_cast<std::size_t>(z.rows()), 1);
@@ -79,8 +78,7 @@ class RhvaeDiffusion {
         ginv.row(i).setZero();
         continue;
       }
-      latentgeo::brownian_drift(ginv.row(i).data(), dginv.row(i).data(), dlogdet.row(i).data(), d,
-                                drift.row(i).data());
+      latentgeo::brownian_drift(ginv.row(i).data(), dginv.row(i).data(), dlogdet.row(i).data(), d, drift.row(i).data());
     }
     ginv /= scale_;
     drift /= scale_;

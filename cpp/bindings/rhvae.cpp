@@ -1,8 +1,9 @@
 // Thin bindings of the RHVAE kernel: shape checks, GIL release, results as arrays.
+#include "latentgeo/rhvae.hpp"
+
 #include <pybind11/eigen.h>
 
 #include "bindings.hpp"
-#include "latentgeo/rhvae.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstRowMatrixRef;
@@ -49,7 +50,8 @@ void register_rhvae(py::module_& m) {
       .def("inverse", &inverse, py::arg("z"), py::arg("n_threads"))
       .def("metric", &metric, py::arg("z"), py::arg("want_g"), py::arg("want_logdet"), py::arg("n_threads"))
       .def("derivative", &derivative, py::arg("z"), py::arg("of_inverse"), py::arg("n_threads"))
-      .def("quadratic_form", &quadratic_form<RHVAEKernel>, py::arg("z"), py::arg("v"), py::arg("grad"), py::arg("n_threads"));
+      .def("quadratic_form", &quadratic_form<RHVAEKernel>, py::arg("z"), py::arg("v"), py::arg("grad"),
+           py::arg("n_threads"));
 }
 
 }  // namespace latentgeo_bindings

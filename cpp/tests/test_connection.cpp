@@ -14,7 +14,8 @@ struct Oscillator {
   Index size() const { return 2; }
   Index controlled() const { return 2; }
   double next_break(Index, double) const { return std::numeric_limits<double>::infinity(); }
-  void rhs(const std::vector<Index>& ids, const Vector& t, const RowMatrix& y, RowMatrix& dy, std::vector<char>& ok) const {
+  void rhs(const std::vector<Index>& ids, const Vector& t, const RowMatrix& y, RowMatrix& dy,
+           std::vector<char>& ok) const {
     for (Index r = 0; r < y.rows(); ++r) {
       const double w = 1.0 + static_cast<double>(ids[static_cast<std::size_t>(r)]);
       dy(r, 0) = y(r, 1);
@@ -158,7 +159,8 @@ TEST_CASE("sphere through central differences of Gamma: K = +1, transport keeps 
   const TransportOutput t = transport_geodesic(model, z, v, w, 1.0, Vector(0), ConnectionOptions{}, 1);
   for (Index r = 0; r < 2; ++r) {
     const double s0 = 1 + z.row(r).squaredNorm(), s1 = 1 + t.points.row(r).squaredNorm();
-    const double before = 4 / (s0 * s0) * w.row(r).squaredNorm(), after = 4 / (s1 * s1) * t.vectors.row(r).squaredNorm();
+    const double before = 4 / (s0 * s0) * w.row(r).squaredNorm(),
+                 after = 4 / (s1 * s1) * t.vectors.row(r).squaredNorm();
     CHECK(after == doctest::Approx(before).epsilon(1e-9));
   }
 }
@@ -255,16 +257,18 @@ TEST_CASE("RHVAE model: the Hamiltonian Jacobian and the endpoint Jacobians matc
     RowMatrix va = v, vb = v;
     va.col(c).array() += hv;
     vb.col(c).array() -= hv;
-    const RowMatrix diff = (exp_map(model, z, va, 1.0, Vector(0), o, 1).points -
-                            exp_map(model, z, vb, 1.0, Vector(0), o, 1).points) / (2 * hv);
+    const RowMatrix diff =
+        (exp_map(model, z, va, 1.0, Vector(0), o, 1).points - exp_map(model, z, vb, 1.0, Vector(0), o, 1).points) /
+        (2 * hv);
     for (Index r = 0; r < 2; ++r)
       for (Index k = 0; k < 3; ++k) CHECK(j_rhvae(r, k * 3 + c) == doctest::Approx(diff(r, k)).epsilon(1e-5));
     if (c == 2) break;
     RowMatrix wa = v2, wb = v2;
     wa.col(c).array() += hv;
     wb.col(c).array() -= hv;
-    const RowMatrix diff2 = (exp_map(sphere, z2, wa, 1.0, Vector(0), o, 1).points -
-                             exp_map(sphere, z2, wb, 1.0, Vector(0), o, 1).points) / (2 * hv);
+    const RowMatrix diff2 =
+        (exp_map(sphere, z2, wa, 1.0, Vector(0), o, 1).points - exp_map(sphere, z2, wb, 1.0, Vector(0), o, 1).points) /
+        (2 * hv);
     for (Index r = 0; r < 2; ++r)
       for (Index k = 0; k < 2; ++k) CHECK(j_sphere(r, k * 2 + c) == doctest::Approx(diff2(r, k)).epsilon(1e-5));
   }

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "latentgeo/fastexp.hpp"
@@ -20,10 +21,12 @@ TEST_CASE("scaled_exp_inplace matches std::exp to a few ulp and underflows to 0"
     const double exact = std::exp(x[i]);
     worst = std::max(worst, std::abs(y[i] - exact) / exact);
   }
-  CHECK(worst < 5e-16);
+  // ~2 ulp of our own, and std::exp may be up to an ulp off itself (libm differs between systems)
+  constexpr double eps = std::numeric_limits<double>::epsilon();
+  CHECK(worst <= 3 * eps);
   std::vector<double> z = {2.0, 0.0, -3.0};
   latentgeo::scaled_exp_inplace(z.data(), 3, -0.5);
-  CHECK(z[0] == doctest::Approx(std::exp(-1.0)).epsilon(1e-15));
-  CHECK(z[1] == 1.0);
-  CHECK(z[2] == doctest::Approx(std::exp(1.5)).epsilon(1e-15));
+  CHECK(z[0] == doctest::Approx(std::exp(-1.0)).epsilon(3 * eps));
+  CHECK(z[1] == 1.0);  // exact by construction: r = 0, 2^0
+  CHECK(z[2] == doctest::Approx(std::exp(1.5)).epsilon(3 * eps));
 }

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "latentgeo/geodesic.hpp"
 
@@ -68,7 +69,7 @@ TEST_CASE("Poincare half-plane: length and curve of the exact geodesic, both qua
   }
 }
 
-TEST_CASE("batched pairs do not depend on the thread count; identical ends give distance 0") {
+TEST_CASE("batched pairs do not depend on the thread count, identical ends give distance 0") {
   const PoincareKernel kernel;
   RowMatrix starts(4, 2), ends(4, 2);
   starts << -1, 1, 0, 0.5, 2, 2, 0.3, 0.7;
@@ -83,4 +84,38 @@ TEST_CASE("batched pairs do not depend on the thread count; identical ends give 
   }
   CHECK(one[3].length == 0.0);
   CHECK(one[3].status == GeodesicStatus::converged);
+}
+
+TEST_CASE("level statistics add up to the totals") {
+  const PoincareKernel kernel;
+  const GeodesicSolution sol =
+      solve_geodesic(kernel, point(-1.0, 1.0), point(1.0, 1.0), RowMatrix(0, 2), GeodesicOptions{});
+  REQUIRE(static_cast<int>(sol.levels.size()) == sol.n_levels);
+  int iterations = 0, evaluations = 0;
+  for (std::size_t l = 0; l < sol.levels.size(); ++l) {
+    const GeodesicLevel& level = sol.levels[l];
+    CHECK(level.segments == 8 << l);
+    // Each energy evaluation has 2n + 1 Simpson points; the length adds 3n, the preconditioner n.
+    CHECK(level.kernel_points >= level.n_evaluations * (2 * level.segments + 1) + 3 * level.segments);
+    CHECK(level.kernel_seconds >= 0.0);
+    CHECK(std::isfinite(level.length));
+    iterations += level.n_iter;
+    evaluations += level.n_evaluations;
+  }
+  CHECK(iterations == sol.n_iter);
+  CHECK(evaluations == sol.n_evaluations);
+  CHECK(sol.levels.back().length == sol.length);
+}
+
+TEST_CASE("refinement stops on Richardson's length estimate and the nodes' move") {
+  const double length = 2.0, tol = 1e-6, span = 1.0, nan = std::numeric_limits<double>::quiet_NaN();
+  // No observed ratio yet: the change itself is the estimate.
+  CHECK(level_converged(length, 0.9 * tol * length, nan, 0.0, span, tol));
+  CHECK_FALSE(level_converged(length, 1.1 * tol * length, nan, 0.0, span, tol));
+  // Observed fourth order (ratio >= 16): 15 tol; a slow ratio of 2 allows only 1 tol.
+  CHECK(level_converged(length, 14.0 * tol * length, 1e3 * tol, 0.0, span, tol));
+  CHECK_FALSE(level_converged(length, 2.0 * tol * length, 4.0 * tol * length, 0.0, span, tol));
+  // The nodes must also have settled to sqrt(tol) of the span.
+  CHECK_FALSE(level_converged(length, 0.0, nan, 1.1e-3 * span, span, tol));
+  CHECK(level_converged(length, 0.0, nan, 0.9e-3 * span, span, tol));
 }

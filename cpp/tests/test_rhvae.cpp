@@ -1,11 +1,16 @@
 // RHVAE kernel: the reference values, finite differences, threads, errors.
 #include <doctest/doctest.h>
 
+#include <limits>
+
 #include "latentgeo/rhvae.hpp"
 
 using namespace latentgeo;
 
 namespace {
+
+constexpr double eps = std::numeric_limits<double>::epsilon();
+constexpr double safety = 16.0;  // on first-order rounding bounds
 
 RHVAEKernel reference_kernel() {
   RowMatrix c(2, 2);
@@ -97,10 +102,14 @@ TEST_CASE("quadratic form and its gradients") {
   k.quadratic_form(z, v, q, dqdz, dqdv, 1);
   const RowMatrix g = metric_at(k, z);
   const double h = 1e-6;
+  // q = |L^-1 v|^2 from the Cholesky factor of G^-1, v^T G v with G from the same factor: both
+  // solves round by kappa(G) eps relative, and the d^2 products of v^T G v may cancel.
   for (Index n = 0; n < 6; ++n) {
     const Eigen::Map<const Eigen::Matrix<double, 2, 2, Eigen::RowMajor>> gn(g.row(n).data());
     const Eigen::Vector2d vn = v.row(n).transpose();
-    CHECK(q(n) == doctest::Approx(vn.dot(gn * vn)).epsilon(1e-12));
+    const Eigen::Vector2d eig = Eigen::SelfAdjointEigenSolver<Eigen::Matrix2d>(gn).eigenvalues();
+    const double kappa = eig(1) / eig(0), magnitude = vn.cwiseAbs().dot(gn.cwiseAbs() * vn.cwiseAbs());
+    CHECK(std::abs(q(n) - vn.dot(gn * vn)) <= safety * eps * (2 * kappa * q(n) + 4 * magnitude));
   }
   for (Index j = 0; j < 2; ++j) {
     RowMatrix plus = z, minus = z;
@@ -118,7 +127,7 @@ TEST_CASE("results do not depend on the thread count") {
   const RHVAEKernel k = random_kernel(400, 4, 3);
   const RowMatrix z = RowMatrix::Random(2000, 4);
   const RowMatrix one = metric_at(k, z, 1), two = metric_at(k, z, 2);
-  CHECK((one - two).cwiseAbs().maxCoeff() <= 1e-12 * one.cwiseAbs().maxCoeff());
+  CHECK((one - two).cwiseAbs().maxCoeff() == 0.0);  // the contract: bit for bit (fixed blocks of points)
 }
 
 TEST_CASE("a singular G^{-1} inside the parallel region becomes an exception") {
@@ -141,4 +150,151 @@ TEST_CASE("constructor rejects bad parameters") {
   CHECK_THROWS_AS(RHVAEKernel(c, m, 0.0, 0.1, 1.0), std::invalid_argument);
   CHECK_THROWS_AS(RHVAEKernel(c, m, 1.0, -0.1, 1.0), std::invalid_argument);
   CHECK_THROWS_AS(RHVAEKernel(c, RowMatrix::Ones(1, 2), 1.0, 0.1, 1.0), std::invalid_argument);
+}
+
+namespace {
+
+// Brute-force RHVAE quantities of one point, straight from the formula, with the scale of the
+// sums (sum of |terms|) that bounds their rounding error.
+struct BruteForce {
+  Eigen::MatrixXd ginv, ginv_scale;
+  std::vector<Eigen::MatrixXd> dginv, dginv_scale;  // dG^{-1}/dz_j
+};
+
+Eigen::MatrixXd unpacked(const RowMatrix& m, Index k, Index d) {
+  Eigen::MatrixXd out(d, d);
+  unpack_symmetric(m.row(k), out);
+  return out;
+}
+
+BruteForce brute_force(const RowMatrix& c, const RowMatrix& m, double t, double lambda, double s, const RowVector& z) {
+  const Index k_count = c.rows(), d = c.cols();
+  BruteForce out;
+  out.ginv = lambda * Eigen::MatrixXd::Identity(d, d);
+  out.ginv_scale = out.ginv;
+  out.dginv.assign(d, Eigen::MatrixXd::Zero(d, d));
+  out.dginv_scale = out.dginv;
+  for (Index k = 0; k < k_count; ++k) {
+    const double w = s * std::exp(-(z - c.row(k)).squaredNorm() / (t * t));
+    const Eigen::MatrixXd mk = unpacked(m, k, d);
+    out.ginv += w * mk;
+    out.ginv_scale += w * mk.cwiseAbs();
+    for (Index j = 0; j < d; ++j) {
+      const double f = -2.0 / (t * t) * (z(j) - c(k, j));
+      out.dginv[j] += f * w * mk;
+      out.dginv_scale[j] += std::abs(f) * w * mk.cwiseAbs();
+    }
+  }
+  return out;
+}
+
+struct RandomModel {
+  RowMatrix c, m;
+  double t = 0.9, lambda = 0.05, s = 0.7;
+};
+
+RandomModel random_model(Index centroids, Index d, unsigned seed) {
+  std::srand(seed);
+  RandomModel model;
+  model.c = RowMatrix::Random(centroids, d);
+  model.m.resize(centroids, packed_size(d));
+  for (Index k = 0; k < centroids; ++k) {
+    Eigen::MatrixXd l = Eigen::MatrixXd::Random(d, d).triangularView<Eigen::Lower>();
+    l.diagonal() = l.diagonal().cwiseAbs().array() + 0.5;
+    Eigen::MatrixXd mk = l * l.transpose();
+    pack_symmetric(mk, model.m.row(k));
+  }
+  return model;
+}
+
+}  // namespace
+
+// K spans several chunks of 256 centroids plus a remainder, N several blocks of 128 points plus a
+// remainder; d = 2 and 3 take the one-pass path, d = 5 the two-pass path with the weights kept
+// (K = 805) or recomputed (K = 2085).
+TEST_CASE("blocked kernel equals the brute-force formula for K beyond one chunk") {
+  for (const auto& [centroids, d] : std::vector<std::pair<Index, Index>>{{805, 2}, {805, 3}, {805, 5}, {2085, 5}}) {
+    CAPTURE(centroids);
+    CAPTURE(d);
+    const RandomModel model = random_model(centroids, d, 17);
+    const RHVAEKernel k(model.c, model.m, model.t, model.lambda, model.s);
+    const Index n = 300;
+    const RowMatrix z = 1.2 * RowMatrix::Random(n, d), v = RowMatrix::Random(n, d);
+    RowMatrix ginv(n, d * d), dginv(n, d * d * d), dqdz(n, d), dqdv(n, d);
+    Vector q(n);
+    k.inverse(z, ginv, 2);
+    k.derivative(z, dginv, true, 2);
+    k.quadratic_form(z, v, q, dqdz, dqdv, 2);
+    const double eps = 1e-13;
+    for (Index i = 0; i < n; i += 7) {  // every 7th point covers all blocks and both sides of each
+      const BruteForce bf = brute_force(model.c, model.m, model.t, model.lambda, model.s, z.row(i));
+      for (Index a = 0; a < d; ++a)
+        for (Index b = 0; b < d; ++b) {
+          CHECK(std::abs(ginv(i, a * d + b) - bf.ginv(a, b)) <= eps * bf.ginv_scale(a, b));
+          for (Index j = 0; j < d; ++j)
+            CHECK(std::abs(dginv(i, (a * d + b) * d + j) - bf.dginv[j](a, b)) <=
+                  eps * bf.dginv_scale[j](a, b) + 1e-300);
+        }
+      // q = v^T G v and dq/dz_j = -u^T dG^{-1}/dz_j u with u = G v, from the brute-force sums.
+      const Eigen::LLT<Eigen::MatrixXd> llt(bf.ginv);
+      const Eigen::VectorXd u = llt.solve(v.row(i).transpose());
+      const double cond = bf.ginv.norm() * llt.solve(Eigen::MatrixXd::Identity(d, d)).norm();
+      CHECK(q(i) == doctest::Approx(u.dot(v.row(i).transpose())).epsilon(1e-12 * cond));
+      for (Index j = 0; j < d; ++j) {
+        const double exact = -u.dot(bf.dginv[j] * u), scale = u.cwiseAbs().dot(bf.dginv_scale[j] * u.cwiseAbs());
+        CHECK(std::abs(dqdz(i, j) - exact) <= 1e-12 * cond * scale);
+        CHECK(dqdv(i, j) == doctest::Approx(2.0 * u(j)).epsilon(1e-12 * cond));
+      }
+    }
+  }
+}
+
+TEST_CASE("results are bitwise identical with 1 and 2 threads (several blocks and chunks)") {
+  for (const Index d : {2, 5}) {
+    CAPTURE(d);
+    const RandomModel model = random_model(2085, d, 5);
+    const RHVAEKernel k(model.c, model.m, model.t, model.lambda, model.s);
+    const Index n = 300;
+    const RowMatrix z = RowMatrix::Random(n, d), v = RowMatrix::Random(n, d);
+    RowMatrix g1(n, d * d), g2(n, d * d), dg1(n, d * d * d), dg2(n, d * d * d);
+    RowMatrix dz1(n, d), dz2(n, d), dv1(n, d), dv2(n, d);
+    Vector ld1(n), ld2(n), q1(n), q2(n);
+    k.metric(z, g1, ld1, 1);
+    k.metric(z, g2, ld2, 2);
+    k.derivative(z, dg1, false, 1);
+    k.derivative(z, dg2, false, 2);
+    k.quadratic_form(z, v, q1, dz1, dv1, 1);
+    k.quadratic_form(z, v, q2, dz2, dv2, 2);
+    CHECK(g1 == g2);
+    CHECK(ld1 == ld2);
+    CHECK(dg1 == dg2);
+    CHECK(q1 == q2);
+    CHECK(dz1 == dz2);
+    CHECK(dv1 == dv2);
+  }
+}
+
+TEST_CASE("quadratic_forms: two vectors per point equal two quadratic forms, z-gradients summed") {
+  for (const Index d : {2, 5}) {
+    CAPTURE(d);
+    const RandomModel model = random_model(600, d, 9);
+    const RHVAEKernel k(model.c, model.m, model.t, model.lambda, model.s);
+    const Index n = 140;
+    const RowMatrix z = RowMatrix::Random(n, d), v1 = RowMatrix::Random(n, d), v2 = RowMatrix::Random(n, d);
+    RowMatrix v(n, 2 * d), q(n, 2), dqdz(n, d), dqdv(n, 2 * d);
+    v << v1, v2;
+    k.quadratic_forms(z, v, q, dqdz, dqdv, 1);
+    RowMatrix dz1(n, d), dz2(n, d), dv1(n, d), dv2(n, d);
+    Vector q1(n), q2(n);
+    k.quadratic_form(z, v1, q1, dz1, dv1, 1);
+    k.quadratic_form(z, v2, q2, dz2, dv2, 1);
+    const auto close = [](const auto& a, const auto& b) {
+      return (a - b).cwiseAbs().maxCoeff() <= 1e-12 * std::max(1.0, b.cwiseAbs().maxCoeff());
+    };
+    CHECK(close(q.col(0), q1));
+    CHECK(close(q.col(1), q2));
+    CHECK(close(dqdv.leftCols(d), dv1));
+    CHECK(close(dqdv.rightCols(d), dv2));
+    CHECK(close(dqdz, dz1 + dz2));
+  }
 }

@@ -2,10 +2,10 @@
 // the RHVAE volume jet against finite differences, thread independence.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "latentgeo/rhvae.hpp"
 #include "latentgeo/statistics.hpp"
-
-#include <cmath>
 
 using namespace latentgeo;
 

@@ -9,18 +9,53 @@ geodesic interpolation, Brownian motion, Riemannian volume sampling), with a C++
 from __future__ import annotations
 
 from . import _core, datasets, statistics
-from .connection import (ExpMapResult, LogMapResult, TransportResult, christoffel, exp_map, gaussian_curvature,
-                         log_map, parallel_transport, ricci, scalar_curvature, transport_along_geodesic)
+from .connection import (
+    ExpMapResult,
+    LogMapResult,
+    TransportResult,
+    christoffel,
+    exp_map,
+    gaussian_curvature,
+    log_map,
+    parallel_transport,
+    ricci,
+    scalar_curvature,
+    transport_along_geodesic,
+)
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
+from .distances import geodesic_distances
 from .errors import MetricDomainError
-from .geodesic import DistanceResult, GeodesicBatch, GeodesicResult, geodesic, geodesic_distances, geodesics
+from .geodesic import geodesic, geodesics
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
-from .neural import (NeuralGeodesic, NeuralGeodesicResult, curve_velocity_exact, curve_velocity_TaylorDiff, fit,
-                     loss, neural_geodesic, train)
+from .neural import (  # the seed's names: aliases of the three above
+    NeuralGeodesic,
+    NeuralGeodesicResult,
+    curve_velocity_exact,
+    curve_velocity_TaylorDiff,
+    fit,
+    fit_neural_geodesic,
+    loss,
+    neural_geodesic,
+    neural_geodesic_loss,
+    train,
+    train_neural_geodesic,
+)
 from .optim import SGD, Adam
 from .pullback import CallablePullbackMetric, PullbackMetric
-from .statistics import (BrownianMotionResult, ClusteringResult, FrechetMeanResult, InterpolationResult, SamplingResult,
-                         brownian_motion, frechet_mean, interpolate, kmeans, kmedoids, sample_riemannian)
+from .results import DistanceResult, GeodesicBatch, GeodesicResult
+from .statistics import (
+    BrownianMotionResult,
+    ClusteringResult,
+    FrechetMeanResult,
+    InterpolationResult,
+    SamplingResult,
+    brownian_motion,
+    frechet_mean,
+    interpolate,
+    kmeans,
+    kmedoids,
+    sample_riemannian,
+)
 
 __version__ = "0.1.0"
 
@@ -59,7 +94,7 @@ __all__ = [
     "datasets",
     "discrete_velocity",
     "exp_map",
-    "fit",
+    "fit_neural_geodesic",
     "frechet_mean",
     "gaussian_curvature",
     "geodesic",
@@ -69,16 +104,16 @@ __all__ = [
     "kmeans",
     "kmedoids",
     "log_map",
-    "loss",
     "max_threads",
     "neural_geodesic",
+    "neural_geodesic_loss",
     "openmp_enabled",
     "parallel_transport",
     "ricci",
     "sample_riemannian",
     "scalar_curvature",
+    "train_neural_geodesic",
     "statistics",
-    "train",
     "transport_along_geodesic",
 ]
 

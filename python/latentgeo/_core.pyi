@@ -11,8 +11,9 @@ def openmp_enabled() -> bool: ...
 def max_threads() -> int: ...
 
 class RHVAEKernel:
-    def __init__(self, centroids: Array, m_packed: Array, temperature: float, regularization: float,
-                 scale: float) -> None: ...
+    def __init__(
+        self, centroids: Array, m_packed: Array, temperature: float, regularization: float, scale: float
+    ) -> None: ...
     @property
     def dim(self) -> int: ...
     @property
@@ -25,13 +26,16 @@ class RHVAEKernel:
 def finite_difference(ahead: Array, behind: Array, step: float) -> Array: ...
 def discrete_velocity(points: Array, t: Array, n_threads: int) -> Array: ...
 def quadrature_weights(t: Array, rule: str) -> Array: ...
-def integrate(q: Array, weights: Array, integral: str, energy_factor: float, grad: bool,
-              n_threads: int) -> Tuple[Array, Array]: ...
-def integrate_with_grad(q: Array, dqdz: Array, dqdv: Array, weights: Array, integral: str, energy_factor: float,
-                        n_threads: int) -> Tuple[Array, Array, Array]: ...
+def integrate(
+    q: Array, weights: Array, integral: str, energy_factor: float, grad: bool, n_threads: int
+) -> Tuple[Array, Array]: ...
+def integrate_with_grad(
+    q: Array, dqdz: Array, dqdv: Array, weights: Array, integral: str, energy_factor: float, n_threads: int
+) -> Tuple[Array, Array, Array]: ...
 
 class PullbackKernel:
-    # trunk and each head: lists of ("dense", W (out, in), b (out,)) and ("act", name, param) steps.
+    # trunk and each head: lists of ("dense", W (out, in), b (out,)) and ("act", name, param) steps;
+    # names: identity, tanh, relu, softplus, sigmoid, elu, exp, bernoulli (s = 2 arcsin sqrt(sigmoid)).
     def __init__(self, dim: int, trunk: list, heads: List[list]) -> None: ...
     @property
     def dim(self) -> int: ...
@@ -54,9 +58,25 @@ class ConstantKernel:
 # Keys of the result: nodes (B, n, d), n_nodes, length, energy, straight_length, n_iter, n_evaluations,
 # n_levels, status (codes, see geodesic_status_name), message (B str: why the metric failed, "" if it
 # did not) and error (B: the Python exception of a "metric_error", else None).
-def geodesic_batch(metric: object, kernel: object, scale: float, starts: Array, ends: Array, init: Array, n0: int,
-                   n_segments: int, min_segments: int, max_segments: int, length_tol: float, ftol: float,
-                   gtol: float, max_iter: int, history: int, simpson: bool, n_threads: int) -> Dict[str, Any]: ...
+def geodesic_batch(
+    metric: object,
+    kernel: object,
+    scale: float,
+    starts: Array,
+    ends: Array,
+    init: Array,
+    n0: int,
+    n_segments: int,
+    min_segments: int,
+    max_segments: int,
+    length_tol: float,
+    ftol: float,
+    gtol: float,
+    max_iter: int,
+    history: int,
+    simpson: bool,
+    n_threads: int,
+) -> Dict[str, Any]: ...
 def geodesic_status_name(code: int) -> str: ...
 
 # -- the connection (register_connection.cpp) -------------------------------------------------
@@ -75,28 +95,69 @@ class ConnectionOptions:
     def __init__(self) -> None: ...
 
 class RHVAEModel:
-    def __init__(self, centroids: Array, m_packed: Array, temperature: float, regularization: float,
-                 scale: float) -> None: ...
+    def __init__(
+        self, centroids: Array, m_packed: Array, temperature: float, regularization: float, scale: float
+    ) -> None: ...
     @property
     def dim(self) -> int: ...
     @property
     def n_centroids(self) -> int: ...
 
 def connection_status_names() -> List[str]: ...
-def christoffel(model: object, geometry_fn: Optional[Callable], z: Array, options: ConnectionOptions,
-                n_threads: int) -> Tuple[Array, NDArray[np.bool_]]: ...
-def curvature(model: object, geometry_fn: Optional[Callable], z: Array, options: ConnectionOptions,
-              n_threads: int) -> Tuple[Array, Array, NDArray[np.bool_]]: ...
-def exp_map(model: object, geometry_fn: Optional[Callable], z: Array, v: Array, t_end: float, t_out: Array,
-            options: ConnectionOptions, n_threads: int) -> Dict[str, np.ndarray]: ...
-def log_map(model: object, geometry_fn: Optional[Callable], z0: Array, z1: Array, v_init: Array,
-            options: ConnectionOptions, n_threads: int) -> Dict[str, np.ndarray]: ...
-def transport_geodesic(model: object, geometry_fn: Optional[Callable], z: Array, v: Array, w: Array, t_end: float,
-                       t_out: Array, options: ConnectionOptions, n_threads: int) -> Dict[str, np.ndarray]: ...
-def transport_nodes(model: object, geometry_fn: Optional[Callable], nodes: List[Array], w: Array, t_out: Array,
-                    options: ConnectionOptions, n_threads: int) -> Dict[str, np.ndarray]: ...
-def transport_callable(model: object, geometry_fn: Optional[Callable], curve_fn: Callable, dim: int, w: Array,
-                       t_out: Array, options: ConnectionOptions) -> Dict[str, np.ndarray]: ...
+def christoffel(
+    model: object, geometry_fn: Optional[Callable], z: Array, options: ConnectionOptions, n_threads: int
+) -> Tuple[Array, NDArray[np.bool_]]: ...
+def curvature(
+    model: object, geometry_fn: Optional[Callable], z: Array, options: ConnectionOptions, n_threads: int
+) -> Tuple[Array, Array, NDArray[np.bool_]]: ...
+def exp_map(
+    model: object,
+    geometry_fn: Optional[Callable],
+    z: Array,
+    v: Array,
+    t_end: float,
+    t_out: Array,
+    options: ConnectionOptions,
+    n_threads: int,
+) -> Dict[str, np.ndarray]: ...
+def log_map(
+    model: object,
+    geometry_fn: Optional[Callable],
+    z0: Array,
+    z1: Array,
+    v_init: Array,
+    options: ConnectionOptions,
+    n_threads: int,
+) -> Dict[str, np.ndarray]: ...
+def transport_geodesic(
+    model: object,
+    geometry_fn: Optional[Callable],
+    z: Array,
+    v: Array,
+    w: Array,
+    t_end: float,
+    t_out: Array,
+    options: ConnectionOptions,
+    n_threads: int,
+) -> Dict[str, np.ndarray]: ...
+def transport_nodes(
+    model: object,
+    geometry_fn: Optional[Callable],
+    nodes: List[Array],
+    w: Array,
+    t_out: Array,
+    options: ConnectionOptions,
+    n_threads: int,
+) -> Dict[str, np.ndarray]: ...
+def transport_callable(
+    model: object,
+    geometry_fn: Optional[Callable],
+    curve_fn: Callable,
+    dim: int,
+    w: Array,
+    t_out: Array,
+    options: ConnectionOptions,
+) -> Dict[str, np.ndarray]: ...
 
 # -- statistics (register_statistics.cpp) ------------------------------------------------------
 # `kernel` is an RHVAEKernel (native) or None: then the Python callback runs once per step for the
@@ -105,13 +166,36 @@ def transport_callable(model: object, geometry_fn: Optional[Callable], curve_fn:
 
 # Keys: paths (P, n_steps + 1, d), status (P,) int (0 completed, 1 left_domain, 2 non_finite),
 # n_done (P,) steps completed.
-def brownian_motion(kernel: object, scale: float, geometry_fn: Optional[Callable], z0: Array, dt: float,
-                    n_steps: int, seed: int, n_threads: int) -> Dict[str, np.ndarray]: ...
+def brownian_motion(
+    kernel: object,
+    scale: float,
+    geometry_fn: Optional[Callable],
+    z0: Array,
+    dt: float,
+    n_steps: int,
+    seed: int,
+    n_threads: int,
+) -> Dict[str, np.ndarray]: ...
+
 # Keys: draws (n_draws, n_chains, d), accept_prob (n_chains,), n_divergent (int), step_size (float).
-def hmc_sample(kernel: object, sign: float, log_density_fn: Optional[Callable], init: Array, lo: Array, hi: Array,
-               n_warmup: int, n_draws: int, n_leapfrog: int, step_size: float, target_accept: float, seed: int,
-               n_threads: int) -> Dict[str, Any]: ...
+def hmc_sample(
+    kernel: object,
+    sign: float,
+    log_density_fn: Optional[Callable],
+    init: Array,
+    lo: Array,
+    hi: Array,
+    n_warmup: int,
+    n_draws: int,
+    n_leapfrog: int,
+    step_size: float,
+    target_accept: float,
+    seed: int,
+    n_threads: int,
+) -> Dict[str, Any]: ...
+
 # (log det G (N,), its gradient (N, d), G^{-1} (N, d*d), dG^{-1} (N, d^3) [a, b, k]); the last two
 # empty unless want_inverse; NaN rows where G^{-1} is singular.
-def rhvae_volume_jet(kernel: RHVAEKernel, z: Array, want_inverse: bool,
-                     n_threads: int) -> Tuple[Array, Array, Array, Array]: ...
+def rhvae_volume_jet(
+    kernel: RHVAEKernel, z: Array, want_inverse: bool, n_threads: int
+) -> Tuple[Array, Array, Array, Array]: ...

@@ -1,8 +1,9 @@
 """The ``latentgeo`` command: ``demo``, ``geodesic``, ``exp``, ``log``, ``info``, ``distances``, ``mean``,
 ``cluster`` and ``sample``.
 
-Errors (missing file, wrong dimension, malformed numbers) print one line to stderr and
-exit with status 2, without a traceback.
+Errors (missing or unreadable file, unwritable output, wrong dimension, malformed numbers)
+print one line to stderr and exit with status 2, without a traceback; they are found before
+any long computation starts.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from typing import List, Optional, Sequence
 
@@ -18,6 +20,7 @@ import numpy as np
 from . import _core
 
 __all__ = ["main"]
+
 
 class CommandError(Exception):
     """An error reported as one line on stderr with exit status 2."""
@@ -38,6 +41,31 @@ def _parse_point(text: str, name: str) -> np.ndarray:
     return values
 
 
+def _writable_directory(directory: str, option: str, create: bool = False) -> None:
+    """Fail with a one-line error before any computation if files cannot be written in ``directory``."""
+    if create:
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise CommandError(f"{option}: cannot create the directory {directory}: {exc.strerror or exc}") from None
+    if not os.path.isdir(directory):
+        raise CommandError(f"{option}: no such directory: {directory}")
+    try:  # os.access is not enough: root, read-only file systems, ACLs
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise CommandError(f"{option}: cannot write in {directory}: {exc.strerror or exc}") from None
+
+
+def _output_file(path: str, option: str, suffix: str) -> str:
+    """The file actually written for ``path`` (numpy appends ``suffix`` when missing), checked writable."""
+    target = path if path.endswith(suffix) else path + suffix
+    if os.path.isdir(target):
+        raise CommandError(f"{option}: {target} is a directory")
+    _writable_directory(os.path.dirname(target) or ".", option)
+    return target
+
+
 def _load_model(path: Optional[str]):
     from .datasets import load_digits_rhvae
     from .metrics import RHVAEMetric
@@ -49,18 +77,11 @@ def _load_model(path: Optional[str]):
     try:
         return RHVAEMetric.load(path)
     except (ValueError, OSError) as exc:
-        raise CommandError(f"--model: cannot read {path}: {exc}") from None
-
-
-def _class_centres(latent: np.ndarray, labels: np.ndarray) -> dict:
-    """The latent mean of each class, moved to the class's nearest point (a class whose points
-    form several clusters has its mean between them, where no digit lies)."""
-    centres = {}
-    for c in np.unique(labels):
-        members = latent[labels == c]
-        mean = members.mean(axis=0)
-        centres[int(c)] = members[np.argmin(np.sum((members - mean) ** 2, axis=1))]
-    return centres
+        message = str(exc)  # "path: cannot read '<path>' ..." already names the file
+        raise CommandError(
+            "--model: "
+            + (message[len("path: ") :] if message.startswith("path: ") else f"cannot read {path}: {message}")
+        ) from None
 
 
 def _print_table(rows: List[Sequence], header: Sequence[str]) -> None:
@@ -86,47 +107,76 @@ def _demo_figure(metric, latent, labels, batch, pairs, out_path):
     plot_magnification(metric, bounds, ax=ax)
     plot_latent(latent, labels, ax=ax, s=4)
     outline = [effects.Stroke(linewidth=4.5, foreground="black"), effects.Normal()]
-    plot_curves([batch[i].curve(np.linspace(0, 1, 200)) for i in range(len(batch))], ax=ax, straight=True,
-                colors=["white"] * len(batch), linewidth=2.2, path_effects=outline,
-                straight_kwargs={"linewidth": 1.4, "alpha": 1.0})
+    plot_curves(
+        [batch[i].curve(np.linspace(0, 1, 200)) for i in range(len(batch))],
+        ax=ax,
+        straight=True,
+        colors=["white"] * len(batch),
+        linewidth=2.2,
+        path_effects=outline,
+        straight_kwargs={"linewidth": 1.4, "alpha": 1.0},
+    )
     for i, (a, b) in enumerate(pairs):
         for label, point in ((a, batch[i].nodes[0]), (b, batch[i].nodes[-1])):
-            ax.annotate(str(label), point, color="white", fontsize=11, fontweight="bold", ha="center", va="center",
-                        path_effects=[effects.withStroke(linewidth=3, foreground="black")])
+            ax.annotate(
+                str(label),
+                point,
+                color="white",
+                fontsize=11,
+                fontweight="bold",
+                ha="center",
+                va="center",
+                path_effects=[effects.withStroke(linewidth=3, foreground="black")],
+            )
     ax.set_title("geodesics (white) vs straight lines (dashed) between digit classes")
     fig.savefig(out_path)
     plt.close(fig)
 
 
 def cmd_demo(args) -> int:
+    from ._demo import decoded_figure, demo_pairs, most_bent
     from .datasets import load_digits_rhvae
     from .geodesic import geodesics
 
+    out_path = os.path.join(args.out, "demo.png")
+    _writable_directory(args.out, "--out", create=True)
+    if os.path.isdir(out_path):
+        raise CommandError(f"--out: {out_path} is a directory")
     start = time.perf_counter()
     data = load_digits_rhvae()
     metric, latent, labels = data.metric, data.latent, data.labels
-    centres = _class_centres(latent, labels)
-    candidates = [(a, b) for a in centres for b in centres if a < b]
-    print(f"digits RHVAE: d = {metric.dim}, K = {metric.n_centroids} centroids, "
-          f"T = {metric.temperature:.4g}, lambda = {metric.regularization:.4g}, normalization = {metric.normalization}")
-    print(f"geodesics between the centres of all {len(candidates)} pairs of digit classes; "
-          f"the {args.pairs} most bent:")
-    everything = geodesics(metric, np.array([centres[a] for a, _ in candidates]),
-                           np.array([centres[b] for _, b in candidates]), progress=False, n_threads=args.n_threads)
+    candidates, starts, ends = demo_pairs(latent, labels)
+    print(
+        f"digits RHVAE: d = {metric.dim}, K = {metric.n_centroids} centroids, "
+        f"T = {metric.temperature:.4g}, lambda = {metric.regularization:.4g}, normalization = {metric.normalization}"
+    )
+    print(
+        f"geodesics between {len(candidates)} pairs of digits (the centres of all pairs of classes, all pairs of "
+        f"cluster medoids); the {args.pairs} most bent, one per pair of classes:"
+    )
+    everything = geodesics(metric, starts, ends, progress=False, n_threads=args.n_threads)
     ratio = everything.length / everything.straight_length
-    chosen = np.argsort(ratio)[: args.pairs]
+    chosen = most_bent(ratio, candidates, everything.converged, args.pairs)
     batch = [everything[i] for i in chosen]
     pairs = [candidates[i] for i in chosen]
-    rows = [(f"{a}->{b}", f"{r.straight_length:.4f}", f"{r.length:.4f}", f"{r.length / r.straight_length:.3f}",
-             "yes" if r.converged else "NO: " + r.status) for (a, b), r in zip(pairs, batch)]
+    rows = [
+        (
+            f"{a}->{b}",
+            f"{r.straight_length:.4f}",
+            f"{r.length:.4f}",
+            f"{r.length / r.straight_length:.3f}",
+            "yes" if r.converged else "NO: " + r.status,
+        )
+        for (a, b), r in zip(pairs, batch)
+    ]
     _print_table(rows, ("digits", "straight length", "geodesic length", "ratio", "converged"))
     failed = int(np.sum(~everything.converged))
     print(f"all {len(candidates)} pairs: ratio {ratio.min():.3f} .. {ratio.max():.3f}, {failed} not converged")
-    os.makedirs(args.out, exist_ok=True)
-    out_path = os.path.join(args.out, "demo.png")
+    decoded_path = os.path.join(args.out, "demo_decoded.png")
     try:
         _demo_figure(metric, latent, labels, batch, pairs, out_path)
-        print(f"wrote {out_path} ({time.perf_counter() - start:.1f} s)")
+        decoded_figure(metric, data.decoder, latent, labels, batch[0], pairs[0], decoded_path)
+        print(f"wrote {out_path} and {decoded_path} ({time.perf_counter() - start:.1f} s)")
     except ImportError:  # matplotlib is an optional extra
         print('no picture: matplotlib is not installed (pip install "latentgeo[plot]")')
     mean_failures = _statistics_demo(metric, latent, labels, args)
@@ -143,18 +193,21 @@ def _statistics_demo(metric, latent, labels, args) -> int:
 def cmd_geodesic(args) -> int:
     from .geodesic import geodesic
 
+    out_path = None if args.out is None else _output_file(args.out, "--out", ".npy")
     metric = _load_model(args.model)
     z0, z1 = _parse_point(args.start, "--start"), _parse_point(args.end, "--end")
     for name, z in (("--start", z0), ("--end", z1)):
         if len(z) != metric.dim:
             raise CommandError(f"{name}: expected {metric.dim} coordinates for this model, got {len(z)}")
     result = geodesic(metric, z0, z1, method=args.method, n_threads=args.n_threads)
-    print(f"length {result.length:.10g}  straight-line length {result.straight_length:.10g}  "
-          f"ratio {result.length / result.straight_length if result.straight_length > 0 else 1.0:.4f}")
+    print(
+        f"length {result.length:.10g}  straight-line length {result.straight_length:.10g}  "
+        f"ratio {result.length / result.straight_length if result.straight_length > 0 else 1.0:.4f}"
+    )
     print(f"energy {result.energy:.10g}  converged {result.converged}  ({result.status})")
-    if args.out:
-        np.save(args.out, result.nodes)
-        print(f"wrote {args.out}: nodes of shape {result.nodes.shape}")
+    if out_path is not None:
+        np.save(out_path, result.nodes)
+        print(f"wrote {out_path}: nodes of shape {result.nodes.shape}")
     return 0 if result.converged else 1
 
 
@@ -178,8 +231,10 @@ def _save_array(path: str, array: np.ndarray, what: str) -> None:
 
 def _report(converged: np.ndarray, status: List[str], noun: str) -> int:
     failed = [f"{i}: {s}" for i, (ok, s) in enumerate(zip(converged, status)) if not ok]
-    print(f"{len(converged)} {noun}, {len(converged) - len(failed)} converged"
-          + (f"; not converged: {', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''}" if failed else ""))
+    print(
+        f"{len(converged)} {noun}, {len(converged) - len(failed)} converged"
+        + (f"; not converged: {', '.join(failed[:10])}{' ...' if len(failed) > 10 else ''}" if failed else "")
+    )
     return 0 if not failed else 1
 
 
@@ -193,8 +248,10 @@ def cmd_exp(args) -> int:
     t = None if args.t is None else _load_array(args.t, "--t")
     result = exp_map(metric, z, v, t=t, rtol=args.rtol, n_threads=args.n_threads)
     rc = _report(result.converged, result.status, "geodesics")
-    print(f"steps per geodesic {int(result.n_steps.min())} .. {int(result.n_steps.max())}, "
-          f"max speed drift {float(result.speed_drift.max()):.3g}")
+    print(
+        f"steps per geodesic {int(result.n_steps.min())} .. {int(result.n_steps.max())}, "
+        f"max speed drift {float(result.speed_drift.max()):.3g}"
+    )
     _save_array(args.out, result.points, "gamma(1)")
     if args.curves:
         _save_array(args.curves, result.curves, "curves (N, len(t), d)")
@@ -208,8 +265,10 @@ def cmd_log(args) -> int:
     z0, z1 = _load_array(args.z0, "--z0"), _load_array(args.z1, "--z1")
     result = log_map(metric, z0, z1, tol=args.tol, n_threads=args.n_threads)
     rc = _report(result.converged, result.status, "pairs")
-    print(f"distances {float(result.distances.min()):.6g} .. {float(result.distances.max()):.6g}, "
-          f"max residual {float(result.residual.max()):.3g}")
+    print(
+        f"distances {float(result.distances.min()):.6g} .. {float(result.distances.max()):.6g}, "
+        f"max residual {float(result.residual.max()):.3g}"
+    )
     _save_array(args.out, result.vectors, "initial velocities")
     if args.distances:
         _save_array(args.distances, result.distances, "distances")
@@ -238,9 +297,13 @@ def cmd_info(args) -> int:
     print(f"normalization  {metric.normalization}")
     print(f"eigenvalues of G at the centroids: {eig.min():.4g} .. {eig.max():.4g}")
     print(f"magnification sqrt(det G) at the centroids: {mag.min():.4g} .. {mag.max():.4g}")
-    print(f"far from all centroids G -> I/lambda = {1.0 / metric.regularization if metric.regularization else np.inf:.4g} I")
-    print(f"core           {_core.variant} (OpenMP: {'on' if _core.openmp_enabled() else 'off'}, "
-          f"{_core.max_threads()} threads)")
+    print(
+        f"far from all centroids G -> I/lambda = {1.0 / metric.regularization if metric.regularization else np.inf:.4g} I"
+    )
+    print(
+        f"core           {_core.variant} (OpenMP: {'on' if _core.openmp_enabled() else 'off'}, "
+        f"{_core.max_threads()} threads)"
+    )
     return 0
 
 
@@ -277,11 +340,18 @@ def cmd_distances(args) -> int:
 
     metric = _load_model(args.model)
     points = _load_checked(args.points, "--points", metric.dim)
-    result = geodesic_distances(metric, points, progress=not args.quiet, n_threads=args.n_threads,
-                                **({"tol": args.tol} if args.tol is not None else {}))
+    result = geodesic_distances(
+        metric,
+        points,
+        progress=not args.quiet,
+        n_threads=args.n_threads,
+        **({"tol": args.tol} if args.tol is not None else {}),
+    )
     off = result.distances[np.triu_indices(len(points), 1)]
-    print(f"{len(points)} points, {len(off)} pairs: distances {np.nanmin(off, initial=0.0):.6g} .. "
-          f"{np.nanmax(off, initial=0.0):.6g}")
+    print(
+        f"{len(points)} points, {len(off)} pairs: distances {np.nanmin(off, initial=0.0):.6g} .. "
+        f"{np.nanmax(off, initial=0.0):.6g}"
+    )
     _list_failed_pairs(sorted(zip(*np.nonzero(np.triu(~result.converged, 1)))))
     _save(args.out, result.distances, "distance matrix")
     return 0 if result.converged.all() else 1
@@ -295,16 +365,21 @@ def cmd_mean(args) -> int:
     weights = None if args.weights is None else _load_checked(args.weights, "--weights", ndim=1)
     if weights is not None and len(weights) != len(points):
         raise CommandError(f"--weights: expected {len(points)} weights (one per point), got {len(weights)}")
-    result = frechet_mean(metric, points, weights, n_threads=args.n_threads,
-                          **({"tol": args.tol} if args.tol is not None else {}))
+    result = frechet_mean(
+        metric, points, weights, n_threads=args.n_threads, **({"tol": args.tol} if args.tol is not None else {})
+    )
     euclid = points.mean(axis=0) if weights is None else weights @ points / weights.sum()
     print(f"Frechet mean   {','.join(f'{x:.10g}' for x in result.mean)}")
     print(f"Euclidean mean {','.join(f'{x:.10g}' for x in euclid)}")
-    print(f"variance {result.variance:.10g} (rms distance {np.sqrt(result.variance):.6g}), {result.n_iter} steps, "
-          f"relative gradient {result.gradient_norm:.2g}, {result.status}")
+    print(
+        f"variance {result.variance:.10g} (rms distance {np.sqrt(result.variance):.6g}), {result.n_iter} steps, "
+        f"relative gradient {result.gradient_norm:.2g}, {result.status}"
+    )
     if result.failed:
-        print(f"{len(result.failed)} points whose log map failed: {result.failed[:10]}"
-              f"{' ...' if len(result.failed) > 10 else ''}")
+        print(
+            f"{len(result.failed)} points whose log map failed: {result.failed[:10]}"
+            f"{' ...' if len(result.failed) > 10 else ''}"
+        )
     _save(args.out, result.mean, "mean")
     return 0 if result.converged else 1
 
@@ -319,11 +394,14 @@ def cmd_cluster(args) -> int:
     distances = None if args.distances is None else _load_checked(args.distances, "--distances")
     if distances is not None and distances.shape != (len(points), len(points)):
         raise CommandError(f"--distances: expected shape ({len(points)}, {len(points)}), got {distances.shape}")
-    result = kmedoids(metric, points, args.k, distances=distances, seed=args.seed, progress=not args.quiet,
-                      n_threads=args.n_threads)
+    result = kmedoids(
+        metric, points, args.k, distances=distances, seed=args.seed, progress=not args.quiet, n_threads=args.n_threads
+    )
     sizes = np.bincount(result.labels, minlength=args.k)
-    rows = [(c, int(m), ",".join(f"{x:.5g}" for x in points[m]), int(n)) for c, (m, n) in
-            enumerate(zip(result.medoids, sizes))]
+    rows = [
+        (c, int(m), ",".join(f"{x:.5g}" for x in points[m]), int(n))
+        for c, (m, n) in enumerate(zip(result.medoids, sizes))
+    ]
     _print_table(rows, ("cluster", "medoid", "point", "size"))
     print(f"inertia (sum of distances to the medoids) {result.inertia:.10g}; {result.status}")
     _list_failed_pairs(result.failed_pairs)
@@ -340,16 +418,22 @@ def cmd_sample(args) -> int:
     if args.bounds is not None:
         values = _parse_point(args.bounds, "--bounds")
         if len(values) != 2 * metric.dim:
-            raise CommandError(f"--bounds: expected {2 * metric.dim} numbers (lower corner, then upper corner), "
-                               f"got {len(values)}")
+            raise CommandError(
+                f"--bounds: expected {2 * metric.dim} numbers (lower corner, then upper corner), got {len(values)}"
+            )
         bounds = values.reshape(2, metric.dim)
-    result = sample_riemannian(metric, args.n, density=args.density, bounds=bounds, seed=args.seed,
-                               n_threads=args.n_threads)
-    print(f"{len(result.samples)} samples of the {args.density} density on the box "
-          f"{result.bounds[0].round(4).tolist()} .. {result.bounds[1].round(4).tolist()}")
-    print(f"acceptance rate {result.acceptance_rate:.3f}, effective sample size "
-          f"{', '.join(f'{e:.0f}' for e in result.ess)} (per coordinate), step {result.step_size:.3g}, "
-          f"{result.n_divergent} divergent")
+    result = sample_riemannian(
+        metric, args.n, density=args.density, bounds=bounds, seed=args.seed, n_threads=args.n_threads
+    )
+    print(
+        f"{len(result.samples)} samples of the {args.density} density on the box "
+        f"{result.bounds[0].round(4).tolist()} .. {result.bounds[1].round(4).tolist()}"
+    )
+    print(
+        f"acceptance rate {result.acceptance_rate:.3f}, effective sample size "
+        f"{', '.join(f'{e:.0f}' for e in result.ess)} (per coordinate), step {result.step_size:.3g}, "
+        f"{result.n_divergent} divergent"
+    )
     _save(args.out, result.samples, "samples")
     return 0
 
@@ -362,7 +446,7 @@ def _add_statistics_commands(sub) -> None:
     dist.add_argument("--out", help="save the (M, M) matrix to this .npy file")
     dist.add_argument("--tol", type=float, default=None, help="relative accuracy of the geodesics (default 1e-8)")
     dist.add_argument("--quiet", action="store_true", help="no progress bar")
-    dist.add_argument("--n-threads", type=_threads, default=None)
+    dist.add_argument("--n-threads", type=_positive_int, default=None)
     dist.set_defaults(run=cmd_distances)
     mean = sub.add_parser("mean", help="Fréchet mean of points (.npy)")
     mean.add_argument("--model", help=model_help)
@@ -370,57 +454,67 @@ def _add_statistics_commands(sub) -> None:
     mean.add_argument("--weights", help="weights (M,) in a .npy file (default: equal)")
     mean.add_argument("--tol", type=float, default=None, help="relative gradient tolerance (default 1e-10)")
     mean.add_argument("--out", help="save the mean (d,) to this .npy file")
-    mean.add_argument("--n-threads", type=_threads, default=None)
+    mean.add_argument("--n-threads", type=_positive_int, default=None)
     mean.set_defaults(run=cmd_mean)
     clus = sub.add_parser("cluster", help="k-medoids clustering of points (.npy) with geodesic distances")
     clus.add_argument("--model", help=model_help)
     clus.add_argument("--points", required=True, help="points (M, d) in a .npy file")
-    clus.add_argument("--k", type=_threads, default=10, help="number of clusters (default 10)")
+    clus.add_argument("--k", type=_positive_int, default=10, help="number of clusters (default 10)")
     clus.add_argument("--distances", help="precomputed (M, M) distance matrix (.npy, e.g. from latentgeo distances)")
     clus.add_argument("--save-distances", help="save the distance matrix to this .npy file")
     clus.add_argument("--seed", type=int, default=0)
     clus.add_argument("--out", help="save the labels (M,) to this .npy file")
     clus.add_argument("--quiet", action="store_true", help="no progress bar")
-    clus.add_argument("--n-threads", type=_threads, default=None)
+    clus.add_argument("--n-threads", type=_positive_int, default=None)
     clus.set_defaults(run=cmd_cluster)
     samp = sub.add_parser("sample", help="samples of the Riemannian volume densities (HMC)")
     samp.add_argument("--model", help=model_help)
-    samp.add_argument("--n", type=_threads, default=1000, help="number of samples (default 1000)")
-    samp.add_argument("--density", choices=("volume", "inverse_volume"), default="inverse_volume",
-                      help="sqrt(det G) or sqrt(det G^-1) (default, the geometry-aware sampler)")
-    samp.add_argument("--bounds", help="box: lower corner then upper corner, comma-separated "
-                                       "(default: the centroids' box padded by 10%%)")
+    samp.add_argument("--n", type=_positive_int, default=1000, help="number of samples (default 1000)")
+    samp.add_argument(
+        "--density",
+        choices=("volume", "inverse_volume"),
+        default="inverse_volume",
+        help="sqrt(det G) or sqrt(det G^-1) (default, the geometry-aware sampler)",
+    )
+    samp.add_argument(
+        "--bounds",
+        help="box: lower corner then upper corner, comma-separated (default: the centroids' box padded by 10%%)",
+    )
     samp.add_argument("--seed", type=int, default=0)
     samp.add_argument("--out", help="save the samples (n, d) to this .npy file")
-    samp.add_argument("--n-threads", type=_threads, default=None)
+    samp.add_argument("--n-threads", type=_positive_int, default=None)
     samp.set_defaults(run=cmd_sample)
 
 
-def _threads(text: str) -> int:
+def _positive_int(text: str) -> int:
+    from ._validation import INT_MAX
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if not 1 <= value <= INT_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer in [1, {INT_MAX}], got {text!r}")
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="latentgeo", description="Riemannian geometry of generative-model latent spaces.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    demo = sub.add_parser("demo", help="geodesics between digit classes of the shipped RHVAE; writes demo.png")
-    demo.add_argument("--out", default=".", help="output folder for demo.png (default: .)")
-    demo.add_argument("--pairs", type=_threads, default=6, help="number of digit pairs (default 6)")
-    demo.add_argument("--n-threads", type=_threads, default=None)
+    demo = sub.add_parser(
+        "demo", help="geodesics between digits of the shipped RHVAE; writes demo.png and demo_decoded.png"
+    )
+    demo.add_argument("--out", default=".", help="output folder for the pictures (default: .)")
+    demo.add_argument("--pairs", type=_positive_int, default=6, help="number of digit pairs (default 6)")
+    demo.add_argument("--n-threads", type=_positive_int, default=None)
     demo.set_defaults(run=cmd_demo)
     geo = sub.add_parser("geodesic", help="geodesic between two latent points of a saved RHVAE metric")
     geo.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
     geo.add_argument("--start", required=True, help="start point, comma-separated, e.g. 0.1,-2")
     geo.add_argument("--end", required=True, help="end point, comma-separated")
     geo.add_argument("--method", choices=("discrete", "neural"), default="discrete")
-    geo.add_argument("--out", help="save the curve's nodes (n, d) to this .npy file")
-    geo.add_argument("--n-threads", type=_threads, default=None)
+    geo.add_argument("--out", help="save the curve's nodes (n, d) to this .npy file (.npy appended if missing)")
+    geo.add_argument("--n-threads", type=_positive_int, default=None)
     geo.set_defaults(run=cmd_geodesic)
     exp = sub.add_parser("exp", help="exponential map: gamma(1) of geodesics shot from points z with velocities v")
     exp.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
@@ -429,9 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, help=".npy file for gamma(1), shape (N, d)")
     exp.add_argument("--t", help=".npy file of increasing times >= 0 for --curves")
     exp.add_argument("--curves", help=".npy file for the curves at the times of --t, shape (N, len(t), d)")
-    exp.add_argument("--rtol", type=_positive_float, default=None,
-                     help="integrator tolerance (default: exp_map's, 1e-10)")
-    exp.add_argument("--n-threads", type=_threads, default=None)
+    exp.add_argument(
+        "--rtol", type=_positive_float, default=None, help="integrator tolerance (default: exp_map's, 1e-10)"
+    )
+    exp.add_argument("--n-threads", type=_positive_int, default=None)
     exp.set_defaults(run=cmd_exp)
     log = sub.add_parser("log", help="logarithmic map: initial velocities of the geodesics from z0 to z1")
     log.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
@@ -440,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--out", required=True, help=".npy file for the initial velocities, shape (B, d)")
     log.add_argument("--distances", help=".npy file for the geodesic distances, shape (B,)")
     log.add_argument("--tol", type=_positive_float, default=None, help="shooting tolerance (default: log_map's, 1e-10)")
-    log.add_argument("--n-threads", type=_threads, default=None)
+    log.add_argument("--n-threads", type=_positive_int, default=None)
     log.set_defaults(run=cmd_log)
     info = sub.add_parser("info", help="describe a saved RHVAE metric")
     info.add_argument("--model", help="metric saved with RHVAEMetric.save (default: the shipped digits model)")
@@ -465,12 +560,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         args = build_parser().parse_args(_attach_point_values(sys.argv[1:] if argv is None else argv))
         return args.run(args)
-    except CommandError as exc:
-        print(f"latentgeo: error: {exc}", file=sys.stderr)
+    except (CommandError, ValueError, OSError) as exc:  # user errors: bad arguments, files, paths
+        print(f"latentgeo: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except ValueError as exc:
-        print(f"latentgeo: error: {exc}", file=sys.stderr)
-        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

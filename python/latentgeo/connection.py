@@ -49,7 +49,7 @@ import numpy as np
 from . import _core
 from ._validation import as_float_array, as_points, check_int, check_metric, check_positive, check_threads
 from .curves import check_times
-from .metrics import ConstantMetric, RHVAEMetric, ScaledMetric
+from .metrics import ConstantMetric, RHVAEMetric, ScaledMetric, native_kernel
 
 __all__ = [
     "ExpMapResult",
@@ -71,7 +71,12 @@ _DOMAIN_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError)
 _INIT_TOL = 1e-6  # the discrete geodesic only seeds the shooting
 # Items in one C++ call (well under a second each on one thread for a d = 8, K = 400 RHVAE).
 _POINTS_PER_CALL, _CURVATURE_PER_CALL, _TRAJECTORIES_PER_CALL, _TRANSPORTS_PER_CALL, _PAIRS_PER_CALL = (
-    8192, 1024, 256, 128, 16)
+    8192,
+    1024,
+    256,
+    128,
+    16,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,8 +86,13 @@ def _rhvae_model(metric: RHVAEMetric):
     k, d = metric.centroids.shape
     rows, cols = np.triu_indices(d)
     scale = 1.0 if metric.normalization == "sum" else 1.0 / k
-    return _core.RHVAEModel(metric.centroids, np.ascontiguousarray(metric.M[:, rows, cols]), metric.temperature,
-                            metric.regularization, scale)
+    return _core.RHVAEModel(
+        metric.centroids,
+        np.ascontiguousarray(metric.M[:, rows, cols]),
+        metric.temperature,
+        metric.regularization,
+        scale,
+    )
 
 
 def _native_model(metric):
@@ -98,8 +108,7 @@ def _native_model(metric):
         return _rhvae_model(base), scale
     if isinstance(base, ConstantMetric):
         return _core.ConstantKernel(base.A), scale
-    native = getattr(base, "_native", None)
-    kernel, factor = native() if callable(native) else (getattr(base, "_kernel", None), 1.0)
+    kernel, factor = native_kernel(base)
     if isinstance(kernel, (_core.ConstantKernel, _core.PullbackKernel)):
         return kernel, scale * factor
     return None, 1.0
@@ -124,8 +133,10 @@ class _GeometryCallback:
         d = self.dim
         # A wrong shape is a broken metric, not a point outside the domain: TypeError, never retried.
         if g.shape != (len(z), d, d) or (dg is not None and dg.shape != (len(z), d, d, d)):
-            raise TypeError(f"metric: metric(z)/derivative(z) returned shapes {g.shape}/"
-                            f"{None if dg is None else dg.shape} for {len(z)} points of dimension {d}")
+            raise TypeError(
+                f"metric: metric(z)/derivative(z) returned shapes {g.shape}/"
+                f"{None if dg is None else dg.shape} for {len(z)} points of dimension {d}"
+            )
         return g, dg
 
     def __call__(self, z: np.ndarray, want_derivative: bool):
@@ -148,7 +159,7 @@ class _GeometryCallback:
         g, dg, ok = np.tile(np.eye(d), (n, 1, 1)), np.zeros((n, d, d, d)), np.zeros(n, dtype=bool)
         for i in range(n):
             try:
-                gi, dgi = self._evaluate(z[i:i + 1], want_derivative)
+                gi, dgi = self._evaluate(z[i : i + 1], want_derivative)
             except _DOMAIN_ERRORS as exc:
                 self.last_error = str(exc)
                 continue
@@ -182,9 +193,13 @@ def _backend(metric, n_threads) -> _Backend:
 
 def _options(**values) -> "_core.ConnectionOptions":
     """The core's options with the given (validated) fields; None keeps the default."""
-    checks = {"rtol": lambda x: _check_fraction(x, "rtol"), "tol": lambda x: check_positive(x, "tol"),
-              "max_steps": lambda x: check_int(x, "max_steps", 1), "max_iter": lambda x: check_int(x, "max_iter", 1),
-              "fd_step": lambda x: _check_fraction(x, "fd_step")}
+    checks = {
+        "rtol": lambda x: _check_fraction(x, "rtol"),
+        "tol": lambda x: check_positive(x, "tol"),
+        "max_steps": lambda x: check_int(x, "max_steps", 1),
+        "max_iter": lambda x: check_int(x, "max_iter", 1),
+        "fd_step": lambda x: _check_fraction(x, "fd_step"),
+    }
     opts = _core.ConnectionOptions()
     for name, value in values.items():
         if value is not None:
@@ -214,8 +229,10 @@ def _require_inside(ok: np.ndarray, name: str, backend: _Backend) -> None:
         return
     bad = np.flatnonzero(~ok)
     why = f" ({backend.callback.last_error})" if backend.callback is not None and backend.callback.last_error else ""
-    raise ValueError(f"{name}: the metric is not finite or not positive definite at point(s) {bad[:5].tolist()}"
-                     f"{' and more' if len(bad) > 5 else ''}{why}")
+    raise ValueError(
+        f"{name}: the metric is not finite or not positive definite at point(s) {bad[:5].tolist()}"
+        f"{' and more' if len(bad) > 5 else ''}{why}"
+    )
 
 
 def _pairs(a, b, names, dim):
@@ -256,8 +273,15 @@ def christoffel(metric, z, *, n_threads: Optional[int] = None) -> np.ndarray:
     dim = check_metric(metric)
     pts, single = as_points(z, "z", dim)
     backend = _backend(metric, n_threads)
-    out = _run_chunks(len(pts), backend.chunk(len(pts), _POINTS_PER_CALL), lambda s: dict(zip(
-        ("gamma", "ok"), _core.christoffel(backend.model, backend.callback, pts[s], _options(), backend.threads))))
+    out = _run_chunks(
+        len(pts),
+        backend.chunk(len(pts), _POINTS_PER_CALL),
+        lambda s: dict(
+            zip(
+                ("gamma", "ok"), _core.christoffel(backend.model, backend.callback, pts[s], _options(), backend.threads)
+            )
+        ),
+    )
     _require_inside(out["ok"], "z", backend)
     gamma = out["gamma"].reshape(len(pts), dim, dim, dim)
     return gamma[0] if single else gamma
@@ -268,8 +292,16 @@ def _curvature(metric, z, fd_step, n_threads):
     pts, single = as_points(z, "z", dim)
     backend = _backend(metric, n_threads)
     opts = _options(fd_step=fd_step)
-    out = _run_chunks(len(pts), backend.chunk(len(pts), _CURVATURE_PER_CALL), lambda s: dict(zip(
-        ("ricci", "scalar", "ok"), _core.curvature(backend.model, backend.callback, pts[s], opts, backend.threads))))
+    out = _run_chunks(
+        len(pts),
+        backend.chunk(len(pts), _CURVATURE_PER_CALL),
+        lambda s: dict(
+            zip(
+                ("ricci", "scalar", "ok"),
+                _core.curvature(backend.model, backend.callback, pts[s], opts, backend.threads),
+            )
+        ),
+    )
     _require_inside(out["ok"], "z", backend)
     return out["ricci"].reshape(len(pts), dim, dim), out["scalar"] / backend.scale, single
 
@@ -376,8 +408,17 @@ def _output_times(t):
     return t_end, core_times, int(np.searchsorted(core_times, 1.0)), times
 
 
-def exp_map(metric, z, v, t=None, *, rtol: float = _DEFAULTS.rtol, max_steps: int = _DEFAULTS.max_steps,
-            n_threads: Optional[int] = None, **options) -> ExpMapResult:
+def exp_map(
+    metric,
+    z,
+    v,
+    t=None,
+    *,
+    rtol: float = _DEFAULTS.rtol,
+    max_steps: int = _DEFAULTS.max_steps,
+    n_threads: Optional[int] = None,
+    **options,
+) -> ExpMapResult:
     """The exponential map: γ(1) of the geodesics with γ(0) = z and γ̇(0) = v.
 
     Parameters
@@ -408,8 +449,13 @@ def exp_map(metric, z, v, t=None, *, rtol: float = _DEFAULTS.rtol, max_steps: in
     t_end, core_times, one, user_times = _output_times(t)
     backend = _backend(metric, n_threads)
     opts = _options(rtol=rtol, max_steps=max_steps)
-    out = _run_chunks(len(starts), backend.chunk(len(starts), _TRAJECTORIES_PER_CALL), lambda s: _core.exp_map(
-        backend.model, backend.callback, starts[s], velocities[s], t_end, core_times, opts, backend.threads))
+    out = _run_chunks(
+        len(starts),
+        backend.chunk(len(starts), _TRAJECTORIES_PER_CALL),
+        lambda s: _core.exp_map(
+            backend.model, backend.callback, starts[s], velocities[s], t_end, core_times, opts, backend.threads
+        ),
+    )
     n, n_out = len(starts), len(core_times)
     curves = out["curves"].reshape(n, n_out, dim) if n_out else None
     curve_velocities = out["curve_velocities"].reshape(n, n_out, dim) if n_out else None
@@ -419,10 +465,20 @@ def exp_map(metric, z, v, t=None, *, rtol: float = _DEFAULTS.rtol, max_steps: in
         keep = np.isin(core_times, user_times)
         curves, curve_velocities = curves[:, keep], curve_velocities[:, keep]
     status = out["status"]
-    return ExpMapResult(points=points, t=user_times, curves=curves, velocities=curve_velocities,
-                        converged=status == 0, status=_status_names(status), n_steps=out["n_steps"],
-                        n_rejected=out["n_rejected"], speed_drift=out["speed_drift"], t_reached=out["t_reached"],
-                        starts=starts, initial_velocities=velocities)
+    return ExpMapResult(
+        points=points,
+        t=user_times,
+        curves=curves,
+        velocities=curve_velocities,
+        converged=status == 0,
+        status=_status_names(status),
+        n_steps=out["n_steps"],
+        n_rejected=out["n_rejected"],
+        speed_drift=out["speed_drift"],
+        t_reached=out["t_reached"],
+        starts=starts,
+        initial_velocities=velocities,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,9 +529,20 @@ def _initial_tangents(batch, z0: np.ndarray, z1: np.ndarray) -> np.ndarray:
     return tangents
 
 
-def log_map(metric, z0, z1, *, tol: float = _DEFAULTS.tol, max_iter: int = _DEFAULTS.max_iter,
-            rtol: float = _DEFAULTS.rtol, max_steps: int = _DEFAULTS.max_steps, n_threads: Optional[int] = None,
-            progress: bool = False, geodesic_options: Optional[dict] = None, **options) -> LogMapResult:
+def log_map(
+    metric,
+    z0,
+    z1,
+    *,
+    tol: float = _DEFAULTS.tol,
+    max_iter: int = _DEFAULTS.max_iter,
+    rtol: float = _DEFAULTS.rtol,
+    max_steps: int = _DEFAULTS.max_steps,
+    n_threads: Optional[int] = None,
+    progress: bool = False,
+    geodesic_options: Optional[dict] = None,
+    **options,
+) -> LogMapResult:
     """The logarithmic map: v with exp(z0, v) = z1, for B pairs.
 
     The discrete geodesic between each pair (:func:`latentgeo.geodesics`, ``tol=1e-6`` unless
@@ -518,15 +585,24 @@ def log_map(metric, z0, z1, *, tol: float = _DEFAULTS.tol, max_iter: int = _DEFA
     discrete = geodesics(metric, a, b, **geo_opts)
     guess = _initial_tangents(discrete, a, b)
     backend = _backend(metric, n_threads)
-    out = _run_chunks(len(a), backend.chunk(len(a), _PAIRS_PER_CALL), lambda s: _core.log_map(
-        backend.model, backend.callback, a[s], b[s], guess[s], opts, backend.threads))
+    out = _run_chunks(
+        len(a),
+        backend.chunk(len(a), _PAIRS_PER_CALL),
+        lambda s: _core.log_map(backend.model, backend.callback, a[s], b[s], guess[s], opts, backend.threads),
+    )
     converged = out["status"] == 0
     vectors = np.where(converged[:, None], out["vectors"], guess)
     q = np.asarray(metric.quadratic_form(a, vectors, n_threads=n_threads), dtype=np.float64)
     distances = np.where(converged, np.sqrt(np.maximum(q, 0.0)), discrete.length)
-    return LogMapResult(vectors=vectors, distances=distances, converged=converged,
-                        status=_status_names(out["status"]), residual=out["residual"], n_iter=out["n_iter"],
-                        discrete=discrete)
+    return LogMapResult(
+        vectors=vectors,
+        distances=distances,
+        converged=converged,
+        status=_status_names(out["status"]),
+        residual=out["residual"],
+        n_iter=out["n_iter"],
+        discrete=discrete,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,8 +648,9 @@ def _transport_vectors(vectors, n_curves: int, dim: int, batch: bool):
             raise ValueError(f"vectors: expected shape (d,) or (V, d) for one curve, got {w.shape}")
         return w.reshape(1, -1, dim), lambda x: x.reshape(x.shape[:-2] + w.shape)
     if w.ndim not in (2, 3) or w.shape[0] != n_curves:
-        raise ValueError(f"vectors: expected shape ({n_curves}, d) or ({n_curves}, V, d) for {n_curves} curves, "
-                         f"got {w.shape}")
+        raise ValueError(
+            f"vectors: expected shape ({n_curves}, d) or ({n_curves}, V, d) for {n_curves} curves, got {w.shape}"
+        )
     return w.reshape(n_curves, -1, dim), lambda x: x.reshape(x.shape[:-2] + w.shape[1:])
 
 
@@ -616,9 +693,18 @@ def _callable_curve(curve, velocity, dim: int):
     return evaluate
 
 
-def parallel_transport(metric, curve, vectors, *, t=None, velocity: Optional[Callable] = None,
-                       rtol: float = _DEFAULTS.rtol, max_steps: int = _DEFAULTS.max_steps,
-                       n_threads: Optional[int] = None, **options) -> TransportResult:
+def parallel_transport(
+    metric,
+    curve,
+    vectors,
+    *,
+    t=None,
+    velocity: Optional[Callable] = None,
+    rtol: float = _DEFAULTS.rtol,
+    max_steps: int = _DEFAULTS.max_steps,
+    n_threads: Optional[int] = None,
+    **options,
+) -> TransportResult:
     """Transport tangent vectors from the start of a curve to its end: ẇᵏ = −Γᵏᵢⱼ γ̇ⁱ wʲ.
 
     Parameters
@@ -666,11 +752,21 @@ def _transport(backend: _Backend, kind: str, data, w: np.ndarray, times: np.ndar
         return _core.transport_callable(backend.model, backend.callback, data, dim, flat, times, opts)
     if kind == "geodesic":
         starts, vel = data
-        return _run_chunks(n_curves, backend.chunk(n_curves, _TRANSPORTS_PER_CALL), lambda s: _core.transport_geodesic(
-            backend.model, backend.callback, starts[s], vel[s], flat[s], 1.0, times, opts, backend.threads))
+        return _run_chunks(
+            n_curves,
+            backend.chunk(n_curves, _TRANSPORTS_PER_CALL),
+            lambda s: _core.transport_geodesic(
+                backend.model, backend.callback, starts[s], vel[s], flat[s], 1.0, times, opts, backend.threads
+            ),
+        )
     nodes = [_check_nodes(x, dim) for x in data]
-    return _run_chunks(n_curves, backend.chunk(n_curves, _TRANSPORTS_PER_CALL), lambda s: _core.transport_nodes(
-        backend.model, backend.callback, nodes[s], flat[s], times, opts, backend.threads))
+    return _run_chunks(
+        n_curves,
+        backend.chunk(n_curves, _TRANSPORTS_PER_CALL),
+        lambda s: _core.transport_nodes(
+            backend.model, backend.callback, nodes[s], flat[s], times, opts, backend.threads
+        ),
+    )
 
 
 def _check_nodes(nodes, dim: int) -> np.ndarray:
@@ -690,13 +786,30 @@ def _transport_result(out, w: np.ndarray, times, restore, batch: bool) -> Transp
         end = end[0]
         along = None if along is None else along[0]
     status = out["status"]
-    return TransportResult(vectors=end, t=times, along=along, converged=status == 0, status=_status_names(status),
-                           n_steps=out["n_steps"], t_reached=out["t_reached"])
+    return TransportResult(
+        vectors=end,
+        t=times,
+        along=along,
+        converged=status == 0,
+        status=_status_names(status),
+        n_steps=out["n_steps"],
+        t_reached=out["t_reached"],
+    )
 
 
-def transport_along_geodesic(metric, z0, z1, vectors, *, tol: float = _DEFAULTS.tol, rtol: float = _DEFAULTS.rtol,
-                             n_threads: Optional[int] = None, progress: bool = False,
-                             geodesic_options: Optional[dict] = None, **options) -> TransportResult:
+def transport_along_geodesic(
+    metric,
+    z0,
+    z1,
+    vectors,
+    *,
+    tol: float = _DEFAULTS.tol,
+    rtol: float = _DEFAULTS.rtol,
+    n_threads: Optional[int] = None,
+    progress: bool = False,
+    geodesic_options: Optional[dict] = None,
+    **options,
+) -> TransportResult:
     """Vectors at z0 transported along the minimising geodesics to z1 (the one-call convenience).
 
     The geodesic is found by :func:`log_map`; the vectors are transported together with it. A pair
@@ -733,22 +846,30 @@ def transport_along_geodesic(metric, z0, z1, vectors, *, tol: float = _DEFAULTS.
         per_pair = w.reshape(1, -1, dim)
     else:
         raise ValueError(f"vectors: expected shape {a.shape} (one vector per pair), got {w.shape}")
-    log = log_map(metric, a, b, tol=tol, rtol=rtol, n_threads=n_threads, progress=progress,
-                  geodesic_options=geodesic_options)
+    log = log_map(
+        metric, a, b, tol=tol, rtol=rtol, n_threads=n_threads, progress=progress, geodesic_options=geodesic_options
+    )
     backend = _backend(metric, n_threads)
     opts = _options(rtol=rtol)
     out = _transport(backend, "geodesic", (a, log.vectors), per_pair, np.zeros(0), opts)
     moved, status = out["vectors"].reshape(per_pair.shape), _status_names(out["status"])
     failed = np.flatnonzero(~log.converged)
     if len(failed):  # along the discrete geodesics instead
-        fallback = _transport(backend, "nodes", [log.discrete.node_list[i] for i in failed], per_pair[failed],
-                              np.zeros(0), opts)
+        fallback = _transport(
+            backend, "nodes", [log.discrete.node_list[i] for i in failed], per_pair[failed], np.zeros(0), opts
+        )
         moved[failed] = fallback["vectors"].reshape(per_pair[failed].shape)
         for i in failed:
             status[i] = log.status[i]
-    return TransportResult(vectors=moved.reshape(w.shape), t=None, along=None,
-                           converged=np.array([s == "converged" for s in status]), status=status,
-                           n_steps=out["n_steps"], t_reached=out["t_reached"])
+    return TransportResult(
+        vectors=moved.reshape(w.shape),
+        t=None,
+        along=None,
+        converged=np.array([s == "converged" for s in status]),
+        status=status,
+        n_steps=out["n_steps"],
+        t_reached=out["t_reached"],
+    )
 
 
 def _no_options(options: dict) -> None:

@@ -17,16 +17,22 @@ Quadrature rules (``rule=``):
     Composite Simpson on pairs of intervals (odd N; unequal intervals allowed).
 ``"aetk"``
     AutoEncoderToolkit.jl's sums, which ignore t: L = (1/N) Σ √qᵢ, E = (1/(2N)) Σ qᵢ.
+
+This module also holds what every curve of latentgeo shares: the quadrature rules ``RULES``,
+the finite-difference steps ``FD_STEPS``, the 3-point Gauss–Legendre rule, the one measure of
+sampled curves (:func:`sampled_length_energy`, of which :func:`segment_lengths` is the
+straight-segment case) and :class:`HermiteCurve`, the interpolant of the discrete geodesics.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_choice, check_metric, check_positive, check_threads
+from ._validation import as_float_array, check_choice, check_metric, check_positive, check_threads, check_times
+from .errors import MetricDomainError
 
 __all__ = [
     "curve_velocity_finitediff",
@@ -35,23 +41,25 @@ __all__ = [
     "curve_energy",
     "curve_integral",
     "check_times",
+    "sampled_length_energy",
+    "segment_lengths",
+    "polyline_length",
+    "HermiteCurve",
     "RULES",
+    "FD_METHODS",
+    "FD_STEPS",
+    "GAUSS_NODES",
+    "GAUSS_WEIGHTS",
 ]
 
 RULES = ("trapezoid", "simpson", "aetk")
+FD_METHODS = ("central", "forward")
 _EPS = np.finfo(np.float64).eps
-
-
-def check_times(t, name: str = "t", n: Optional[int] = None, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
-    """Validate a strictly increasing 1-d array of times (length ``n`` if given) within [lo, hi]."""
-    times = as_float_array(t, name, ndim=1)
-    if n is not None and len(times) != n:
-        raise ValueError(f"{name}: expected {n} times (one per point), got {len(times)}")
-    if len(times) > 1 and np.any(np.diff(times) <= 0):
-        raise ValueError(f"{name}: times must be strictly increasing")
-    if times[0] < lo or times[-1] > hi:
-        raise ValueError(f"{name}: times must lie in [{lo}, {hi}]")
-    return times
+# Default finite-difference steps: they balance truncation and rounding error in float64.
+FD_STEPS = {"central": _EPS ** (1 / 3), "forward": _EPS**0.5}
+# 3-point Gauss–Legendre rule on [0, 1] (exact for polynomials of degree 5), as in the C++ core.
+GAUSS_NODES = np.array([0.5 - 0.3872983346207417, 0.5, 0.5 + 0.3872983346207417])
+GAUSS_WEIGHTS = np.array([5.0, 8.0, 5.0]) / 18.0
 
 
 def curve_velocity_finitediff(curve: Callable, t, method: str = "central", eps: Optional[float] = None) -> np.ndarray:
@@ -73,9 +81,9 @@ def curve_velocity_finitediff(curve: Callable, t, method: str = "central", eps: 
     -------
     ndarray, shape (N, d)
     """
-    check_choice(method, "method", {"central", "forward"})
+    check_choice(method, "method", set(FD_METHODS))
     times = as_float_array(t, "t", ndim=1)
-    step = check_positive(eps, "eps") if eps is not None else (_EPS ** (1 / 3) if method == "central" else _EPS**0.5)
+    step = check_positive(eps, "eps") if eps is not None else FD_STEPS[method]
     ahead = _curve_points(curve, times + step)
     behind = _curve_points(curve, times - step if method == "central" else times)
     if behind.shape != ahead.shape:
@@ -126,8 +134,16 @@ def discrete_velocity(points, t=None, n_threads: Optional[int] = None) -> np.nda
     return out[0] if single else out
 
 
-def curve_integral(metric, points, velocities, t=None, integral: str = "energy", rule: str = "trapezoid",
-                   grad: bool = False, n_threads: Optional[int] = None):
+def curve_integral(
+    metric,
+    points,
+    velocities,
+    t=None,
+    integral: str = "energy",
+    rule: str = "trapezoid",
+    grad: bool = False,
+    n_threads: Optional[int] = None,
+):
     """Length or energy of B curves, optionally with gradients (the fused routine).
 
     Parameters
@@ -151,31 +167,51 @@ def curve_integral(metric, points, velocities, t=None, integral: str = "energy",
     curves, single = _curves(points, "points")
     vel, _ = _curves(velocities, "velocities")
     if vel.shape != curves.shape:
-        raise ValueError(f"velocities: expected shape {curves.shape} like points, got {vel.shape}")
+        raise ValueError(f"velocities: expected shape {np.shape(points)} like points, got {np.shape(velocities)}")
     b, n, d = curves.shape
     if d != check_metric(metric):
         raise ValueError(f"points: dimension {d} does not match the metric's dimension {metric.dim}")
     times = np.linspace(0.0, 1.0, n) if t is None else check_times(t, n=n)
     if rule != "aetk" and n < 2:
         raise ValueError("points: need at least 2 points per curve for this rule")
+    out = integral_of_checked(metric, curves, vel, times, integral, rule, grad, n_threads)
+    if not grad:
+        return float(out[0]) if single else out
+    values, gz, gv = out
+    return (float(values[0]), gz[0], gv[0]) if single else (values, gz, gv)
+
+
+def integral_of_checked(
+    metric,
+    curves: np.ndarray,
+    velocities: np.ndarray,
+    times: np.ndarray,
+    integral: str,
+    rule: str,
+    grad: bool,
+    n_threads: Optional[int],
+):
+    """:func:`curve_integral` on checked (B, N, d) arrays and times (for loops that validated once).
+
+    Returns the values (B,), and with ``grad`` the tuple (values, d_points, d_velocities).
+    """
+    b, n, d = curves.shape
     threads = check_threads(n_threads)
     weights = _core.quadrature_weights(times, rule)
     factor = 0.5 if rule == "aetk" else 1.0
-    z, v = curves.reshape(b * n, d), vel.reshape(b * n, d)
+    z, v = curves.reshape(b * n, d), velocities.reshape(b * n, d)
     if not grad:
         q = metric.quadratic_form(z, v, n_threads=n_threads)
         values, _ = _core.integrate(q, weights, integral, factor, False, threads)
-        return float(values[0]) if single else values
+        return values
     q, dqdz, dqdv = metric.quadratic_form(z, v, grad=True, n_threads=n_threads)
     values, gz, gv = _core.integrate_with_grad(q, dqdz, dqdv, weights, integral, factor, threads)
-    gz, gv = gz.reshape(b, n, d), gv.reshape(b, n, d)
-    if single:
-        return float(values[0]), gz[0], gv[0]
-    return values, gz, gv
+    return values, gz.reshape(b, n, d), gv.reshape(b, n, d)
 
 
-def curve_length(metric, points, velocities, t=None, rule: str = "trapezoid", grad: bool = False,
-                 n_threads: Optional[int] = None):
+def curve_length(
+    metric, points, velocities, t=None, rule: str = "trapezoid", grad: bool = False, n_threads: Optional[int] = None
+):
     """Length L = ∫ √(γ̇ᵀ G(γ) γ̇) dt of one (N, d) or B (B, N, d) sampled curves.
 
     See :func:`curve_integral` for the parameters; returns a float for one curve and (B,)
@@ -184,10 +220,108 @@ def curve_length(metric, points, velocities, t=None, rule: str = "trapezoid", gr
     return curve_integral(metric, points, velocities, t, "length", rule, grad, n_threads)
 
 
-def curve_energy(metric, points, velocities, t=None, rule: str = "trapezoid", grad: bool = False,
-                 n_threads: Optional[int] = None):
+def curve_energy(
+    metric, points, velocities, t=None, rule: str = "trapezoid", grad: bool = False, n_threads: Optional[int] = None
+):
     """Energy E = ∫ γ̇ᵀ G(γ) γ̇ dt (no ½; E = L² at constant speed) of sampled curves.
 
     See :func:`curve_integral` for the parameters.
     """
     return curve_integral(metric, points, velocities, t, "energy", rule, grad, n_threads)
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring sampled curves
+# --------------------------------------------------------------------------------------------
+def sampled_length_energy(
+    metric, points: np.ndarray, velocities: np.ndarray, weights: np.ndarray, n_threads: Optional[int] = None
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Length Σ wᵢ √qᵢ and energy Σ wᵢ qᵢ (qᵢ = vᵢᵀ G(zᵢ) vᵢ) of B curves sampled alike.
+
+    The one measure of curves in latentgeo's Python layer (the C++ solver has its own).
+
+    Parameters
+    ----------
+    metric : metric protocol object
+    points, velocities : ndarray, shape (B * n, d)
+        Checked float64 samples, curve by curve.
+    weights : ndarray, shape (n,)
+        Quadrature weights of the n samples of one curve (e.g. :data:`GAUSS_WEIGHTS`).
+
+    Returns
+    -------
+    lengths, energies : ndarray, shape (B,)
+    """
+    threads = check_threads(n_threads)
+    q = np.ascontiguousarray(metric.quadratic_form(points, velocities, n_threads=n_threads), dtype=np.float64)
+    lengths, _ = _core.integrate(q, weights, "length", 1.0, False, threads)
+    energies, _ = _core.integrate(q, weights, "energy", 1.0, False, threads)
+    return lengths, energies
+
+
+def segment_lengths(metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Riemannian lengths of the straight segments a→b (E, d), 3-point Gauss–Legendre.
+
+    A segment that meets a point where the metric is not defined (MetricDomainError) is
+    infinitely long, so that graph paths avoid it instead of failing every pair.
+    """
+    delta = b - a
+    z = (a[:, None, :] + GAUSS_NODES[None, :, None] * delta[:, None, :]).reshape(-1, a.shape[1])
+    v = np.repeat(delta, len(GAUSS_NODES), axis=0)
+    try:
+        lengths, _ = sampled_length_energy(metric, z, v, GAUSS_WEIGHTS)
+    except MetricDomainError:
+        if len(a) == 1:
+            return np.array([np.inf])
+        return np.concatenate([segment_lengths(metric, a[i : i + 1], b[i : i + 1]) for i in range(len(a))])
+    return lengths
+
+
+def polyline_length(metric, points: np.ndarray) -> float:
+    """Riemannian length of the polyline through ``points`` (n, d) (see :func:`segment_lengths`)."""
+    return float(segment_lengths(metric, points[:-1], points[1:]).sum())
+
+
+# --------------------------------------------------------------------------------------------
+# The interpolant of discrete geodesics
+# --------------------------------------------------------------------------------------------
+def _hermite_tangents(x: np.ndarray) -> np.ndarray:
+    """d/dt at n + 1 uniform nodes on [0, 1] by fourth-order differences (n >= 4), as in C++."""
+    n = len(x) - 1
+    s = n / 12.0
+    m = np.empty_like(x)
+    m[2:-2] = s * (x[:-4] - 8 * x[1:-3] + 8 * x[3:-1] - x[4:])
+    m[0] = s * (-25 * x[0] + 48 * x[1] - 36 * x[2] + 16 * x[3] - 3 * x[4])
+    m[1] = s * (-3 * x[0] - 10 * x[1] + 18 * x[2] - 6 * x[3] + x[4])
+    m[-1] = -s * (-25 * x[-1] + 48 * x[-2] - 36 * x[-3] + 16 * x[-4] - 3 * x[-5])
+    m[-2] = -s * (-3 * x[-1] - 10 * x[-2] + 18 * x[-3] - 6 * x[-4] + x[-5])
+    return m
+
+
+class HermiteCurve:
+    """The C¹ cubic Hermite interpolant of nodes at uniform times on [0, 1] (picklable).
+
+    Parameters
+    ----------
+    nodes : ndarray, shape (n + 1, d), n >= 4
+    """
+
+    def __init__(self, nodes: np.ndarray):
+        self.nodes = np.ascontiguousarray(nodes, dtype=np.float64)
+        self.tangents = _hermite_tangents(self.nodes)
+
+    def __call__(self, t, derivative: bool = False) -> np.ndarray:
+        """Points γ(t) (or velocities γ̇(t) with ``derivative=True``), shape (N, d), for t (N,) in [0, 1]."""
+        times = as_float_array(t, "t", ndim=1)
+        if times.min() < 0.0 or times.max() > 1.0:
+            raise ValueError("t: times must lie in [0, 1]")
+        x, m = self.nodes, self.tangents
+        n = len(x) - 1
+        i = np.minimum((times * n).astype(np.int64), n - 1)
+        s = (times * n - i)[:, None]
+        h = 1.0 / n
+        if derivative:
+            c = (6 * s**2 - 6 * s) / h, 3 * s**2 - 4 * s + 1, (6 * s - 6 * s**2) / h, 3 * s**2 - 2 * s
+            return c[0] * x[i] + c[1] * m[i] + c[2] * x[i + 1] + c[3] * m[i + 1]
+        c = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, 3 * s**2 - 2 * s**3, s**3 - s**2
+        return c[0] * x[i] + c[1] * h * m[i] + c[2] * x[i + 1] + c[3] * h * m[i + 1]

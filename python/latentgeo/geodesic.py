@@ -11,8 +11,12 @@ evaluations; a coarse polyline can then hop over regions of large G that no midp
 happens with pullback metrics of decoders whose units saturate),
 with its analytic gradient (from the metric's fused ``quadratic_form``) by L-BFGS whose initial
 inverse Hessian is the block-tridiagonal "metric Laplacian", so the iteration count barely
-depends on n. The nodes are refined coarse to fine (8 → 16 → 32 … segments) until the measured
-length changes by less than ``tol`` (relative) between levels.
+depends on n. The nodes are refined coarse to fine (8 → 16 → 32 … segments) until the error of
+the measured length, estimated from its changes between levels (Richardson: the change divided by
+the observed convergence ratio minus one, the ratio taken between 2 and 16, i.e. at most fourth
+order; the change itself until a ratio is observed), is below ``tol`` (relative) and the nodes, which converge
+only like h², moved by less than √tol |z₁ − z₀| away from the previous level's curve (normal to it).
+Each node's metric is evaluated once per energy evaluation (for both of its segments).
 
 ``length`` and ``energy`` of a result are *measured*, not the optimiser's objective: they are the
 length L = ∫ √(γ̇ᵀGγ̇) dt and energy E = ∫ γ̇ᵀGγ̇ dt of the C¹ cubic Hermite interpolant of the
@@ -37,221 +41,63 @@ lists the failed pairs. Only when every pair of a call failed because the metric
 call raise (the first pair's exception, naming the pair). Ctrl-C stops a batch within a
 fraction of a second (``KeyboardInterrupt``).
 
-Metrics: :class:`~latentgeo.RHVAEMetric`, :class:`~latentgeo.PullbackMetric` and
-:class:`~latentgeo.ConstantMetric` (and :class:`~latentgeo.ScaledMetric` of them) are solved natively, pairs in parallel with the GIL
-released. Any other object of the metric protocol is called back in Python
-(``metric.quadratic_form(z, v, grad=True)`` and ``metric.metric(z)``) with the GIL held; its
-pairs then run one after the other, which is much slower.
+Metrics: a metric whose ``_native()`` names a C++ kernel (:class:`~latentgeo.RHVAEMetric`,
+:class:`~latentgeo.PullbackMetric`, :class:`~latentgeo.ConstantMetric` and
+:class:`~latentgeo.ScaledMetric` of them) is solved natively, pairs in parallel with the GIL
+released. Any other object of the metric protocol takes the callback path documented in
+:class:`~latentgeo.Metric` (``quadratic_form`` and ``metric`` on a whole curve per call) with the
+GIL held; its pairs then run one after the other, which is much slower.
+
+Layout: this module holds the public ``geodesic``/``geodesics`` and the solver plumbing (options,
+the chunk runner, failures of pairs); the result classes are in :mod:`latentgeo.results`,
+distance matrices in :mod:`latentgeo.distances`, the initial curves in ``latentgeo._graph_init``
+and the Hermite interpolant in :mod:`latentgeo.curves`. Arguments are validated once, by the
+public functions; the functions below them take checked arrays.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
-from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
 
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
+from ._graph_init import GRAPH_OPTIONS, initial_curves
+from ._progress import MIN_PAIRS, progress_bar
+from ._validation import (
+    MAX_SAMPLES,
+    as_point,
+    as_points,
+    check_choice,
+    check_int,
+    check_metric,
+    check_positive,
+    check_threads,
+)
+from .curves import GAUSS_NODES, GAUSS_WEIGHTS, HermiteCurve, _hermite_tangents, polyline_length, segment_lengths
 from .errors import MetricDomainError
-from .metrics import ConstantMetric, ScaledMetric
+from .metrics import native_kernel
+from .results import FAILURES, STATUS, DistanceResult, GeodesicBatch, GeodesicResult
 
-__all__ = ["geodesic", "geodesics", "geodesic_distances", "GeodesicResult", "GeodesicBatch", "DistanceResult"]
+__all__ = [
+    "geodesic",
+    "geodesics",
+    "GeodesicResult",
+    "GeodesicBatch",
+    "DistanceResult",
+    "HermiteCurve",
+    "native_kernel",
+]
 
-_STATUS = ("converged", "max_iter", "line_search_failed", "non_finite", "max_nodes", "singular_metric", "metric_error")
-# Statuses of a pair on whose curve the metric failed (the others are the optimiser's).
-_FAILURES = frozenset({"non_finite", "singular_metric", "metric_error", "worker_error"})
-_GAUSS_S = np.array([0.5 - 0.3872983346207417, 0.5, 0.5 + 0.3872983346207417])
-_GAUSS_W = np.array([5.0, 8.0, 5.0]) / 18.0
-_SOLVER_OPTIONS = {"min_nodes": 9, "max_nodes": 2049, "history": 8, "ftol": None, "gtol": None,
-                   "quadrature": "simpson"}
-_GRAPH_OPTIONS = {"anchors": None, "k_neighbors": 10}
-_PROGRESS_MIN = 100  # pairs
+_SOLVER_OPTIONS = {"min_nodes": 9, "max_nodes": 2049, "history": 8, "ftol": None, "gtol": None, "quadrature": "simpson"}
 
-
-# --------------------------------------------------------------------------------------------
-# Curves and results
-# --------------------------------------------------------------------------------------------
-def _hermite_tangents(x: np.ndarray) -> np.ndarray:
-    """d/dt at n + 1 uniform nodes on [0, 1] by fourth-order differences (n >= 4), as in C++."""
-    n = len(x) - 1
-    s = n / 12.0
-    m = np.empty_like(x)
-    m[2:-2] = s * (x[:-4] - 8 * x[1:-3] + 8 * x[3:-1] - x[4:])
-    m[0] = s * (-25 * x[0] + 48 * x[1] - 36 * x[2] + 16 * x[3] - 3 * x[4])
-    m[1] = s * (-3 * x[0] - 10 * x[1] + 18 * x[2] - 6 * x[3] + x[4])
-    m[-1] = -s * (-25 * x[-1] + 48 * x[-2] - 36 * x[-3] + 16 * x[-4] - 3 * x[-5])
-    m[-2] = -s * (-3 * x[-1] - 10 * x[-2] + 18 * x[-3] - 6 * x[-4] + x[-5])
-    return m
-
-
-class HermiteCurve:
-    """The C¹ cubic Hermite interpolant of nodes at uniform times on [0, 1] (picklable).
-
-    Parameters
-    ----------
-    nodes : ndarray, shape (n + 1, d), n >= 4
-    """
-
-    def __init__(self, nodes: np.ndarray):
-        self.nodes = np.ascontiguousarray(nodes, dtype=np.float64)
-        self.tangents = _hermite_tangents(self.nodes)
-
-    def __call__(self, t, derivative: bool = False) -> np.ndarray:
-        """Points γ(t) (or velocities γ̇(t) with ``derivative=True``), shape (N, d), for t (N,) in [0, 1]."""
-        times = as_float_array(t, "t", ndim=1)
-        if times.min() < 0.0 or times.max() > 1.0:
-            raise ValueError("t: times must lie in [0, 1]")
-        x, m = self.nodes, self.tangents
-        n = len(x) - 1
-        i = np.minimum((times * n).astype(np.int64), n - 1)
-        s = (times * n - i)[:, None]
-        h = 1.0 / n
-        if derivative:
-            c = (6 * s**2 - 6 * s) / h, 3 * s**2 - 4 * s + 1, (6 * s - 6 * s**2) / h, 3 * s**2 - 2 * s
-            return c[0] * x[i] + c[1] * m[i] + c[2] * x[i + 1] + c[3] * m[i + 1]
-        c = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, 3 * s**2 - 2 * s**3, s**3 - s**2
-        return c[0] * x[i] + c[1] * h * m[i] + c[2] * x[i + 1] + c[3] * h * m[i + 1]
-
-
-@dataclass
-class GeodesicResult:
-    """One geodesic.
-
-    Attributes
-    ----------
-    nodes : ndarray, shape (n, d)
-        The curve's nodes at the times ``t``; ``nodes[0]`` and ``nodes[-1]`` are the endpoints.
-    t : ndarray, shape (n,)
-        Uniform times on [0, 1].
-    curve : callable
-        ``curve(t)`` with t (N,) in [0, 1] returns points (N, d) (interpolates the nodes).
-    length, energy : float
-        Measured length and energy of ``curve`` (see the module docstring).
-    straight_length : float
-        Length of the straight segment between the endpoints, for comparison.
-        NaN when the metric failed before any curve could be measured (see ``status``).
-    straight_length : float
-        Length of the straight segment between the endpoints, for comparison (inf when the
-        metric is not defined somewhere on it).
-    converged : bool
-    n_iter : int
-        Optimiser iterations (all levels), or the neural method's training steps.
-    status : str
-        See the module docstring.
-    method : str
-    message : str
-        Why the metric failed (statuses ``"singular_metric"``, ``"non_finite"``,
-        ``"metric_error"``, ``"worker_error"``), naming the pair; "" otherwise.
-    """
-
-    nodes: np.ndarray
-    t: np.ndarray
-    curve: Callable
-    length: float
-    energy: float
-    straight_length: float
-    converged: bool
-    n_iter: int
-    status: str
-    method: str = "discrete"
-    message: str = ""
-
-
-@dataclass
-class GeodesicBatch:
-    """B geodesics (the arrays are indexed by pair).
-
-    ``nodes`` has a common node count n (the largest of the batch); curves solved with fewer
-    nodes are resampled on their interpolant. ``batch[i]`` returns the i-th
-    :class:`GeodesicResult` with the nodes of its own solve. ``messages[i]`` says why the metric
-    failed on pair i ("" when it did not); ``failed`` lists those pairs.
-    """
-
-    length: np.ndarray
-    energy: np.ndarray
-    straight_length: np.ndarray
-    converged: np.ndarray
-    n_iter: np.ndarray
-    status: List[str]
-    node_list: List[np.ndarray] = field(repr=False)
-    method: str = "discrete"
-    curves: Optional[List[Callable]] = field(default=None, repr=False)
-    messages: Optional[List[str]] = field(default=None, repr=False)
-    # The exception behind each failure (None elsewhere), re-raised when every pair failed.
-    errors: Optional[List[Optional[BaseException]]] = field(default=None, repr=False, compare=False)
-
-    def __post_init__(self):
-        if self.messages is None:
-            self.messages = [""] * len(self.length)
-        if self.errors is None:
-            self.errors = [None] * len(self.length)
-
-    def __len__(self) -> int:
-        return len(self.length)
-
-    @property
-    def failed(self) -> List[int]:
-        """Indices of the pairs on whose curve the metric failed (see ``messages``)."""
-        return [i for i, status in enumerate(self.status) if status in _FAILURES]
-
-    def _curve(self, i: int) -> Callable:
-        return self.curves[i] if self.curves is not None else HermiteCurve(self.node_list[i])
-
-    @property
-    def nodes(self) -> np.ndarray:
-        """Nodes of all curves on a common uniform grid, shape (B, n, d)."""
-        n = max(len(x) for x in self.node_list)
-        t = np.linspace(0.0, 1.0, n)
-        return np.stack([x if len(x) == n else self._curve(i)(t) for i, x in enumerate(self.node_list)])
-
-    def __getitem__(self, i: int) -> GeodesicResult:
-        i = range(len(self))[i]
-        x = self.node_list[i]
-        return GeodesicResult(nodes=x, t=np.linspace(0.0, 1.0, len(x)), curve=self._curve(i),
-                              length=float(self.length[i]), energy=float(self.energy[i]),
-                              straight_length=float(self.straight_length[i]), converged=bool(self.converged[i]),
-                              n_iter=int(self.n_iter[i]), status=self.status[i], method=self.method,
-                              message=self.messages[i])
-
-    @classmethod
-    def _concatenate(cls, parts: Sequence["GeodesicBatch"]) -> "GeodesicBatch":
-        cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
-        curves = None if parts[0].curves is None else sum((p.curves for p in parts), [])
-        join = lambda name: sum((getattr(p, name) for p in parts), [])  # noqa: E731
-        return cls(length=cat("length"), energy=cat("energy"), straight_length=cat("straight_length"),
-                   converged=cat("converged"), n_iter=cat("n_iter"), status=join("status"),
-                   node_list=join("node_list"), method=parts[0].method, curves=curves, messages=join("messages"),
-                   errors=join("errors"))
-
-
-@dataclass
-class DistanceResult:
-    """Geodesic distances.
-
-    Attributes
-    ----------
-    distances : ndarray, shape (M, M) or (M, M2)
-        Measured geodesic lengths (the diagonal of the symmetric matrix is 0); NaN where the
-        metric failed before a curve could be measured.
-    converged : ndarray of bool, same shape
-    failed : list of (i, j)
-        Index pairs whose solve did not converge (their distance is the length of the curve
-        reached, an upper bound of the geodesic distance, or NaN; see ``status``).
-    status : ndarray of str, same shape
-    messages : dict of (i, j) -> str
-        Why the metric failed on a pair (statuses ``"singular_metric"``, ``"non_finite"``,
-        ``"metric_error"``, ``"worker_error"``).
-    """
-
-    distances: np.ndarray
-    converged: np.ndarray
-    failed: List[Tuple[int, int]]
-    status: np.ndarray = field(repr=False)
-    messages: Dict[Tuple[int, int], str] = field(default_factory=dict, repr=False)
+# Earlier names, kept for modules that import them from here.
+_native_kernel = native_kernel
+_STATUS, _FAILURES, _GAUSS_S, _GAUSS_W = STATUS, FAILURES, GAUSS_NODES, GAUSS_WEIGHTS
+_edge_lengths = segment_lengths
+_PROGRESS_MIN = MIN_PAIRS
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,9 +116,17 @@ class _Options:
     simpson: bool
 
     def core_args(self) -> tuple:
-        return (self.n_segments, self.min_segments, self.max_segments, self.tol, self.ftol, self.gtol,
-                self.max_iter, self.history, self.simpson)
-
+        return (
+            self.n_segments,
+            self.min_segments,
+            self.max_segments,
+            self.tol,
+            self.ftol,
+            self.gtol,
+            self.max_iter,
+            self.history,
+            self.simpson,
+        )
 
 
 def _split_options(options: dict, allowed: dict) -> dict:
@@ -283,48 +137,71 @@ def _split_options(options: dict, allowed: dict) -> dict:
 
 
 def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _Options:
-    n_segments = 0 if n_nodes is None else check_int(n_nodes, "n_nodes", 5) - 1
+    n_segments = 0 if n_nodes is None else check_int(n_nodes, "n_nodes", 5, MAX_SAMPLES) - 1
     tol = 1e-8 if tol is None else check_positive(tol, "tol")
     max_iter = 200 if max_iter is None else check_int(max_iter, "max_iter", 1)
-    min_nodes = check_int(opts["min_nodes"], "min_nodes", 5)
-    max_nodes = check_int(opts["max_nodes"], "max_nodes", min_nodes)
-    # The optimiser's tolerances follow tol: the length error of a level is ~ decrement / 4.
+    min_nodes = check_int(opts["min_nodes"], "min_nodes", 5, MAX_SAMPLES)
+    max_nodes = check_int(opts["max_nodes"], "max_nodes", min_nodes, MAX_SAMPLES)
+    # The optimiser's tolerances follow tol: the length error of a level is ~ decrement / 4, and
+    # the nodes, ~ sqrt(decrement), stay well inside the sqrt(tol) that the levels allow.
     ftol = tol if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
-    gtol = 1e-3 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
+    gtol = 0.01 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
     simpson = check_choice(opts["quadrature"], "quadrature", {"simpson", "midpoint"}) == "simpson"
-    return _Options(n_segments, min_nodes - 1, max_nodes - 1, tol, ftol, gtol, max_iter,
-                    check_int(opts["history"], "history", 1), simpson)
+    return _Options(
+        n_segments,
+        min_nodes - 1,
+        max_nodes - 1,
+        tol,
+        ftol,
+        gtol,
+        max_iter,
+        check_int(opts["history"], "history", 1),
+        simpson,
+    )
 
 
-def _native_kernel(metric):
-    """(C++ kernel, scale) for metrics solved natively, else (None, 1.0); unwraps ScaledMetric."""
-    if isinstance(metric, ScaledMetric):
-        kernel, scale = _native_kernel(metric.base)
-        return (kernel, scale * metric.factor) if kernel is not None else (None, 1.0)
-    if isinstance(metric, ConstantMetric):
-        return _core.ConstantKernel(metric.A), 1.0
-    # RHVAEKernel and PullbackKernel are dispatched on in the binding.
-    return getattr(metric, "_kernel", None), 1.0
+def _solver_setup(n_nodes, tol, max_iter, options: dict):
+    """The solver's options and the graph options (the rest of ``**options``), checked."""
+    opts = _split_options(options, {**_SOLVER_OPTIONS, **GRAPH_OPTIONS})
+    return _solver_options(n_nodes, tol, max_iter, opts), {k: opts[k] for k in GRAPH_OPTIONS}
+
+
+def check_pairs(metric, starts, ends):
+    """Endpoints (B, d) of B pairs, checked against the metric."""
+    dim = check_metric(metric)
+    s, _ = as_points(starts, "starts", dim)
+    e, _ = as_points(ends, "ends", dim)
+    if s.shape != e.shape:
+        raise ValueError(f"ends: expected the shape of starts {np.shape(starts)}, got {np.shape(ends)}")
+    return s, e
 
 
 # --------------------------------------------------------------------------------------------
 # The solver (runs locally or on an executor's worker)
 # --------------------------------------------------------------------------------------------
-def _solve_chunk(metric, starts: np.ndarray, ends: np.ndarray, init: Optional[np.ndarray], opts: _Options,
-                 n_threads: int) -> GeodesicBatch:
+def _solve_chunk(
+    metric, starts: np.ndarray, ends: np.ndarray, init: Optional[np.ndarray], opts: _Options, n_threads: int
+) -> GeodesicBatch:
     """Runs the C++ batch solver on B pairs (module level, so that executors can pickle it)."""
     b, d = starts.shape
     n0 = 0 if init is None else init.shape[1]
     flat_init = np.zeros((0, d)) if init is None else np.ascontiguousarray(init.reshape(-1, d))
-    kernel, scale = _native_kernel(metric)
+    kernel, scale = native_kernel(metric)
     out = _core.geodesic_batch(metric, kernel, scale, starts, ends, flat_init, n0, *opts.core_args(), n_threads)
-    status = [_STATUS[s] for s in out["status"]]
+    status = [STATUS[s] for s in out["status"]]
     errors = [_failure_error(*item) for item in zip(status, out["message"], out["error"])]
     messages = [_failure_message(*item) for item in zip(status, out["message"], errors)]
-    return GeodesicBatch(length=out["length"], energy=out["energy"], straight_length=out["straight_length"],
-                         converged=out["status"] == 0, n_iter=out["n_iter"].astype(np.int64), status=status,
-                         node_list=[out["nodes"][i, :k].copy() for i, k in enumerate(out["n_nodes"])],
-                         messages=messages, errors=errors)
+    return GeodesicBatch(
+        length=out["length"],
+        energy=out["energy"],
+        straight_length=out["straight_length"],
+        converged=out["status"] == 0,
+        n_iter=out["n_iter"].astype(np.int64),
+        status=status,
+        node_list=[out["nodes"][i, :k].copy() for i, k in enumerate(out["n_nodes"])],
+        messages=messages,
+        errors=errors,
+    )
 
 
 def _failure_error(status: str, message: str, error) -> Optional[BaseException]:
@@ -337,7 +214,7 @@ def _failure_error(status: str, message: str, error) -> Optional[BaseException]:
 
 
 def _failure_message(status: str, message: str, error: Optional[BaseException]) -> str:
-    if status not in _FAILURES:
+    if status not in FAILURES:
         return ""
     if error is not None and status == "metric_error":
         return f"{type(error).__name__}: {error}"
@@ -366,8 +243,11 @@ def _report_failures(batch: GeodesicBatch, labels: Sequence[str], caller: str, s
         raise _renamed(batch.errors[first], f"{caller}: {context}{batch.messages[first]}") from batch.errors[first]
     shown = "; ".join(batch.messages[i] for i in failed[:3])
     more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
-    warnings.warn(f"{caller}: {len(failed)} of {len(batch)} pairs failed (see status and messages): {shown}{more}",
-                  RuntimeWarning, stacklevel=stacklevel + 1)
+    warnings.warn(
+        f"{caller}: {len(failed)} of {len(batch)} pairs failed (see status and messages): {shown}{more}",
+        RuntimeWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _renamed(exc: BaseException, message: str) -> BaseException:
@@ -384,165 +264,40 @@ def _chunks(n: int, size: int) -> List[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    """A tqdm bar, shown for long batches only (>= _PROGRESS_MIN pairs)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, disable=not (enabled and total >= _PROGRESS_MIN), desc=desc, unit="pair")
-
-
-def _run_local(metric, starts, ends, init, opts: _Options, n_threads: int, progress: bool,
-               size: Optional[int] = None) -> GeodesicBatch:
+def _run_local(
+    metric, starts, ends, init, opts: _Options, n_threads: int, progress: bool, size: Optional[int] = None
+) -> GeodesicBatch:
     """The batch in chunks (so that the progress bar moves); results do not depend on the chunks."""
     b = len(starts)
     threads = _core.max_threads() if n_threads == 0 else n_threads
     size = max(16 * threads, -(-b // 50)) if size is None else size
     parts = []
-    with _progress(b, progress, "geodesics") as bar:
+    with progress_bar(b, progress, "geodesics", unit="pair", min_total=MIN_PAIRS) as bar:
         for sl in _chunks(b, size):
-            parts.append(_solve_chunk(metric, starts[sl], ends[sl], None if init is None else init[sl], opts,
-                                      n_threads))
+            parts.append(
+                _solve_chunk(metric, starts[sl], ends[sl], None if init is None else init[sl], opts, n_threads)
+            )
             bar.update(sl.stop - sl.start)
     return GeodesicBatch._concatenate(parts)
 
 
 # --------------------------------------------------------------------------------------------
-# Graph initialisation
-# --------------------------------------------------------------------------------------------
-def _edge_lengths(metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Riemannian lengths of the straight edges a→b (E, d), 3-point Gauss–Legendre.
-
-    An edge that meets a point where the metric is not defined (MetricDomainError) is infinitely
-    long, so that graph paths avoid it instead of failing every pair.
-    """
-    delta = b - a
-    z = (a[:, None, :] + _GAUSS_S[None, :, None] * delta[:, None, :]).reshape(-1, a.shape[1])
-    v = np.repeat(delta, 3, axis=0)
-    try:
-        q = np.asarray(metric.quadratic_form(z, v), dtype=np.float64).reshape(-1, 3)
-    except MetricDomainError:
-        if len(a) == 1:
-            return np.array([np.inf])
-        return np.concatenate([_edge_lengths(metric, a[i:i + 1], b[i:i + 1]) for i in range(len(a))])
-    return np.sqrt(np.maximum(q, 0.0)) @ _GAUSS_W
-
-
-def _knn(points: np.ndarray, queries: np.ndarray, k: int, skip_self: bool) -> np.ndarray:
-    from scipy.spatial import cKDTree
-
-    k_eff = min(k + int(skip_self), len(points))
-    _, idx = cKDTree(points).query(queries, k=k_eff)
-    idx = idx.reshape(len(queries), -1)
-    return idx[:, 1:] if skip_self else idx
-
-
-def _graph_init(metric, starts: np.ndarray, ends: np.ndarray, anchors: np.ndarray, k: int,
-                max_segments: int) -> np.ndarray:
-    """Initial curves (B, n0, d) along Dijkstra paths of a k-NN graph over the anchors.
-
-    The graph's vertices are the anchors and the distinct endpoints; edges join each vertex to
-    its k nearest anchors (and each start to its end), weighted by their Riemannian length. The
-    nodes of each initial curve are spread at equal Riemannian length along its path.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import dijkstra
-
-    n_anchor = len(anchors)
-    queries, inverse = np.unique(np.concatenate([starts, ends]), axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    vertices = np.concatenate([anchors, queries])
-    b = len(starts)
-    s_id, e_id = n_anchor + inverse[:b], n_anchor + inverse[b:]
-    near_a = _knn(anchors, anchors, k, skip_self=True)
-    near_q = _knn(anchors, queries, k, skip_self=False)
-    pairs = np.concatenate([
-        np.stack([np.repeat(np.arange(n_anchor), near_a.shape[1]), near_a.ravel()], 1),
-        np.stack([np.repeat(np.arange(len(queries)) + n_anchor, near_q.shape[1]), near_q.ravel()], 1),
-        np.stack([s_id, e_id], 1),
-    ])
-    pairs = np.unique(np.sort(pairs, axis=1), axis=0)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    weights = _edge_lengths(metric, vertices[pairs[:, 0]], vertices[pairs[:, 1]])
-    nv = len(vertices)
-    graph = coo_matrix((np.concatenate([weights, weights]),
-                        (np.concatenate([pairs[:, 0], pairs[:, 1]]), np.concatenate([pairs[:, 1], pairs[:, 0]]))),
-                       shape=(nv, nv)).tocsr()
-    sources, source_row = np.unique(s_id, return_inverse=True)
-    dist, pred = dijkstra(graph, directed=False, indices=sources, return_predecessors=True)
-    paths = []
-    for i in range(b):
-        row = source_row[i]
-        path = [e_id[i]]
-        while path[-1] != s_id[i] and pred[row, path[-1]] >= 0:
-            path.append(pred[row, path[-1]])
-        paths.append(path[::-1] if path[-1] == s_id[i] else [s_id[i], e_id[i]])
-    hops = max(len(p) - 1 for p in paths)
-    n_seg = 8
-    while n_seg < 2 * hops and n_seg < max_segments:
-        n_seg *= 2
-    return np.stack([_spread_on_path(metric, vertices[p], n_seg) for p in paths])
-
-
-def _spread_on_path(metric, polyline: np.ndarray, n_seg: int) -> np.ndarray:
-    """n_seg + 1 points at equal Riemannian length along a polyline (its ends kept exactly)."""
-    if len(polyline) == 2:
-        return polyline[0] + np.linspace(0.0, 1.0, n_seg + 1)[:, None] * (polyline[1] - polyline[0])
-    cum = np.concatenate([[0.0], np.cumsum(_edge_lengths(metric, polyline[:-1], polyline[1:]))])
-    target = np.linspace(0.0, cum[-1], n_seg + 1)
-    j = np.clip(np.searchsorted(cum, target, side="right") - 1, 0, len(polyline) - 2)
-    w = ((target - cum[j]) / np.maximum(cum[j + 1] - cum[j], np.finfo(float).tiny))[:, None]
-    out = (1 - w) * polyline[j] + w * polyline[j + 1]
-    out[0], out[-1] = polyline[0], polyline[-1]
-    return out
-
-
-def _initial_curves(metric, starts, ends, init, graph_opts: dict, opts: _Options) -> Optional[np.ndarray]:
-    """None (straight lines), the graph paths, or the user's initial nodes as (B, n0, d)."""
-    if isinstance(init, str):
-        check_choice(init, "init", {"line", "graph"})
-        if init == "line":
-            return None
-        anchors = graph_opts["anchors"]
-        if anchors is None:
-            anchors = getattr(metric, "centroids", None)
-        if anchors is None:
-            raise ValueError("anchors: init='graph' needs anchor points (anchors=...) when the metric has no centroids")
-        anchors = as_float_array(anchors, "anchors", ndim=2)
-        if anchors.shape[1] != starts.shape[1]:
-            raise ValueError(f"anchors: expected dimension {starts.shape[1]}, got shape {anchors.shape}")
-        k = check_int(graph_opts["k_neighbors"], "k_neighbors", 1)
-        return _graph_init(metric, starts, ends, anchors, k, opts.max_segments)
-    curves = as_float_array(init, "init")
-    if curves.ndim == 2:
-        curves = np.broadcast_to(curves, (len(starts),) + curves.shape)
-    b, d = starts.shape
-    if curves.ndim != 3 or curves.shape[0] != b or curves.shape[2] != d or curves.shape[1] < 2:
-        raise ValueError(f"init: expected 'line', 'graph' or initial nodes (n0, {d}) / ({b}, n0, {d}), "
-                         f"got shape {curves.shape}")
-    if not (np.allclose(curves[:, 0], starts) and np.allclose(curves[:, -1], ends)):
-        raise ValueError("init: the initial curves must start at starts and end at ends")
-    curves = curves.copy()
-    curves[:, 0], curves[:, -1] = starts, ends
-    return curves
-
-
-# --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
-def _prepare(metric, starts, ends, n_nodes, tol, max_iter, init, options):
-    dim = check_metric(metric)
-    s, _ = as_points(starts, "starts", dim)
-    e, _ = as_points(ends, "ends", dim)
-    if s.shape != e.shape:
-        raise ValueError(f"ends: expected the shape of starts {s.shape}, got {e.shape}")
-    opts = _split_options(options, {**_SOLVER_OPTIONS, **_GRAPH_OPTIONS})
-    solver = _solver_options(n_nodes, tol, max_iter, opts)
-    return s, e, solver, {k: opts[k] for k in _GRAPH_OPTIONS}
-
-
-def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Optional[int] = None,
-              tol: Optional[float] = None, max_iter: Optional[int] = None, init="line", progress: bool = True,
-              n_threads: Optional[int] = None, **options) -> GeodesicBatch:
+def geodesics(
+    metric,
+    starts,
+    ends,
+    *,
+    method: str = "discrete",
+    n_nodes: Optional[int] = None,
+    tol: Optional[float] = None,
+    max_iter: Optional[int] = None,
+    init="line",
+    progress: bool = True,
+    n_threads: Optional[int] = None,
+    **options,
+) -> GeodesicBatch:
     """Geodesics between B pairs of points, solved in parallel.
 
     Parameters
@@ -555,12 +310,15 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
     method : {"discrete", "neural"}
         "neural" trains one :func:`latentgeo.neural.neural_geodesic` per pair (serially).
     n_nodes : int, optional
-        Fixed number of nodes (>= 5) of the final level. Default: adaptive refinement.
+        Fixed number of nodes (5 .. 2**20 + 1, as ``min_nodes``/``max_nodes``) of the final level. Default:
+        adaptive refinement.
     tol : float, optional
-        Relative accuracy target (default 1e-8): refinement stops when the measured length
-        changes by less than ``tol`` between levels; each level stops when its last step changed
-        the energy by at most ``ftol = tol`` and the decrement is at most ``gtol = 1e-3 tol``
-        (relative to the energy).
+        Relative accuracy target of the length (default 1e-8): refinement stops when the error
+        of the last level's length, estimated from the changes between levels (Richardson, with
+        their observed convergence rate, at most fourth order), is below ``tol`` and the nodes
+        moved by less than ``sqrt(tol)`` times the distance of the ends; each level stops
+        when its last step changed the energy by at most ``ftol = tol`` and the decrement is at
+        most ``gtol = 0.01 tol`` (relative to the energy).
     max_iter : int, optional
         L-BFGS iterations per level (default 200).
     init : {"line", "graph"} or array_like (n0, d) or (B, n0, d)
@@ -595,76 +353,98 @@ def geodesics(metric, starts, ends, *, method: str = "discrete", n_nodes: Option
         Ctrl-C, within a fraction of a second.
     """
     check_choice(method, "method", {"discrete", "neural"})
-    if method == "neural":
-        check_threads(n_threads)
-        return _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, options)
-    return _discrete_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, n_threads, options,
-                           "geodesics")
-
-
-def _discrete_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, n_threads, options,
-                    caller: str) -> GeodesicBatch:
     threads = check_threads(n_threads)
-    s, e, solver, graph_opts = _prepare(metric, starts, ends, n_nodes, tol, max_iter, init, options)
-    curves = _initial_curves(metric, s, e, init, graph_opts, solver)
+    s, e = check_pairs(metric, starts, ends)
+    if method == "neural":
+        return _neural_batch(metric, s, e, n_nodes, tol, max_iter, init, progress, options, n_threads)
+    return _discrete_batch(metric, s, e, n_nodes, tol, max_iter, init, progress, threads, options, "geodesics")
+
+
+def _discrete_batch(
+    metric,
+    s: np.ndarray,
+    e: np.ndarray,
+    n_nodes,
+    tol,
+    max_iter,
+    init,
+    progress,
+    threads: int,
+    options: dict,
+    caller: str,
+) -> GeodesicBatch:
+    """The discrete solver on checked endpoints (B, d) and thread count."""
+    solver, graph_opts = _solver_setup(n_nodes, tol, max_iter, options)
+    curves = initial_curves(metric, s, e, init, graph_opts, solver.max_segments)
     batch = _run_local(metric, s, e, curves, solver, threads, progress)
     _report_failures(batch, [str(i) for i in range(len(batch))], caller, stacklevel=3)  # the user's call
     return batch
 
 
-def geodesic(metric, z_start, z_end, *, method: str = "discrete", n_nodes: Optional[int] = None,
-             tol: Optional[float] = None, max_iter: Optional[int] = None, init="line",
-             n_threads: Optional[int] = None, **options) -> GeodesicResult:
+def geodesic(
+    metric,
+    z_start,
+    z_end,
+    *,
+    method: str = "discrete",
+    n_nodes: Optional[int] = None,
+    tol: Optional[float] = None,
+    max_iter: Optional[int] = None,
+    init="line",
+    progress: bool = True,
+    n_threads: Optional[int] = None,
+    **options,
+) -> GeodesicResult:
     """The geodesic between two points; see :func:`geodesics` for the parameters.
 
     Parameters
     ----------
     z_start, z_end : array_like, shape (d,)
+    progress : bool
+        With ``method="neural"``, the training's progress bar (the discrete solver shows none
+        for one pair).
 
     Returns
     -------
     GeodesicResult
     """
     dim = check_metric(metric)
-    a, b = (_as_point_array(np.asarray(z)[None] if np.ndim(z) == 1 else z, name, dim)
-            for name, z in (("z_start", z_start), ("z_end", z_end)))
-    for name, z in (("z_start", a), ("z_end", b)):
-        if len(z) != 1:
-            raise ValueError(f"{name}: expected a single point of shape (d,), got shape {np.shape(z)}")
+    a, b = (as_point(z, name, dim) for name, z in (("z_start", z_start), ("z_end", z_end)))
     if check_choice(method, "method", {"discrete", "neural"}) == "neural":
-        # options (e.g. progress=False) go to neural_geodesic untouched
-        return _neural_batch(metric, a, b, n_nodes, tol, max_iter, init, False, options)[0]
-    return _discrete_batch(metric, a, b, n_nodes, tol, max_iter, init, False, n_threads, options, "geodesic")[0]
+        return _neural_batch(metric, a, b, n_nodes, tol, max_iter, init, progress, options, n_threads)[0]
+    threads = check_threads(n_threads)
+    return _discrete_batch(metric, a, b, n_nodes, tol, max_iter, init, False, threads, options, "geodesic")[0]
 
 
 # --------------------------------------------------------------------------------------------
-# The neural method (issue 4's neural_geodesic, imported lazily)
+# The neural method (latentgeo.neural, imported lazily)
 # --------------------------------------------------------------------------------------------
 def _straight_length(metric, a: np.ndarray, b: np.ndarray, n_seg: int = 16) -> float:
     t = np.linspace(0.0, 1.0, n_seg + 1)
     pts = a + t[:, None] * (b - a)
-    return float(_edge_lengths(metric, pts[:-1], pts[1:]).sum())
+    return polyline_length(metric, pts)
 
 
-def _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, options) -> GeodesicBatch:
-    from .neural import neural_geodesic
+def _neural_batch(
+    metric, s: np.ndarray, e: np.ndarray, n_nodes, tol, max_iter, init, progress, options, n_threads
+) -> GeodesicBatch:
+    """One neural_geodesic per pair. ``progress``: the batch's bar (100 pairs or more) or, for a
+    shorter batch, each pair's training bar; nothing at all with ``progress=False``. ``s`` and
+    ``e`` are the checked endpoints (B, d); the metric was checked too."""
+    from .neural.fit import fit_pair
 
-    dim = check_metric(metric)
-    s, _ = as_points(starts, "starts", dim)
-    e, _ = as_points(ends, "ends", dim)
-    if s.shape != e.shape:
-        raise ValueError(f"ends: expected the shape of starts {s.shape}, got {e.shape}")
     for name, value in (("tol", tol), ("max_iter", max_iter)):
         if value is not None:
             raise ValueError(f"{name}: not used by method='neural'; pass neural_geodesic's options by name")
     if not (isinstance(init, str) and init == "line"):
         raise ValueError("init: method='neural' supports only init='line'")
-    n = 65 if n_nodes is None else check_int(n_nodes, "n_nodes", 2)
+    n = 65 if n_nodes is None else check_int(n_nodes, "n_nodes", 2, MAX_SAMPLES)
+    options = {**options, "progress": bool(progress) and len(s) < MIN_PAIRS, "n_threads": n_threads}
     t = np.linspace(0.0, 1.0, n)
     fields = {k: [] for k in ("length", "energy", "straight", "converged", "n_iter", "status", "nodes", "curves")}
-    with _progress(len(s), progress, "neural geodesics") as bar:
+    with progress_bar(len(s), progress, "neural geodesics", unit="pair", min_total=MIN_PAIRS) as bar:
         for a, b in zip(s, e):
-            res = neural_geodesic(metric, a, b, **options)
+            res = fit_pair(metric, a, b, **options)
             fields["length"].append(float(res.length))
             fields["energy"].append(float(res.energy))
             fields["straight"].append(_straight_length(metric, a, b))
@@ -674,125 +454,23 @@ def _neural_batch(metric, starts, ends, n_nodes, tol, max_iter, init, progress, 
             fields["nodes"].append(np.asarray(res.curve(t), dtype=np.float64))
             fields["curves"].append(res.curve)
             bar.update(1)
-    return GeodesicBatch(length=np.array(fields["length"]), energy=np.array(fields["energy"]),
-                         straight_length=np.array(fields["straight"]), converged=np.array(fields["converged"]),
-                         n_iter=np.array(fields["n_iter"], dtype=np.int64), status=fields["status"],
-                         node_list=fields["nodes"], method="neural", curves=fields["curves"])
+    return GeodesicBatch(
+        length=np.array(fields["length"]),
+        energy=np.array(fields["energy"]),
+        straight_length=np.array(fields["straight"]),
+        converged=np.array(fields["converged"]),
+        n_iter=np.array(fields["n_iter"], dtype=np.int64),
+        status=fields["status"],
+        node_list=fields["nodes"],
+        method="neural",
+        curves=fields["curves"],
+    )
 
 
-# --------------------------------------------------------------------------------------------
-# Distance matrices
-# --------------------------------------------------------------------------------------------
-def _pair_indices(m: int, m2: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
-    if m2 is None:
-        return np.triu_indices(m, 1)
-    i, j = np.meshgrid(np.arange(m), np.arange(m2), indexing="ij")
-    return i.ravel(), j.ravel()
+def __getattr__(name: str):
+    # geodesic_distances lives in latentgeo.distances, which imports this module: resolved on use.
+    if name == "geodesic_distances":
+        from .distances import geodesic_distances
 
-
-def _worker_failure(exc: BaseException, starts: np.ndarray, ends: np.ndarray, opts: _Options) -> GeodesicBatch:
-    """The pairs of a chunk whose worker raised: status "worker_error", NaN lengths, straight nodes."""
-    b = len(starts)
-    t = np.linspace(0.0, 1.0, opts.min_segments + 1)[:, None]
-    nan = np.full(b, np.nan)
-    return GeodesicBatch(length=nan, energy=nan.copy(), straight_length=nan.copy(), converged=np.zeros(b, bool),
-                         n_iter=np.zeros(b, np.int64), status=["worker_error"] * b,
-                         node_list=[a + t * (e - a) for a, e in zip(starts, ends)],
-                         messages=[f"{type(exc).__name__}: {exc}"] * b, errors=[exc] * b)
-
-
-def _run_executor(executor: Executor, metric, starts, ends, init, opts, n_threads, size, progress) -> GeodesicBatch:
-    from concurrent.futures import as_completed
-
-    slices = _chunks(len(starts), size)
-    futures = {executor.submit(_solve_chunk, metric, starts[sl], ends[sl], None if init is None else init[sl], opts,
-                               n_threads): k for k, sl in enumerate(slices)}
-    parts: List[Optional[GeodesicBatch]] = [None] * len(slices)
-    try:
-        with _progress(len(starts), progress, "geodesic distances") as bar:
-            for fut in as_completed(futures):
-                k = futures[fut]
-                try:
-                    parts[k] = fut.result()
-                except Exception as exc:  # the chunk's pairs fail, the others keep their results
-                    parts[k] = _worker_failure(exc, starts[slices[k]], ends[slices[k]], opts)
-                bar.update(slices[k].stop - slices[k].start)
-    except BaseException:  # e.g. KeyboardInterrupt: drop the chunks not started yet
-        for fut in futures:
-            fut.cancel()
-        raise
-    return GeodesicBatch._concatenate(parts)
-
-
-def _as_point_array(value, name: str, dim: int) -> np.ndarray:
-    arr = as_float_array(value, name, ndim=2)
-    if arr.shape[1] != dim:
-        raise ValueError(f"{name}: expected dimension d = {dim}, got shape {arr.shape}")
-    return arr
-
-
-def geodesic_distances(metric, points, points2=None, *, executor: Optional[Executor] = None,
-                       chunk_size: Optional[int] = None, progress: bool = True, n_threads: Optional[int] = None,
-                       n_nodes: Optional[int] = None, tol: Optional[float] = None, max_iter: Optional[int] = None,
-                       init="line", **options) -> DistanceResult:
-    """Geodesic distances between points (discrete method).
-
-    Parameters
-    ----------
-    metric : metric protocol object
-        Must be picklable when ``executor`` runs in other processes (all latentgeo metrics are).
-    points : array_like, shape (M, d)
-    points2 : array_like, shape (M2, d), optional
-        Without it, the symmetric (M, M) matrix (M (M − 1)/2 solves); with it, the (M, M2) cross
-        matrix.
-    executor : concurrent.futures.Executor, optional
-        Runs chunks of pairs (each chunk is one C++ batch solve on the worker), e.g.
-        ``ProcessPoolExecutor`` or Dask's ``distributed.Client(...).get_executor()``. If a chunk
-        raises (e.g. a lost worker), its pairs get the status ``"worker_error"`` and NaN
-        distances, and the other chunks keep their results; if every chunk raises, the first
-        exception is re-raised (same type) naming its first pair.
-    chunk_size : int, optional
-        Pairs per chunk (default: about 4 chunks per thread locally, 64 pairs with an executor).
-    progress : bool
-        tqdm progress bar.
-    n_threads : int, optional
-        Threads per chunk solve (on the worker with an executor). None: all cores.
-    n_nodes, tol, max_iter, init, **options
-        As in :func:`geodesics`. With ``init="graph"`` the graph is built once, here.
-
-    Returns
-    -------
-    DistanceResult
-        A pair on whose curve the metric failed keeps its status and message there (and in a
-        ``RuntimeWarning``); see :func:`geodesics` for when a call raises instead.
-    """
-    dim = check_metric(metric)
-    p1 = _as_point_array(points, "points", dim)
-    p2 = None if points2 is None else _as_point_array(points2, "points2", dim)
-    threads = check_threads(n_threads)
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise ValueError("executor: expected a concurrent.futures.Executor (with submit)")
-    rows, cols = _pair_indices(len(p1), None if p2 is None else len(p2))
-    starts, ends = p1[rows], (p1 if p2 is None else p2)[cols]
-    shape = (len(p1), len(p1) if p2 is None else len(p2))
-    dist, conv = np.zeros(shape), np.ones(shape, dtype=bool)
-    status = np.full(shape, "converged", dtype=object)
-    if len(rows) == 0:
-        return DistanceResult(dist, conv, [], status)
-    _, _, solver, graph_opts = _prepare(metric, starts, ends, n_nodes, tol, max_iter, init, options)
-    curves = _initial_curves(metric, starts, ends, init, graph_opts, solver)
-    if executor is None:
-        size = None if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
-        batch = _run_local(metric, starts, ends, curves, solver, threads, progress, size)
-    else:
-        size = 64 if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
-        batch = _run_executor(executor, metric, starts, ends, curves, solver, threads, size, progress)
-    _report_failures(batch, [f"({a}, {b})" for a, b in zip(rows, cols)], "geodesic_distances", stacklevel=2)
-    dist[rows, cols] = batch.length
-    conv[rows, cols] = batch.converged
-    status[rows, cols] = batch.status
-    if p2 is None:
-        dist[cols, rows], conv[cols, rows], status[cols, rows] = dist[rows, cols], conv[rows, cols], status[rows, cols]
-    failed = [(int(a), int(b)) for a, b, ok in zip(rows, cols, batch.converged) if not ok]
-    messages = {(int(rows[i]), int(cols[i])): batch.messages[i] for i in batch.failed}
-    return DistanceResult(dist, conv, failed, status, messages)
+        return geodesic_distances
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

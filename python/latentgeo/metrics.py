@@ -21,6 +21,9 @@ the protocol may raise it too, and the geodesic solver then backtracks from such
 Subclassing :class:`Metric` and implementing ``metric`` and ``derivative`` gives the
 rest (``quadratic_form``, ``inverse``, ``log_det``, ``magnification``) in numpy;
 :class:`RHVAEMetric` computes everything in the C++ core.
+
+Native dispatch: a metric backed by a C++ kernel says so through ``Metric._native()``
+(see :class:`Metric`); :func:`native_kernel` asks any metric of the protocol.
 """
 
 from __future__ import annotations
@@ -28,15 +31,16 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, as_points, check_choice, check_int, check_positive, check_threads
+from ._npz import HEADER_KEYS, read_saved, write_saved
+from ._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
 from .errors import MetricDomainError
 
-__all__ = ["Metric", "RHVAEMetric", "DenseMetric", "ConstantMetric", "ScaledMetric"]
+__all__ = ["Metric", "RHVAEMetric", "DenseMetric", "ConstantMetric", "ScaledMetric", "native_kernel"]
 
 # Smallest temperature whose 1/T² is finite.
 _MIN_TEMPERATURE = 1.0 / math.sqrt(sys.float_info.max)
@@ -82,14 +86,101 @@ def check_spd(g: np.ndarray, z: np.ndarray, name: str) -> np.ndarray:
     return g
 
 
+def central_differences(fn: Callable, z: np.ndarray, step: float) -> np.ndarray:
+    """∂fn/∂z_k by central differences: fn maps (M, d) points to (M, ...); returns (N, ..., d).
+
+    All 2d shifted copies of the N points go to ``fn`` in one batched call.
+    """
+    n, d = z.shape
+    steps = np.eye(d) * step
+    shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
+    out = fn(shifted)
+    out = out.reshape((2, d, n) + out.shape[1:])
+    return np.moveaxis((out[0] - out[1]) / (2 * step), 0, -1)
+
+
+def frozen(value):
+    """A read-only private copy of an array (lists and tuples of arrays are copied item by item).
+
+    A metric's parameters never change after construction: the kernel built from them, ``repr``,
+    pickling and ``save`` all see the same values, whatever the caller does to its own arrays.
+    """
+    if isinstance(value, np.ndarray):
+        out = np.array(value, copy=True)
+        out.flags.writeable = False
+        return out
+    if isinstance(value, (list, tuple)):
+        return type(value)(frozen(v) for v in value)
+    return value
+
+
+class ReadOnly:
+    """A read-only attribute stored as ``_<name>`` (the parameters of the latentgeo metrics)."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name, self.slot = name, "_" + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else getattr(obj, self.slot)
+
+    def __set__(self, obj, value) -> None:
+        raise AttributeError(
+            f"{self.name}: the parameters of {type(obj).__name__} are read-only; build a new metric instead"
+        )
+
+
+class FrozenState:
+    """Pickling and copying for metrics with read-only parameters: arrays come back read-only
+    and :meth:`_rebuild` recreates what is derived from the parameters (e.g. a C++ kernel)."""
+
+    _derived: tuple = ()  # attributes rebuilt by _rebuild, never pickled
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in self._derived}
+
+    def __setstate__(self, state):
+        self.__dict__.update({k: frozen(v) for k, v in state.items()})
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        pass
+
+
 class Metric:
     """Base class of the metric protocol (see the module docstring).
 
     Subclasses implement ``_metric(z)`` and ``_derivative(z)`` on validated (N, d) float64
     points; the public methods validate, broadcast single points and derive the rest.
+
+    How the geodesic solver uses a metric
+    -------------------------------------
+    *Native path.* ``_native()`` returns ``(kernel, scale)`` when a C++ kernel of the core
+    (``RHVAEKernel``, ``PullbackKernel``, ``ConstantKernel``) evaluates ``scale · G``; the solver
+    then runs on the kernel, pairs in parallel with the GIL released, and never calls back into
+    Python. The default returns None. Wrappers delegate: :class:`ScaledMetric` multiplies its
+    base's scale.
+
+    *Callback path* (``_native()`` is None, or the object is not a :class:`Metric` at all).
+    The solver holds the GIL and solves the pairs one after the other; for each evaluation of a
+    pair's curve it calls, with C-contiguous float64 arrays, once for all M points of that
+    curve at once (its nodes and quadrature points; a batch, never one point per call):
+
+    - ``quadratic_form(z, v, grad=True)``: z, v (M, d) → ``(q (M,), dq_dz (M, d), dq_dv (M, d))``
+      (energy and gradient);
+    - ``quadratic_form(z, v)``: → q (M,) (the measured length and energy);
+    - ``metric(z)``: → G (M, d, d) (the preconditioner, once per level).
+
+    ``n_threads`` is not passed. A :class:`~latentgeo.errors.MetricDomainError` marks the
+    points as outside the metric's domain (infinite energy: the line search backtracks); any
+    other ``Exception`` fails that pair only (status ``"metric_error"``); ``KeyboardInterrupt``
+    stops the call.
     """
 
     dim: int
+
+    def _native(self) -> Optional[Tuple[object, float]]:
+        """``(C++ kernel, scale)`` when the core evaluates this metric as ``scale · G_kernel``, else None."""
+        return None
 
     # -- to implement ---------------------------------------------------------------
     def _metric(self, z: np.ndarray, n_threads: int) -> np.ndarray:
@@ -156,7 +247,7 @@ class Metric:
         pts, _ = self._points(z)
         vel, _ = as_points(v, "v", self.dim)
         if vel.shape != pts.shape:
-            raise ValueError(f"v: expected shape {pts.shape} like z, got {vel.shape}")
+            raise ValueError(f"v: expected shape {np.shape(z)} like z, got {np.shape(v)}")
         return self._quadratic_form(pts, vel, grad, check_threads(n_threads))
 
     def _quadratic_form(self, z, v, grad, n_threads):
@@ -174,7 +265,7 @@ class Metric:
         return ScaledMetric(self, factor)
 
 
-class RHVAEMetric(Metric):
+class RHVAEMetric(FrozenState, Metric):
     """The RHVAE metric, evaluated by the C++ core.
 
     G⁻¹(z) = s · Σ_k M_k exp(−‖z − c_k‖² / T²) + λ I, with M_k = L_k L_kᵀ and
@@ -201,43 +292,54 @@ class RHVAEMetric(Metric):
     Arrays are validated once, here; evaluation reuses the packed d(d+1)/2 entries of each
     M_k. Evaluation is blocked over points and parallel with OpenMP; memory stays
     O(block · K), never O(N · K).
+
+    The parameters (``centroids``, ``M``, ``temperature``, ``regularization``,
+    ``normalization``) are read-only: the arrays are private read-only copies and assigning an
+    attribute raises ``AttributeError``, so the metric evaluated is always the one shown by
+    ``repr``, pickled and saved. Build a new metric to change them.
     """
 
+    centroids = ReadOnly()
+    M = ReadOnly()
+    temperature = ReadOnly()
+    regularization = ReadOnly()
+    normalization = ReadOnly()
+    dim = ReadOnly()
+    _derived = ("_kernel",)
+
     def __init__(self, centroids, L=None, M=None, *, temperature, regularization, normalization: str = "sum"):
-        self.centroids = as_float_array(centroids, "centroids", ndim=2)
-        n_centroids, dim = self.centroids.shape
+        self._centroids = frozen(as_float_array(centroids, "centroids", ndim=2))
+        n_centroids, dim = self._centroids.shape
         if (L is None) == (M is None):
             raise ValueError("L, M: give exactly one of L (lower-triangular factors) and M (SPD matrices)")
-        self.M = _factors_to_m(L, n_centroids, dim) if M is None else _check_spd(M, n_centroids, dim)
-        self.temperature = check_positive(temperature, "temperature")
-        if self.temperature < _MIN_TEMPERATURE:
+        self._M = frozen(_factors_to_m(L, n_centroids, dim) if M is None else _check_spd(M, n_centroids, dim))
+        self._temperature = check_positive(temperature, "temperature")
+        if self._temperature < _MIN_TEMPERATURE:
             raise ValueError(f"temperature: must be >= {_MIN_TEMPERATURE:.3g} (1/T² overflows), got {temperature!r}")
-        self.regularization = check_positive(regularization, "regularization", allow_zero=True)
-        self.normalization = check_choice(normalization, "normalization", {"sum", "mean"})
-        self.dim = dim
-        self._kernel = self._make_kernel()
+        self._regularization = check_positive(regularization, "regularization", allow_zero=True)
+        self._normalization = check_choice(normalization, "normalization", {"sum", "mean"})
+        self._dim = dim
+        self._rebuild()
 
-    def _make_kernel(self):
+    def _rebuild(self) -> None:
         k, d = self.centroids.shape
         rows, cols = np.triu_indices(d)
         packed = np.ascontiguousarray(self.M[:, rows, cols])
         scale = 1.0 if self.normalization == "sum" else 1.0 / k
-        return _core.RHVAEKernel(self.centroids, packed, self.temperature, self.regularization, scale)
+        self._kernel = _core.RHVAEKernel(self.centroids, packed, self.temperature, self.regularization, scale)
+
+    def _native(self):
+        return self._kernel, 1.0
 
     @property
     def n_centroids(self) -> int:
         return self.centroids.shape[0]
 
     def __repr__(self) -> str:
-        return (f"RHVAEMetric(dim={self.dim}, n_centroids={self.n_centroids}, temperature={self.temperature:g}, "
-                f"regularization={self.regularization:g}, normalization={self.normalization!r})")
-
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_kernel"}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._kernel = self._make_kernel()
+        return (
+            f"RHVAEMetric(dim={self.dim}, n_centroids={self.n_centroids}, temperature={self.temperature:g}, "
+            f"regularization={self.regularization:g}, normalization={self.normalization!r})"
+        )
 
     def _square(self, flat: np.ndarray, n: int) -> np.ndarray:
         return flat.reshape(n, self.dim, self.dim)
@@ -262,8 +364,9 @@ class RHVAEMetric(Metric):
         """∂G⁻¹/∂z, shape (N, d, d, d) with layout ``[n, a, b, k]``."""
         pts, single = self._points(z)
         d = self.dim
-        return _unsingle(self._kernel.derivative(pts, True, check_threads(n_threads)).reshape(len(pts), d, d, d),
-                         single)
+        return _unsingle(
+            self._kernel.derivative(pts, True, check_threads(n_threads)).reshape(len(pts), d, d, d), single
+        )
 
     def log_det(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """log det G(z), shape (N,), from the Cholesky factor of G⁻¹."""
@@ -290,16 +393,15 @@ class RHVAEMetric(Metric):
         clash = sorted(set(extra_arrays) & set(_RHVAE_KEYS))
         if clash:
             raise ValueError(f"extra_arrays: names {clash} are reserved for the metric")
-        np.savez_compressed(
-            path,
-            format_version=np.int64(self.FORMAT_VERSION),
-            kind=np.str_("rhvae"),
+        arrays = dict(
             centroids=self.centroids,
             M=self.M,
             temperature=np.float64(self.temperature),
             regularization=np.float64(self.regularization),
             normalization=np.str_(self.normalization),
-            **{k: np.asarray(v) for k, v in extra_arrays.items()},
+        )
+        write_saved(
+            path, "rhvae", self.FORMAT_VERSION, {**arrays, **{k: np.asarray(v) for k, v in extra_arrays.items()}}
         )
 
     @classmethod
@@ -310,25 +412,32 @@ class RHVAEMetric(Metric):
         ------
         ValueError
             A key is missing, has the wrong shape or type, holds NaN/Inf, or the format version
-            is unknown; the message starts with the key's name.
+            is unknown: the message starts with the key's name. The file is not a readable
+            ``.npz`` archive (a ``.npy``, text, truncated or corrupt file): the message starts
+            with ``path:`` and names the file.
+        FileNotFoundError
+            No such file.
         """
-        with _open_npz(path) as data:
-            missing = [k for k in _RHVAE_KEYS if k not in data.files]
-            if missing:
-                raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
-            version = _npz_scalar(data, "format_version")
-            if version != int(version) or not 1 <= version <= cls.FORMAT_VERSION:
-                raise ValueError(f"format_version: unsupported version {version!r} "
-                                 f"(this latentgeo reads 1..{cls.FORMAT_VERSION})")
-            if _npz_string(data, "kind") != "rhvae":
-                raise ValueError(f"kind: expected 'rhvae', got {_npz_string(data, 'kind')!r}")
-            return cls(
-                data["centroids"],
-                M=data["M"],
-                temperature=_npz_scalar(data, "temperature"),
-                regularization=_npz_scalar(data, "regularization"),
-                normalization=_npz_string(data, "normalization"),
+        data = read_saved(path, _RHVAE_KEYS)
+        missing = [k for k in _RHVAE_KEYS if k not in data]
+        if missing and missing[0] in HEADER_KEYS:  # not a saved object of latentgeo's layout
+            raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
+        version = _npz_scalar(data, "format_version")
+        if version != int(version) or not 1 <= version <= cls.FORMAT_VERSION:
+            raise ValueError(
+                f"format_version: unsupported version {version!r} (this latentgeo reads 1..{cls.FORMAT_VERSION})"
             )
+        if _npz_string(data, "kind") != "rhvae":
+            raise ValueError(f"kind: expected 'rhvae', got {_npz_string(data, 'kind')!r}")
+        if missing:
+            raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
+        return cls(
+            data["centroids"],
+            M=data["M"],
+            temperature=_npz_scalar(data, "temperature"),
+            regularization=_npz_scalar(data, "regularization"),
+            normalization=_npz_string(data, "normalization"),
+        )
 
     @classmethod
     def from_pythae(cls, path_or_model) -> "RHVAEMetric":
@@ -355,20 +464,16 @@ class RHVAEMetric(Metric):
         from .pythae_io import read_pythae_rhvae
 
         p = read_pythae_rhvae(path_or_model)
-        return cls(p["centroids"], M=p["M"], temperature=p["temperature"], regularization=p["regularization"],
-                   normalization=p["normalization"])
+        return cls(
+            p["centroids"],
+            M=p["M"],
+            temperature=p["temperature"],
+            regularization=p["regularization"],
+            normalization=p["normalization"],
+        )
 
 
 _RHVAE_KEYS = ("format_version", "kind", "centroids", "M", "temperature", "regularization", "normalization")
-
-
-def _open_npz(path):
-    try:
-        return np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError):
-        raise
-    except Exception as exc:
-        raise ValueError(f"path: cannot read {os.fspath(path)!r} as a .npz archive ({exc})") from None
 
 
 def _npz_scalar(data, key: str) -> float:
@@ -415,7 +520,11 @@ def _check_spd(M, n_centroids: int, dim: int, name: str = "M") -> np.ndarray:
     return m
 
 
-class DenseMetric(Metric):
+def _callable_name(fn) -> str:
+    return "None" if fn is None else getattr(fn, "__qualname__", type(fn).__name__)
+
+
+class DenseMetric(FrozenState, Metric):
     """A metric given by a Python function returning G at a batch of points.
 
     Parameters
@@ -431,15 +540,26 @@ class DenseMetric(Metric):
         The latent dimension d (keyword).
     fd_step : float
         Step of those central differences.
+
+    The attributes ``G_fn``, ``dG_fn``, ``dim`` and ``fd_step`` are read-only.
     """
+
+    G_fn = ReadOnly()
+    dG_fn = ReadOnly()
+    dim = ReadOnly()
+    fd_step = ReadOnly()
 
     def __init__(self, G_fn: Callable, dG_fn: Optional[Callable] = None, *, dim: int, fd_step: float = 1e-6):
         if not callable(G_fn):
             raise ValueError("G_fn: must be callable")
         if dG_fn is not None and not callable(dG_fn):
             raise ValueError("dG_fn: must be callable or None")
-        self.G_fn, self.dG_fn, self.dim = G_fn, dG_fn, check_int(dim, "dim", 1)
-        self.fd_step = check_positive(fd_step, "fd_step")
+        self._G_fn, self._dG_fn, self._dim = G_fn, dG_fn, check_int(dim, "dim", 1)
+        self._fd_step = check_positive(fd_step, "fd_step")
+
+    def __repr__(self) -> str:
+        names = ", ".join(f"{k}={_callable_name(getattr(self, k))}" for k in ("G_fn", "dG_fn"))
+        return f"DenseMetric(dim={self.dim}, {names}, fd_step={self.fd_step:g})"
 
     def _call_checked(self, fn, z, shape, name):
         out = real_output(fn(z), name)
@@ -461,23 +581,32 @@ class DenseMetric(Metric):
         n, d = z.shape
         if self.dG_fn is not None:
             return self._call_checked(self.dG_fn, z, (n, d, d, d), "dG_fn")
-        h = self.fd_step
-        steps = np.eye(d) * h
-        # All 2d shifted copies in one call of G_fn: (2, d, N, d) points.
-        shifted = np.concatenate([z[None] + steps[:, None, :], z[None] - steps[:, None, :]]).reshape(-1, d)
-        g = self._metric_at(shifted).reshape(2, d, n, d, d)
-        return ((g[0] - g[1]) / (2 * h)).transpose(1, 2, 3, 0)
+        return central_differences(self._metric_at, z, self.fd_step)
 
 
-class ConstantMetric(Metric):
-    """A constant metric G(z) = A (A symmetric positive definite, shape (d, d))."""
+class ConstantMetric(FrozenState, Metric):
+    """A constant metric G(z) = A (A symmetric positive definite, shape (d, d)); ``A`` is read-only."""
+
+    A = ReadOnly()
+    dim = ReadOnly()
+    _derived = ("_kernel",)
 
     def __init__(self, A):
         a = as_float_array(A, "A", ndim=2)
         if a.shape[0] != a.shape[1]:
             raise ValueError(f"A: expected a square matrix, got shape {a.shape}")
-        self.A = _check_spd(a[None], 1, a.shape[0], "A")[0]
-        self.dim = a.shape[0]
+        self._A = frozen(_check_spd(a[None], 1, a.shape[0], "A")[0])
+        self._dim = a.shape[0]
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._kernel = _core.ConstantKernel(self.A)
+
+    def _native(self):
+        return self._kernel, 1.0
+
+    def __repr__(self) -> str:
+        return f"ConstantMetric(A={self.A.tolist()})"
 
     def _metric(self, z, n_threads):
         return np.broadcast_to(self.A, (len(z), self.dim, self.dim)).copy()
@@ -491,13 +620,25 @@ class ConstantMetric(Metric):
         return (q, np.zeros_like(z), 2.0 * av) if grad else q
 
 
-class ScaledMetric(Metric):
-    """``factor`` times another metric (factor > 0); lengths scale by √factor."""
+class ScaledMetric(FrozenState, Metric):
+    """``factor`` times another metric (factor > 0); lengths scale by √factor. ``base`` and
+    ``factor`` are read-only."""
+
+    base = ReadOnly()
+    factor = ReadOnly()
+    dim = ReadOnly()
 
     def __init__(self, base, factor: float):
-        self.base = base
-        self.factor = check_positive(factor, "factor")
-        self.dim = base.dim
+        self._dim = check_metric(base, "base")
+        self._base = base
+        self._factor = check_positive(factor, "factor")
+
+    def __repr__(self) -> str:
+        return f"ScaledMetric({self.base!r}, factor={self.factor:g})"
+
+    def _native(self):
+        kernel, scale = native_kernel(self.base)
+        return None if kernel is None else (kernel, scale * self.factor)
 
     def _metric(self, z, n_threads):
         return self.factor * self.base.metric(z, n_threads=n_threads or None)
@@ -508,3 +649,14 @@ class ScaledMetric(Metric):
     def _quadratic_form(self, z, v, grad, n_threads):
         out = self.base.quadratic_form(z, v, grad=grad, n_threads=n_threads or None)
         return tuple(self.factor * x for x in out) if grad else self.factor * out
+
+
+def native_kernel(metric) -> Tuple[Optional[object], float]:
+    """``(C++ kernel, scale)`` of a metric solved natively, else ``(None, 1.0)``.
+
+    Asks the metric itself (``metric._native()``, see :class:`Metric`); objects of the metric
+    protocol that are not :class:`Metric` subclasses and have no ``_native`` take the callback path.
+    """
+    native = getattr(metric, "_native", None)
+    found = native() if callable(native) else None
+    return (None, 1.0) if found is None else found

@@ -12,8 +12,17 @@ import numpy as np
 
 from ._validation import as_float_array, check_int, check_positive
 
-__all__ = ["plot_magnification", "plot_curves", "plot_latent", "magnification_grid", "curvature_grid", "plot_curvature",
-           "plot_exp_fan"]
+__all__ = [
+    "plot_magnification",
+    "plot_curves",
+    "plot_latent",
+    "magnification_grid",
+    "points_at_equal_arc_length",
+    "plot_decoded_curves",
+    "curvature_grid",
+    "plot_curvature",
+    "plot_exp_fan",
+]
 
 
 def _pyplot():
@@ -40,11 +49,19 @@ def _check_bounds(bounds) -> Tuple[float, float, float, float]:
     return tuple(float(x) for x in b)
 
 
+_MAX_RESOLUTION = 8192  # per axis: 67 million grid points, more only exhausts memory
+
+
 def _check_resolution(resolution) -> Tuple[int, int]:
     res = (resolution, resolution) if np.ndim(resolution) == 0 else tuple(resolution)
-    ok = len(res) == 2 and all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and r >= 2 for r in res)
+    ok = len(res) == 2 and all(
+        isinstance(r, (int, np.integer)) and not isinstance(r, bool) and 2 <= r <= _MAX_RESOLUTION for r in res
+    )
     if not ok:
-        raise ValueError(f"resolution: expected an integer >= 2 or a pair (nx, ny) of them, got {resolution!r}")
+        raise ValueError(
+            f"resolution: expected an integer >= 2 (at most {_MAX_RESOLUTION}) or a pair (nx, ny) of "
+            f"them, got {resolution!r}"
+        )
     return int(res[0]), int(res[1])
 
 
@@ -58,8 +75,7 @@ def _grid(metric, bounds, resolution, what: str):
     return xs, ys, np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
 
 
-def magnification_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] = 200,
-                       n_threads: Optional[int] = None):
+def magnification_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] = 200, n_threads: Optional[int] = None):
     """log √det G on a regular grid, in one batched call of ``metric.log_det``.
 
     Returns
@@ -72,9 +88,17 @@ def magnification_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] =
     return xs, ys, values.reshape(len(ys), len(xs))
 
 
-def plot_magnification(metric, bounds, resolution: Union[int, Tuple[int, int]] = 200, ax=None, *,
-                       cmap: str = "viridis", colorbar: bool = True, n_threads: Optional[int] = None,
-                       **imshow_kwargs):
+def plot_magnification(
+    metric,
+    bounds,
+    resolution: Union[int, Tuple[int, int]] = 200,
+    ax=None,
+    *,
+    cmap: str = "viridis",
+    colorbar: bool = True,
+    n_threads: Optional[int] = None,
+    **imshow_kwargs,
+):
     """Heatmap of the log magnification factor log √det G(z) over a rectangle.
 
     Parameters
@@ -101,8 +125,13 @@ def plot_magnification(metric, bounds, resolution: Union[int, Tuple[int, int]] =
     xs, ys, values = magnification_grid(metric, bounds, resolution, n_threads)
     ax = _axes(ax)
     # -inf where G is singular (e.g. dead ReLUs of a pullback): leave those pixels blank.
-    image = ax.imshow(np.ma.masked_invalid(values), origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]),
-                      cmap=cmap, **{"aspect": "auto", "interpolation": "nearest", **imshow_kwargs})
+    image = ax.imshow(
+        np.ma.masked_invalid(values),
+        origin="lower",
+        extent=(xs[0], xs[-1], ys[0], ys[-1]),
+        cmap=cmap,
+        **{"aspect": "auto", "interpolation": "nearest", **imshow_kwargs},
+    )
     if colorbar:
         ax.figure.colorbar(image, ax=ax, label="log √det G")
     return ax
@@ -124,8 +153,16 @@ def _curve_points(curve, n_samples: int) -> list:
     return [arr]
 
 
-def plot_curves(curves, ax=None, straight: bool = True, *, n_samples: int = 200, colors: Optional[Sequence] = None,
-                straight_kwargs: Optional[dict] = None, **plot_kwargs):
+def plot_curves(
+    curves,
+    ax=None,
+    straight: bool = True,
+    *,
+    n_samples: int = 200,
+    colors: Optional[Sequence] = None,
+    straight_kwargs: Optional[dict] = None,
+    **plot_kwargs,
+):
     """Overlay curves (e.g. geodesics) and, optionally, the straight lines between their ends.
 
     Parameters
@@ -164,13 +201,30 @@ def plot_curves(curves, ax=None, straight: bool = True, *, n_samples: int = 200,
         (line,) = ax.plot(p[:, 0], p[:, 1], **style)
         if straight:
             seg = np.stack([p[0], p[-1]])
-            ax.plot(seg[:, 0], seg[:, 1], **{"linestyle": "--", "linewidth": 1.0, "alpha": 0.8,
-                                               "color": line.get_color(), **(straight_kwargs or {})})
+            ax.plot(
+                seg[:, 0],
+                seg[:, 1],
+                **{
+                    "linestyle": "--",
+                    "linewidth": 1.0,
+                    "alpha": 0.8,
+                    "color": line.get_color(),
+                    **(straight_kwargs or {}),
+                },
+            )
     return ax
 
 
-def plot_latent(points, labels: Optional[Iterable] = None, ax=None, *, cmap: str = "tab10", s: float = 6.0,
-                legend: bool = True, **scatter_kwargs):
+def plot_latent(
+    points,
+    labels: Optional[Iterable] = None,
+    ax=None,
+    *,
+    cmap: str = "tab10",
+    s: float = 6.0,
+    legend: bool = True,
+    **scatter_kwargs,
+):
     """Scatter latent points, one colour per label.
 
     Parameters
@@ -213,6 +267,94 @@ def plot_latent(points, labels: Optional[Iterable] = None, ax=None, *, cmap: str
     return ax
 
 
+def points_at_equal_arc_length(metric, curve, n_points: int, n_grid: int = 1024) -> np.ndarray:
+    """Points of a curve equally spaced in Riemannian arc length (the ends included).
+
+    Parameters
+    ----------
+    metric : metric protocol object
+    curve : callable or array_like (N, d)
+        ``curve(t)`` for t (M,) in [0, 1] returns points (M, d) (e.g. ``GeodesicResult.curve``),
+        or the nodes of a polyline (uniform times).
+    n_points : int
+        Number of points (≥ 2).
+    n_grid : int
+        Segments of the polyline on which the arc length is accumulated (midpoint rule).
+
+    Returns
+    -------
+    ndarray, shape (n_points, d)
+    """
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
+        raise ValueError(f"n_points: expected an integer >= 2, got {n_points!r}")
+    t = np.linspace(0.0, 1.0, n_grid + 1)
+    if callable(curve):
+        pts = as_float_array(curve(t), "curve")
+    else:
+        nodes = as_float_array(curve, "curve", ndim=2)
+        u = np.linspace(0.0, 1.0, len(nodes))
+        pts = np.stack([np.interp(t, u, nodes[:, k]) for k in range(nodes.shape[1])], axis=1)
+    delta = np.diff(pts, axis=0)
+    q = np.asarray(metric.quadratic_form(0.5 * (pts[1:] + pts[:-1]), delta), dtype=np.float64)
+    arc = np.concatenate([[0.0], np.cumsum(np.sqrt(np.maximum(q, 0.0)))])
+    if arc[-1] <= 0:  # a constant curve
+        return np.repeat(pts[:1], n_points, axis=0)
+    targets = np.linspace(0.0, arc[-1], n_points)
+    return np.stack([np.interp(targets, arc, pts[:, k]) for k in range(pts.shape[1])], axis=1)
+
+
+def plot_decoded_curves(
+    decode,
+    metric,
+    curves,
+    n_images: int = 10,
+    *,
+    image_shape: Tuple[int, int] = (8, 8),
+    row_labels: Optional[Sequence[str]] = None,
+    fig=None,
+    cmap: str = "gray_r",
+):
+    """Decoded images along curves, one row per curve, equally spaced in arc length.
+
+    Parameters
+    ----------
+    decode : callable
+        ``decode(z)`` with z (n, d) returns (n, prod(image_shape)) pixel values (e.g. a
+        decoder's ``decode``).
+    metric : metric protocol object
+        Measures the arc length (e.g. the metric the geodesics were solved in).
+    curves : list of callables or (N, d) arrays
+        As in :func:`points_at_equal_arc_length`.
+    n_images : int
+        Images per row.
+    image_shape : (int, int)
+    row_labels : list of str, optional
+        One title per row.
+    fig : matplotlib Figure, optional
+        Drawn into (a new figure when None).
+
+    Returns
+    -------
+    fig : matplotlib Figure
+    axes : ndarray of Axes, shape (len(curves), n_images)
+    """
+    if row_labels is not None and len(row_labels) != len(curves):
+        raise ValueError(f"row_labels: expected {len(curves)} labels (one per curve), got {len(row_labels)}")
+    plt = _pyplot()
+    fig = fig if fig is not None else plt.figure(figsize=(1.0 * n_images, 1.25 * len(curves)))
+    axes = np.array(fig.subplots(len(curves), n_images, squeeze=False))
+    for row, curve in enumerate(curves):
+        images = np.asarray(decode(points_at_equal_arc_length(metric, curve, n_images)), dtype=np.float64)
+        for col, image in enumerate(images.reshape(n_images, *image_shape)):
+            ax = axes[row, col]
+            ax.imshow(image, cmap=cmap, vmin=0.0, vmax=max(1.0, float(images.max())), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if row_labels is not None:
+            axes[row, 0].set_title(row_labels[row], loc="left", fontsize=9)
+    return fig, axes
+
+
 def curvature_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] = 100, n_threads: Optional[int] = None):
     """Gaussian curvature K on a regular grid (:func:`latentgeo.gaussian_curvature`, one batch).
 
@@ -232,8 +374,17 @@ def curvature_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] = 100
     return xs, ys, gaussian_curvature(metric, grid, n_threads=n_threads).reshape(len(ys), len(xs))
 
 
-def plot_curvature(metric, bounds, resolution: Union[int, Tuple[int, int]] = 100, ax=None, *, cmap: str = "RdBu_r",
-                   colorbar: bool = True, n_threads: Optional[int] = None, **imshow_kwargs):
+def plot_curvature(
+    metric,
+    bounds,
+    resolution: Union[int, Tuple[int, int]] = 100,
+    ax=None,
+    *,
+    cmap: str = "RdBu_r",
+    colorbar: bool = True,
+    n_threads: Optional[int] = None,
+    **imshow_kwargs,
+):
     """Heatmap of the Gaussian curvature K(z) of a 2-d latent space over a rectangle.
 
     The colour scale is symmetric about K = 0 (blue: negative, hyperbolic-like; red: positive,
@@ -260,15 +411,29 @@ def plot_curvature(metric, bounds, resolution: Union[int, Tuple[int, int]] = 100
     xs, ys, values = curvature_grid(metric, bounds, resolution, n_threads)
     ax = _axes(ax)
     limit = max(float(np.abs(values).max()), np.finfo(float).tiny)
-    image = ax.imshow(values, origin="lower", extent=(xs[0], xs[-1], ys[0], ys[-1]), cmap=cmap,
-                      **{"aspect": "auto", "interpolation": "nearest", "vmin": -limit, "vmax": limit, **imshow_kwargs})
+    image = ax.imshow(
+        values,
+        origin="lower",
+        extent=(xs[0], xs[-1], ys[0], ys[-1]),
+        cmap=cmap,
+        **{"aspect": "auto", "interpolation": "nearest", "vmin": -limit, "vmax": limit, **imshow_kwargs},
+    )
     if colorbar:
         ax.figure.colorbar(image, ax=ax, label="Gaussian curvature K")
     return ax
 
 
-def plot_exp_fan(metric, z, n_directions: int = 24, length: float = 1.0, ax=None, *, n_samples: int = 100,
-                 n_threads: Optional[int] = None, **plot_kwargs):
+def plot_exp_fan(
+    metric,
+    z,
+    n_directions: int = 24,
+    length: float = 1.0,
+    ax=None,
+    *,
+    n_samples: int = 100,
+    n_threads: Optional[int] = None,
+    **plot_kwargs,
+):
     """Geodesics shot from one point in ``n_directions`` directions (the exponential map's "fan").
 
     Direction i is u = (cos θᵢ, sin θᵢ), θᵢ = 2πi/n, scaled to the Riemannian length ``length``

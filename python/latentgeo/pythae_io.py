@@ -60,9 +60,7 @@ def _scalar(value, name: str) -> float:
 def _from_live_model(model) -> Dict[str, Any]:
     missing = [a for a in ("M_tens", "centroids_tens", "temperature", "lbd") if not hasattr(model, a)]
     if missing:
-        raise ValueError(
-            f"path_or_model: {type(model).__name__} is not a pythae RHVAE (missing attributes {missing})"
-        )
+        raise ValueError(f"path_or_model: {type(model).__name__} is not a pythae RHVAE (missing attributes {missing})")
     return {
         "M": _to_float64(model.M_tens, "M_tens"),
         "centroids": _to_float64(model.centroids_tens, "centroids_tens"),
@@ -137,3 +135,110 @@ def read_pythae_rhvae(path_or_model) -> Dict[str, Any]:
         raise ValueError("path_or_model: pythae's M is not symmetric; was the model trained (model.update())?")
     params["normalization"] = "sum"
     return params
+
+
+# -- decoders of other pythae models (PullbackMetric.from_pythae) ------------------------------
+
+# Model configs (model_config.json "name") whose latent space is ℝ^d and whose decoder likelihood
+# is the reconstruction loss: "bce" (Bernoulli) or "mse" (Gaussian with unit variance; the AE
+# family has no reconstruction_loss field and always uses the MSE).
+_VAE_FAMILY = {
+    "VAEConfig",
+    "BetaVAEConfig",
+    "BetaTCVAEConfig",
+    "DisentangledBetaVAEConfig",
+    "FactorVAEConfig",
+    "INFOVAE_MMD_Config",
+    "IWAEConfig",
+    "CIWAEConfig",
+    "MIWAEConfig",
+    "PIWAEConfig",
+    "VAMPConfig",
+    "VAE_IAF_Config",
+    "VAE_LinNF_Config",
+    "HVAEConfig",
+    "RHVAEConfig",
+    "Adversarial_AE_Config",
+}
+_AE_FAMILY = {"AEConfig", "WAE_MMD_Config", "RAE_L2_Config", "RAE_GP_Config"}
+_LIKELIHOOD_OF_LOSS = {"bce": "bernoulli", "mse": "gaussian"}
+
+
+def _pythae_config(folder) -> Dict[str, Any]:
+    import json
+
+    if not isinstance(folder, (str, os.PathLike)):
+        raise ValueError(f"folder: expected the path of a pythae model folder, got {type(folder).__name__}")
+    path = os.path.join(os.fspath(folder), "model_config.json")
+    if not os.path.isfile(path):
+        raise ValueError(f"folder: {os.fspath(folder)!r} is not a pythae model folder (no model_config.json)")
+    try:
+        with open(path) as fh:
+            config = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"folder: cannot read {path!r} ({exc})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"folder: {path!r} does not hold a pythae model configuration")
+    return config
+
+
+def _likelihood(config: Dict[str, Any]) -> str:
+    name = config.get("name")
+    if name not in _VAE_FAMILY | _AE_FAMILY:
+        raise ValueError(
+            f"folder: pythae model {name!r} is not supported (supported: autoencoders with a Euclidean "
+            f"latent space and an mse or bce reconstruction loss: {sorted(_VAE_FAMILY | _AE_FAMILY)})"
+        )
+    loss = config.get("reconstruction_loss", "mse") if name in _VAE_FAMILY else "mse"
+    if loss not in _LIKELIHOOD_OF_LOSS:
+        raise ValueError(f"folder: reconstruction loss {loss!r} is not supported (expected 'mse' or 'bce')")
+    return _LIKELIHOOD_OF_LOSS[loss]
+
+
+def read_pythae_decoder(folder):
+    """The decoder of a saved pythae model as a torch module, with its likelihood.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A folder written by pythae's ``model.save``.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        pythae's default MLP decoder as an ``nn.Sequential`` (run by the C++ core), any other
+        decoder wrapped to return its flattened reconstruction (N, D).
+    likelihood : str
+        ``"bernoulli"`` (``bce`` loss) or ``"gaussian"`` (``mse``).
+    dim : int
+        The latent dimension.
+
+    Raises
+    ------
+    ValueError
+        Not a pythae model folder, or an unsupported model (the message names ``folder``).
+    ImportError
+        pythae or torch is missing.
+    """
+    config = _pythae_config(folder)
+    likelihood = _likelihood(config)
+    _import_torch()
+    try:
+        from pythae.models import AutoModel
+        from pythae.models.nn.default_architectures import Decoder_AE_MLP
+    except ImportError as exc:  # pragma: no cover - exercised only without pythae
+        raise ImportError(f"reading a pythae model folder needs pythae: {PYTHAE_EXTRA_HINT}") from exc
+    from torch import nn
+
+    from .torch_pullback import PythaeDecoder
+
+    try:
+        model = AutoModel.load_from_folder(os.fspath(folder))
+    except Exception as exc:
+        raise ValueError(f"folder: pythae cannot load {os.fspath(folder)!r} ({type(exc).__name__}: {exc})") from None
+    decoder = model.decoder
+    if type(decoder) is Decoder_AE_MLP:  # Sequentials of Linear + ReLU / Sigmoid: the C++ core runs it
+        module = nn.Sequential(*[layer for block in decoder.layers for layer in block])
+    else:
+        module = PythaeDecoder(decoder)
+    return module, likelihood, int(config["latent_dim"])

@@ -32,7 +32,9 @@ class Cancellation {
 
   explicit Cancellation(std::function<bool()> poll = {},
                         std::chrono::milliseconds interval = std::chrono::milliseconds(10))
-      : poll_(std::move(poll)), interval_(interval), owner_(std::this_thread::get_id()),
+      : poll_(std::move(poll)),
+        interval_(interval),
+        owner_(std::this_thread::get_id()),
         next_poll_(Clock::now() + interval) {}
   Cancellation(const Cancellation&) = delete;
   Cancellation& operator=(const Cancellation&) = delete;

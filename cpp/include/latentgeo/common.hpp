@@ -6,7 +6,6 @@
 #endif
 
 #include <Eigen/Dense>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -88,8 +87,8 @@ void require_finite_rows(const Values& values, const ConstRowMatrixRef& z, const
   if (values.allFinite()) return;
   Index row = 0;
   while (row + 1 < values.rows() && values.row(row).allFinite()) ++row;
-  throw MetricDomainError(std::string(what) + ": NaN or Inf at point " + std::to_string(row) + ", z = " +
-                              format_point(z.row(row)) + " (" + why + ")",
+  throw MetricDomainError(std::string(what) + ": NaN or Inf at point " + std::to_string(row) +
+                              ", z = " + format_point(z.row(row)) + " (" + why + ")",
                           true);
 }
 

@@ -15,14 +15,14 @@
 //   CurveTransportFlow (w_1..w_V):       w_a' = -Gamma(gamma(t))(gamma'(t), w_a) along a given curve
 #pragma once
 
-#include "latentgeo/connection_models.hpp"
-#include "latentgeo/ode.hpp"
-
 #include <cmath>
 #include <limits>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include "latentgeo/connection_models.hpp"
+#include "latentgeo/ode.hpp"
 
 namespace latentgeo {
 
@@ -39,27 +39,35 @@ enum class ConnectionStatus : int {
 
 inline const char* connection_status_name(int s) {
   switch (s) {
-    case 0: return "converged";
-    case 1: return "max_steps";
-    case 2: return "domain_exit";
-    case 3: return "step_underflow";
-    case 4: return "singular_jacobian";
-    case 5: return "no_progress";
-    case 6: return "max_iter";
-    default: return "unknown";
+    case 0:
+      return "converged";
+    case 1:
+      return "max_steps";
+    case 2:
+      return "domain_exit";
+    case 3:
+      return "step_underflow";
+    case 4:
+      return "singular_jacobian";
+    case 5:
+      return "no_progress";
+    case 6:
+      return "max_iter";
+    default:
+      return "unknown";
   }
 }
 inline constexpr int kConnectionStatusCount = 7;
 
 // The options of every connection operation; the defaults exist here only.
 struct ConnectionOptions {
-  double rtol = 1e-10;      // integrators: relative tolerance of each step
-  Index max_steps = 20000;  // integrators: accepted + rejected steps per trajectory
-  double tol = 1e-10;       // log map: stop when |exp(z0, v) - z1| <= tol * max(|z0|, |z1|, |z1 - z0|) (max norms)
-  Index max_iter = 20;      // log map: Newton iterations per pair
+  double rtol = 1e-10;          // integrators: relative tolerance of each step
+  Index max_steps = 20000;      // integrators: accepted + rejected steps per trajectory
+  double tol = 1e-10;           // log map: stop when |exp(z0, v) - z1| <= tol * max(|z0|, |z1|, |z1 - z0|) (max norms)
+  Index max_iter = 20;          // log map: Newton iterations per pair
   double jacobian_rtol = 1e-6;  // log map: tolerance of the variational equations (the Jacobian steers only)
-  double fd_step = 1e-3;    // finite-difference second derivatives: step / max(1, |z_m|)
-  Index block = 4;          // trajectories advanced in lockstep (the Python callback: the whole batch)
+  double fd_step = 1e-3;        // finite-difference second derivatives: step / max(1, |z_m|)
+  Index block = 4;              // trajectories advanced in lockstep (the Python callback: the whole batch)
 
   OdeOptions ode() const {
     OdeOptions o;
@@ -75,19 +83,19 @@ namespace detail {
 template <class M, class = void>
 struct has_hamiltonian_jacobian : std::false_type {};
 template <class M>
-struct has_hamiltonian_jacobian<M, std::void_t<decltype(std::declval<const M&>().hamiltonian_jacobian(
-                                       std::declval<const ConstRowMatrixRef&>(), std::declval<const RowMatrix&>(),
-                                       std::declval<RowMatrix&>(), std::declval<RowMatrix&>(),
-                                       std::declval<RowMatrix&>(), std::declval<std::vector<char>&>()))>>
+struct has_hamiltonian_jacobian<
+    M, std::void_t<decltype(std::declval<const M&>().hamiltonian_jacobian(
+           std::declval<const ConstRowMatrixRef&>(), std::declval<const RowMatrix&>(), std::declval<RowMatrix&>(),
+           std::declval<RowMatrix&>(), std::declval<RowMatrix&>(), std::declval<std::vector<char>&>()))>>
     : std::true_type {};
 
 template <class M, class = void>
 struct has_hamiltonian : std::false_type {};
 template <class M>
-struct has_hamiltonian<M, std::void_t<decltype(std::declval<const M&>().hamiltonian(
-                              std::declval<const ConstRowMatrixRef&>(), std::declval<const RowMatrix&>(),
-                              std::declval<RowMatrix&>(), std::declval<RowMatrix&>(),
-                              std::declval<std::vector<char>&>()))>> : std::true_type {};
+struct has_hamiltonian<
+    M, std::void_t<decltype(std::declval<const M&>().hamiltonian(
+           std::declval<const ConstRowMatrixRef&>(), std::declval<const RowMatrix&>(), std::declval<RowMatrix&>(),
+           std::declval<RowMatrix&>(), std::declval<std::vector<char>&>()))>> : std::true_type {};
 
 // out_k = -Gamma^k_ij v^i w^j at one point.
 template <class V, class W, class Out>
@@ -111,8 +119,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // The model at the rows of z, in blocks of `block` points evaluated in parallel (one block, one
 // call, for a Python model).
 template <class Model>
-LocalGeometry evaluate_points(const Model& model, const ConstRowMatrixRef& z, Order order, int n_threads,
-                              Index block) {
+LocalGeometry evaluate_points(const Model& model, const ConstRowMatrixRef& z, Order order, int n_threads, Index block) {
   const Index n = z.rows(), d = model.dim();
   LocalGeometry out;
   out.resize(n, d, order);
@@ -347,8 +354,8 @@ class HermiteCurves {
 // ------------------------------------------------------------------------------------------------
 // Gamma at the rows of z (N x d^3, [k, i, j]); ok = 0 outside the domain.
 template <class Model>
-RowMatrix christoffel(const Model& model, const ConstRowMatrixRef& z, std::vector<char>& ok,
-                      const ConnectionOptions& o, int n_threads) {
+RowMatrix christoffel(const Model& model, const ConstRowMatrixRef& z, std::vector<char>& ok, const ConnectionOptions& o,
+                      int n_threads) {
   LocalGeometry geo = evaluate_points(model, z, Order::christoffel, n_threads, std::max<Index>(64, o.block));
   ok = geo.ok;
   return geo.gamma;
@@ -356,31 +363,34 @@ RowMatrix christoffel(const Model& model, const ConstRowMatrixRef& z, std::vecto
 
 // Ricci tensors (N x d^2) and scalar curvatures (N); ok = 0 outside the domain.
 template <class Model>
-void curvature(const Model& model, const ConstRowMatrixRef& z, RowMatrix& ricci, Vector& scalar,
-               std::vector<char>& ok, const ConnectionOptions& o, int n_threads) {
+void curvature(const Model& model, const ConstRowMatrixRef& z, RowMatrix& ricci, Vector& scalar, std::vector<char>& ok,
+               const ConnectionOptions& o, int n_threads) {
   const Index n = z.rows(), d = model.dim();
   LocalGeometry geo = evaluate_points(model, z, Order::second, n_threads, std::max<Index>(16, o.block));
   ricci.setZero(n, d * d);
   scalar.setZero(n);
   ok = geo.ok;
-  parallel_for(n, n_threads, [&](Index r) {
-    Eigen::MatrixXd ginv;
-    const auto g = detail::ConstMapMatrix(geo.g.row(r).data(), d, d);
-    if (!ok[static_cast<std::size_t>(r)] || !detail::invert_spd(g, ginv)) {
-      ok[static_cast<std::size_t>(r)] = 0;
-      return;
-    }
-    scalar(r) = detail::ricci_from(ginv, geo.gamma.row(r).data(), geo.dgamma.row(r).data(), d, ricci.row(r).data());
-  }, 256);
+  parallel_for(
+      n, n_threads,
+      [&](Index r) {
+        Eigen::MatrixXd ginv;
+        const auto g = detail::ConstMapMatrix(geo.g.row(r).data(), d, d);
+        if (!ok[static_cast<std::size_t>(r)] || !detail::invert_spd(g, ginv)) {
+          ok[static_cast<std::size_t>(r)] = 0;
+          return;
+        }
+        scalar(r) = detail::ricci_from(ginv, geo.gamma.row(r).data(), geo.dgamma.row(r).data(), d, ricci.row(r).data());
+      },
+      256);
 }
 
 // ------------------------------------------------------------------------------------------------
 // The exponential map
 // ------------------------------------------------------------------------------------------------
 struct ExpOutput {
-  RowMatrix points, velocities;         // B x d at t_end (where a failed trajectory stopped: stats.t)
-  RowMatrix curves, curve_velocities;   // B x (T d) at the output times; NaN after a failed trajectory stopped
-  Vector speed_drift;                   // |q(end) - q(0)| / q(0), q = v^T G v (0 when v = 0)
+  RowMatrix points, velocities;        // B x d at t_end (where a failed trajectory stopped: stats.t)
+  RowMatrix curves, curve_velocities;  // B x (T d) at the output times; NaN after a failed trajectory stopped
+  Vector speed_drift;                  // |q(end) - q(0)| / q(0), q = v^T G v (0 when v = 0)
   std::vector<OdeStats> stats;
 };
 
@@ -392,8 +402,8 @@ inline RowMatrix tolerances(const RowMatrix& y, const RowMatrix& v, Index d, dou
   RowMatrix atol(y.rows(), y.cols());
   const Index blocks = y.cols() / d;
   for (Index r = 0; r < y.rows(); ++r) {
-    atol.row(r).head(d).setConstant(rtol * std::max(y.row(r).head(d).cwiseAbs().maxCoeff(),
-                                                    v.row(r).cwiseAbs().maxCoeff() * t_end));
+    atol.row(r).head(d).setConstant(
+        rtol * std::max(y.row(r).head(d).cwiseAbs().maxCoeff(), v.row(r).cwiseAbs().maxCoeff() * t_end));
     for (Index b = 1; b < blocks; ++b)
       atol.row(r).segment(b * d, d).setConstant(rtol * y.row(r).segment(b * d, d).cwiseAbs().maxCoeff());
   }
@@ -527,9 +537,9 @@ RowMatrix exp_jacobians(const Model& model, const ConstRowMatrixRef& z, const Co
   RowMatrix jac = y.middleCols(2 * d, dd);
   if (hamiltonian)
     for (Index r = 0; r < b; ++r)
-      detail::MapMatrix(jac.row(r).data(), d, d) = (detail::ConstMapMatrix(jac.row(r).data(), d, d) *
-                                                    detail::ConstMapMatrix(start.g.row(r).data(), d, d))
-                                                       .eval();
+      detail::MapMatrix(jac.row(r).data(), d, d) =
+          (detail::ConstMapMatrix(jac.row(r).data(), d, d) * detail::ConstMapMatrix(start.g.row(r).data(), d, d))
+              .eval();
   return jac;
 }
 
@@ -637,8 +647,10 @@ ShootingOutput shoot(const Model& model, const ConstRowMatrixRef& z0, const Cons
     std::vector<Index> var_rows, plain_rows;
     for (Index i = 0; i < b; ++i) {
       const auto& p = pairs[static_cast<std::size_t>(i)];
-      if (p.stage == Stage::coarse || (p.stage == Stage::fine && p.need_jacobian)) var_rows.push_back(i);
-      else if (p.stage == Stage::fine) plain_rows.push_back(i);
+      if (p.stage == Stage::coarse || (p.stage == Stage::fine && p.need_jacobian))
+        var_rows.push_back(i);
+      else if (p.stage == Stage::fine)
+        plain_rows.push_back(i);
     }
     if (var_rows.empty() && plain_rows.empty()) break;
     auto at = [&](const std::vector<Index>& rows) {
@@ -652,8 +664,8 @@ ShootingOutput shoot(const Model& model, const ConstRowMatrixRef& z0, const Cons
     if (!var_rows.empty()) {
       std::vector<OdeStats> stats;
       RowMatrix ends;
-      const RowMatrix jac = exp_jacobians(model, detail::take_rows(z0, var_rows), at(var_rows), coarse, stats,
-                                          n_threads, &ends);
+      const RowMatrix jac =
+          exp_jacobians(model, detail::take_rows(z0, var_rows), at(var_rows), coarse, stats, n_threads, &ends);
       for (std::size_t k = 0; k < var_rows.size(); ++k) {
         const Index i = var_rows[k];
         auto& p = pairs[static_cast<std::size_t>(i)];

@@ -21,12 +21,12 @@
 // Gamma, e.g. from numerically differentiated G, becomes ~1.5 delta / h).
 #pragma once
 
+#include <cmath>
+#include <vector>
+
 #include "latentgeo/common.hpp"
 #include "latentgeo/fastexp.hpp"
 #include "latentgeo/geodesic.hpp"
-
-#include <cmath>
-#include <vector>
 
 namespace latentgeo {
 

@@ -4,9 +4,9 @@
 // matrix, curve after curve. Times t (N) are shared by all curves.
 #pragma once
 
-#include "latentgeo/common.hpp"
-
 #include <cmath>
+
+#include "latentgeo/common.hpp"
 
 namespace latentgeo {
 
@@ -14,7 +14,9 @@ enum class Rule { trapezoid, simpson, aetk };
 enum class Integral { length, energy };
 
 // Curves of n points per thread worth starting a parallel region for (~20k points).
-inline Index grain_for(Index points_per_curve) { return std::max<Index>(1, 20000 / std::max<Index>(points_per_curve, 1)); }
+inline Index grain_for(Index points_per_curve) {
+  return std::max<Index>(1, 20000 / std::max<Index>(points_per_curve, 1));
+}
 
 // (ahead - behind) / step: forward differences pass (gamma(t+e), gamma(t), e),
 // central differences (gamma(t+e), gamma(t-e), 2e).
@@ -30,30 +32,33 @@ inline void discrete_velocity(const ConstRowMatrixRef& points, const ConstVector
                               int n_threads) {
   const Index n = t.size();
   const Index curves = points.rows() / n;
-  parallel_for(curves, n_threads, [&](Index c) {
-    auto x = points.middleRows(c * n, n);
-    auto v = out.middleRows(c * n, n);
-    if (n == 2) {
-      v.row(0) = (x.row(1) - x.row(0)) / (t(1) - t(0));
-      v.row(1) = v.row(0);
-      return;
-    }
-    for (Index i = 1; i + 1 < n; ++i) {
-      const double h1 = t(i) - t(i - 1), h2 = t(i + 1) - t(i);
-      v.row(i) = (-h2 / (h1 * (h1 + h2))) * x.row(i - 1) + ((h2 - h1) / (h1 * h2)) * x.row(i) +
-                 (h1 / (h2 * (h1 + h2))) * x.row(i + 1);
-    }
-    {
-      const double h1 = t(1) - t(0), h2 = t(2) - t(1);
-      v.row(0) = (-(2 * h1 + h2) / (h1 * (h1 + h2))) * x.row(0) + ((h1 + h2) / (h1 * h2)) * x.row(1) -
-                 (h1 / (h2 * (h1 + h2))) * x.row(2);
-    }
-    {
-      const double h1 = t(n - 2) - t(n - 3), h2 = t(n - 1) - t(n - 2);
-      v.row(n - 1) = ((2 * h2 + h1) / (h2 * (h1 + h2))) * x.row(n - 1) - ((h1 + h2) / (h1 * h2)) * x.row(n - 2) +
-                     (h2 / (h1 * (h1 + h2))) * x.row(n - 3);
-    }
-  }, grain_for(n));
+  parallel_for(
+      curves, n_threads,
+      [&](Index c) {
+        auto x = points.middleRows(c * n, n);
+        auto v = out.middleRows(c * n, n);
+        if (n == 2) {
+          v.row(0) = (x.row(1) - x.row(0)) / (t(1) - t(0));
+          v.row(1) = v.row(0);
+          return;
+        }
+        for (Index i = 1; i + 1 < n; ++i) {
+          const double h1 = t(i) - t(i - 1), h2 = t(i + 1) - t(i);
+          v.row(i) = (-h2 / (h1 * (h1 + h2))) * x.row(i - 1) + ((h2 - h1) / (h1 * h2)) * x.row(i) +
+                     (h1 / (h2 * (h1 + h2))) * x.row(i + 1);
+        }
+        {
+          const double h1 = t(1) - t(0), h2 = t(2) - t(1);
+          v.row(0) = (-(2 * h1 + h2) / (h1 * (h1 + h2))) * x.row(0) + ((h1 + h2) / (h1 * h2)) * x.row(1) -
+                     (h1 / (h2 * (h1 + h2))) * x.row(2);
+        }
+        {
+          const double h1 = t(n - 2) - t(n - 3), h2 = t(n - 1) - t(n - 2);
+          v.row(n - 1) = ((2 * h2 + h1) / (h2 * (h1 + h2))) * x.row(n - 1) - ((h1 + h2) / (h1 * h2)) * x.row(n - 2) +
+                         (h2 / (h1 * (h1 + h2))) * x.row(n - 3);
+        }
+      },
+      grain_for(n));
 }
 
 // Quadrature weights w such that integral f dt ~ sum_i w_i f(t_i).
@@ -94,21 +99,24 @@ inline void integrate(const ConstVectorRef& q, const ConstVectorRef& weights, In
   const Index n = weights.size();
   const Index curves = q.size() / n;
   const bool want_grad = grad_q.size() > 0;
-  parallel_for(curves, n_threads, [&](Index c) {
-    double total = 0.0;
-    for (Index i = 0; i < n; ++i) {
-      const double qi = q(c * n + i);
-      if (integral == Integral::length) {
-        const double root = std::sqrt(std::max(qi, 0.0));
-        total += weights(i) * root;
-        if (want_grad) grad_q(c * n + i) = root > 0.0 ? 0.5 * weights(i) / root : 0.0;
-      } else {
-        total += weights(i) * qi;
-        if (want_grad) grad_q(c * n + i) = energy_factor * weights(i);
-      }
-    }
-    values(c) = integral == Integral::energy ? energy_factor * total : total;
-  }, grain_for(n));
+  parallel_for(
+      curves, n_threads,
+      [&](Index c) {
+        double total = 0.0;
+        for (Index i = 0; i < n; ++i) {
+          const double qi = q(c * n + i);
+          if (integral == Integral::length) {
+            const double root = std::sqrt(std::max(qi, 0.0));
+            total += weights(i) * root;
+            if (want_grad) grad_q(c * n + i) = root > 0.0 ? 0.5 * weights(i) / root : 0.0;
+          } else {
+            total += weights(i) * qi;
+            if (want_grad) grad_q(c * n + i) = energy_factor * weights(i);
+          }
+        }
+        values(c) = integral == Integral::energy ? energy_factor * total : total;
+      },
+      grain_for(n));
 }
 
 // Chain rule of the fused routines: g_z = (dI/dq) dq/dz and g_v = (dI/dq) dq/dv, row by row.

@@ -10,11 +10,11 @@
 // of 2 (f - f*)) must be at most gtol * |f|.
 #pragma once
 
-#include "latentgeo/common.hpp"
-
 #include <cmath>
 #include <deque>
 #include <limits>
+
+#include "latentgeo/common.hpp"
 
 namespace latentgeo {
 
@@ -109,8 +109,8 @@ class Lbfgs {
       double f_new = f;
       if (!line_search(x, f, f_new, res)) {
         // Rounding limits the line search near the minimum: accept when the decrement is tiny.
-        res.status = decrement <= 1e3 * o_.gtol * std::abs(f) ? LbfgsStatus::converged
-                                                              : LbfgsStatus::line_search_failed;
+        res.status =
+            decrement <= 1e3 * o_.gtol * std::abs(f) ? LbfgsStatus::converged : LbfgsStatus::line_search_failed;
         return res;
       }
       ++res.n_iter;
@@ -157,6 +157,7 @@ class Lbfgs {
       q_ -= alpha_[i] * y_[i];
     }
     p_.apply_h0(q_, d_);
+    d_ *= h0_scale_;
     for (int i = 0; i < m; ++i) {
       const double beta = rho_[i] * y_[i].dot(d_);
       d_ += (alpha_[i] - beta) * s_[i];
@@ -177,6 +178,14 @@ class Lbfgs {
     s_.push_back(std::move(s));
     y_.push_back(std::move(y));
     rho_.push_back(1.0 / sy);
+    // H0 = gamma * (the problem's H0), gamma = s^T y / y^T H0 y from the newest pair (Nocedal &
+    // Wright eq. 7.20 with a preconditioner): a guess that misses part of the curvature (the metric
+    // Laplacian ignores the variation of G, which between the clusters of an RHVAE makes the
+    // energy several times stiffer) would otherwise make every unit step overshoot. Kept across
+    // minimize() calls: the next level of the same curve has the same mismatch.
+    p_.apply_h0(y_.back(), hy_);
+    const double gamma = sy / y_.back().dot(hy_);
+    if (std::isfinite(gamma) && gamma > 0.0) h0_scale_ = std::min(std::max(gamma, 1e-4), 1e4);
   }
 
   // phi(a) = f(x + a d) into xt_/gt_; returns phi and its slope.
@@ -217,8 +226,8 @@ class Lbfgs {
   bool zoom(const Vector& x, double f, double slope0, double lo, double phi_lo, double slope_lo, double hi,
             double phi_hi, double slope_hi, int evals, double& f_new, LbfgsResult& res) {
     while (evals < o_.max_evaluations) {
-      const double a = std::isfinite(phi_hi) ? detail::cubic_step(lo, phi_lo, slope_lo, hi, phi_hi, slope_hi)
-                                             : lo + 0.5 * (hi - lo);
+      const double a =
+          std::isfinite(phi_hi) ? detail::cubic_step(lo, phi_lo, slope_lo, hi, phi_hi, slope_hi) : lo + 0.5 * (hi - lo);
       double slope;
       const double phi = trial(x, a, slope, res);
       ++evals;
@@ -252,7 +261,8 @@ class Lbfgs {
 
   Problem& p_;
   LbfgsOptions o_;
-  Vector g_, xt_, gt_, d_, q_;
+  Vector g_, xt_, gt_, d_, q_, hy_;
+  double h0_scale_ = 1.0;
   std::vector<double> alpha_;
   std::deque<Vector> s_, y_;
   std::deque<double> rho_;

@@ -21,11 +21,11 @@
 // ~1e-13 t_end because of failed evaluations has left the domain (domain_exit).
 #pragma once
 
-#include "latentgeo/common.hpp"
-
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "latentgeo/common.hpp"
 
 namespace latentgeo {
 
@@ -37,9 +37,9 @@ enum class OdeStatus : int {
 };
 
 struct OdeOptions {
-  double rtol = 1e-10;       // relative tolerance of each step
-  Index max_steps = 20000;   // accepted + rejected steps per trajectory
-  Index block = 4;           // trajectories advanced in lockstep by one evaluation per stage
+  double rtol = 1e-10;      // relative tolerance of each step
+  Index max_steps = 20000;  // accepted + rejected steps per trajectory
+  Index block = 4;          // trajectories advanced in lockstep by one evaluation per stage
 };
 
 struct OdeStats {
@@ -61,12 +61,13 @@ constexpr double a[7][6] = {
     {35.0 / 384.0, 0, 500.0 / 1113.0, 125.0 / 192.0, -2187.0 / 6784.0, 11.0 / 84.0},  // = b (FSAL)
 };
 // b - b*: the embedded error estimate.
-constexpr double e[7] = {71.0 / 57600.0, 0, -71.0 / 16695.0, 71.0 / 1920.0, -17253.0 / 339200.0, 22.0 / 525.0,
-                         -1.0 / 40.0};
+constexpr double e[7] = {71.0 / 57600.0, 0,          -71.0 / 16695.0, 71.0 / 1920.0, -17253.0 / 339200.0,
+                         22.0 / 525.0,   -1.0 / 40.0};
 // The dense-output coefficients.
-constexpr double d[7] = {-12715105075.0 / 11282082432.0, 0, 87487479700.0 / 32700410799.0,
-                         -10690763975.0 / 1880347072.0, 701980252875.0 / 199316789632.0,
-                         -1453857185.0 / 822651844.0, 69997945.0 / 29380423.0};
+constexpr double d[7] = {-12715105075.0 / 11282082432.0,  0,
+                         87487479700.0 / 32700410799.0,   -10690763975.0 / 1880347072.0,
+                         701980252875.0 / 199316789632.0, -1453857185.0 / 822651844.0,
+                         69997945.0 / 29380423.0};
 
 }  // namespace dopri
 
@@ -76,8 +77,7 @@ template <class System>
 class DopriBlock {
  public:
   DopriBlock(const System& sys, Index first, Index m, double t_end, const Vector& t_out, const OdeOptions& o)
-      : sys_(sys), first_(first), m_(m), n_(sys.size()), nc_(sys.controlled()), t_end_(t_end), t_out_(t_out),
-        o_(o) {}
+      : sys_(sys), first_(first), m_(m), n_(sys.size()), nc_(sys.controlled()), t_end_(t_end), t_out_(t_out), o_(o) {}
 
   // y: the block's initial states (m x n), overwritten with the final ones. atol: m x n absolute
   // tolerances. dense (m x len(t_out)*n, may be null) receives the states at the output times.
@@ -183,14 +183,17 @@ class DopriBlock {
     }
     const std::vector<Index> attempted = alive;
     for (int s = 1; s < 7 && !alive.empty(); ++s) {
-      gather(alive, [&](Index r, RowMatrix& ys, Index i) {
-        auto row = ys.row(i);
-        row = y_.row(r);
-        for (int j = 0; j < s; ++j)
-          if (dopri::a[s][j] != 0.0) row += (h_(r) * dopri::a[s][j]) * k_[j].row(r);
-        if (s == 6) ynew_.row(r) = row;
-        times_(i) = t_(r) + dopri::c[s] * h_(r);
-      }, false);
+      gather(
+          alive,
+          [&](Index r, RowMatrix& ys, Index i) {
+            auto row = ys.row(i);
+            row = y_.row(r);
+            for (int j = 0; j < s; ++j)
+              if (dopri::a[s][j] != 0.0) row += (h_(r) * dopri::a[s][j]) * k_[j].row(r);
+            if (s == 6) ynew_.row(r) = row;
+            times_(i) = t_(r) + dopri::c[s] * h_(r);
+          },
+          false);
       call(alive);
       std::vector<Index> next;
       for (std::size_t i = 0; i < alive.size(); ++i) {
@@ -388,10 +391,14 @@ std::vector<OdeStats> integrate(const System& sys, RowMatrix& y, const RowMatrix
 
 inline const char* ode_status_name(OdeStatus s) {
   switch (s) {
-    case OdeStatus::converged: return "converged";
-    case OdeStatus::max_steps: return "max_steps";
-    case OdeStatus::domain_exit: return "domain_exit";
-    case OdeStatus::step_underflow: return "step_underflow";
+    case OdeStatus::converged:
+      return "converged";
+    case OdeStatus::max_steps:
+      return "max_steps";
+    case OdeStatus::domain_exit:
+      return "domain_exit";
+    case OdeStatus::step_underflow:
+      return "step_underflow";
   }
   return "unknown";
 }

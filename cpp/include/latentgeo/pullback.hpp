@@ -3,7 +3,10 @@
 // The decoder is a trunk (a sequence of dense layers and elementwise activations, possibly
 // empty) followed by one or more heads (sequences again); G sums J^T J over the heads. A
 // Gaussian decoder's log-sigma head ends with an `exp` activation, so that its Jacobian is
-// J_sigma = diag(sigma) J_logsigma.
+// J_sigma = diag(sigma) J_logsigma. A Bernoulli decoder's mean head ends with a `bernoulli`
+// activation on its logits l: s(l) = 2 arcsin(sqrt(sigmoid(l))) = 2 atan(exp(l/2)), whose
+// derivative s' = 1/(2 cosh(l/2)) has s'^2 = p(1-p) (p = sigmoid(l)); so J_s^T J_s is the
+// Fisher-Rao pullback J_p^T diag(1/(p(1-p))) J_p = J_l^T diag(p(1-p)) J_l, stable for saturated p.
 //
 // Everything is forward mode, one block of B points at a time. Along the network we carry the
 // layer values h (n x B), the Jacobians J = dh/dz (n x B*d, column b*d+k), a set of r
@@ -14,16 +17,16 @@
 // dq/dz = 2 S^T (J v) without forming dG); derivative uses V = I (r = d, U = J).
 #pragma once
 
-#include "latentgeo/common.hpp"
-
 #include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "latentgeo/common.hpp"
+
 namespace latentgeo {
 
-enum class Activation { identity, tanh, relu, softplus, sigmoid, elu, exp };
+enum class Activation { identity, tanh, relu, softplus, sigmoid, elu, exp, bernoulli };
 
 inline Activation parse_activation(const std::string& name) {
   if (name == "identity") return Activation::identity;
@@ -33,8 +36,9 @@ inline Activation parse_activation(const std::string& name) {
   if (name == "sigmoid") return Activation::sigmoid;
   if (name == "elu") return Activation::elu;
   if (name == "exp") return Activation::exp;
+  if (name == "bernoulli") return Activation::bernoulli;
   throw std::invalid_argument("activations: unknown activation '" + name +
-                              "' (expected identity, tanh, relu, softplus, sigmoid, elu or exp)");
+                              "' (expected identity, tanh, relu, softplus, sigmoid, elu, exp or bernoulli)");
 }
 
 // One step of a sequence: a dense layer a = W h + b (W: out x in), or an activation with an
@@ -64,8 +68,7 @@ struct PullbackOp {
 using PullbackSequence = std::vector<PullbackOp>;
 
 // phi(a), phi'(a) and phi''(a), elementwise, written into value (in place), d1 and d2.
-inline void activate(Activation act, double param, Eigen::MatrixXd& value, Eigen::MatrixXd& d1,
-                     Eigen::MatrixXd& d2) {
+inline void activate(Activation act, double param, Eigen::MatrixXd& value, Eigen::MatrixXd& d1, Eigen::MatrixXd& d2) {
   auto a = value.array();
   d1.resize(value.rows(), value.cols());
   d2.resize(value.rows(), value.cols());
@@ -113,6 +116,13 @@ inline void activate(Activation act, double param, Eigen::MatrixXd& value, Eigen
       p1 = a;
       p2 = a;
       break;
+    case Activation::bernoulli: {  // s(l) = 2 atan(e^(l/2)) (accurate for tiny p), s' = sech(l/2)/2
+      const Eigen::ArrayXXd sech = 1.0 / (0.5 * a).cosh();  // cosh overflows to inf: sech -> 0
+      p1 = 0.5 * sech;
+      p2 = -0.25 * sech * (0.5 * a).tanh();
+      a = 2.0 * (0.5 * a).exp().atan();
+      break;
+    }
   }
 }
 
@@ -141,16 +151,15 @@ class PullbackKernel {
   // (N x D*d, row-major D x d per point).
   void evaluate(const ConstRowMatrixRef& z, RowMatrixRef values, RowMatrixRef jac, int n_threads) const {
     const bool want_jac = jac.rows() > 0;
-    run(z, nullptr, want_jac ? Mode::jacobian : Mode::value, n_threads, [&](const State& st, Index h, Index n0,
-                                                                              Index nb, Index col) {
-      const Index dh = head_dims_[h];
-      for (Index b = 0; b < nb; ++b) {
-        values.block(n0 + b, col, 1, dh) = st.h.col(b).transpose();
-        if (want_jac)
-          for (Index i = 0; i < dh; ++i)
-            jac.block(n0 + b, (col + i) * d_, 1, d_) = st.J.block(i, b * d_, 1, d_);
-      }
-    });
+    run(z, nullptr, want_jac ? Mode::jacobian : Mode::value, n_threads,
+        [&](const State& st, Index h, Index n0, Index nb, Index col) {
+          const Index dh = head_dims_[h];
+          for (Index b = 0; b < nb; ++b) {
+            values.block(n0 + b, col, 1, dh) = st.h.col(b).transpose();
+            if (want_jac)
+              for (Index i = 0; i < dh; ++i) jac.block(n0 + b, (col + i) * d_, 1, d_) = st.J.block(i, b * d_, 1, d_);
+          }
+        });
     require_finite_rows(values, z, "decoder", kOverflow);
     require_finite_rows(jac, z, "jacobian", kOverflow);
   }

@@ -1,49 +1,80 @@
 // The RHVAE metric of Chadebec et al.:
 //   G^{-1}(z) = s * sum_k M_k exp(-|z - c_k|^2 / T^2) + lambda I,   G = (G^{-1})^{-1}.
 //
-// Points are processed in blocks. For one block of B points the kernel computes the
-// B x K weights once (never an N x K array), accumulates the packed symmetric
-// matrices with one GEMM and factorises G^{-1} per point with a Cholesky (LLT).
+// Blocking. Points are taken in blocks of 128 and centroids in chunks of 256; for one block the
+// kernel walks over the chunks, computes the block x chunk weights (exp) and accumulates the
+// packed symmetric matrices with a matrix product against the chunk of packed M_k, which stays
+// in cache for all points of the block. Working memory is O(block x chunk) whatever K (never
+// N x K), and the block stays large for any K. The products are microgemm.hpp's register tiles,
+// which read the M_k in place: the geodesic solver calls the kernel with few points at a time.
+//
+// Gradients of the quadratic form q = v^T G v never form dG:
+//   dq/dv = 2 G v,   dq/dz_j = -u^T (dG^{-1}/dz_j) u  with u = G v,
+//   dG^{-1}/dz_j = -(2 s / T^2) sum_k w_k (z_j - c_kj) M_k.
+// For d >= 4 a second pass over the chunks contracts u u^T with each M_k (weights recomputed, or
+// kept when the block's weights fit in 2 MB); for d <= 3 the first pass also accumulates
+// s sum_k w_k (c_kj - cbar_j) M_k, which costs less than a second pass. Coordinates are taken
+// relative to the mean of the centroids cbar so that z_j A - B_j does not cancel.
 #pragma once
-
-#include "latentgeo/common.hpp"
-#include "latentgeo/fastexp.hpp"
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "latentgeo/common.hpp"
+#include "latentgeo/fastexp.hpp"
+#include "latentgeo/microgemm.hpp"
+
 namespace latentgeo {
 
 class RHVAEKernel {
-  static constexpr Index kChunk = 256;  // centroids per chunk of weights
+  static constexpr Index kBlock = 128;                   // points per block
+  static constexpr Index kChunk = 256;                   // centroids per chunk (a multiple of the lanes)
+  static constexpr Index kFusedMaxDim = 3;               // one-pass gradient up to this d
+  static constexpr Index kKeptWeights = Index(1) << 18;  // doubles of weights kept for the second pass
 
  public:
   // centroids: K x d. m_packed: K x d(d+1)/2, the packed M_k = L_k L_k^T.
   // scale is s (1 for pythae's sum, 1/K for AutoEncoderToolkit's mean).
-  RHVAEKernel(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature,
-              double regularization, double scale)
-      : centroids_t_(centroids.transpose()),
-        m_packed_(m_packed),
+  RHVAEKernel(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature, double regularization,
+              double scale)
+      : centroids_t_(by_chunks(centroids.transpose())),
         inv_t2_(1.0 / (temperature * temperature)),
         lambda_(regularization),
         scale_(scale),
         d_(centroids.cols()),
         k_(centroids.rows()),
         p_(packed_size(centroids.cols())) {
+    if (d_ < 1) throw std::invalid_argument("centroids: expected at least one column");
     if (m_packed.rows() != k_ || m_packed.cols() != p_)
       throw std::invalid_argument("M: expected packed shape (K, d(d+1)/2)");
     if (!(temperature > 0.0)) throw std::invalid_argument("temperature: must be > 0");
     // Below ~1.5e-154, 1/T^2 overflows: every weight, even a centroid's own, would be lost.
     if (!std::isfinite(inv_t2_)) throw std::invalid_argument("temperature: 1/T^2 overflows (T too small)");
     if (!(regularization >= 0.0)) throw std::invalid_argument("regularization: must be >= 0");
-    // c_kj * M_k for the derivative accumulation, laid out [k, j * p + e].
-    cm_.resize(k_, d_ * p_);
-    for (Index k = 0; k < k_; ++k)
-      for (Index j = 0; j < d_; ++j) cm_.block(k, j * p_, 1, p_) = centroids(k, j) * m_packed.row(k);
-    centroids_ = centroids;
-    // Up to 64 points a block (GEMM efficiency), weights of at most 2^17 doubles (1 MB).
-    block_ = std::max<Index>(1, std::min<Index>(64, (Index(1) << 17) / std::max<Index>(k_, 1)));
+    centre_ = k_ > 0 ? RowVector(centroids.colwise().mean()) : RowVector::Zero(d_);
+    const RowMatrix centred = centroids.rowwise() - centre_;
+    fused_ = d_ <= kFusedMaxDim;
+    if (fused_) {
+      // Rows e: M_ke; rows (1 + j) p + e: (c_kj - cbar_j) M_ke, each contiguous over k.
+      RowMatrix coef((d_ + 1) * p_, k_);
+      coef.topRows(p_) = m_packed.transpose();
+      for (Index j = 0; j < d_; ++j)
+        coef.middleRows((1 + j) * p_, p_) = m_packed.transpose() * centred.col(j).asDiagonal();
+      coef_t_ = by_chunks(coef);
+    } else {
+      // Padded with zeros to whole SIMD vectors (rows beyond K, columns beyond p or d + 1).
+      const Index kp = gemm::round_up(k_, gemm::kLanes);
+      pp_ = gemm::round_up(p_, gemm::kLanes);
+      jp_ = gemm::round_up(d_ + 1, gemm::kLanes);
+      m_padded_ = RowMatrix::Zero(kp, pp_);
+      m_padded_.topLeftCorner(k_, p_) = m_packed;
+      m_t_ = by_chunks(m_packed.transpose());
+      caug_ = RowMatrix::Zero(kp, jp_);  // [c - cbar, 1]: one product gives sum_k r_k (c_k - cbar) and sum_k r_k
+      caug_.topLeftCorner(k_, d_) = centred;
+      caug_.col(d_).head(k_).setOnes();
+      keep_weights_ = kBlock * kp <= kKeptWeights;
+    }
   }
 
   Index dim() const { return d_; }
@@ -126,100 +157,250 @@ class RHVAEKernel {
     });
   }
 
-  // q_n = v_n^T G(z_n) v_n and, when dqdz/dqdv are non-empty, the gradients
-  //   dq/dv = 2 G v,   dq/dz_j = -u^T (dG^{-1}/dz_j) u with u = G v,
-  // computed with a second pass over the block's weights, never forming dG.
+  // q_n = v_n^T G(z_n) v_n and, when dqdz/dqdv are non-empty, dq/dz and dq/dv = 2 G v.
   void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
                       RowMatrixRef dqdv, int n_threads) const {
+    Eigen::Map<RowMatrix> q_matrix(q.data(), q.size(), 1);
+    quadratic_forms(z, v, q_matrix, dqdz, dqdv, n_threads);
+  }
+
+  // m = v.cols() / d vectors per point (v: N x m d): q(n, i) = v_i^T G(z_n) v_i (q: N x m), and
+  // when dqdz/dqdv are non-empty dqdz(n) = sum_i dq(n, i)/dz (N x d) and dqdv(n, i) = 2 G v_i
+  // (N x m d). G is factorised once per point whatever m.
+  void quadratic_forms(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q, RowMatrixRef dqdz,
+                       RowMatrixRef dqdv, int n_threads) const {
     const bool want_grad = dqdz.rows() > 0;
+    const Index m = v.cols() / std::max<Index>(d_, 1);
     for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
-      accumulate(z, n0, nb, ws, false);
+      accumulate(z, n0, nb, ws, want_grad && fused_);
+      if (want_grad) ws.uu.topRows(nb).setZero();
       for (Index b = 0; b < nb; ++b) {
         factorise(ws, b, z, n0 + b);
-        ws.u = ws.llt.matrixL().solve(v.row(n0 + b).transpose());
-        q(n0 + b) = ws.u.squaredNorm();
-        if (!want_grad) continue;
-        ws.llt.matrixU().solveInPlace(ws.u);  // u = G v
-        dqdv.row(n0 + b) = 2.0 * ws.u.transpose();
-        packed_outer(ws.u, ws.uu.row(b));
+        for (Index i = 0; i < m; ++i) {
+          ws.u = ws.llt.matrixL().solve(v.block(n0 + b, i * d_, 1, d_).transpose());
+          q(n0 + b, i) = ws.u.squaredNorm();
+          if (!want_grad) continue;
+          ws.llt.matrixU().solveInPlace(ws.u);  // u = G v
+          dqdv.block(n0 + b, i * d_, 1, d_) = 2.0 * ws.u.transpose();
+          packed_outer(ws.u, ws.packed);
+          ws.uu.row(b) += ws.packed.transpose();  // the z-gradient is linear in u u^T: sum over i
+        }
       }
       if (!want_grad) return;
-      // r_bk = w_bk * u_b^T M_k u_b, then dq/dz_j = (2 s / T^2) (z_j sum_k r_bk - sum_k r_bk c_kj).
-      ws.rc.setZero(nb, d_);
-      ws.rsum.setZero(nb);
-      for (Index k0 = 0; k0 < k_; k0 += kChunk) {
-        const Index kc = std::min(kChunk, k_ - k0);
-        auto r = ws.scratch.topLeftCorner(nb, kc);
-        r.noalias() = ws.uu.topRows(nb) * m_packed_.middleRows(k0, kc).transpose();
-        r.array() *= ws.weights.block(0, k0, nb, kc).array();
-        ws.rc.noalias() += r * centroids_.middleRows(k0, kc);
-        ws.rsum += r.rowwise().sum();
-      }
-      const double factor = 2.0 * scale_ * inv_t2_;
-      for (Index b = 0; b < nb; ++b) dqdz.row(n0 + b) = factor * (ws.rsum(b) * z.row(n0 + b) - ws.rc.row(b));
+      if (fused_)
+        fused_gradient(z, n0, nb, ws, dqdz);
+      else
+        second_pass_gradient(z, n0, nb, ws, dqdz);
     });
   }
 
  private:
   struct Workspace {
-    RowMatrix weights, scratch, acc, acc_deriv, uu, rc;
+    RowMatrix weights, kept, scratch, acc, acc_deriv, uu, rc;
     Eigen::MatrixXd ginv, g, dm, identity;
-    Vector u, packed, rsum;
+    Vector u, packed;
+    RowVector centred;
     Eigen::LLT<Eigen::MatrixXd> llt;
   };
 
+  // A (rows x K) matrix stored chunk by chunk: chunk c is the contiguous rows x kChunk block at
+  // row c * rows (zeros beyond K), so that a chunk is read as one stream (rows of length K would
+  // put each row of a chunk on another page).
+  static RowMatrix by_chunks(const RowMatrix& a) {
+    const Index rows = a.rows(), chunks = block_count(a.cols(), kChunk);
+    RowMatrix out = RowMatrix::Zero(chunks * rows, kChunk);
+    for (Index c = 0; c < chunks; ++c) {
+      const Index k0 = c * kChunk, kc = std::min(kChunk, a.cols() - k0);
+      out.block(c * rows, 0, rows, kc) = a.middleCols(k0, kc);
+    }
+    return out;
+  }
+
+  // The chunk of centroids k0.. of a by_chunks matrix with `rows` rows (row stride kChunk).
+  static const double* chunk_rows(const RowMatrix& chunks, Index rows, Index k0) {
+    return chunks.data() + (k0 / kChunk) * rows * kChunk;
+  }
+
   // Sizes the workspace for this kernel; a no-op when it already fits.
   void prepare(Workspace& ws) const {
-    ws.weights.resize(block_, k_);
-    ws.scratch.resize(block_, kChunk);
-    ws.uu.resize(block_, p_);
-    ws.rc.resize(block_, d_);
+    ws.weights.resize(kBlock, kChunk);
+    if (keep_weights_) ws.kept.resize(kBlock, m_padded_.rows());
+    ws.scratch.resize(kBlock, kChunk);
+    ws.uu.resize(kBlock, p_);
+    ws.rc.resize(kBlock, jp_);
     ws.ginv.resize(d_, d_);
     ws.g.resize(d_, d_);
     ws.dm.resize(d_, d_);
     if (ws.identity.rows() != d_) ws.identity = Eigen::MatrixXd::Identity(d_, d_);
     ws.u.resize(d_);
     ws.packed.resize(p_);
+    ws.centred.resize(d_);
   }
 
-  // Runs body(workspace, first point, number of points) over blocks of points. Each
-  // thread keeps its workspace between calls (thread_local), so the many small calls of
-  // a geodesic solver do not allocate block x K weights every time.
+  // Runs body(workspace, first point, number of points) over blocks of points. Each thread keeps
+  // its workspace between calls (thread_local), so the many small calls of a geodesic solver do
+  // not allocate. Blocks do not depend on the thread count, so neither do the results.
   template <class Body>
   void for_blocks(Index n, int n_threads, Body&& body) const {
-    const Index blocks = block_count(n, block_);
+    const Index blocks = block_count(n, kBlock);
     // ~1e5 weights per thread before a parallel region pays off.
-    const Index grain = std::max<Index>(1, 100000 / (block_ * std::max<Index>(k_, 1)));
-    parallel_for(blocks, n_threads, [&](Index blk) {
-      thread_local Workspace ws;
-      prepare(ws);
-      const Index n0 = blk * block_;
-      body(ws, n0, std::min(block_, n - n0));
-    }, grain);
+    const Index grain = std::max<Index>(1, 100000 / (kBlock * std::max<Index>(k_, 1)));
+    parallel_for(
+        blocks, n_threads,
+        [&](Index blk) {
+          thread_local Workspace ws;
+          prepare(ws);
+          const Index n0 = blk * kBlock;
+          body(ws, n0, std::min(kBlock, n - n0));
+        },
+        grain);
   }
 
-  // Weights of the block's points and the packed sums s * sum_k w_bk M_k (lambda I is added later),
-  // and with `deriv` also s * sum_k w_bk c_kj M_k. Centroids are taken in chunks so that the
-  // GEMM reads each chunk of weights from cache right after the exp wrote it.
-  void accumulate(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, bool deriv) const {
-    ws.acc.setZero(nb, p_);
-    if (deriv) ws.acc_deriv.setZero(nb, d_ * p_);
-    for (Index k0 = 0; k0 < k_; k0 += kChunk) {
-      const Index kc = std::min(kChunk, k_ - k0);
-      auto w = ws.weights.block(0, k0, nb, kc);
-      for (Index b = 0; b < nb; ++b) {
-        auto row = w.row(b).array();
-        row.setZero();
-        for (Index j = 0; j < d_; ++j) row += (centroids_t_.row(j).segment(k0, kc).array() - z(n0 + b, j)).square();
-        // Far from every centroid the weights must be exactly 0 (not a clamped 1e-308),
-        // or G^{-1} = lambda I = 0 would pass for positive definite: scaled_exp_inplace does so.
-        scaled_exp_inplace(&w(b, 0), kc, -inv_t2_);
+  // The weights exp(-|z_b - c_k|^2 / T^2) of the block's points for the centroids k0..k0+kc into
+  // the chunk buffer (or the kept weights), which is returned; `width` >= kc columns, the ones
+  // beyond kc set to 0 (padding for the vectorised products).
+  Eigen::Block<RowMatrix> chunk_weights(const ConstRowMatrixRef& z, Index n0, Index nb, Index k0, Index kc,
+                                        Workspace& ws, Index width) const {
+    auto w = keep_weights_ ? ws.kept.block(0, k0, nb, width) : ws.weights.block(0, 0, nb, width);
+    using gemm::kLanes;
+    using gemm::Lanes;
+    const double* c = chunk_rows(centroids_t_, d_, k0);
+    const Index stride = kChunk;
+    for (Index b = 0; b < nb; ++b) {
+      double* row = &w(b, 0);
+      Index k = 0;
+      for (; k + kLanes <= kc; k += kLanes) {  // squared distances of a vector of centroids, summed over j
+        Lanes sum = Lanes::Zero();
+        for (Index j = 0; j < d_; ++j) sum += (Eigen::Map<const Lanes>(c + j * stride + k) - z(n0 + b, j)).square();
+        Eigen::Map<Lanes>(row + k) = sum;
       }
-      ws.acc.noalias() += w * m_packed_.middleRows(k0, kc);
-      if (deriv) ws.acc_deriv.noalias() += w * cm_.middleRows(k0, kc);
+      for (; k < kc; ++k) {
+        double sum = 0.0;
+        for (Index j = 0; j < d_; ++j) sum += (c[j * stride + k] - z(n0 + b, j)) * (c[j * stride + k] - z(n0 + b, j));
+        row[k] = sum;
+      }
+      // Far from every centroid the weights must be exactly 0 (not a clamped 1e-308),
+      // or G^{-1} = lambda I = 0 would pass for positive definite: scaled_exp_inplace does so.
+      scaled_exp_inplace(row, kc, -inv_t2_);
+      std::fill(row + kc, row + width, 0.0);
+    }
+    return w;
+  }
+
+  // Columns of the chunk's weights and products: whole SIMD vectors on the d >= 4 path.
+  Index padded_chunk(Index kc) const { return fused_ ? kc : gemm::round_up(kc, gemm::kLanes); }
+
+  // Packed columns of ws.acc (p, padded to whole vectors for d >= 4); the derivative sums of
+  // coordinate j are the columns j * packed_width() + e of ws.acc_deriv.
+  Index packed_width() const { return fused_ ? p_ : pp_; }
+
+  // C (rows x C.cols()) += W B with W (rows x depth) row-major and B = b (depth x C.cols(), ldb).
+  template <class W, class C>
+  static void multiply_add(const W& w, Index rows, Index depth, const double* b, Index ldb, C& c, Index col0 = 0,
+                           Index cols = -1) {
+    gemm::multiply_add(rows, cols < 0 ? c.cols() : cols, depth, w.data(), 1, w.outerStride(), b, ldb, c.data() + col0,
+                       c.outerStride());
+  }
+
+  // The packed sums s * sum_k w_bk M_k of the block (lambda I is added later) into ws.acc, and
+  // with `deriv` s * sum_k w_bk (c_kj - cbar_j) M_k into ws.acc_deriv.
+  void accumulate(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, bool deriv) const {
+    const Index width = packed_width();
+    ws.acc.setZero(nb, width);
+    if (deriv) ws.acc_deriv.setZero(nb, d_ * width);
+    for (Index k0 = 0; k0 < k_; k0 += kChunk) {
+      const Index kc = std::min(kChunk, k_ - k0), kcp = padded_chunk(kc);
+      const auto w = chunk_weights(z, n0, nb, k0, kc, ws, kcp);
+      if (fused_) {
+        accumulate_small(w, k0, kc, ws, deriv);
+        continue;
+      }
+      const double* m = m_padded_.data() + k0 * pp_;
+      multiply_add(w, nb, kcp, m, pp_, ws.acc);
+      for (Index j = 0; deriv && j < d_; ++j) {
+        auto scaled = ws.scratch.topLeftCorner(nb, kcp);
+        scaled = w * caug_.col(j).segment(k0, kcp).asDiagonal();
+        multiply_add(scaled, nb, kcp, m, pp_, ws.acc_deriv, j * pp_, pp_);
+      }
     }
     ws.acc *= scale_;
     if (deriv) ws.acc_deriv *= scale_;
+  }
+
+  // Small d: the p (or (d + 1) p with `deriv`) weighted sums of coef_t_ per point, 8 centroids at
+  // a time in 8-lane accumulators (a GEMM with so few columns runs far below its peak).
+  void accumulate_small(const Eigen::Block<RowMatrix>& w, Index k0, Index kc, Workspace& ws, bool deriv) const {
+    switch (deriv ? (d_ + 1) * p_ : p_) {
+      case 1:
+        return accumulate_lanes<1>(w, k0, kc, ws, deriv);
+      case 2:
+        return accumulate_lanes<2>(w, k0, kc, ws, deriv);
+      case 3:
+        return accumulate_lanes<3>(w, k0, kc, ws, deriv);
+      case 6:
+        return accumulate_lanes<6>(w, k0, kc, ws, deriv);
+      case 9:
+        return accumulate_lanes<9>(w, k0, kc, ws, deriv);
+      default:
+        return accumulate_lanes<24>(w, k0, kc, ws, deriv);
+    }
+  }
+
+  template <int P>
+  void accumulate_lanes(const Eigen::Block<RowMatrix>& w, Index k0, Index kc, Workspace& ws, bool deriv) const {
+    using Lanes = Eigen::Array<double, 8, 1>;
+    const double* coef = chunk_rows(coef_t_, (d_ + 1) * p_, k0);
+    const Index stride = kChunk;
+    for (Index b = 0; b < w.rows(); ++b) {
+      const double* wb = &w(b, 0);
+      Lanes sums[P];
+      for (auto& s : sums) s.setZero();
+      Index k = 0;
+      for (; k + 8 <= kc; k += 8) {
+        const Lanes wk = Eigen::Map<const Lanes>(wb + k);
+        for (int e = 0; e < P; ++e) sums[e] += wk * Eigen::Map<const Lanes>(coef + e * stride + k);
+      }
+      for (int e = 0; e < P; ++e) {
+        double total = sums[e].sum();
+        for (Index t = k; t < kc; ++t) total += wb[t] * coef[e * stride + t];
+        if (e < p_)
+          ws.acc(b, e) += total;
+        else if (deriv)
+          ws.acc_deriv(b, e - p_) += total;
+      }
+    }
+  }
+
+  // d <= 3: dq/dz_j = (2 / T^2) (zbar_j uu . A - uu . B_j) from the first pass's sums
+  // A = s sum w M and B_j = s sum w (c_j - cbar_j) M, with uu the packed sum of u u^T.
+  void fused_gradient(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, RowMatrixRef dqdz) const {
+    for (Index b = 0; b < nb; ++b) {
+      const double ua = ws.uu.row(b).dot(ws.acc.row(b));
+      for (Index j = 0; j < d_; ++j)
+        dqdz(n0 + b, j) =
+            2.0 * inv_t2_ *
+            ((z(n0 + b, j) - centre_(j)) * ua - ws.uu.row(b).dot(ws.acc_deriv.row(b).segment(j * p_, p_)));
+    }
+  }
+
+  // d >= 4: r_bk = w_bk uu_b . M_k, then dq/dz_j = (2 s / T^2) (zbar_j sum_k r_bk - sum_k r_bk cbar_kj),
+  // chunk by chunk with the weights recomputed unless they were kept.
+  void second_pass_gradient(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, RowMatrixRef dqdz) const {
+    ws.rc.setZero();
+    for (Index k0 = 0; k0 < k_; k0 += kChunk) {
+      const Index kc = std::min(kChunk, k_ - k0), kcp = padded_chunk(kc);
+      const auto w = keep_weights_ ? ws.kept.block(0, k0, nb, kcp) : chunk_weights(z, n0, nb, k0, kc, ws, kcp);
+      auto r = ws.scratch.topLeftCorner(nb, kcp);
+      r.setZero();
+      multiply_add(ws.uu, nb, p_, chunk_rows(m_t_, p_, k0), kChunk, r);
+      r.array() *= w.array();
+      multiply_add(r, nb, kcp, caug_.data() + k0 * jp_, jp_, ws.rc);
+    }
+    const double factor = 2.0 * scale_ * inv_t2_;
+    for (Index b = 0; b < nb; ++b) {
+      ws.centred = z.row(n0 + b) - centre_;
+      dqdz.row(n0 + b) = factor * (ws.rc(b, d_) * ws.centred - ws.rc.block(b, 0, 1, d_));
+    }
   }
 
   // G^{-1} of the block's point b: the weighted sum plus lambda I.
@@ -242,7 +423,8 @@ class RHVAEKernel {
   // ws.dm = dG^{-1}/dz_k at the block's point b.
   void inverse_partial(const ConstRowMatrixRef& z, Workspace& ws, Index b, Index point, Index k) const {
     ws.packed = -2.0 * inv_t2_ *
-                (z(point, k) * ws.acc.row(b).transpose() - ws.acc_deriv.block(b, k * p_, 1, p_).transpose());
+                ((z(point, k) - centre_(k)) * ws.acc.row(b).transpose() -
+                 ws.acc_deriv.block(b, k * packed_width(), 1, p_).transpose());
     unpack_symmetric(ws.packed, ws.dm);
   }
 
@@ -261,12 +443,15 @@ class RHVAEKernel {
       for (Index c = 0; c < d; ++c) out(row, a * d + c) = m(a, c);
   }
 
-  RowMatrix centroids_t_;  // d x K, rows contiguous for the vectorised distances
-  RowMatrix centroids_;    // K x d
-  RowMatrix m_packed_;     // K x p
-  RowMatrix cm_;           // K x (d p)
+  RowMatrix centroids_t_;  // d x K by chunks (by_chunks), rows contiguous for the vectorised distances
+  RowMatrix coef_t_;       // d <= 3: (d + 1) p x K by chunks, see the constructor
+  RowMatrix m_padded_;     // d >= 4: the packed M_k, Kp x pp (padded with zeros)
+  RowMatrix m_t_;          // d >= 4: its transpose, p x K by chunks
+  RowMatrix caug_;         // d >= 4: Kp x jp, [c - cbar, 1, 0...]
+  RowVector centre_;       // cbar, the mean of the centroids
   double inv_t2_, lambda_, scale_;
-  Index d_, k_, p_, block_;
+  Index d_, k_, p_, pp_ = 0, jp_ = 0;
+  bool fused_ = false, keep_weights_ = false;
 };
 
 }  // namespace latentgeo

@@ -7,12 +7,12 @@
 // so the results do not depend on the thread count nor on the batching.
 #pragma once
 
-#include "latentgeo/common.hpp"
-
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
+
+#include "latentgeo/common.hpp"
 
 namespace latentgeo {
 
@@ -79,9 +79,9 @@ inline void brownian_drift(const double* ginv, const double* dginv, const double
 enum class PathStatus : int { completed = 0, left_domain = 1, non_finite = 2 };
 
 struct BrownianResult {
-  RowMatrix paths;               // n_paths x (n_steps + 1) * d
-  std::vector<int> status;       // PathStatus per path
-  std::vector<Index> n_done;     // steps completed per path (n_steps when completed)
+  RowMatrix paths;            // n_paths x (n_steps + 1) * d
+  std::vector<int> status;    // PathStatus per path
+  std::vector<Index> n_done;  // steps completed per path (n_steps when completed)
 };
 
 // Drops the rows of stopped paths (keep = 0) from the batch.
@@ -124,26 +124,29 @@ BrownianResult brownian_motion(const Geometry& geo, const ConstRowMatrixRef& z0,
     geo.evaluate(z, ginv, drift, ok, n_threads);
     const Index m = static_cast<Index>(alive.size());
     std::vector<char> keep(static_cast<std::size_t>(m), 1);
-    parallel_for(m, n_threads, [&](Index r) {
-      const Index path = alive[static_cast<std::size_t>(r)];
-      auto fail = [&](PathStatus s) {
-        out.status[static_cast<std::size_t>(path)] = static_cast<int>(s);
-        keep[static_cast<std::size_t>(r)] = 0;
-      };
-      if (!ok[static_cast<std::size_t>(r)]) return fail(PathStatus::left_domain);
-      const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> gi(
-          ginv.row(r).data(), d, d);
-      Eigen::LLT<Eigen::MatrixXd> llt(gi);
-      if (llt.info() != Eigen::Success) return fail(PathStatus::left_domain);
-      Vector xi(d);
-      for (Index j = 0; j < d; ++j) xi(j) = rngs[static_cast<std::size_t>(path)].normal();
-      const Vector noise = llt.matrixL() * xi;
-      const Vector next = z.row(r).transpose() + dt * drift.row(r).transpose() + sqrt_dt * noise;
-      if (!next.allFinite()) return fail(PathStatus::non_finite);
-      z.row(r) = next.transpose();
-      out.paths.block(path, (step + 1) * d, 1, d) = next.transpose();
-      out.n_done[static_cast<std::size_t>(path)] = step + 1;
-    }, 256);
+    parallel_for(
+        m, n_threads,
+        [&](Index r) {
+          const Index path = alive[static_cast<std::size_t>(r)];
+          auto fail = [&](PathStatus s) {
+            out.status[static_cast<std::size_t>(path)] = static_cast<int>(s);
+            keep[static_cast<std::size_t>(r)] = 0;
+          };
+          if (!ok[static_cast<std::size_t>(r)]) return fail(PathStatus::left_domain);
+          const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> gi(
+              ginv.row(r).data(), d, d);
+          Eigen::LLT<Eigen::MatrixXd> llt(gi);
+          if (llt.info() != Eigen::Success) return fail(PathStatus::left_domain);
+          Vector xi(d);
+          for (Index j = 0; j < d; ++j) xi(j) = rngs[static_cast<std::size_t>(path)].normal();
+          const Vector noise = llt.matrixL() * xi;
+          const Vector next = z.row(r).transpose() + dt * drift.row(r).transpose() + sqrt_dt * noise;
+          if (!next.allFinite()) return fail(PathStatus::non_finite);
+          z.row(r) = next.transpose();
+          out.paths.block(path, (step + 1) * d, 1, d) = next.transpose();
+          out.n_done[static_cast<std::size_t>(path)] = step + 1;
+        },
+        256);
     compact(alive, z, keep);
   }
   // The last points too must lie in the domain for a path to count as completed.
@@ -165,19 +168,19 @@ BrownianResult brownian_motion(const Geometry& geo, const ConstRowMatrixRef& z0,
 // (log density up to a constant, its gradient, ok = 0 outside the domain).
 
 struct HmcOptions {
-  Index n_warmup = 200;     // iterations adapting the step size (dual averaging), then discarded
-  Index n_draws = 1;        // iterations recorded per chain
-  Index n_leapfrog = 10;    // leapfrog steps per iteration
-  double step_size = 0.1;   // initial step in box units (each side of the box has length 1)
+  Index n_warmup = 200;    // iterations adapting the step size (dual averaging), then discarded
+  Index n_draws = 1;       // iterations recorded per chain
+  Index n_leapfrog = 10;   // leapfrog steps per iteration
+  double step_size = 0.1;  // initial step in box units (each side of the box has length 1)
   double target_accept = 0.8;
   std::uint64_t seed = 0;
 };
 
 struct HmcResult {
-  RowMatrix draws;             // n_draws x (n_chains * d), draw-major
-  Vector accept_prob;          // per chain, mean acceptance probability of the recorded iterations
-  Index n_divergent = 0;       // recorded iterations whose trajectory left the domain or blew up
-  double step_size = 0.0;      // the adapted step (box units)
+  RowMatrix draws;         // n_draws x (n_chains * d), draw-major
+  Vector accept_prob;      // per chain, mean acceptance probability of the recorded iterations
+  Index n_divergent = 0;   // recorded iterations whose trajectory left the domain or blew up
+  double step_size = 0.0;  // the adapted step (box units)
 };
 
 namespace detail {

@@ -1,8 +1,9 @@
 """Models shipped with latentgeo.
 
 ``load_digits_rhvae()``: a pythae RHVAE (latent dimension 2) trained on scikit-learn's 8×8
-digits by ``examples/train_digits_rhvae.py``; its metric and the latent means and labels of the
-1797 digits. The provenance (seed, settings, epochs, training time) is in ``provenance``.
+digits by ``examples/train_digits_rhvae.py``; its metric, its decoder and the latent means and
+labels of the 1797 digits. The provenance (seed, settings, epochs, training time) is in
+``provenance``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import NamedTuple
 import numpy as np
 
 from ..metrics import RHVAEMetric
+from ..pullback import PullbackMetric
 
-__all__ = ["DigitsRHVAE", "load_digits_rhvae", "digits_rhvae_path"]
+__all__ = ["DigitsRHVAE", "load_digits_rhvae", "digits_rhvae_path", "digits_decoder_path"]
 
 _DIGITS_FILE = "digits_rhvae.npz"
+_DECODER_FILE = "digits_decoder.npz"
 
 
 class DigitsRHVAE(NamedTuple):
@@ -36,6 +39,11 @@ class DigitsRHVAE(NamedTuple):
         Digits used for training (their last-epoch means are the metric's centroids).
     provenance : dict
         How the model was made (seed, settings, best epoch, training time).
+    decoder : PullbackMetric
+        The RHVAE's decoder (pythae's default MLP: 2 → 512 ReLU → 64 sigmoid, trained with the
+        Bernoulli loss), run by the C++ core: ``decoder.decode(z)`` gives the pixel
+        probabilities (N, 64) (reshape to (N, 8, 8)); as a metric it is the Fisher–Rao pullback
+        (``likelihood="bernoulli"``). Its ReLU units make that metric piecewise smooth only.
     """
 
     metric: RHVAEMetric
@@ -43,6 +51,7 @@ class DigitsRHVAE(NamedTuple):
     labels: np.ndarray
     in_train: np.ndarray
     provenance: dict
+    decoder: PullbackMetric
 
 
 def digits_rhvae_path() -> str:
@@ -51,13 +60,18 @@ def digits_rhvae_path() -> str:
     return os.fspath(path)
 
 
+def digits_decoder_path() -> str:
+    """Path of the shipped ``digits_decoder.npz`` (readable by :meth:`PullbackMetric.load`)."""
+    return os.fspath(resources.files(__name__) / _DECODER_FILE)
+
+
 def load_digits_rhvae() -> DigitsRHVAE:
-    """Load the shipped digits RHVAE: metric, latent means and labels.
+    """Load the shipped digits RHVAE: metric, latent means, labels and decoder.
 
     Returns
     -------
     DigitsRHVAE
-        A named tuple ``(metric, latent, labels, in_train, provenance)``.
+        A named tuple ``(metric, latent, labels, in_train, provenance, decoder)``.
     """
     path = digits_rhvae_path()
     metric = RHVAEMetric.load(path)
@@ -68,4 +82,7 @@ def load_digits_rhvae() -> DigitsRHVAE:
         provenance = json.loads(str(data["provenance"]))
     if latent.shape != (len(labels), metric.dim) or in_train.shape != labels.shape or not np.all(np.isfinite(latent)):
         raise ValueError(f"latent: inconsistent shipped data in {path!r}")
-    return DigitsRHVAE(metric, latent, labels, in_train, provenance)
+    decoder = PullbackMetric.load(digits_decoder_path())
+    if decoder.dim != metric.dim:
+        raise ValueError(f"decoder: latent dimension {decoder.dim} does not match the metric's {metric.dim}")
+    return DigitsRHVAE(metric, latent, labels, in_train, provenance, decoder)

@@ -12,8 +12,14 @@ from __future__ import annotations
 from ._clustering import ClusteringResult, kmeans, kmedoids
 from ._interpolate import InterpolationResult, interpolate
 from ._mean import FrechetMeanResult, frechet_mean
-from ._sampling import (BrownianMotionResult, SamplingResult, brownian_motion, effective_sample_size,
-                        log_det_and_gradient, sample_riemannian)
+from ._sampling import (
+    BrownianMotionResult,
+    SamplingResult,
+    brownian_motion,
+    effective_sample_size,
+    log_det_and_gradient,
+    sample_riemannian,
+)
 
 __all__ = [
     "BrownianMotionResult",

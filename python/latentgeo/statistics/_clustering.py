@@ -98,7 +98,7 @@ def _check_distance_matrix(distances, m: int) -> np.ndarray:
 
 def geodesic_distance_matrix(metric, points: np.ndarray, n_threads, progress: bool, options: dict):
     """The symmetric geodesic distance matrix, +Inf for failed pairs, and the non-converged pairs."""
-    from ..geodesic import geodesic_distances
+    from ..distances import geodesic_distances
 
     result = geodesic_distances(metric, points, progress=progress, n_threads=n_threads, **options)
     dist = np.where(np.isnan(result.distances), np.inf, result.distances)
@@ -199,9 +199,20 @@ def _initial_medoids(init, dist: np.ndarray, k: int, rng: np.random.Generator) -
 # --------------------------------------------------------------------------------------------
 # Public API
 # --------------------------------------------------------------------------------------------
-def kmedoids(metric, points, n_clusters: int, *, distances=None, init="k-medoids++", seed: int = 0,
-             n_init: int = 10, max_iter: int = 300, progress: bool = True, n_threads: Optional[int] = None,
-             **geodesic_options) -> ClusteringResult:
+def kmedoids(
+    metric,
+    points,
+    n_clusters: int,
+    *,
+    distances=None,
+    init="k-medoids++",
+    seed: int = 0,
+    n_init: int = 10,
+    max_iter: int = 300,
+    progress: bool = True,
+    n_threads: Optional[int] = None,
+    **geodesic_options,
+) -> ClusteringResult:
     """k-medoids clustering with geodesic distances.
 
     Parameters
@@ -262,9 +273,17 @@ def kmedoids(metric, points, n_clusters: int, *, distances=None, init="k-medoids
         if best is None or run[2] < best[2]:
             best = run
     medoids, labels, inertia, n_iter, converged = best
-    return ClusteringResult(centers=pts[medoids].copy(), labels=labels, inertia=inertia, distances=dist,
-                            medoids=medoids, n_iter=n_iter, converged=converged,
-                            status="converged" if converged else "max_iter", failed_pairs=failed)
+    return ClusteringResult(
+        centers=pts[medoids].copy(),
+        labels=labels,
+        inertia=inertia,
+        distances=dist,
+        medoids=medoids,
+        n_iter=n_iter,
+        converged=converged,
+        status="converged" if converged else "max_iter",
+        failed_pairs=failed,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,7 +292,7 @@ def kmedoids(metric, points, n_clusters: int, *, distances=None, init="k-medoids
 def _distances_to(metric, points: np.ndarray, centers: np.ndarray, n_threads, progress: bool, options: dict):
     """Geodesic distances (M, k) from the points to the centres (+Inf for failed pairs), and the
     pairs that did not converge as (point, centre)."""
-    from ..geodesic import geodesic_distances
+    from ..distances import geodesic_distances
 
     result = geodesic_distances(metric, points, centers, progress=progress, n_threads=n_threads, **options)
     dist = np.where(np.isnan(result.distances), np.inf, result.distances)
@@ -302,14 +321,25 @@ def _initial_centers(init, metric, points, k, seed, n_threads, options) -> np.nd
         return _kmeans_plus_plus(metric, points, k, np.random.default_rng(seed), n_threads, options)
     centers = as_float_array(init, "init", ndim=2)
     if centers.shape != (k, points.shape[1]):
-        raise ValueError(f"init: expected 'k-means++' or {k} centres of shape ({k}, {points.shape[1]}), "
-                         f"got shape {centers.shape}")
+        raise ValueError(
+            f"init: expected 'k-means++' or {k} centres of shape ({k}, {points.shape[1]}), got shape {centers.shape}"
+        )
     return centers.copy()
 
 
-def kmeans(metric, points, n_clusters: int, *, init="k-means++", seed: int = 0, max_iter: int = 50,
-           mean_options: Optional[dict] = None, progress: bool = False, n_threads: Optional[int] = None,
-           **geodesic_options) -> ClusteringResult:
+def kmeans(
+    metric,
+    points,
+    n_clusters: int,
+    *,
+    init="k-means++",
+    seed: int = 0,
+    max_iter: int = 50,
+    mean_options: Optional[dict] = None,
+    progress: bool = False,
+    n_threads: Optional[int] = None,
+    **geodesic_options,
+) -> ClusteringResult:
     """Riemannian k-means: assignment by geodesic distance, centres by Fréchet means.
 
     Parameters
@@ -376,8 +406,17 @@ def kmeans(metric, points, n_clusters: int, *, init="k-means++", seed: int = 0, 
             labels = _assign(dist)
             break
     inertia = float(np.sum(dist[np.arange(len(pts)), labels] ** 2))
-    return ClusteringResult(centers=centers, labels=labels, inertia=inertia, distances=dist, medoids=None,
-                            n_iter=n_iter, converged=converged, status=status, failed_pairs=failed)
+    return ClusteringResult(
+        centers=centers,
+        labels=labels,
+        inertia=inertia,
+        distances=dist,
+        medoids=None,
+        n_iter=n_iter,
+        converged=converged,
+        status=status,
+        failed_pairs=failed,
+    )
 
 
 def _assign(dist: np.ndarray) -> np.ndarray:

@@ -22,8 +22,9 @@ def class_means(metric, latent: np.ndarray, labels: np.ndarray, n_threads=None) 
     out = []
     for c in np.unique(labels):
         members = latent[labels == c]
-        out.append((int(c), members.mean(axis=0), frechet_mean(metric, members, tol=_DEMO_MEAN_TOL,
-                                                               n_threads=n_threads)))
+        out.append(
+            (int(c), members.mean(axis=0), frechet_mean(metric, members, tol=_DEMO_MEAN_TOL, n_threads=n_threads))
+        )
     return out
 
 
@@ -37,15 +38,27 @@ def statistics_demo(metric, latent: np.ndarray, labels: np.ndarray, out_dir: str
     rows = []
     for c, euclid, res in means:
         members = latent[labels == c]
-        rows.append((c, len(members), f"{float(np.median(log_mag(members))):.3f}", f"{float(log_mag(euclid)[0]):.3f}",
-                     f"{float(log_mag(res.mean)[0]):.3f}", f"{np.linalg.norm(res.mean - euclid):.4f}",
-                     "yes" if res.converged else "NO: " + res.status))
-    print("class means: log sqrt(det G) at the class's digits (median), at the Euclidean and the Fréchet mean; "
-          "their distance")
+        rows.append(
+            (
+                c,
+                len(members),
+                f"{float(np.median(log_mag(members))):.3f}",
+                f"{float(log_mag(euclid)[0]):.3f}",
+                f"{float(log_mag(res.mean)[0]):.3f}",
+                f"{np.linalg.norm(res.mean - euclid):.4f}",
+                "yes" if res.converged else "NO: " + res.status,
+            )
+        )
+    print(
+        "class means: log sqrt(det G) at the class's digits (median), at the Euclidean and the Fréchet mean; "
+        "their distance"
+    )
     print_table(rows, ("class", "digits", "median", "Euclidean mean", "Frechet mean", "distance", "converged"))
     samples = sample_riemannian(metric, _DEMO_SAMPLES, density="inverse_volume", seed=0, n_threads=n_threads)
-    print(f"geometry-aware sampler: {len(samples.samples)} samples, acceptance {samples.acceptance_rate:.2f}, "
-          f"effective sample size {samples.ess.min():.0f}")
+    print(
+        f"geometry-aware sampler: {len(samples.samples)} samples, acceptance {samples.acceptance_rate:.2f}, "
+        f"effective sample size {samples.ess.min():.0f}"
+    )
     path = os.path.join(out_dir, "demo_statistics.png")
     try:
         _figure(metric, latent, labels, means, samples.samples, path)
@@ -74,8 +87,16 @@ def _figure(metric, latent, labels, means, samples, path) -> None:
     for c, euclid, res in means:
         left.scatter(*euclid, marker="o", s=70, facecolors="none", edgecolors="white", linewidths=2)
         left.scatter(*res.mean, marker="*", s=220, color="white", edgecolors="black", linewidths=1)
-        left.annotate(str(c), res.mean, xytext=(6, 6), textcoords="offset points", color="white", fontsize=11,
-                      fontweight="bold", path_effects=outline)
+        left.annotate(
+            str(c),
+            res.mean,
+            xytext=(6, 6),
+            textcoords="offset points",
+            color="white",
+            fontsize=11,
+            fontweight="bold",
+            path_effects=outline,
+        )
     left.set_title("class Fréchet means (stars) vs Euclidean means (circles)")
     plot_magnification(metric, bounds, ax=right)
     right.scatter(samples[:, 0], samples[:, 1], s=4, color="white", alpha=0.8)

@@ -51,7 +51,7 @@ class _Curves:
     """The Hermite interpolants of B node arrays (different node counts), evaluated together."""
 
     def __init__(self, node_list):
-        from ..geodesic import HermiteCurve
+        from ..curves import HermiteCurve
 
         curves = [HermiteCurve(x) for x in node_list]
         self.n_seg = np.array([len(x) - 1 for x in node_list])
@@ -67,10 +67,18 @@ class _Curves:
         h = (1.0 / n)[:, None]
         i = self.offset[pair] + seg
         x0, x1, m0, m1 = self.x[i], self.x[i + 1], self.m[i], self.m[i + 1]
-        pos = (2 * s**3 - 3 * s**2 + 1) * x0 + (s**3 - 2 * s**2 + s) * h * m0 + (3 * s**2 - 2 * s**3) * x1 \
+        pos = (
+            (2 * s**3 - 3 * s**2 + 1) * x0
+            + (s**3 - 2 * s**2 + s) * h * m0
+            + (3 * s**2 - 2 * s**3) * x1
             + (s**3 - s**2) * h * m1
-        vel = (6 * s**2 - 6 * s) / h * x0 + (3 * s**2 - 4 * s + 1) * m0 + (6 * s - 6 * s**2) / h * x1 \
+        )
+        vel = (
+            (6 * s**2 - 6 * s) / h * x0
+            + (3 * s**2 - 4 * s + 1) * m0
+            + (6 * s - 6 * s**2) / h * x1
             + (3 * s**2 - 2 * s) * m1
+        )
         return pos, vel
 
     def speed(self, metric, pair: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -102,8 +110,9 @@ def _solve_times(curves: _Curves, metric, cumulative: List[np.ndarray], n_points
     pair = np.repeat(np.arange(b), n_points)
     goal = target.ravel()
     # the segment of each target: s(node_seg) <= goal < s(node_seg + 1)
-    seg = np.concatenate([np.clip(np.searchsorted(c, g, side="right") - 1, 0, len(c) - 2)
-                          for c, g in zip(cumulative, target)])
+    seg = np.concatenate(
+        [np.clip(np.searchsorted(c, g, side="right") - 1, 0, len(c) - 2) for c, g in zip(cumulative, target)]
+    )
     first = np.concatenate([[0], np.cumsum([len(c) for c in cumulative])[:-1]])[pair] + seg
     flat = np.concatenate(cumulative)
     base, seg_len = flat[first], flat[first + 1] - flat[first]
@@ -130,8 +139,17 @@ def _solve_times(curves: _Curves, metric, cumulative: List[np.ndarray], n_points
     return t.reshape(b, n_points)
 
 
-def interpolate(metric, z0, z1, n_points: int, *, return_result: bool = False, progress: bool = False,
-                n_threads: Optional[int] = None, **geodesic_options):
+def interpolate(
+    metric,
+    z0,
+    z1,
+    n_points: int,
+    *,
+    return_result: bool = False,
+    progress: bool = False,
+    n_threads: Optional[int] = None,
+    **geodesic_options,
+):
     """Points equally spaced in arc length along the geodesic from z0 to z1.
 
     Parameters
@@ -194,5 +212,8 @@ def _warn_failures(batch, usable: np.ndarray) -> None:
         return
     shown = ", ".join(f"{i} ({batch.status[i]}{'' if usable[i] else ', NaN points'})" for i in bad[:5])
     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-    warnings.warn(f"interpolate: the geodesics of {len(bad)} of {len(batch)} pairs did not converge: "
-                  f"pairs {shown}{more}", RuntimeWarning, stacklevel=3)
+    warnings.warn(
+        f"interpolate: the geodesics of {len(bad)} of {len(batch)} pairs did not converge: pairs {shown}{more}",
+        RuntimeWarning,
+        stacklevel=3,
+    )

@@ -96,8 +96,12 @@ def _logs_tangents(metric, base: np.ndarray, points: np.ndarray, n_threads, tol)
 
     starts = np.ascontiguousarray(np.broadcast_to(base, points.shape))
     batch = geodesics(metric, starts, points, tol=tol, progress=False, n_threads=n_threads)
-    vectors = np.stack([HermiteCurve(nodes).tangents[0] if np.all(np.isfinite(nodes)) else np.full(len(base), np.nan)
-                        for nodes in batch.node_list])
+    vectors = np.stack(
+        [
+            HermiteCurve(nodes).tangents[0] if np.all(np.isfinite(nodes)) else np.full(len(base), np.nan)
+            for nodes in batch.node_list
+        ]
+    )
     return _Logs(base, vectors, np.where(np.isfinite(vectors[:, 0]), batch.length, np.nan), batch.converged.copy())
 
 
@@ -113,8 +117,11 @@ def _logs_warm(metric, base: np.ndarray, points: np.ndarray, guess: np.ndarray, 
     backend = conn._backend(metric, n_threads)
     opts = conn._options(tol=tol, rtol=_rtol(tol))
     starts = np.ascontiguousarray(np.broadcast_to(base, points.shape))
-    out = conn._run_chunks(len(points), backend.chunk(len(points), conn._PAIRS_PER_CALL), lambda s: _core.log_map(
-        backend.model, backend.callback, starts[s], points[s], guess[s], opts, backend.threads))
+    out = conn._run_chunks(
+        len(points),
+        backend.chunk(len(points), conn._PAIRS_PER_CALL),
+        lambda s: _core.log_map(backend.model, backend.callback, starts[s], points[s], guess[s], opts, backend.threads),
+    )
     vectors, converged = out["vectors"].copy(), out["status"] == 0
     if not converged.all():
         redo = np.flatnonzero(~converged)
@@ -193,7 +200,8 @@ def _accepts(trial: _State, current: _State) -> bool:
         return False
     noise = 10.0 * max(trial.tol, current.tol)
     return trial.variance <= current.variance * (1 + noise) and (
-        trial.variance < current.variance or trial.gnorm < current.gnorm)
+        trial.variance < current.variance or trial.gnorm < current.gnorm
+    )
 
 
 def _descend(metric, points, w, state: _State, tol, max_iter, n_threads, log_tol):
@@ -210,8 +218,13 @@ def _descend(metric, points, w, state: _State, tol, max_iter, n_threads, log_tol
         if n_iter >= max_iter:
             return state, n_iter, "max_iter"
         if state.gnorm <= tol:  # converged on loose logs: measure again, accurately
-            state = _state(metric, _logs_warm(metric, state.logs.base, points, state.logs.vectors, n_threads, log_tol),
-                           log_tol, w, n_threads)
+            state = _state(
+                metric,
+                _logs_warm(metric, state.logs.base, points, state.logs.vectors, n_threads, log_tol),
+                log_tol,
+                w,
+                n_threads,
+            )
             continue
         try:
             direction = -np.linalg.solve(jac, state.r)
@@ -221,8 +234,13 @@ def _descend(metric, points, w, state: _State, tol, max_iter, n_threads, log_tol
         if trial is None:
             if tight:
                 return state, n_iter, "no_progress"
-            state = _state(metric, _logs_warm(metric, state.logs.base, points, state.logs.vectors, n_threads, log_tol),
-                           log_tol, w, n_threads)
+            state = _state(
+                metric,
+                _logs_warm(metric, state.logs.base, points, state.logs.vectors, n_threads, log_tol),
+                log_tol,
+                w,
+                n_threads,
+            )
             jac = -np.eye(dim)
             continue
         step, dr = trial.logs.base - state.logs.base, trial.r - state.r
@@ -250,8 +268,17 @@ def _line_search(metric, points, w, state: _State, direction, n_threads, tol_log
     return None
 
 
-def frechet_mean(metric, points, weights=None, *, init=None, tol: float = 1e-10, max_iter: int = 100,
-                 log_tol: float = 1e-11, n_threads: Optional[int] = None) -> FrechetMeanResult:
+def frechet_mean(
+    metric,
+    points,
+    weights=None,
+    *,
+    init=None,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    log_tol: float = 1e-11,
+    n_threads: Optional[int] = None,
+) -> FrechetMeanResult:
     """The weighted Fréchet mean of points on the latent manifold.
 
     Parameters
@@ -294,14 +321,23 @@ def frechet_mean(metric, points, weights=None, *, init=None, tol: float = 1e-10,
     try:
         logs = _logs_tangents(metric, start, pts, n_threads, first_tol)
     except ValueError as exc:  # every geodesic from the start failed
-        raise ValueError(f"init: no geodesic from the starting point {start.tolist()} could be computed ({exc})") \
-            from exc
+        raise ValueError(
+            f"init: no geodesic from the starting point {start.tolist()} could be computed ({exc})"
+        ) from exc
     state = _state(metric, logs, first_tol, w, n_threads)
     state, n_iter, status = _descend(metric, pts, w, state, tol, max_iter, n_threads, log_tol)
     logs = state.logs
     failed = np.flatnonzero(~logs.converged).tolist()
     if failed and status == "converged":
         status = "log_failed"
-    return FrechetMeanResult(mean=logs.base.copy(), variance=state.variance, distances=logs.distances,
-                             log_vectors=logs.vectors, converged=status == "converged", status=status,
-                             n_iter=n_iter, gradient_norm=state.gnorm, failed=failed)
+    return FrechetMeanResult(
+        mean=logs.base.copy(),
+        variance=state.variance,
+        distances=logs.distances,
+        log_vectors=logs.vectors,
+        converged=status == "converged",
+        status=status,
+        n_iter=n_iter,
+        gradient_norm=state.gnorm,
+        failed=failed,
+    )
