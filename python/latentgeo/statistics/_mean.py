@@ -8,7 +8,8 @@ costs a few iterations instead of a slow linear rate. Each step is halved until 
 not increase (beyond its measurement error). The first logs start from the discrete geodesics;
 later ones start from the previous logs shifted by the step, so that each shooting takes a Newton
 iteration or two, and the pairs whose shooting fails from there are redone from the discrete
-geodesics. The logs' accuracy follows the gradient (1e-5 far away, ``log_tol`` at the end).
+geodesics. The logs' accuracy follows the gradient: the first ones are the discrete geodesics'
+initial tangents (``tol=1e-5``, no shooting), the last ones are shot to ``log_tol``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .._validation import as_float_array, as_points, check_int, check_metric, ch
 __all__ = ["FrechetMeanResult", "frechet_mean"]
 
 _MIN_STEP = 2.0**-10  # halvings of the Gauss-Newton step before giving up
+_FIRST_TOL = 1e-5  # accuracy of the first logs (discrete geodesics alone)
 
 
 @dataclass
@@ -85,6 +87,22 @@ def _logs_discrete(metric, base: np.ndarray, points: np.ndarray, n_threads, tol)
 
     res = log_map(metric, base, points, tol=tol, rtol=_rtol(tol), n_threads=n_threads)
     return _Logs(base, res.vectors, res.distances, res.converged.copy())
+
+
+def _logs_tangents(metric, base: np.ndarray, points: np.ndarray, n_threads, tol) -> _Logs:
+    """Logs estimated by the discrete geodesics alone (initial tangents and lengths, no shooting):
+    enough for the first step, far from the mean."""
+    from ..geodesic import HermiteCurve, geodesics
+
+    starts = np.ascontiguousarray(np.broadcast_to(base, points.shape))
+    batch = geodesics(metric, starts, points, tol=tol, progress=False, n_threads=n_threads)
+    vectors = np.stack(
+        [
+            HermiteCurve(nodes).tangents[0] if np.all(np.isfinite(nodes)) else np.full(len(base), np.nan)
+            for nodes in batch.node_list
+        ]
+    )
+    return _Logs(base, vectors, np.where(np.isfinite(vectors[:, 0]), batch.length, np.nan), batch.converged.copy())
 
 
 def _rtol(tol: float) -> float:
@@ -299,9 +317,9 @@ def frechet_mean(
     max_iter = check_int(max_iter, "max_iter", 0)
     check_threads(n_threads)
     start = _initial_mean(init, pts, w, dim)
-    first_tol = max(log_tol, 1e-5)
+    first_tol = max(log_tol, _FIRST_TOL)
     try:
-        logs = _logs_discrete(metric, start, pts, n_threads, first_tol)
+        logs = _logs_tangents(metric, start, pts, n_threads, first_tol)
     except ValueError as exc:  # every geodesic from the start failed
         raise ValueError(
             f"init: no geodesic from the starting point {start.tolist()} could be computed ({exc})"

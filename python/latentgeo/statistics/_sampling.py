@@ -9,7 +9,7 @@ its own random stream seeded by (seed, index), so results do not depend on the t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -23,7 +23,6 @@ from .._validation import (
     check_positive,
     check_threads,
 )
-from ..errors import MetricDomainError
 from ..metrics import RHVAEMetric, ScaledMetric
 from ._common import check_seed
 
@@ -53,33 +52,21 @@ def _native_rhvae(metric) -> Tuple[Optional[object], float]:
     return None, 1.0
 
 
-def _pointwise(evaluate: Callable[[np.ndarray], tuple], z: np.ndarray, empty: Callable[[int], tuple]) -> tuple:
-    """evaluate(z) for the batch; where the metric raises MetricDomainError, point by point, the
-    failing points replaced by empty(1) (ok = False)."""
-    try:
-        return evaluate(z)
-    except MetricDomainError:
-        parts = []
-        for point in z:
-            try:
-                parts.append(evaluate(point[None]))
-            except MetricDomainError:
-                parts.append(empty(1))
-        return tuple(np.concatenate(items) for items in zip(*parts))
-
-
 def _numpy_jet(metric, z: np.ndarray):
-    """(G⁻¹ (N, d, d), ∂G⁻¹ [n, a, b, k], ∂ log det G (N, d), log det G (N,), ok) from G and ∂G."""
-    n, d = z.shape
-    g = np.asarray(metric.metric(z), dtype=np.float64).reshape(n, d, d)
-    dg = np.asarray(metric.derivative(z), dtype=np.float64).reshape(n, d, d, d)
-    ok = np.all(np.isfinite(g.reshape(n, -1)), axis=1) & np.all(np.isfinite(dg.reshape(n, -1)), axis=1)
+    """(G⁻¹ (N, d, d), ∂G⁻¹ [n, a, b, k], ∂ log det G (N, d), log det G (N,), ok) from G and ∂G.
+
+    G and ∂G come from the connection's batched callback (a batch that raises a domain error is
+    retried point by point; such points, and those where G is not positive definite, get ok = 0).
+    """
+    from ..connection import _GeometryCallback
+
+    g, dg, ok = _GeometryCallback(metric)(np.ascontiguousarray(z, dtype=np.float64), True)
+    d = z.shape[1]
     low, chol_ok = _cholesky(np.where(ok[:, None, None], g, np.eye(d)))
-    logdet = np.where(chol_ok, 2.0 * np.sum(np.log(np.abs(np.diagonal(low, axis1=1, axis2=2))), axis=1), np.nan)
-    eye = np.broadcast_to(np.eye(d), g.shape)
-    linv = np.linalg.solve(low, eye)  # L⁻¹, so that G⁻¹ = L⁻ᵀ L⁻¹
-    ginv = np.einsum("nca,ncb->nab", linv, linv)
     ok &= chol_ok
+    logdet = np.where(ok, 2.0 * np.sum(np.log(np.abs(np.diagonal(low, axis1=1, axis2=2))), axis=1), np.nan)
+    linv = np.linalg.solve(low, np.broadcast_to(np.eye(d), g.shape))  # L⁻¹, so that G⁻¹ = L⁻ᵀ L⁻¹
+    ginv = np.einsum("nca,ncb->nab", linv, linv)
     dg = np.where(ok[:, None, None, None], dg, 0.0)
     dginv = -np.einsum("nac,ncek,neb->nabk", ginv, dg, ginv)
     dlogdet = np.einsum("nab,nbak->nk", ginv, dg)
@@ -116,13 +103,9 @@ def log_det_and_gradient(metric, z, n_threads: Optional[int] = None) -> Tuple[np
         logdet, grad, _, _ = _core.rhvae_volume_jet(kernel, pts, False, check_threads(n_threads))
         logdet = logdet + dim * np.log(scale)
     else:
-        _, _, grad, logdet, ok = _pointwise(lambda x: _numpy_jet(metric, x), pts, lambda m: _empty_jet(m, dim))
+        _, _, grad, logdet, ok = _numpy_jet(metric, pts)
         grad = np.where(ok[:, None], grad, np.nan)
     return (logdet[0], grad[0]) if single else (logdet, grad)
-
-
-def _empty_jet(m: int, d: int):
-    return (np.zeros((m, d, d)), np.zeros((m, d, d, d)), np.zeros((m, d)), np.full(m, np.nan), np.zeros(m, bool))
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,12 +138,9 @@ class BrownianMotionResult:
 
 def _diffusion_callback(metric):
     """geometry_fn(z) -> (G⁻¹, drift, ok) for the core, from G and ∂G in numpy."""
-    dim = metric.dim
 
     def geometry(z):
-        ginv, dginv, dlogdet, _, ok = _pointwise(
-            lambda x: _numpy_jet(metric, x), np.asarray(z), lambda m: _empty_jet(m, dim)
-        )
+        ginv, dginv, dlogdet, _, ok = _numpy_jet(metric, np.asarray(z))
         drift = 0.5 * np.einsum("niki->nk", dginv) + 0.25 * np.einsum("nki,ni->nk", ginv, dlogdet)
         return ginv, drift, ok
 
@@ -328,12 +308,8 @@ def _check_bounds(bounds, dim: int) -> np.ndarray:
 
 
 def _log_density_callback(metric, sign: float):
-    dim = metric.dim
-
     def log_density(z):
-        _, _, dlogdet, logdet, ok = _pointwise(
-            lambda x: _numpy_jet(metric, x), np.asarray(z), lambda m: _empty_jet(m, dim)
-        )
+        _, _, dlogdet, logdet, ok = _numpy_jet(metric, np.asarray(z))
         ok &= np.isfinite(logdet)
         return np.where(ok, 0.5 * sign * logdet, 0.0), np.where(ok[:, None], 0.5 * sign * dlogdet, 0.0), ok
 
