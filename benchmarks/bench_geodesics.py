@@ -452,12 +452,12 @@ def bench_large_case(d: int, clustered: bool, n_pairs: int, baseline) -> None:
     print_levels(levels, seconds_5)
 
 
-def bench_large(dims, baseline) -> None:
+def bench_large(dims, baseline, n_pairs=None) -> None:
     if baseline:
         print(f"\nbaseline: latentgeo from {os.path.abspath(baseline)}")
     for d in dims:
         for clustered in (False, True):
-            bench_large_case(d, clustered, LARGE_PAIRS.get(d, 4), baseline)
+            bench_large_case(d, clustered, n_pairs or LARGE_PAIRS.get(d, 4), baseline)
 
 
 def main() -> None:
@@ -470,6 +470,12 @@ def main() -> None:
         "--parts", nargs="+", default=["small", "large", "digits"], choices=["small", "large", "digits"]
     )
     parser.add_argument("--large-dims", type=int, nargs="+", default=[2, 8, 16])
+    parser.add_argument(
+        "--large-pairs",
+        type=int,
+        help="pairs per K = 60000 case (default 16, 8, 4 for d = 2, 8, 16; a batch of"
+        " few pairs leaves one thread idle at its end)",
+    )
     parser.add_argument("--baseline", help="python/ directory of another latentgeo build to compare with")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -480,7 +486,7 @@ def main() -> None:
         for d in args.dims:
             bench_dimension(d, args.pairs, args.slow_pairs, args.ref_nodes)
     if "large" in args.parts:
-        bench_large(args.large_dims, args.baseline)
+        bench_large(args.large_dims, args.baseline, args.large_pairs)
     if "digits" in args.parts:
         bench_digits()
 

@@ -138,55 +138,52 @@ LocalGeometry evaluate_points(const Model& model, const ConstRowMatrixRef& z, Or
 // ------------------------------------------------------------------------------------------------
 // Flows
 // ------------------------------------------------------------------------------------------------
-template <class Model>
-class GeodesicFlow {
- public:
-  explicit GeodesicFlow(const Model& m) : m_(m), d_(m.dim()) {}
-  Index size() const { return 2 * d_; }
-  Index controlled() const { return 2 * d_; }
-  double next_break(Index, double) const { return detail::kInf; }
-  void rhs(const std::vector<Index>&, const Vector&, const RowMatrix& y, RowMatrix& dy, std::vector<char>& ok) const {
-    LocalGeometry geo;
-    m_.evaluate(y.leftCols(d_), Order::christoffel, geo);
-    for (Index r = 0; r < y.rows(); ++r) {
-      ok[static_cast<std::size_t>(r)] = geo.ok[static_cast<std::size_t>(r)];
-      const auto v = y.row(r).segment(d_, d_);
-      dy.row(r).head(d_) = v;
-      detail::minus_christoffel(geo.gamma.row(r).data(), d_, v, v, dy.row(r).segment(d_, d_));
-    }
-  }
+namespace detail {
 
- private:
+// What every flow on a model holds: the model, its dimension and the state's size; none of them
+// has breaks in time.
+template <class Model>
+class ModelFlow {
+ public:
+  Index size() const { return size_; }
+  Index controlled() const { return controlled_; }  // leading state entries under error control
+  double next_break(Index, double) const { return kInf; }
+
+ protected:
+  ModelFlow(const Model& m, Index size, Index controlled) : m_(m), d_(m.dim()), size_(size), controlled_(controlled) {}
   const Model& m_;
-  Index d_;
+  Index d_, size_, controlled_;
 };
 
+// The size of (z, v, Jz, Jv); only (z, v) is error-controlled: the Jacobian only steers Newton.
+inline Index variational_size(Index d) { return 2 * d + 2 * d * d; }
+
+}  // namespace detail
+
 template <class Model>
-class HamiltonianFlow {
+class HamiltonianFlow : public detail::ModelFlow<Model> {
+  using Base = detail::ModelFlow<Model>;
+  using Base::d_;
+  using Base::m_;
+
  public:
-  explicit HamiltonianFlow(const Model& m) : m_(m), d_(m.dim()) {}
-  Index size() const { return 2 * d_; }
-  Index controlled() const { return 2 * d_; }
-  double next_break(Index, double) const { return detail::kInf; }
+  explicit HamiltonianFlow(const Model& m) : Base(m, 2 * m.dim(), 2 * m.dim()) {}
   void rhs(const std::vector<Index>&, const Vector&, const RowMatrix& y, RowMatrix& dy, std::vector<char>& ok) const {
     RowMatrix zdot(y.rows(), d_), pdot(y.rows(), d_);
     m_.hamiltonian(y.leftCols(d_), RowMatrix(y.rightCols(d_)), zdot, pdot, ok);
     dy.leftCols(d_) = zdot;
     dy.rightCols(d_) = pdot;
   }
-
- private:
-  const Model& m_;
-  Index d_;
 };
 
 template <class Model>
-class VariationalFlow {
+class VariationalFlow : public detail::ModelFlow<Model> {
+  using Base = detail::ModelFlow<Model>;
+  using Base::d_;
+  using Base::m_;
+
  public:
-  explicit VariationalFlow(const Model& m) : m_(m), d_(m.dim()) {}
-  Index size() const { return 2 * d_ + 2 * d_ * d_; }
-  Index controlled() const { return 2 * d_; }  // the Jacobian only steers Newton: no error control
-  double next_break(Index, double) const { return detail::kInf; }
+  explicit VariationalFlow(const Model& m) : Base(m, detail::variational_size(m.dim()), 2 * m.dim()) {}
   void rhs(const std::vector<Index>&, const Vector&, const RowMatrix& y, RowMatrix& dy, std::vector<char>& ok) const {
     const Index d = d_, dd = d * d;
     LocalGeometry geo;
@@ -214,21 +211,18 @@ class VariationalFlow {
       detail::MapMatrix(dy.row(r).data() + 2 * d + dd, d, d) = az * jz + av * jv;
     }
   }
-
- private:
-  const Model& m_;
-  Index d_;
 };
 
 // The Hamiltonian flow with its variational equations (models with hamiltonian_jacobian()):
 // y = (z, p, Phi_z, Phi_p), Phi = d(z, p)/dp0, Phi' = [A B; C D] Phi.
 template <class Model>
-class HamiltonianVariationalFlow {
+class HamiltonianVariationalFlow : public detail::ModelFlow<Model> {
+  using Base = detail::ModelFlow<Model>;
+  using Base::d_;
+  using Base::m_;
+
  public:
-  explicit HamiltonianVariationalFlow(const Model& m) : m_(m), d_(m.dim()) {}
-  Index size() const { return 2 * d_ + 2 * d_ * d_; }
-  Index controlled() const { return 2 * d_; }
-  double next_break(Index, double) const { return detail::kInf; }
+  explicit HamiltonianVariationalFlow(const Model& m) : Base(m, detail::variational_size(m.dim()), 2 * m.dim()) {}
   void rhs(const std::vector<Index>&, const Vector&, const RowMatrix& y, RowMatrix& dy, std::vector<char>& ok) const {
     const Index d = d_, dd = d * d;
     RowMatrix zdot(y.rows(), d), pdot(y.rows(), d), jac;
@@ -245,19 +239,18 @@ class HamiltonianVariationalFlow {
       detail::MapMatrix(dy.row(r).data() + 2 * d + dd, d, d) = c * phi_z + e * phi_p;
     }
   }
-
- private:
-  const Model& m_;
-  Index d_;
 };
 
+// The geodesic (z, v) with V vectors transported along it.
 template <class Model>
-class TransportFlow {
+class TransportFlow : public detail::ModelFlow<Model> {
+  using Base = detail::ModelFlow<Model>;
+  using Base::d_;
+  using Base::m_;
+
  public:
-  TransportFlow(const Model& m, Index n_vectors) : m_(m), d_(m.dim()), nv_(n_vectors) {}
-  Index size() const { return (2 + nv_) * d_; }
-  Index controlled() const { return size(); }
-  double next_break(Index, double) const { return detail::kInf; }
+  TransportFlow(const Model& m, Index n_vectors)
+      : Base(m, (2 + n_vectors) * m.dim(), (2 + n_vectors) * m.dim()), nv_(n_vectors) {}
   void rhs(const std::vector<Index>&, const Vector&, const RowMatrix& y, RowMatrix& dy, std::vector<char>& ok) const {
     LocalGeometry geo;
     m_.evaluate(y.leftCols(d_), Order::christoffel, geo);
@@ -274,8 +267,14 @@ class TransportFlow {
   }
 
  private:
-  const Model& m_;
-  Index d_, nv_;
+  Index nv_;
+};
+
+// The geodesic flow: transport of no vector.
+template <class Model>
+class GeodesicFlow : public TransportFlow<Model> {
+ public:
+  explicit GeodesicFlow(const Model& m) : TransportFlow<Model>(m, 0) {}
 };
 
 // A curve provider has
