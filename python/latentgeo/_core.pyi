@@ -55,10 +55,28 @@ class ConstantKernel:
     @property
     def A(self) -> Array: ...
 
+# Options of the discrete solver; a default-constructed one holds latentgeo.geodesics' defaults.
+# ftol/gtol None: they follow length_tol (length_tol and 0.01 length_tol). Picklable.
+class GeodesicOptions:
+    n_segments: int  # > 0: fixed final number of segments; 0: adaptive
+    min_segments: int
+    max_segments: int
+    length_tol: float
+    ftol: Optional[float]
+    gtol: Optional[float]
+    max_iter: int
+    history: int
+    simpson: bool
+    def __init__(self) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __getstate__(self) -> tuple: ...
+    def __setstate__(self, state: tuple) -> None: ...
+
 # Keys of the result: nodes (B, n, d), n_nodes, length, energy, straight_length, n_iter, n_evaluations,
-# n_levels, status (codes, see geodesic_status_name), message (B str: why the metric failed, "" if it
+# n_levels, status (codes, see geodesic_status_names), message (B str: why the metric failed, "" if it
 # did not), error (B: the Python exception of a "metric_error", else None) and levels (per pair, per
 # level: (segments, n_iter, n_evaluations, kernel_points, kernel_seconds, length)).
+# Raises ValueError naming the latentgeo.geodesics argument of an option out of range.
 def geodesic_batch(
     metric: object,
     kernel: object,
@@ -67,18 +85,12 @@ def geodesic_batch(
     ends: Array,
     init: Array,
     n0: int,
-    n_segments: int,
-    min_segments: int,
-    max_segments: int,
-    length_tol: float,
-    ftol: float,
-    gtol: float,
-    max_iter: int,
-    history: int,
-    simpson: bool,
+    options: GeodesicOptions,
     n_threads: int,
 ) -> Dict[str, Any]: ...
-def geodesic_status_name(code: int) -> str: ...
+
+# The status names, index = status code.
+def geodesic_status_names() -> List[str]: ...
 
 # -- the connection (register_connection.cpp) -------------------------------------------------
 # `model` is an RHVAEModel, ConstantKernel or PullbackKernel; any other value (None) selects the
