@@ -5,8 +5,6 @@
 // PullbackKernel.
 // Any other metric object of the protocol goes through PythonKernel, which calls
 // metric.quadratic_form(z, v, grad=...) with the GIL held, so its pairs run one after the other.
-#include "latentgeo/geodesic.hpp"
-
 #include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "bindings.hpp"
+#include "latentgeo/geodesic.hpp"
 #include "latentgeo/pullback.hpp"
 #include "latentgeo/rhvae.hpp"
 
