@@ -214,6 +214,8 @@ def bench_dimension(d: int, n_pairs: int, n_slow: int, ref_nodes: int) -> None:
                 unit / threads,
             )
         print(f"    thread scaling (1 -> 2 threads): {timings[tol, 1] / timings[tol, 2]:.2f}x")
+    if n_slow == 0:  # --slow-pairs 0: the discrete solver only
+        return
     sub = slice(0, n_slow)
     slow = {}
     try:
@@ -343,7 +345,7 @@ def solver_statistics(metric, starts, ends, tol: float):
     options = _solver_options(None, tol, None, dict(_SOLVER_OPTIONS))
     kernel, scale = _native_kernel(metric)
     empty = np.zeros((0, starts.shape[1]))
-    out, seconds = timed(_core.geodesic_batch, metric, kernel, scale, starts, ends, empty, 0, *options.core_args(), 2)
+    out, seconds = timed(_core.geodesic_batch, metric, kernel, scale, starts, ends, empty, 0, options, 2)
     return seconds, out["length"], out["status"] == 0, out["levels"]
 
 

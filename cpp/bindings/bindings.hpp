@@ -93,7 +93,7 @@ pybind11::tuple quadratic_form(const Kernel& k, const latentgeo::ConstRowMatrixR
   require(v.rows() == z.rows(), "v: expected as many rows as z");
   latentgeo::Vector q(z.rows());
   latentgeo::RowMatrix dqdz(grad ? z.rows() : 0, k.dim()), dqdv(grad ? z.rows() : 0, k.dim());
-  run_interruptible([&] { k.quadratic_form(z, v, q, dqdz, dqdv, n_threads); });
+  run_interruptible([&] { k.quadratic_form(z, v, q, dqdz, dqdv, n_threads); });  // GIL released
   if (!grad) return pybind11::make_tuple(q);
   return pybind11::make_tuple(q, dqdz, dqdv);
 }

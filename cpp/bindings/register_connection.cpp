@@ -90,7 +90,7 @@ auto with_model(const py::object& model, const py::object& geometry_fn, Index di
   auto run = [&](const auto& m, const ConnectionOptions& opts, int threads) {
     require(m.dim() == dim, "z: dimension " + std::to_string(dim) + " does not match the metric's dimension " +
                                 std::to_string(m.dim()));
-    py::gil_scoped_release release;
+    py::gil_scoped_release release;  // GIL released for every connection call (callbacks retake it)
     return body(m, opts, threads);
   };
   if (py::isinstance<RHVAEModel>(model)) return run(model.cast<const RHVAEModel&>(), o, n_threads);

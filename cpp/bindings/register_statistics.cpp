@@ -165,11 +165,12 @@ py::dict brownian(const py::object& kernel, double scale, const py::object& geom
   if (const RHVAEKernel* k = native_rhvae(kernel)) {
     require_cols(z0, k->dim(), "z0");
     const RhvaeDiffusion geo(*k, scale);
-    run_interruptible([&] { res = latentgeo::brownian_motion(geo, z0, dt, n_steps, seed, n_threads); });
+    run_interruptible(
+        [&] { res = latentgeo::brownian_motion(geo, z0, dt, n_steps, seed, n_threads); });  // GIL released
   } else {
     require(!geometry_fn.is_none(), "geometry_fn: needed for a metric without a native kernel");
     const PythonDiffusion geo(geometry_fn, d);
-    run_interruptible([&] { res = latentgeo::brownian_motion(geo, z0, dt, n_steps, seed, 1); });
+    run_interruptible([&] { res = latentgeo::brownian_motion(geo, z0, dt, n_steps, seed, 1); });  // GIL released
   }
   py::dict out;
   out["paths"] = reshape3(res.paths, z0.rows(), n_steps + 1, d);
@@ -196,11 +197,11 @@ py::dict hmc(const py::object& kernel, double sign, const py::object& log_densit
   if (const RHVAEKernel* k = native_rhvae(kernel)) {
     require_cols(init, k->dim(), "init");
     const RhvaeVolumeTarget target(*k, sign);
-    run_interruptible([&] { res = latentgeo::hmc_sample(target, init, lo, hi, o, n_threads); });
+    run_interruptible([&] { res = latentgeo::hmc_sample(target, init, lo, hi, o, n_threads); });  // GIL released
   } else {
     require(!log_density_fn.is_none(), "log_density_fn: needed for a metric without a native kernel");
     const PythonTarget target(log_density_fn, d);
-    run_interruptible([&] { res = latentgeo::hmc_sample(target, init, lo, hi, o, 1); });
+    run_interruptible([&] { res = latentgeo::hmc_sample(target, init, lo, hi, o, 1); });  // GIL released
   }
   py::dict out;
   out["draws"] = reshape3(res.draws, n_draws, init.rows(), d);
@@ -214,7 +215,8 @@ py::tuple volume_jet(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool want
   require_cols(z, k.dim(), "z");
   Vector logdet;
   RowMatrix dlogdet, ginv, dginv;
-  run_interruptible([&] { RhvaeJet{k}.compute(z, want_inverse, n_threads, logdet, dlogdet, ginv, dginv); });
+  run_interruptible(  // GIL released
+      [&] { RhvaeJet{k}.compute(z, want_inverse, n_threads, logdet, dlogdet, ginv, dginv); });
   return py::make_tuple(logdet, dlogdet, ginv, dginv);
 }
 

@@ -75,8 +75,7 @@ TEST_CASE("a singular metric at trial points backtracks: RHVAE with regularizati
   const RHVAEKernel exact = reference_rhvae(0.0), regularised = reference_rhvae(1e-12);
   const CountingThrows<RHVAEKernel> counting{exact};
   const RowVector a = point(0, 0), b = point(3, 3);
-  GeodesicOptions o;
-  o.max_segments = 2048;  // the Python default (max_nodes=2049): the curve needs them
+  const GeodesicOptions o;  // max_segments 2048 (latentgeo.geodesics' max_nodes=2049): the curve needs them
   const GeodesicSolution sol = solve_geodesic(counting, a, b, RowMatrix(0, 2), o);
   const GeodesicSolution ref = solve_geodesic(regularised, a, b, RowMatrix(0, 2), o);
   // Whether trial points reach the singular region depends on the step control (the scaled
@@ -104,8 +103,7 @@ TEST_CASE("an end in a singular region: singular_metric, NaN length, a message n
   starts << 0, 0, 0, 0, 0.5, 0.2;
   ends << 3, 3, 40, 40, 1.0, 1.5;
   const RowMatrix none(0, 2);
-  GeodesicOptions o;
-  o.max_segments = 2048;
+  const GeodesicOptions o;
   const auto one = solve_geodesics(exact, starts, ends, none, 0, o, 1);
   const auto two = solve_geodesics(exact, starts, ends, none, 0, o, 2);
   CHECK(one[1].status == GeodesicStatus::singular_metric);

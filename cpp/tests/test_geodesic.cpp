@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
+#include <string>
 
 #include "latentgeo/geodesic.hpp"
 
@@ -118,4 +120,44 @@ TEST_CASE("refinement stops on Richardson's length estimate and the nodes' move"
   // The nodes must also have settled to sqrt(tol) of the span.
   CHECK_FALSE(level_converged(length, 0.0, nan, 1.1e-3 * span, span, tol));
   CHECK(level_converged(length, 0.0, nan, 0.9e-3 * span, span, tol));
+}
+
+TEST_CASE("options: ftol and gtol follow length_tol unless set; out-of-range values name the argument") {
+  GeodesicOptions o;
+  o.length_tol = 1e-6;
+  CHECK(lbfgs_options(o).ftol == 1e-6);
+  CHECK(lbfgs_options(o).gtol == doctest::Approx(1e-8).epsilon(1e-15));
+  o.ftol = 3e-7;
+  o.gtol = 2e-9;
+  CHECK(lbfgs_options(o).ftol == 3e-7);
+  CHECK(lbfgs_options(o).gtol == 2e-9);
+  CHECK(lbfgs_options(o).max_iter == o.max_iter);
+  CHECK(lbfgs_options(o).history == o.history);
+  CHECK_NOTHROW(validate(o));
+  const auto message_of = [](const GeodesicOptions& bad) {
+    try {
+      validate(bad);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  GeodesicOptions bad;
+  bad.gtol = std::numeric_limits<double>::quiet_NaN();
+  CHECK(message_of(bad).rfind("gtol:", 0) == 0);
+  bad = GeodesicOptions{};
+  bad.ftol = 0.0;
+  CHECK(message_of(bad).rfind("ftol:", 0) == 0);
+  bad = GeodesicOptions{};
+  bad.max_segments = bad.min_segments - 1;
+  CHECK(message_of(bad).rfind("min_nodes, max_nodes:", 0) == 0);
+  bad = GeodesicOptions{};
+  bad.history = 0;
+  CHECK(message_of(bad).rfind("history:", 0) == 0);
+}
+
+TEST_CASE("status names: one per code, the optimiser's codes first") {
+  CHECK(std::string(kGeodesicStatusNames[static_cast<int>(GeodesicStatus::converged)]) == "converged");
+  CHECK(std::string(kGeodesicStatusNames[static_cast<int>(LbfgsStatus::line_search_failed)]) == "line_search_failed");
+  CHECK(std::string(kGeodesicStatusNames[static_cast<int>(GeodesicStatus::metric_error)]) == "metric_error");
 }

@@ -7,6 +7,8 @@ from numpy.typing import NDArray
 
 Array = NDArray[np.float64]
 
+variant: str  # the instruction-set level of the loaded build (native, avx512, avx2, baseline, generic)
+
 def openmp_enabled() -> bool: ...
 def max_threads() -> int: ...
 
@@ -19,16 +21,15 @@ class RHVAEKernel:
     @property
     def n_centroids(self) -> int: ...
     def inverse(self, z: Array, n_threads: int) -> Array: ...
-    def metric(self, z: Array, want_g: bool, want_logdet: bool, n_threads: int) -> Tuple[Array, Array]: ...
+    def metric(self, z: Array, n_threads: int) -> Array: ...  # G (N, d*d)
+    def log_det(self, z: Array, n_threads: int) -> Array: ...  # (N,)
     def derivative(self, z: Array, of_inverse: bool, n_threads: int) -> Array: ...
     def quadratic_form(self, z: Array, v: Array, grad: bool, n_threads: int) -> Tuple[Array, ...]: ...
 
 def finite_difference(ahead: Array, behind: Array, step: float) -> Array: ...
 def discrete_velocity(points: Array, t: Array, n_threads: int) -> Array: ...
 def quadrature_weights(t: Array, rule: str) -> Array: ...
-def integrate(
-    q: Array, weights: Array, integral: str, energy_factor: float, grad: bool, n_threads: int
-) -> Tuple[Array, Array]: ...
+def integrate(q: Array, weights: Array, integral: str, energy_factor: float, n_threads: int) -> Array: ...
 def integrate_with_grad(
     q: Array, dqdz: Array, dqdv: Array, weights: Array, integral: str, energy_factor: float, n_threads: int
 ) -> Tuple[Array, Array, Array]: ...
@@ -43,7 +44,8 @@ class PullbackKernel:
     def output_dim(self) -> int: ...
     @property
     def head_dims(self) -> List[int]: ...
-    def evaluate(self, z: Array, want_jacobian: bool, n_threads: int) -> Tuple[Array, Array]: ...
+    def evaluate(self, z: Array, n_threads: int) -> Array: ...  # (N, output_dim)
+    def jacobian(self, z: Array, n_threads: int) -> Array: ...  # (N, output_dim * d)
     def metric(self, z: Array, n_threads: int) -> Array: ...
     def derivative(self, z: Array, n_threads: int) -> Array: ...
     def quadratic_form(self, z: Array, v: Array, grad: bool, n_threads: int) -> Tuple[Array, ...]: ...
@@ -55,10 +57,28 @@ class ConstantKernel:
     @property
     def A(self) -> Array: ...
 
+# Options of the discrete solver; a default-constructed one holds latentgeo.geodesics' defaults.
+# ftol/gtol None: they follow length_tol (length_tol and 0.01 length_tol). Picklable.
+class GeodesicOptions:
+    n_segments: int  # > 0: fixed final number of segments; 0: adaptive
+    min_segments: int
+    max_segments: int
+    length_tol: float
+    ftol: Optional[float]
+    gtol: Optional[float]
+    max_iter: int
+    history: int
+    simpson: bool
+    def __init__(self) -> None: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __getstate__(self) -> tuple: ...
+    def __setstate__(self, state: tuple) -> None: ...
+
 # Keys of the result: nodes (B, n, d), n_nodes, length, energy, straight_length, n_iter, n_evaluations,
-# n_levels, status (codes, see geodesic_status_name), message (B str: why the metric failed, "" if it
+# n_levels, status (codes, see geodesic_status_names), message (B str: why the metric failed, "" if it
 # did not), error (B: the Python exception of a "metric_error", else None) and levels (per pair, per
 # level: (segments, n_iter, n_evaluations, kernel_points, kernel_seconds, length)).
+# Raises ValueError naming the latentgeo.geodesics argument of an option out of range.
 def geodesic_batch(
     metric: object,
     kernel: object,
@@ -67,18 +87,12 @@ def geodesic_batch(
     ends: Array,
     init: Array,
     n0: int,
-    n_segments: int,
-    min_segments: int,
-    max_segments: int,
-    length_tol: float,
-    ftol: float,
-    gtol: float,
-    max_iter: int,
-    history: int,
-    simpson: bool,
+    options: GeodesicOptions,
     n_threads: int,
 ) -> Dict[str, Any]: ...
-def geodesic_status_name(code: int) -> str: ...
+
+# The status names, index = status code.
+def geodesic_status_names() -> List[str]: ...
 
 # -- the connection (register_connection.cpp) -------------------------------------------------
 # `model` is an RHVAEModel, ConstantKernel or PullbackKernel; any other value (None) selects the

@@ -130,7 +130,7 @@ def discrete_velocity(points, t=None, n_threads: Optional[int] = None) -> np.nda
     if n < 2:
         raise ValueError("points: need at least 2 points per curve")
     times = np.linspace(0.0, 1.0, n) if t is None else check_times(t, n=n)
-    out = _core.discrete_velocity(curves.reshape(b * n, d), times, check_threads(n_threads)).reshape(b, n, d)
+    out = _core.discrete_velocity(curves.reshape(b * n, d), times, n_threads=check_threads(n_threads)).reshape(b, n, d)
     return out[0] if single else out
 
 
@@ -202,10 +202,9 @@ def integral_of_checked(
     z, v = curves.reshape(b * n, d), velocities.reshape(b * n, d)
     if not grad:
         q = metric.quadratic_form(z, v, n_threads=n_threads)
-        values, _ = _core.integrate(q, weights, integral, factor, False, threads)
-        return values
+        return _core.integrate(q, weights, integral, factor, n_threads=threads)
     q, dqdz, dqdv = metric.quadratic_form(z, v, grad=True, n_threads=n_threads)
-    values, gz, gv = _core.integrate_with_grad(q, dqdz, dqdv, weights, integral, factor, threads)
+    values, gz, gv = _core.integrate_with_grad(q, dqdz, dqdv, weights, integral, factor, n_threads=threads)
     return values, gz.reshape(b, n, d), gv.reshape(b, n, d)
 
 
@@ -254,8 +253,8 @@ def sampled_length_energy(
     """
     threads = check_threads(n_threads)
     q = np.ascontiguousarray(metric.quadratic_form(points, velocities, n_threads=n_threads), dtype=np.float64)
-    lengths, _ = _core.integrate(q, weights, "length", 1.0, False, threads)
-    energies, _ = _core.integrate(q, weights, "energy", 1.0, False, threads)
+    lengths = _core.integrate(q, weights, "length", 1.0, n_threads=threads)
+    energies = _core.integrate(q, weights, "energy", 1.0, n_threads=threads)
     return lengths, energies
 
 

@@ -7,10 +7,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
+from . import _core
 from ._graph_init import initial_curves
 from ._progress import MIN_PAIRS, progress_bar
 from ._validation import as_points, check_int, check_metric, check_threads
-from .geodesic import _chunks, _Options, _report_failures, _run_local, _solve_chunk, _solver_setup
+from .geodesic import _chunks, _report_failures, _run_local, _solve_chunk, _solver_setup
 from .results import DistanceResult, GeodesicBatch
 
 __all__ = ["geodesic_distances"]
@@ -23,7 +24,9 @@ def _pair_indices(m: int, m2: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
     return i.ravel(), j.ravel()
 
 
-def _worker_failure(exc: BaseException, starts: np.ndarray, ends: np.ndarray, opts: _Options) -> GeodesicBatch:
+def _worker_failure(
+    exc: BaseException, starts: np.ndarray, ends: np.ndarray, opts: _core.GeodesicOptions
+) -> GeodesicBatch:
     """The pairs of a chunk whose worker raised: status "worker_error", NaN lengths, straight nodes."""
     b = len(starts)
     t = np.linspace(0.0, 1.0, opts.min_segments + 1)[:, None]

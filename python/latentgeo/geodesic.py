@@ -58,7 +58,6 @@ public functions; the functions below them take checked arrays.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -91,7 +90,16 @@ __all__ = [
     "native_kernel",
 ]
 
-_SOLVER_OPTIONS = {"min_nodes": 9, "max_nodes": 2049, "history": 8, "ftol": None, "gtol": None, "quadrature": "simpson"}
+# The solver's defaults live in the C++ core (GeodesicOptions); ftol/gtol None: they follow tol.
+_DEFAULTS = _core.GeodesicOptions()
+_SOLVER_OPTIONS = {
+    "min_nodes": _DEFAULTS.min_segments + 1,
+    "max_nodes": _DEFAULTS.max_segments + 1,
+    "history": _DEFAULTS.history,
+    "ftol": _DEFAULTS.ftol,
+    "gtol": _DEFAULTS.gtol,
+    "quadrature": "simpson" if _DEFAULTS.simpson else "midpoint",
+}
 
 # Earlier names, kept for modules that import them from here.
 _native_kernel = native_kernel
@@ -103,32 +111,6 @@ _PROGRESS_MIN = MIN_PAIRS
 # --------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------
-@dataclass
-class _Options:
-    n_segments: int
-    min_segments: int
-    max_segments: int
-    tol: float
-    ftol: float
-    gtol: float
-    max_iter: int
-    history: int
-    simpson: bool
-
-    def core_args(self) -> tuple:
-        return (
-            self.n_segments,
-            self.min_segments,
-            self.max_segments,
-            self.tol,
-            self.ftol,
-            self.gtol,
-            self.max_iter,
-            self.history,
-            self.simpson,
-        )
-
-
 def _split_options(options: dict, allowed: dict) -> dict:
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -136,28 +118,23 @@ def _split_options(options: dict, allowed: dict) -> dict:
     return {**allowed, **options}
 
 
-def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _Options:
-    n_segments = 0 if n_nodes is None else check_int(n_nodes, "n_nodes", 5, MAX_SAMPLES) - 1
-    tol = 1e-8 if tol is None else check_positive(tol, "tol")
-    max_iter = 200 if max_iter is None else check_int(max_iter, "max_iter", 1)
+def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _core.GeodesicOptions:
+    """The solver's options, checked; None keeps the core's default (ftol, gtol: derived from tol there)."""
+    o = _core.GeodesicOptions()
+    if n_nodes is not None:
+        o.n_segments = check_int(n_nodes, "n_nodes", 5, MAX_SAMPLES) - 1
+    if tol is not None:
+        o.length_tol = check_positive(tol, "tol")
+    if max_iter is not None:
+        o.max_iter = check_int(max_iter, "max_iter", 1)
     min_nodes = check_int(opts["min_nodes"], "min_nodes", 5, MAX_SAMPLES)
-    max_nodes = check_int(opts["max_nodes"], "max_nodes", min_nodes, MAX_SAMPLES)
-    # The optimiser's tolerances follow tol: the length error of a level is ~ decrement / 4, and
-    # the nodes, ~ sqrt(decrement), stay well inside the sqrt(tol) that the levels allow.
-    ftol = tol if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
-    gtol = 0.01 * tol if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
-    simpson = check_choice(opts["quadrature"], "quadrature", {"simpson", "midpoint"}) == "simpson"
-    return _Options(
-        n_segments,
-        min_nodes - 1,
-        max_nodes - 1,
-        tol,
-        ftol,
-        gtol,
-        max_iter,
-        check_int(opts["history"], "history", 1),
-        simpson,
-    )
+    o.min_segments = min_nodes - 1
+    o.max_segments = check_int(opts["max_nodes"], "max_nodes", min_nodes, MAX_SAMPLES) - 1
+    o.ftol = None if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
+    o.gtol = None if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
+    o.history = check_int(opts["history"], "history", 1)
+    o.simpson = check_choice(opts["quadrature"], "quadrature", {"simpson", "midpoint"}) == "simpson"
+    return o
 
 
 def _solver_setup(n_nodes, tol, max_iter, options: dict):
@@ -180,14 +157,19 @@ def check_pairs(metric, starts, ends):
 # The solver (runs locally or on an executor's worker)
 # --------------------------------------------------------------------------------------------
 def _solve_chunk(
-    metric, starts: np.ndarray, ends: np.ndarray, init: Optional[np.ndarray], opts: _Options, n_threads: int
+    metric,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    init: Optional[np.ndarray],
+    opts: _core.GeodesicOptions,
+    n_threads: int,
 ) -> GeodesicBatch:
     """Runs the C++ batch solver on B pairs (module level, so that executors can pickle it)."""
     b, d = starts.shape
     n0 = 0 if init is None else init.shape[1]
     flat_init = np.zeros((0, d)) if init is None else np.ascontiguousarray(init.reshape(-1, d))
     kernel, scale = native_kernel(metric)
-    out = _core.geodesic_batch(metric, kernel, scale, starts, ends, flat_init, n0, *opts.core_args(), n_threads)
+    out = _core.geodesic_batch(metric, kernel, scale, starts, ends, flat_init, n0, opts, n_threads)
     status = [STATUS[s] for s in out["status"]]
     errors = [_failure_error(*item) for item in zip(status, out["message"], out["error"])]
     messages = [_failure_message(*item) for item in zip(status, out["message"], errors)]
@@ -265,7 +247,7 @@ def _chunks(n: int, size: int) -> List[slice]:
 
 
 def _run_local(
-    metric, starts, ends, init, opts: _Options, n_threads: int, progress: bool, size: Optional[int] = None
+    metric, starts, ends, init, opts: _core.GeodesicOptions, n_threads: int, progress: bool, size: Optional[int] = None
 ) -> GeodesicBatch:
     """The batch in chunks (so that the progress bar moves); results do not depend on the chunks."""
     b = len(starts)

@@ -345,34 +345,37 @@ class RHVAEMetric(FrozenState, Metric):
         return flat.reshape(n, self.dim, self.dim)
 
     def _metric(self, z, n_threads):
-        g, _ = self._kernel.metric(z, True, False, n_threads)
-        return self._square(g, len(z))
+        return self._square(self._kernel.metric(z, n_threads=n_threads), len(z))
 
     def _derivative(self, z, n_threads):
-        return self._kernel.derivative(z, False, n_threads).reshape(len(z), self.dim, self.dim, self.dim)
+        return self._kernel.derivative(z, of_inverse=False, n_threads=n_threads).reshape(
+            len(z), self.dim, self.dim, self.dim
+        )
 
     def _quadratic_form(self, z, v, grad, n_threads):
-        out = self._kernel.quadratic_form(z, v, grad, n_threads)
+        out = self._kernel.quadratic_form(z, v, grad=grad, n_threads=n_threads)
         return out if grad else out[0]
 
     def inverse(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """G⁻¹(z), shape (N, d, d), computed directly from the formula."""
         pts, single = self._points(z)
-        return _unsingle(self._square(self._kernel.inverse(pts, check_threads(n_threads)), len(pts)), single)
+        return _unsingle(self._square(self._kernel.inverse(pts, n_threads=check_threads(n_threads)), len(pts)), single)
 
     def inverse_derivative(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """∂G⁻¹/∂z, shape (N, d, d, d) with layout ``[n, a, b, k]``."""
         pts, single = self._points(z)
         d = self.dim
         return _unsingle(
-            self._kernel.derivative(pts, True, check_threads(n_threads)).reshape(len(pts), d, d, d), single
+            self._kernel.derivative(pts, of_inverse=True, n_threads=check_threads(n_threads)).reshape(
+                len(pts), d, d, d
+            ),
+            single,
         )
 
     def log_det(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """log det G(z), shape (N,), from the Cholesky factor of G⁻¹."""
         pts, single = self._points(z)
-        _, logdet = self._kernel.metric(pts, False, True, check_threads(n_threads))
-        return _unsingle(logdet, single)
+        return _unsingle(self._kernel.log_det(pts, n_threads=check_threads(n_threads)), single)
 
     # -- storage and import ---------------------------------------------------------
     FORMAT_VERSION = 1

@@ -485,7 +485,7 @@ class PullbackMetric(FrozenState, Metric):
         """Decoder outputs: the mean (N, D) (probabilities for a Bernoulli decoder), and for a
         Gaussian decoder with a σ head the tuple (mean, σ)."""
         pts, single = self._points(z)
-        values, _ = self._kernel.evaluate(pts, False, check_threads(n_threads))
+        values = self._kernel.evaluate(pts, n_threads=check_threads(n_threads))
         if self.likelihood == "bernoulli":  # the core returns s = 2 arcsin √p
             values = np.sin(0.5 * values) ** 2
         return self._split(_unsingle(values, single))
@@ -494,7 +494,7 @@ class PullbackMetric(FrozenState, Metric):
         """Stacked Jacobians (N, D_total, d) with G = JᵀJ: the mean head's rows (for a Bernoulli
         decoder those of s = 2 arcsin √p), then J_σ = diag(σ) J_logσ."""
         pts, single = self._points(z)
-        _, jac = self._kernel.evaluate(pts, True, check_threads(n_threads))
+        jac = self._kernel.jacobian(pts, n_threads=check_threads(n_threads))
         return _unsingle(jac.reshape(len(pts), self.output_dim, self.dim), single)
 
     def _split(self, values: np.ndarray):
@@ -505,14 +505,14 @@ class PullbackMetric(FrozenState, Metric):
 
     # -- metric ---------------------------------------------------------------------
     def _metric(self, z, n_threads):
-        return self._kernel.metric(z, n_threads).reshape(len(z), self.dim, self.dim)
+        return self._kernel.metric(z, n_threads=n_threads).reshape(len(z), self.dim, self.dim)
 
     def _derivative(self, z, n_threads):
         d = self.dim
-        return self._kernel.derivative(z, n_threads).reshape(len(z), d, d, d)
+        return self._kernel.derivative(z, n_threads=n_threads).reshape(len(z), d, d, d)
 
     def _quadratic_form(self, z, v, grad, n_threads):
-        out = self._kernel.quadratic_form(z, v, grad, n_threads)
+        out = self._kernel.quadratic_form(z, v, grad=grad, n_threads=n_threads)
         return out if grad else out[0]
 
 

@@ -13,12 +13,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import _core
 from .curves import HermiteCurve
 
 __all__ = ["GeodesicResult", "GeodesicBatch", "DistanceResult", "STATUS", "FAILURES"]
 
-# The solver's status codes, in the order of the C++ enum (index = code).
-STATUS = ("converged", "max_iter", "line_search_failed", "non_finite", "max_nodes", "singular_metric", "metric_error")
+# The solver's status names, index = status code (the C++ core's table).
+STATUS = tuple(_core.geodesic_status_names())
 # Statuses of a pair on whose curve the metric failed (the others are the optimiser's).
 FAILURES = frozenset({"non_finite", "singular_metric", "metric_error", "worker_error"})
 

@@ -1,10 +1,14 @@
-// Curve velocities and the quadrature of length and energy.
+// Curve velocities, the quadrature of length and energy, and the Hermite interpolant of the
+// solvers' discrete curves with its measured length and energy.
 //
 // Curves are batched: B curves of N points each are stored as one (B*N) x d row-major
 // matrix, curve after curve. Times t (N) are shared by all curves.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <string>
 
 #include "latentgeo/common.hpp"
 
@@ -123,6 +127,124 @@ inline void integrate(const ConstVectorRef& q, const ConstVectorRef& weights, In
 inline void chain_quadratic_form(const ConstVectorRef& grad_q, RowMatrixRef dqdz, RowMatrixRef dqdv) {
   dqdz.array().colwise() *= grad_q.array();
   dqdv.array().colwise() *= grad_q.array();
+}
+
+// Discrete curves of uniform nodes: their C^1 cubic Hermite interpolant, resampling, and the
+// measured length and energy.
+
+// The last MetricDomainError met by an evaluation (none when `message` is empty).
+struct MetricFailure {
+  std::string message;
+  bool non_finite = false;
+
+  bool any() const { return !message.empty(); }
+  void record(const MetricDomainError& e) {
+    message = e.what();
+    non_finite = e.non_finite();
+  }
+  void clear() { message.clear(); }
+};
+
+namespace detail {
+
+// Tangents (d/dt, t in [0, 1]) at the n + 1 uniform nodes by fourth-order differences
+// (central inside, one-sided five-point at the two first and two last nodes); n >= 4.
+inline void hermite_tangents(const RowMatrix& x, RowMatrix& m) {
+  const Index n = x.rows() - 1;
+  const double s = static_cast<double>(n) / 12.0;
+  m.resize(x.rows(), x.cols());
+  for (Index i = 2; i + 2 <= n; ++i)
+    m.row(i) = s * (x.row(i - 2) - 8.0 * x.row(i - 1) + 8.0 * x.row(i + 1) - x.row(i + 2));
+  m.row(0) = s * (-25.0 * x.row(0) + 48.0 * x.row(1) - 36.0 * x.row(2) + 16.0 * x.row(3) - 3.0 * x.row(4));
+  m.row(1) = s * (-3.0 * x.row(0) - 10.0 * x.row(1) + 18.0 * x.row(2) - 6.0 * x.row(3) + x.row(4));
+  m.row(n) =
+      -s * (-25.0 * x.row(n) + 48.0 * x.row(n - 1) - 36.0 * x.row(n - 2) + 16.0 * x.row(n - 3) - 3.0 * x.row(n - 4));
+  m.row(n - 1) = -s * (-3.0 * x.row(n) - 10.0 * x.row(n - 1) + 18.0 * x.row(n - 2) - 6.0 * x.row(n - 3) + x.row(n - 4));
+}
+
+// Position (into p) and velocity (into v) of the Hermite interpolant at local s in [0, 1]
+// of segment i (length h).
+template <class P, class V>
+void hermite_eval(const RowMatrix& x, const RowMatrix& m, Index i, double s, double h, P&& p, V&& v) {
+  const double s2 = s * s, s3 = s2 * s;
+  const double h00 = 2 * s3 - 3 * s2 + 1, h10 = s3 - 2 * s2 + s, h01 = -2 * s3 + 3 * s2, h11 = s3 - s2;
+  const double d00 = 6 * s2 - 6 * s, d10 = 3 * s2 - 4 * s + 1, d01 = -6 * s2 + 6 * s, d11 = 3 * s2 - 2 * s;
+  p = h00 * x.row(i) + h10 * h * m.row(i) + h01 * x.row(i + 1) + h11 * h * m.row(i + 1);
+  v = (d00 / h) * x.row(i) + d10 * m.row(i) + (d01 / h) * x.row(i + 1) + d11 * m.row(i + 1);
+}
+
+// Nodes of the same curve on n_new + 1 uniform times: the cubic Hermite interpolant when the
+// curve is smooth (>= 5 nodes), piecewise-linear otherwise or when `linear`.
+inline RowMatrix resample(const RowMatrix& x, Index n_new, bool linear) {
+  const Index n = x.rows() - 1;
+  RowMatrix out(n_new + 1, x.cols());
+  if (n == n_new) return x;
+  RowMatrix m;
+  const bool cubic = !linear && n >= 4;
+  if (cubic) hermite_tangents(x, m);
+  RowVector v(x.cols());
+  for (Index k = 0; k <= n_new; ++k) {
+    const double t = static_cast<double>(k) / static_cast<double>(n_new) * static_cast<double>(n);
+    const Index i = std::min<Index>(static_cast<Index>(t), n - 1);
+    const double s = t - static_cast<double>(i);
+    if (cubic)
+      hermite_eval(x, m, i, s, 1.0 / static_cast<double>(n), out.row(k), v);
+    else
+      out.row(k) = (1.0 - s) * x.row(i) + s * x.row(i + 1);
+  }
+  out.row(0) = x.row(0);
+  out.row(n_new) = x.row(n);
+  return out;
+}
+
+// Gauss-Legendre nodes and weights on [0, 1].
+constexpr double kGaussS[3] = {0.5 - 0.3872983346207417, 0.5, 0.5 + 0.3872983346207417};
+constexpr double kGaussW[3] = {5.0 / 18.0, 8.0 / 18.0, 5.0 / 18.0};
+
+}  // namespace detail
+
+// Length and energy of the cubic Hermite interpolant of nodes (n >= 4 segments), or of the
+// polyline when `linear` (exact velocities of the straight segments).
+template <class Kernel>
+void measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double& length, double& energy) {
+  const Index n = x.rows() - 1, d = x.cols();
+  const double h = 1.0 / static_cast<double>(n);
+  RowMatrix m, z(3 * n, d), v(3 * n, d), empty(0, d);
+  Vector q(3 * n);
+  if (!linear) detail::hermite_tangents(x, m);
+  for (Index i = 0; i < n; ++i)
+    for (int g = 0; g < 3; ++g) {
+      const Index r = 3 * i + g;
+      if (linear) {
+        z.row(r) = x.row(i) + detail::kGaussS[g] * (x.row(i + 1) - x.row(i));
+        v.row(r) = (x.row(i + 1) - x.row(i)) / h;
+      } else {
+        detail::hermite_eval(x, m, i, detail::kGaussS[g], h, z.row(r), v.row(r));
+      }
+    }
+  kernel.quadratic_form(z, v, q, empty, empty, 1);
+  length = energy = 0.0;
+  for (Index i = 0; i < n; ++i)
+    for (int g = 0; g < 3; ++g) {
+      const double qi = q(3 * i + g);
+      length += h * detail::kGaussW[g] * std::sqrt(std::max(qi, 0.0));
+      energy += h * detail::kGaussW[g] * qi;
+    }
+}
+
+// measure_curve, or false (NaN length and energy, the failure recorded) where the metric is not
+// defined on the curve.
+template <class Kernel>
+bool try_measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double& length, double& energy,
+                       MetricFailure& failure) {
+  try {
+    measure_curve(kernel, x, linear, length, energy);
+    return true;
+  } catch (const MetricDomainError& e) {
+    failure.record(e);
+    length = energy = std::numeric_limits<double>::quiet_NaN();
+    return false;
+  }
 }
 
 }  // namespace latentgeo

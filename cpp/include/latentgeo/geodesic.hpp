@@ -1,12 +1,15 @@
-// Discrete geodesics between pairs of points, for any metric kernel with the method
+// Discrete geodesics between pairs of points, for any metric kernel (see kernels.hpp) with
 //   void quadratic_form(z, v, q, dqdz, dqdv, n_threads) const   (q = v^T G(z) v and its gradients)
 //   Index dim() const
 //
 // A curve on [0, 1] is n + 1 nodes x_0..x_n (n segments, h = 1/n) with pinned ends. The solver
-// minimises the midpoint-rule energy
-//   E(x) = n * sum_i D_i^T G(m_i) D_i,   D_i = x_{i+1} - x_i,   m_i = (x_i + x_{i+1}) / 2,
+// minimises the discrete energy with Simpson's rule on each segment (the default)
+//   E(x) = (n/6) sum_i D_i^T (G(x_i) + 4 G(m_i) + G(x_{i+1})) D_i,
+//   D_i = x_{i+1} - x_i,   m_i = (x_i + x_{i+1}) / 2,
+// or the midpoint rule E(x) = n sum_i D_i^T G(m_i) D_i (GeodesicOptions::simpson = false),
 // with the analytic gradient from the kernel's fused quadratic form, by L-BFGS whose initial
-// inverse Hessian is the block-tridiagonal "metric Laplacian" (the Hessian with G frozen):
+// inverse Hessian is the block-tridiagonal "metric Laplacian" (the Hessian of the midpoint energy
+// with G frozen):
 //   P = tridiag(-2n G_{j-1}, 2n (G_{j-1} + G_j), -2n G_j),
 // which makes the iteration count nearly independent of n. Levels of nodes are refined
 // coarse to fine (8 -> 16 -> 32 ... segments, each level starting from the cubic Hermite
@@ -15,187 +18,29 @@
 // the previous level's curve (see level_converged), or a fixed final node count is reached.
 //
 // The reported length and energy are measured on the C^1 cubic Hermite interpolant of the nodes
-// (tangents by fourth-order differences) with 3-point Gauss-Legendre per segment: they are the
-// length of an actual curve, not the optimiser's objective.
+// (tangents by fourth-order differences) with 3-point Gauss-Legendre per segment (curves.hpp):
+// they are the length of an actual curve, not the optimiser's objective.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <optional>
+#include <stdexcept>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "latentgeo/common.hpp"
+#include "latentgeo/curves.hpp"
+#include "latentgeo/kernels.hpp"
 #include "latentgeo/lbfgs.hpp"
 
 namespace latentgeo {
 
-// G(z) = A for all z: q = v^T A v, dq/dz = 0, dq/dv = 2 A v.
-class ConstantKernel {
- public:
-  explicit ConstantKernel(const RowMatrix& a) : a_(a) {
-    if (a.rows() != a.cols() || a.rows() == 0) throw std::invalid_argument("A: expected a square matrix");
-  }
-  Index dim() const { return a_.rows(); }
-  const RowMatrix& matrix() const { return a_; }
-  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
-                      RowMatrixRef dqdv, int /*n_threads*/) const {
-    RowMatrix av = v * a_;  // A symmetric
-    q = (av.array() * v.array()).rowwise().sum().matrix();
-    if (dqdz.rows() > 0) {
-      dqdz.setZero();
-      dqdv = 2.0 * av;
-    }
-  }
-
- private:
-  RowMatrix a_;
-};
-
-// factor * G of another kernel (a ScaledMetric seen by the solver).
-template <class Kernel>
-class ScaledKernel {
- public:
-  ScaledKernel(const Kernel& base, double factor) : base_(base), factor_(factor) {}
-  Index dim() const { return base_.dim(); }
-  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
-                      RowMatrixRef dqdv, int n_threads) const {
-    base_.quadratic_form(z, v, q, dqdz, dqdv, n_threads);
-    if (factor_ == 1.0) return;
-    q *= factor_;
-    if (dqdz.rows() > 0) {
-      dqdz *= factor_;
-      dqdv *= factor_;
-    }
-  }
-  void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const;
-  void quadratic_forms(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q, RowMatrixRef dqdz,
-                       RowMatrixRef dqdv, int n_threads) const;
-
- private:
-  const Kernel& base_;
-  double factor_;
-};
-
-namespace detail {
-
-template <class K, class = void>
-struct has_metric_tensors : std::false_type {};
-template <class K>
-struct has_metric_tensors<K, std::void_t<decltype(std::declval<const K&>().metric_tensors(
-                                 std::declval<const ConstRowMatrixRef&>(), std::declval<RowMatrix&>()))>>
-    : std::true_type {};
-
-// Kernels with RHVAEKernel's metric(z, G, logdet, n_threads).
-template <class K, class = void>
-struct has_metric : std::false_type {};
-template <class K>
-struct has_metric<
-    K, std::void_t<decltype(std::declval<const K&>().metric(
-           std::declval<const ConstRowMatrixRef&>(), std::declval<RowMatrixRef>(), std::declval<VectorRef>(), 1))>>
-    : std::true_type {};
-
-// Kernels with RHVAEKernel's quadratic_forms (several vectors per point).
-template <class K, class = void>
-struct has_quadratic_forms : std::false_type {};
-template <class K>
-struct has_quadratic_forms<
-    K, std::void_t<decltype(std::declval<const K&>().quadratic_forms(
-           std::declval<const ConstRowMatrixRef&>(), std::declval<const ConstRowMatrixRef&>(),
-           std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), 1))>>
-    : std::true_type {};
-
-}  // namespace detail
-
-// m = v.cols() / d vectors per point: q(n, i) = v_i^T G(z_n) v_i (N x m) and, when dqdz is not
-// empty, dqdz(n) = sum_i dq(n, i)/dz (N x d) and dqdv(n, i) = 2 G v_i (N x m d). Natively when the
-// kernel has quadratic_forms (G once per point), otherwise one quadratic_form call over the
-// (point, vector) pairs whose vector is not zero (a zero vector adds nothing to q or its gradients).
-template <class Kernel>
-void quadratic_forms(const Kernel& k, const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q,
-                     RowMatrixRef dqdz, RowMatrixRef dqdv, int n_threads) {
-  const Index n = z.rows(), d = z.cols(), m = v.cols() / d;
-  const bool grad = dqdz.rows() > 0;
-  if constexpr (detail::has_quadratic_forms<Kernel>::value) {
-    k.quadratic_forms(z, v, q, dqdz, dqdv, n_threads);
-  } else if (m == 1) {
-    Eigen::Map<Vector> q_vector(q.data(), n);
-    k.quadratic_form(z, v, q_vector, dqdz, dqdv, n_threads);
-  } else {
-    std::vector<std::pair<Index, Index>> used;  // (point, vector)
-    for (Index r = 0; r < n; ++r)
-      for (Index i = 0; i < m; ++i)
-        if ((v.block(r, i * d, 1, d).array() != 0.0).any()) used.emplace_back(r, i);
-    const Index u = static_cast<Index>(used.size());
-    RowMatrix zs(u, d), vs(u, d), dz(grad ? u : 0, d), dv(grad ? u : 0, d);
-    Vector qs(u);
-    for (Index t = 0; t < u; ++t) {
-      zs.row(t) = z.row(used[t].first);
-      vs.row(t) = v.block(used[t].first, used[t].second * d, 1, d);
-    }
-    k.quadratic_form(zs, vs, qs, dz, dv, n_threads);
-    q.setZero();
-    if (grad) {
-      dqdz.setZero();
-      dqdv.setZero();
-    }
-    for (Index t = 0; t < u; ++t) {
-      const auto [r, i] = used[t];
-      q(r, i) = qs(t);
-      if (!grad) continue;
-      dqdz.row(r) += dz.row(t);
-      dqdv.block(r, i * d, 1, d) = dv.row(t);
-    }
-  }
-}
-
-template <class Kernel>
-void ScaledKernel<Kernel>::quadratic_forms(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q,
-                                           RowMatrixRef dqdz, RowMatrixRef dqdv, int n_threads) const {
-  latentgeo::quadratic_forms(base_, z, v, q, dqdz, dqdv, n_threads);
-  if (factor_ == 1.0) return;
-  q *= factor_;
-  if (dqdz.rows() > 0) {
-    dqdz *= factor_;
-    dqdv *= factor_;
-  }
-}
-
-// G at the rows of z into g (N x d*d, row-major per point): through the kernel's own metric
-// routine when it has one, otherwise from d quadratic forms (dq/dv = 2 G e_a).
-template <class Kernel>
-void metric_tensors(const Kernel& k, const ConstRowMatrixRef& z, RowMatrix& g) {
-  const Index n = z.rows(), d = z.cols();
-  g.resize(n, d * d);
-  if constexpr (detail::has_metric_tensors<Kernel>::value) {
-    k.metric_tensors(z, g);
-  } else if constexpr (detail::has_metric<Kernel>::value) {
-    Vector no_logdet(0);
-    k.metric(z, g, no_logdet, 1);
-  } else {
-    RowMatrix zz(n * d, d), v = RowMatrix::Zero(n * d, d), dz(n * d, d), dv(n * d, d);
-    Vector q(n * d);
-    for (Index i = 0; i < n; ++i)
-      for (Index a = 0; a < d; ++a) {
-        zz.row(i * d + a) = z.row(i);
-        v(i * d + a, a) = 1.0;
-      }
-    k.quadratic_form(zz, v, q, dz, dv, 1);
-    for (Index i = 0; i < n; ++i)
-      for (Index a = 0; a < d; ++a)
-        for (Index b = 0; b < d; ++b) g(i, a * d + b) = 0.5 * dv(i * d + b, a);  // column b of G, row a
-  }
-}
-
-template <class Kernel>
-void ScaledKernel<Kernel>::metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
-  latentgeo::metric_tensors(base_, z, g);
-  g *= factor_;
-}
-
+// The first four codes are the optimiser's (LbfgsStatus), the others the solver's.
 enum class GeodesicStatus : int {
   converged = 0,
   max_iter = 1,
@@ -206,35 +51,54 @@ enum class GeodesicStatus : int {
   metric_error = 6,     // the metric raised another error (message and error of the solution)
 };
 
-inline const char* status_name(int s) {
-  switch (s) {
-    case 0:
-      return "converged";
-    case 1:
-      return "max_iter";
-    case 2:
-      return "line_search_failed";
-    case 3:
-      return "non_finite";
-    case 4:
-      return "max_nodes";
-    case 5:
-      return "singular_metric";
-    case 6:
-      return "metric_error";
-    default:
-      return "unknown";
-  }
+// The statuses' names, index = code; Python's latentgeo.results.STATUS is built from this table.
+inline constexpr std::array<const char*, 7> kGeodesicStatusNames = {
+    "converged", "max_iter", "line_search_failed", "non_finite", "max_nodes", "singular_metric", "metric_error"};
+static_assert(static_cast<int>(GeodesicStatus::metric_error) + 1 == kGeodesicStatusNames.size());
+static_assert(static_cast<int>(LbfgsStatus::non_finite) == static_cast<int>(GeodesicStatus::non_finite));
+
+// The solver's options. Their defaults are latentgeo.geodesics' defaults: the Python package reads
+// them from a default-constructed GeodesicOptions.
+struct GeodesicOptions {
+  Index n_segments = 0;                    // > 0: fixed final number of segments; 0: adaptive
+  Index min_segments = 8;                  // segments of the first level (without an initial curve)
+  Index max_segments = 2048;               // adaptive refinement stops here
+  double length_tol = 1e-8;                // adaptive: the length's estimated relative error (nodes: its square root)
+  std::optional<double> ftol;              // per level: relative energy change of the last step; unset: length_tol
+  std::optional<double> gtol;              // per level: decrement relative to the energy; unset: 0.01 length_tol
+  int max_iter = LbfgsOptions{}.max_iter;  // L-BFGS iterations per level
+  int history = LbfgsOptions{}.history;    // stored curvature pairs
+  bool simpson = true;  // Simpson energy per segment (G at both ends and the midpoint); else midpoint
+};
+
+// The optimiser's options of every level. Unless set, ftol and gtol follow length_tol: a level's
+// length error is about decrement / 4, and its nodes, off by about sqrt(decrement), stay well
+// inside the sqrt(length_tol) that the levels allow.
+inline LbfgsOptions lbfgs_options(const GeodesicOptions& o) {
+  LbfgsOptions l;
+  l.ftol = o.ftol.value_or(o.length_tol);
+  l.gtol = o.gtol.value_or(0.01 * o.length_tol);
+  l.max_iter = o.max_iter;
+  l.history = o.history;
+  return l;
 }
 
-struct GeodesicOptions {
-  Index n_segments = 0;      // > 0: fixed final number of segments; 0: adaptive
-  Index min_segments = 8;    // segments of the first level (without an initial curve)
-  Index max_segments = 512;  // adaptive refinement stops here
-  double length_tol = 1e-8;  // adaptive: the length's estimated relative error (nodes: its square root)
-  bool simpson = true;       // Simpson energy per segment (G at both ends and the midpoint); else midpoint
-  LbfgsOptions lbfgs;        // per level; lbfgs.max_iter is per level
-};
+// Throws std::invalid_argument for an option out of range, naming the argument of
+// latentgeo.geodesics it comes from (nodes = segments + 1).
+inline void validate(const GeodesicOptions& o) {
+  const auto require = [](bool ok, const char* message) {
+    if (!ok) throw std::invalid_argument(message);
+  };
+  const auto positive = [](const std::optional<double>& x) { return !x || *x > 0.0; };  // NaN fails
+  require(o.n_segments == 0 || o.n_segments >= 4, "n_nodes: must be >= 5");
+  require(o.min_segments >= 4 && o.max_segments >= o.min_segments,
+          "min_nodes, max_nodes: need 5 <= min_nodes <= max_nodes");
+  require(o.length_tol > 0.0, "tol: must be > 0");
+  require(positive(o.ftol), "ftol: must be > 0");
+  require(positive(o.gtol), "gtol: must be > 0");
+  require(o.max_iter >= 1, "max_iter: must be >= 1");
+  require(o.history >= 1, "history: must be >= 1");
+}
 
 // The work of one refinement level, for profiling the solver.
 struct GeodesicLevel {
@@ -255,74 +119,12 @@ struct GeodesicSolution {
   std::exception_ptr error;  // metric_error: the exception the metric raised
 };
 
-// The last MetricDomainError met by an evaluation (none when `message` is empty).
-struct MetricFailure {
-  std::string message;
-  bool non_finite = false;
-
-  bool any() const { return !message.empty(); }
-  void record(const MetricDomainError& e) {
-    message = e.what();
-    non_finite = e.non_finite();
-  }
-  void clear() { message.clear(); }
-  // The status of a pair that stopped on this failure (or on a NaN/Inf energy without one).
-  GeodesicStatus status() const {
-    return any() && !non_finite ? GeodesicStatus::singular_metric : GeodesicStatus::non_finite;
-  }
-};
+// The status of a pair that stopped on a failure of the metric (or on a NaN/Inf energy without one).
+inline GeodesicStatus failure_status(const MetricFailure& f) {
+  return f.any() && !f.non_finite ? GeodesicStatus::singular_metric : GeodesicStatus::non_finite;
+}
 
 namespace detail {
-
-// Tangents (d/dt, t in [0, 1]) at the n + 1 uniform nodes by fourth-order differences
-// (central inside, one-sided five-point at the two first and two last nodes); n >= 4.
-inline void hermite_tangents(const RowMatrix& x, RowMatrix& m) {
-  const Index n = x.rows() - 1;
-  const double s = static_cast<double>(n) / 12.0;
-  m.resize(x.rows(), x.cols());
-  for (Index i = 2; i + 2 <= n; ++i)
-    m.row(i) = s * (x.row(i - 2) - 8.0 * x.row(i - 1) + 8.0 * x.row(i + 1) - x.row(i + 2));
-  m.row(0) = s * (-25.0 * x.row(0) + 48.0 * x.row(1) - 36.0 * x.row(2) + 16.0 * x.row(3) - 3.0 * x.row(4));
-  m.row(1) = s * (-3.0 * x.row(0) - 10.0 * x.row(1) + 18.0 * x.row(2) - 6.0 * x.row(3) + x.row(4));
-  m.row(n) =
-      -s * (-25.0 * x.row(n) + 48.0 * x.row(n - 1) - 36.0 * x.row(n - 2) + 16.0 * x.row(n - 3) - 3.0 * x.row(n - 4));
-  m.row(n - 1) = -s * (-3.0 * x.row(n) - 10.0 * x.row(n - 1) + 18.0 * x.row(n - 2) - 6.0 * x.row(n - 3) + x.row(n - 4));
-}
-
-// Position (into p) and velocity (into v) of the Hermite interpolant at local s in [0, 1]
-// of segment i (length h).
-template <class P, class V>
-void hermite_eval(const RowMatrix& x, const RowMatrix& m, Index i, double s, double h, P&& p, V&& v) {
-  const double s2 = s * s, s3 = s2 * s;
-  const double h00 = 2 * s3 - 3 * s2 + 1, h10 = s3 - 2 * s2 + s, h01 = -2 * s3 + 3 * s2, h11 = s3 - s2;
-  const double d00 = 6 * s2 - 6 * s, d10 = 3 * s2 - 4 * s + 1, d01 = -6 * s2 + 6 * s, d11 = 3 * s2 - 2 * s;
-  p = h00 * x.row(i) + h10 * h * m.row(i) + h01 * x.row(i + 1) + h11 * h * m.row(i + 1);
-  v = (d00 / h) * x.row(i) + d10 * m.row(i) + (d01 / h) * x.row(i + 1) + d11 * m.row(i + 1);
-}
-
-// Nodes of the same curve on n_new + 1 uniform times: the cubic Hermite interpolant when the
-// curve is smooth (>= 5 nodes), piecewise-linear otherwise or when `linear`.
-inline RowMatrix resample(const RowMatrix& x, Index n_new, bool linear) {
-  const Index n = x.rows() - 1;
-  RowMatrix out(n_new + 1, x.cols());
-  if (n == n_new) return x;
-  RowMatrix m;
-  const bool cubic = !linear && n >= 4;
-  if (cubic) hermite_tangents(x, m);
-  RowVector v(x.cols());
-  for (Index k = 0; k <= n_new; ++k) {
-    const double t = static_cast<double>(k) / static_cast<double>(n_new) * static_cast<double>(n);
-    const Index i = std::min<Index>(static_cast<Index>(t), n - 1);
-    const double s = t - static_cast<double>(i);
-    if (cubic)
-      hermite_eval(x, m, i, s, 1.0 / static_cast<double>(n), out.row(k), v);
-    else
-      out.row(k) = (1.0 - s) * x.row(i) + s * x.row(i + 1);
-  }
-  out.row(0) = x.row(0);
-  out.row(n_new) = x.row(n);
-  return out;
-}
 
 // Seconds taken by f().
 template <class F>
@@ -349,58 +151,10 @@ inline double normal_move(const RowMatrix& before, const RowMatrix& after) {
   return largest;
 }
 
-// Gauss-Legendre nodes and weights on [0, 1].
-constexpr double kGaussS[3] = {0.5 - 0.3872983346207417, 0.5, 0.5 + 0.3872983346207417};
-constexpr double kGaussW[3] = {5.0 / 18.0, 8.0 / 18.0, 5.0 / 18.0};
-
 }  // namespace detail
 
-// Length and energy of the cubic Hermite interpolant of nodes (n >= 4 segments), or of the
-// polyline when `linear` (exact velocities of the straight segments).
-template <class Kernel>
-void measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double& length, double& energy) {
-  const Index n = x.rows() - 1, d = x.cols();
-  const double h = 1.0 / static_cast<double>(n);
-  RowMatrix m, z(3 * n, d), v(3 * n, d), empty(0, d);
-  Vector q(3 * n);
-  if (!linear) detail::hermite_tangents(x, m);
-  for (Index i = 0; i < n; ++i)
-    for (int g = 0; g < 3; ++g) {
-      const Index r = 3 * i + g;
-      if (linear) {
-        z.row(r) = x.row(i) + detail::kGaussS[g] * (x.row(i + 1) - x.row(i));
-        v.row(r) = (x.row(i + 1) - x.row(i)) / h;
-      } else {
-        detail::hermite_eval(x, m, i, detail::kGaussS[g], h, z.row(r), v.row(r));
-      }
-    }
-  kernel.quadratic_form(z, v, q, empty, empty, 1);
-  length = energy = 0.0;
-  for (Index i = 0; i < n; ++i)
-    for (int g = 0; g < 3; ++g) {
-      const double qi = q(3 * i + g);
-      length += h * detail::kGaussW[g] * std::sqrt(std::max(qi, 0.0));
-      energy += h * detail::kGaussW[g] * qi;
-    }
-}
-
-// measure_curve, or false (NaN length and energy, the failure recorded) where the metric is not
-// defined on the curve.
-template <class Kernel>
-bool try_measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double& length, double& energy,
-                       MetricFailure& failure) {
-  try {
-    measure_curve(kernel, x, linear, length, energy);
-    return true;
-  } catch (const MetricDomainError& e) {
-    failure.record(e);
-    length = energy = std::numeric_limits<double>::quiet_NaN();
-    return false;
-  }
-}
-
-// The midpoint-rule energy of one pair as a function of the free nodes x_1..x_{n-1}, with its
-// block-tridiagonal preconditioner; the problem type of Lbfgs.
+// The discrete energy (Simpson's or the midpoint rule) of one pair as a function of the free nodes
+// x_1..x_{n-1}, with its block-tridiagonal preconditioner; the problem type of Lbfgs.
 template <class Kernel>
 class DiscreteGeodesicProblem {
  public:
@@ -659,7 +413,7 @@ void solve_pair(const Kernel& kernel, const RowVector& start, const RowVector& e
   sol.nodes = resample(nodes, levels[0], true);  // the curve reported if the first level fails
   sol.straight_length = straight_length(kernel, start, end);
   DiscreteGeodesicProblem<Kernel> problem(kernel, start, end, o.simpson);
-  Lbfgs<DiscreteGeodesicProblem<Kernel>> lbfgs(problem, o.lbfgs);
+  Lbfgs<DiscreteGeodesicProblem<Kernel>> lbfgs(problem, lbfgs_options(o));
   Vector x;
   double previous = std::numeric_limits<double>::quiet_NaN(), previous_change = previous;
   bool refined = o.n_segments > 0, solved = false;
@@ -723,7 +477,7 @@ void solve_pair(const Kernel& kernel, const RowVector& start, const RowVector& e
   sol.status = static_cast<GeodesicStatus>(static_cast<int>(status));
   if (status == LbfgsStatus::converged && !refined) sol.status = GeodesicStatus::max_nodes;
   if (failure.any() || status == LbfgsStatus::non_finite || !std::isfinite(sol.length) || !std::isfinite(sol.energy)) {
-    sol.status = failure.status();
+    sol.status = failure_status(failure);
     sol.message = failure.message;
   }
 }

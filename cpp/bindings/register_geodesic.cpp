@@ -5,12 +5,17 @@
 // PullbackKernel.
 // Any other metric object of the protocol goes through PythonKernel, which calls
 // metric.quadratic_form(z, v, grad=...) with the GIL held, so its pairs run one after the other.
-#include "latentgeo/geodesic.hpp"
-
 #include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "bindings.hpp"
+#include "latentgeo/geodesic.hpp"
 #include "latentgeo/pullback.hpp"
 #include "latentgeo/rhvae.hpp"
 
@@ -126,7 +131,7 @@ bool solve_native(const py::object& kernel, double scale, const ConstRowMatrixRe
   if (!py::isinstance<Kernel>(kernel)) return false;
   const Kernel& k = kernel.cast<const Kernel&>();
   require(k.dim() == starts.cols(), "starts: dimension does not match the metric");
-  run_interruptible([&] { sols = run(k, scale, starts, ends, init, n0, o, n_threads); });
+  run_interruptible([&] { sols = run(k, scale, starts, ends, init, n0, o, n_threads); });  // GIL released
   return true;
 }
 
@@ -192,36 +197,54 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
   return out;
 }
 
+// The state of the options, in the order of kOptionNames (repr, equality and pickling).
+constexpr std::array<const char*, 9> kOptionNames = {"n_segments", "min_segments", "max_segments", "length_tol", "ftol",
+                                                     "gtol",       "max_iter",     "history",      "simpson"};
+
+py::tuple option_state(const GeodesicOptions& o) {
+  return py::make_tuple(o.n_segments, o.min_segments, o.max_segments, o.length_tol, o.ftol, o.gtol, o.max_iter,
+                        o.history, o.simpson);
+}
+
+GeodesicOptions options_from_state(const py::tuple& t) {
+  require(t.size() == kOptionNames.size(), "GeodesicOptions: expected a state of 9 values");
+  GeodesicOptions o;
+  o.n_segments = t[0].cast<Index>();
+  o.min_segments = t[1].cast<Index>();
+  o.max_segments = t[2].cast<Index>();
+  o.length_tol = t[3].cast<double>();
+  o.ftol = t[4].cast<std::optional<double>>();
+  o.gtol = t[5].cast<std::optional<double>>();
+  o.max_iter = t[6].cast<int>();
+  o.history = t[7].cast<int>();
+  o.simpson = t[8].cast<bool>();
+  return o;
+}
+
+std::string option_repr(const GeodesicOptions& o) {
+  const py::tuple state = option_state(o);
+  std::string out = "GeodesicOptions(";
+  for (std::size_t i = 0; i < kOptionNames.size(); ++i)
+    out += std::string(i > 0 ? ", " : "") + kOptionNames[i] + "=" + py::repr(state[i]).cast<std::string>();
+  return out + ")";
+}
+
 py::dict geodesic_batch(py::object metric, py::object kernel, double scale, const ConstRowMatrixRef& starts,
-                        const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0, Index n_segments,
-                        Index min_segments, Index max_segments, double length_tol, double ftol, double gtol,
-                        int max_iter, int history, bool simpson, int n_threads) {
+                        const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0,
+                        const GeodesicOptions& o, int n_threads) {
   const Index d = starts.cols();
   require(ends.rows() == starts.rows() && ends.cols() == d, "ends: expected the shape of starts");
   require(n0 == 0 || (n0 >= 2 && init.rows() == starts.rows() * n0 && init.cols() == d),
           "init: expected (B * n0, d) rows");
-  require(n_segments == 0 || n_segments >= 4, "n_nodes: must be >= 5");
-  require(min_segments >= 4 && max_segments >= min_segments, "min_nodes, max_nodes: need 5 <= min_nodes <= max_nodes");
-  require(length_tol > 0 && ftol > 0 && gtol > 0, "tol: must be > 0");
-  require(max_iter >= 1, "max_iter: must be >= 1");
-  require(history >= 1, "history: must be >= 1");
+  latentgeo::validate(o);
   require(scale > 0, "scale: must be > 0");
-  GeodesicOptions o;
-  o.n_segments = n_segments;
-  o.min_segments = min_segments;
-  o.max_segments = max_segments;
-  o.length_tol = length_tol;
-  o.lbfgs.ftol = ftol;
-  o.lbfgs.gtol = gtol;
-  o.lbfgs.max_iter = max_iter;
-  o.lbfgs.history = history;
-  o.simpson = simpson;
   std::vector<GeodesicSolution> sols;
   const bool native = solve_native<RHVAEKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
                       solve_native<ConstantKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
                       solve_native<PullbackKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols);
   if (!native) {
-    // Python metric: every evaluation needs the GIL, so the pairs run serially.
+    // Python metric: every evaluation needs the GIL, so the pairs run serially. The GIL is released
+    // in between and retaken by each callback.
     const PythonKernel k(metric, d);
     run_interruptible([&] { sols = run(k, 1.0, starts, ends, init, n0, o, 1); });  // the metric carries its scale
   }
@@ -235,12 +258,31 @@ void register_geodesic(py::module_& m) {
       .def(py::init<const RowMatrix&>(), py::arg("A"))
       .def_property_readonly("dim", &ConstantKernel::dim)
       .def_property_readonly("A", &ConstantKernel::matrix);
+  py::class_<GeodesicOptions>(m, "GeodesicOptions",
+                              "Options of the discrete geodesic solver; the defaults are latentgeo.geodesics'.")
+      .def(py::init<>())
+      .def_readwrite("n_segments", &GeodesicOptions::n_segments, "> 0: fixed final number of segments; 0: adaptive")
+      .def_readwrite("min_segments", &GeodesicOptions::min_segments, "segments of the first level")
+      .def_readwrite("max_segments", &GeodesicOptions::max_segments, "adaptive refinement stops here")
+      .def_readwrite("length_tol", &GeodesicOptions::length_tol, "relative accuracy target of the length")
+      .def_readwrite("ftol", &GeodesicOptions::ftol, "relative energy change of a level's last step (None: length_tol)")
+      .def_readwrite("gtol", &GeodesicOptions::gtol, "decrement relative to the energy (None: 0.01 length_tol)")
+      .def_readwrite("max_iter", &GeodesicOptions::max_iter, "L-BFGS iterations per level")
+      .def_readwrite("history", &GeodesicOptions::history, "L-BFGS curvature pairs")
+      .def_readwrite("simpson", &GeodesicOptions::simpson, "Simpson's rule per segment (else the midpoint rule)")
+      .def("__repr__", &option_repr)
+      .def("__eq__",
+           [](const GeodesicOptions& a, const GeodesicOptions& b) { return option_state(a).equal(option_state(b)); })
+      .def(py::pickle(&option_state, &options_from_state));
   m.def("geodesic_batch", &geodesic_batch, py::arg("metric"), py::arg("kernel"), py::arg("scale"), py::arg("starts"),
-        py::arg("ends"), py::arg("init"), py::arg("n0"), py::arg("n_segments"), py::arg("min_segments"),
-        py::arg("max_segments"), py::arg("length_tol"), py::arg("ftol"), py::arg("gtol"), py::arg("max_iter"),
-        py::arg("history"), py::arg("simpson"), py::arg("n_threads"),
+        py::arg("ends"), py::arg("init"), py::arg("n0"), py::arg("options"), py::arg("n_threads"),
         "Discrete geodesics of B pairs (private; use latentgeo.geodesics).");
-  m.def("geodesic_status_name", &latentgeo::status_name, py::arg("code"));
+  m.def(
+      "geodesic_status_names",
+      [] {
+        return std::vector<std::string>(latentgeo::kGeodesicStatusNames.begin(), latentgeo::kGeodesicStatusNames.end());
+      },
+      "The solver's status names, index = status code.");
 }
 
 }  // namespace latentgeo_bindings

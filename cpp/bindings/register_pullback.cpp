@@ -1,10 +1,9 @@
 // Thin bindings of the pullback kernel: parse the layer description, check shapes, release the GIL.
-#include "latentgeo/pullback.hpp"
-
 #include <pybind11/eigen.h>
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
+#include "latentgeo/pullback.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstRowMatrixRef;
@@ -45,18 +44,28 @@ PullbackKernel make_kernel(Index dim, const py::list& trunk, const py::list& hea
   return PullbackKernel(dim, parse_sequence(trunk, "trunk"), std::move(parsed));
 }
 
-py::tuple evaluate(const PullbackKernel& k, const ConstRowMatrixRef& z, bool want_jacobian, int n_threads) {
+// The decoder's outputs (N, output_dim).
+RowMatrix evaluate(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   RowMatrix values(z.rows(), k.output_dim());
-  RowMatrix jac(want_jacobian ? z.rows() : 0, k.output_dim() * k.dim());
-  run_interruptible([&] { k.evaluate(z, values, jac, n_threads); });
-  return py::make_tuple(values, jac);
+  RowMatrix no_jacobian(0, k.output_dim() * k.dim());  // the kernel's convention: an empty output is not computed
+  run_interruptible([&] { k.evaluate(z, values, no_jacobian, n_threads); });  // GIL released
+  return values;
+}
+
+// The decoder's Jacobians (N, output_dim * d), row-major per point.
+RowMatrix jacobian(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+  require_cols(z, k.dim(), "z");
+  RowMatrix values(z.rows(), k.output_dim());
+  RowMatrix jac(z.rows(), k.output_dim() * k.dim());
+  run_interruptible([&] { k.evaluate(z, values, jac, n_threads); });  // GIL released
+  return jac;
 }
 
 RowMatrix metric(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   RowMatrix out(z.rows(), k.dim() * k.dim());
-  run_interruptible([&] { k.metric(z, out, n_threads); });
+  run_interruptible([&] { k.metric(z, out, n_threads); });  // GIL released
   return out;
 }
 
@@ -64,7 +73,7 @@ RowMatrix derivative(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_
   require_cols(z, k.dim(), "z");
   const Index d = k.dim();
   RowMatrix out(z.rows(), d * d * d);
-  run_interruptible([&] { k.derivative(z, out, n_threads); });
+  run_interruptible([&] { k.derivative(z, out, n_threads); });  // GIL released
   return out;
 }
 
@@ -76,7 +85,8 @@ void register_pullback(py::module_& m) {
       .def_property_readonly("dim", &PullbackKernel::dim)
       .def_property_readonly("output_dim", &PullbackKernel::output_dim)
       .def_property_readonly("head_dims", &PullbackKernel::head_dims)
-      .def("evaluate", &evaluate, py::arg("z"), py::arg("want_jacobian"), py::arg("n_threads"))
+      .def("evaluate", &evaluate, py::arg("z"), py::arg("n_threads"))
+      .def("jacobian", &jacobian, py::arg("z"), py::arg("n_threads"))
       .def("metric", &metric, py::arg("z"), py::arg("n_threads"))
       .def("derivative", &derivative, py::arg("z"), py::arg("n_threads"))
       .def("quadratic_form", &quadratic_form<PullbackKernel>, py::arg("z"), py::arg("v"), py::arg("grad"),

@@ -1,9 +1,8 @@
 // Thin bindings of the RHVAE kernel: shape checks, GIL release, results as arrays.
-#include "latentgeo/rhvae.hpp"
-
 #include <pybind11/eigen.h>
 
 #include "bindings.hpp"
+#include "latentgeo/rhvae.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstRowMatrixRef;
@@ -19,23 +18,33 @@ namespace {
 RowMatrix inverse(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   RowMatrix out(z.rows(), k.dim() * k.dim());
-  run_interruptible([&] { k.inverse(z, out, n_threads); });
+  run_interruptible([&] { k.inverse(z, out, n_threads); });  // GIL released
   return out;
 }
 
-py::tuple metric(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool want_g, bool want_logdet, int n_threads) {
+// G (N, d*d).
+RowMatrix metric(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
-  RowMatrix g(want_g ? z.rows() : 0, k.dim() * k.dim());
-  Vector logdet(want_logdet ? z.rows() : 0);
-  run_interruptible([&] { k.metric(z, g, logdet, n_threads); });
-  return py::make_tuple(g, logdet);
+  RowMatrix g(z.rows(), k.dim() * k.dim());
+  Vector no_logdet(0);  // the kernel's convention: an empty output is not computed
+  run_interruptible([&] { k.metric(z, g, no_logdet, n_threads); });  // GIL released
+  return g;
+}
+
+// log det G (N).
+Vector log_det(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+  require_cols(z, k.dim(), "z");
+  RowMatrix no_g(0, k.dim() * k.dim());
+  Vector logdet(z.rows());
+  run_interruptible([&] { k.metric(z, no_g, logdet, n_threads); });  // GIL released
+  return logdet;
 }
 
 RowMatrix derivative(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool of_inverse, int n_threads) {
   require_cols(z, k.dim(), "z");
   const Index d = k.dim();
   RowMatrix out(z.rows(), d * d * d);
-  run_interruptible([&] { k.derivative(z, out, of_inverse, n_threads); });
+  run_interruptible([&] { k.derivative(z, out, of_inverse, n_threads); });  // GIL released
   return out;
 }
 
@@ -48,7 +57,8 @@ void register_rhvae(py::module_& m) {
       .def_property_readonly("dim", &RHVAEKernel::dim)
       .def_property_readonly("n_centroids", &RHVAEKernel::n_centroids)
       .def("inverse", &inverse, py::arg("z"), py::arg("n_threads"))
-      .def("metric", &metric, py::arg("z"), py::arg("want_g"), py::arg("want_logdet"), py::arg("n_threads"))
+      .def("metric", &metric, py::arg("z"), py::arg("n_threads"))
+      .def("log_det", &log_det, py::arg("z"), py::arg("n_threads"))
       .def("derivative", &derivative, py::arg("z"), py::arg("of_inverse"), py::arg("n_threads"))
       .def("quadratic_form", &quadratic_form<RHVAEKernel>, py::arg("z"), py::arg("v"), py::arg("grad"),
            py::arg("n_threads"));

@@ -1,9 +1,8 @@
 // Thin bindings of the curve kernels: velocities, quadrature weights, integrals.
-#include "latentgeo/curves.hpp"
-
 #include <pybind11/eigen.h>
 
 #include "bindings.hpp"
+#include "latentgeo/curves.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstRowMatrixRef;
@@ -35,7 +34,7 @@ RowMatrix finite_difference(const ConstRowMatrixRef& ahead, const ConstRowMatrix
   require(ahead.rows() == behind.rows() && ahead.cols() == behind.cols(), "curve: inconsistent output shapes");
   require(step > 0.0, "eps: must be > 0");
   RowMatrix out(ahead.rows(), ahead.cols());
-  py::gil_scoped_release release;
+  py::gil_scoped_release release;  // GIL released (one fast pass, not interruptible)
   latentgeo::finite_difference(ahead, behind, step, out);
   return out;
 }
@@ -44,7 +43,7 @@ RowMatrix discrete_velocity(const ConstRowMatrixRef& points, const ConstVectorRe
   require(t.size() >= 2, "t: need at least 2 times");
   require(points.rows() % t.size() == 0, "points: number of points per curve must equal len(t)");
   RowMatrix out(points.rows(), points.cols());
-  run_interruptible([&] { latentgeo::discrete_velocity(points, t, out, n_threads); });
+  run_interruptible([&] { latentgeo::discrete_velocity(points, t, out, n_threads); });  // GIL released
   return out;
 }
 
@@ -52,15 +51,16 @@ Vector quadrature_weights(const ConstVectorRef& t, const std::string& rule) {
   return latentgeo::quadrature_weights(t, parse_rule(rule));
 }
 
-// Values of the integral for each curve and, with grad, dI/dq per point.
-py::tuple integrate(const ConstVectorRef& q, const ConstVectorRef& weights, const std::string& integral,
-                    double energy_factor, bool grad, int n_threads) {
+// Values of the integral for each curve (integrate_with_grad for the gradients).
+Vector integrate(const ConstVectorRef& q, const ConstVectorRef& weights, const std::string& integral,
+                 double energy_factor, int n_threads) {
   const Integral kind = parse_integral(integral);
   require(weights.size() > 0 && q.size() % weights.size() == 0, "q: size must be a multiple of len(t)");
   Vector values(q.size() / weights.size());
-  Vector grad_q(grad ? q.size() : 0);
-  run_interruptible([&] { latentgeo::integrate(q, weights, kind, energy_factor, values, grad_q, n_threads); });
-  return py::make_tuple(values, grad_q);
+  Vector no_grad(0);  // the kernel's convention: an empty output is not computed
+  run_interruptible(  // GIL released
+      [&] { latentgeo::integrate(q, weights, kind, energy_factor, values, no_grad, n_threads); });
+  return values;
 }
 
 // Fused: values and gradients with respect to the points and velocities.
@@ -71,7 +71,7 @@ py::tuple integrate_with_grad(const ConstVectorRef& q, RowMatrix dqdz, RowMatrix
   require(dqdz.rows() == q.size() && dqdv.rows() == q.size(), "dqdz: one row per point expected");
   Vector values(q.size() / weights.size());
   Vector grad_q(q.size());
-  run_interruptible([&] {
+  run_interruptible([&] {  // GIL released
     latentgeo::integrate(q, weights, kind, energy_factor, values, grad_q, n_threads);
     latentgeo::chain_quadratic_form(grad_q, dqdz, dqdv);
   });
@@ -85,7 +85,7 @@ void register_curves(py::module_& m) {
   m.def("discrete_velocity", &discrete_velocity, py::arg("points"), py::arg("t"), py::arg("n_threads"));
   m.def("quadrature_weights", &quadrature_weights, py::arg("t"), py::arg("rule"));
   m.def("integrate", &integrate, py::arg("q"), py::arg("weights"), py::arg("integral"), py::arg("energy_factor"),
-        py::arg("grad"), py::arg("n_threads"));
+        py::arg("n_threads"));
   m.def("integrate_with_grad", &integrate_with_grad, py::arg("q"), py::arg("dqdz"), py::arg("dqdv"), py::arg("weights"),
         py::arg("integral"), py::arg("energy_factor"), py::arg("n_threads"));
 }

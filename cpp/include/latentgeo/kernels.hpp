@@ -1,0 +1,199 @@
+// Metric kernels seen by the solvers, and the generic routines built on a kernel's quadratic form.
+//
+// A metric kernel has
+//   Index dim() const
+//   void quadratic_form(z, v, q, dqdz, dqdv, n_threads) const
+// with z, v (N x d) points and vectors, q (N) = v^T G(z) v, and, when dqdz has rows, the gradients
+// dqdz = dq/dz (N x d) and dqdv = dq/dv = 2 G(z) v (N x d). A kernel may add a faster
+// metric_tensors(z, g), metric(z, g, logdet, n_threads) or quadratic_forms (several vectors per
+// point), which the routines below use when present.
+#pragma once
+
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "latentgeo/common.hpp"
+
+namespace latentgeo {
+
+/// The constant metric G(z) = A: q = v^T A v, dq/dz = 0, dq/dv = 2 A v.
+class ConstantKernel {
+ public:
+  /// @param a  (d x d) symmetric positive definite matrix A; throws std::invalid_argument if not square.
+  explicit ConstantKernel(const RowMatrix& a) : a_(a) {
+    if (a.rows() != a.cols() || a.rows() == 0) throw std::invalid_argument("A: expected a square matrix");
+  }
+  Index dim() const { return a_.rows(); }
+  const RowMatrix& matrix() const { return a_; }
+  /// @param z     (N x d) points (unused: G is constant).
+  /// @param v     (N x d) vectors.
+  /// @param q     (N) output v^T A v.
+  /// @param dqdz  (N x d) output zeros, or (0 x d) for no gradients.
+  /// @param dqdv  (N x d) output 2 A v when dqdz has rows.
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
+                      RowMatrixRef dqdv, int /*n_threads*/) const {
+    RowMatrix av = v * a_;  // A symmetric
+    q = (av.array() * v.array()).rowwise().sum().matrix();
+    if (dqdz.rows() > 0) {
+      dqdz.setZero();
+      dqdv = 2.0 * av;
+    }
+  }
+
+ private:
+  RowMatrix a_;
+};
+
+/// factor * G of another kernel (a ScaledMetric seen by the solver). Holds a reference: `base`
+/// must outlive it. Its quadratic_form, quadratic_forms and metric_tensors have the shapes of the
+/// free functions below.
+template <class Kernel>
+class ScaledKernel {
+ public:
+  ScaledKernel(const Kernel& base, double factor) : base_(base), factor_(factor) {}
+  Index dim() const { return base_.dim(); }
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
+                      RowMatrixRef dqdv, int n_threads) const {
+    base_.quadratic_form(z, v, q, dqdz, dqdv, n_threads);
+    if (factor_ == 1.0) return;
+    q *= factor_;
+    if (dqdz.rows() > 0) {
+      dqdz *= factor_;
+      dqdv *= factor_;
+    }
+  }
+  void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const;
+  void quadratic_forms(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q, RowMatrixRef dqdz,
+                       RowMatrixRef dqdv, int n_threads) const;
+
+ private:
+  const Kernel& base_;
+  double factor_;
+};
+
+namespace detail {
+
+template <class K, class = void>
+struct has_metric_tensors : std::false_type {};
+template <class K>
+struct has_metric_tensors<K, std::void_t<decltype(std::declval<const K&>().metric_tensors(
+                                 std::declval<const ConstRowMatrixRef&>(), std::declval<RowMatrix&>()))>>
+    : std::true_type {};
+
+// Kernels with RHVAEKernel's metric(z, G, logdet, n_threads).
+template <class K, class = void>
+struct has_metric : std::false_type {};
+template <class K>
+struct has_metric<
+    K, std::void_t<decltype(std::declval<const K&>().metric(
+           std::declval<const ConstRowMatrixRef&>(), std::declval<RowMatrixRef>(), std::declval<VectorRef>(), 1))>>
+    : std::true_type {};
+
+// Kernels with RHVAEKernel's quadratic_forms (several vectors per point).
+template <class K, class = void>
+struct has_quadratic_forms : std::false_type {};
+template <class K>
+struct has_quadratic_forms<
+    K, std::void_t<decltype(std::declval<const K&>().quadratic_forms(
+           std::declval<const ConstRowMatrixRef&>(), std::declval<const ConstRowMatrixRef&>(),
+           std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), 1))>>
+    : std::true_type {};
+
+}  // namespace detail
+
+/// Quadratic forms of m = v.cols() / d vectors per point.
+/// @param z     (N x d) points.
+/// @param v     (N x m d) vectors v_i of each point, side by side.
+/// @param q     (N x m) output q(n, i) = v_i^T G(z_n) v_i.
+/// @param dqdz  (N x d) output sum_i dq(n, i)/dz, or (0 x d) for no gradients.
+/// @param dqdv  (N x m d) output dq(n, i)/dv_i = 2 G v_i when dqdz has rows.
+/// Natively when the kernel has quadratic_forms (G once per point), otherwise one quadratic_form
+/// call over the (point, vector) pairs whose vector is not zero (a zero vector adds nothing to q or
+/// its gradients).
+template <class Kernel>
+void quadratic_forms(const Kernel& k, const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q,
+                     RowMatrixRef dqdz, RowMatrixRef dqdv, int n_threads) {
+  const Index n = z.rows(), d = z.cols(), m = v.cols() / d;
+  const bool grad = dqdz.rows() > 0;
+  if constexpr (detail::has_quadratic_forms<Kernel>::value) {
+    k.quadratic_forms(z, v, q, dqdz, dqdv, n_threads);
+  } else if (m == 1) {
+    Eigen::Map<Vector> q_vector(q.data(), n);
+    k.quadratic_form(z, v, q_vector, dqdz, dqdv, n_threads);
+  } else {
+    std::vector<std::pair<Index, Index>> used;  // (point, vector)
+    for (Index r = 0; r < n; ++r)
+      for (Index i = 0; i < m; ++i)
+        if ((v.block(r, i * d, 1, d).array() != 0.0).any()) used.emplace_back(r, i);
+    const Index u = static_cast<Index>(used.size());
+    RowMatrix zs(u, d), vs(u, d), dz(grad ? u : 0, d), dv(grad ? u : 0, d);
+    Vector qs(u);
+    for (Index t = 0; t < u; ++t) {
+      zs.row(t) = z.row(used[t].first);
+      vs.row(t) = v.block(used[t].first, used[t].second * d, 1, d);
+    }
+    k.quadratic_form(zs, vs, qs, dz, dv, n_threads);
+    q.setZero();
+    if (grad) {
+      dqdz.setZero();
+      dqdv.setZero();
+    }
+    for (Index t = 0; t < u; ++t) {
+      const auto [r, i] = used[t];
+      q(r, i) = qs(t);
+      if (!grad) continue;
+      dqdz.row(r) += dz.row(t);
+      dqdv.block(r, i * d, 1, d) = dv.row(t);
+    }
+  }
+}
+
+template <class Kernel>
+void ScaledKernel<Kernel>::quadratic_forms(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q,
+                                           RowMatrixRef dqdz, RowMatrixRef dqdv, int n_threads) const {
+  latentgeo::quadratic_forms(base_, z, v, q, dqdz, dqdv, n_threads);
+  if (factor_ == 1.0) return;
+  q *= factor_;
+  if (dqdz.rows() > 0) {
+    dqdz *= factor_;
+    dqdv *= factor_;
+  }
+}
+
+/// The metric tensors at the rows of z.
+/// @param z  (N x d) points.
+/// @param g  output, resized to (N x d d): G(z_n) row-major in row n.
+/// Through the kernel's own metric routine when it has one, otherwise from d quadratic forms per
+/// point (dq/dv = 2 G e_a).
+template <class Kernel>
+void metric_tensors(const Kernel& k, const ConstRowMatrixRef& z, RowMatrix& g) {
+  const Index n = z.rows(), d = z.cols();
+  g.resize(n, d * d);
+  if constexpr (detail::has_metric_tensors<Kernel>::value) {
+    k.metric_tensors(z, g);
+  } else if constexpr (detail::has_metric<Kernel>::value) {
+    Vector no_logdet(0);
+    k.metric(z, g, no_logdet, 1);
+  } else {
+    RowMatrix zz(n * d, d), v = RowMatrix::Zero(n * d, d), dz(n * d, d), dv(n * d, d);
+    Vector q(n * d);
+    for (Index i = 0; i < n; ++i)
+      for (Index a = 0; a < d; ++a) {
+        zz.row(i * d + a) = z.row(i);
+        v(i * d + a, a) = 1.0;
+      }
+    k.quadratic_form(zz, v, q, dz, dv, 1);
+    for (Index i = 0; i < n; ++i)
+      for (Index a = 0; a < d; ++a)
+        for (Index b = 0; b < d; ++b) g(i, a * d + b) = 0.5 * dv(i * d + b, a);  // column b of G, row a
+  }
+}
+
+template <class Kernel>
+void ScaledKernel<Kernel>::metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
+  latentgeo::metric_tensors(base_, z, g);
+  g *= factor_;
+}
+
+}  // namespace latentgeo
