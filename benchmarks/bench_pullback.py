@@ -225,6 +225,25 @@ def stochman_geodesic(m64, start, end):
         return curve(t).reshape(-1, len(start)).numpy(), bool(success)
 
 
+class CallCounter:
+    """A metric seen through the protocol, counting the solver's calls and their points."""
+
+    def __init__(self, inner):
+        self.inner, self.dim, self.calls, self.points = inner, inner.dim, 0, 0
+
+    def _count(self, z):
+        self.calls += 1
+        self.points += len(z)
+
+    def quadratic_form(self, z, v, grad=False):
+        self._count(z)
+        return self.inner.quadratic_form(z, v, grad=grad)
+
+    def metric(self, z):
+        self._count(z)
+        return self.inner.metric(z)
+
+
 def polyline_length(metric, nodes):
     """Riemannian length of a fine polyline (midpoint rule per segment)."""
     delta = np.diff(nodes, axis=0)
@@ -287,6 +306,15 @@ def bench_conv(args):
     else:
         seconds = best_of(lambda: stochman_geodesic(m64, start, end), 3)
         rows.append(("stochman connecting_geodesic", seconds, polyline_length(metric, stoch[0]), stoch[1]))
+    pairs = np.random.default_rng(1).uniform(-1.5, 1.5, size=(2, 16, 2))
+    print("16 geodesics, tol 1e-5 (torch AD): the pairs' evaluations one pair per call, or shared:")
+    for per_call in (1, 64):
+        counter = CallCounter(metric)
+        seconds = best_of(lambda: lg.geodesics(counter, *pairs, tol=1e-5, pairs_per_call=per_call, progress=False), 1)
+        print(
+            f"  pairs_per_call={per_call:<3d} {1e3 * seconds / 16:7.1f} ms/geodesic   {counter.calls:5d} calls of "
+            f"the metric, {counter.points / max(counter.calls, 1):7.1f} points per call"
+        )
     line = start + np.linspace(0, 1, 4001)[:, None] * (end - start)
     print(f"one geodesic (straight line {polyline_length(metric, line):.6f}, tight solve {tight:.10f}):")
     for name, seconds, length, ok in rows:

@@ -3,8 +3,9 @@
 //
 // Kernels solved natively (pairs in parallel, the GIL released): RHVAEKernel, ConstantKernel,
 // PullbackKernel.
-// Any other metric object of the protocol goes through PythonKernel, which calls
-// metric.quadratic_form(z, v, grad=...) with the GIL held, so its pairs run one after the other.
+// Any other metric object of the protocol goes through PythonKernel (python_metric.hpp), which
+// calls metric.quadratic_form(z, v, grad=...) with the GIL held; its pairs are solved in lockstep so
+// that one call serves the evaluations of all of them.
 #include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -18,6 +19,7 @@
 #include "latentgeo/geodesic.hpp"
 #include "latentgeo/pullback.hpp"
 #include "latentgeo/rhvae.hpp"
+#include "python_metric.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstantKernel;
@@ -33,87 +35,6 @@ using latentgeo::Vector;
 namespace latentgeo_bindings {
 
 namespace {
-
-// A metric implemented in Python, seen as a kernel. Every call takes the GIL. What the metric
-// raises is sorted out here, on the calling thread with the GIL held: MetricDomainError becomes
-// the C++ MetricDomainError (an infinite energy for the solver), an Exception stays a
-// py::error_already_set (the pair's metric_error), and anything else (KeyboardInterrupt,
-// SystemExit) cancels the whole call and is re-raised by run_interruptible.
-class PythonKernel {
- public:
-  PythonKernel(py::object metric, Index dim) : metric_(std::move(metric)), dim_(dim) {}
-  Index dim() const { return dim_; }
-
-  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, latentgeo::VectorRef q,
-                      latentgeo::RowMatrixRef dqdz, latentgeo::RowMatrixRef dqdv, int /*n_threads*/) const {
-    py::gil_scoped_acquire gil;
-    const bool grad = dqdz.rows() > 0;
-    py::object out =
-        call([&] { return metric_.attr("quadratic_form")(RowMatrix(z), RowMatrix(v), py::arg("grad") = grad); });
-    if (!grad) {
-      q = as_vector(out, z.rows());
-      return;
-    }
-    py::tuple parts = out.cast<py::tuple>();
-    require(parts.size() == 3, "metric: quadratic_form(z, v, grad=True) must return (q, dq_dz, dq_dv)");
-    q = as_vector(parts[0], z.rows());
-    dqdz = as_matrix(parts[1], z.rows(), "dq_dz");
-    dqdv = as_matrix(parts[2], z.rows(), "dq_dv");
-    require_positive(z, v, q, dqdv);
-  }
-
-  // G from metric.metric(z) (N, d, d): one call instead of d quadratic forms.
-  void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
-    py::gil_scoped_acquire gil;
-    auto arr = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(
-        call([&] { return metric_.attr("metric")(RowMatrix(z)); }));
-    require(arr && arr.ndim() == 3 && arr.shape(0) == z.rows() && arr.shape(1) == dim_ && arr.shape(2) == dim_,
-            "metric: metric(z) must return an array of shape (N, d, d)");
-    g = Eigen::Map<const RowMatrix>(arr.data(), z.rows(), dim_ * dim_);
-  }
-
- private:
-  template <class F>
-  static py::object call(F&& f) {
-    try {
-      return f();
-    } catch (py::error_already_set& e) {
-      if (e.matches(metric_domain_error_type()))
-        throw latentgeo::MetricDomainError(py::str(e.value()).cast<std::string>(),
-                                           py::getattr(e.value(), "non_finite", py::bool_(false)).cast<bool>());
-      if (!e.matches(PyExc_Exception)) {
-        latentgeo::Cancellation* cancel = latentgeo::current_cancellation();
-        if (cancel == nullptr) throw;
-        cancel->request(std::make_exception_ptr(e));
-        throw latentgeo::Cancelled();
-      }
-      throw;
-    }
-  }
-  // v^T G v < 0 beyond rounding (|q| <= |v| |G v| = |v| |dq/dv| / 2) means G is not positive
-  // definite there: a point where the metric is not defined.
-  static void require_positive(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v,
-                               const latentgeo::ConstVectorRef& q, const ConstRowMatrixRef& dqdv) {
-    for (Index i = 0; i < z.rows(); ++i)
-      if (q(i) < -1e-8 * v.row(i).norm() * dqdv.row(i).norm())
-        throw latentgeo::MetricDomainError("metric: quadratic_form returned v^T G v < 0 at z = " +
-                                           latentgeo::format_point(z.row(i)) + " (G is not positive definite)");
-  }
-  static Vector as_vector(const py::handle& h, Index n) {
-    Vector out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<Vector>();
-    require(out.size() == n, "metric: quadratic_form returned q of the wrong size");
-    return out;
-  }
-  RowMatrix as_matrix(const py::handle& h, Index n, const char* name) const {
-    RowMatrix out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<RowMatrix>();
-    require(out.rows() == n && out.cols() == dim_,
-            std::string("metric: quadratic_form returned ") + name + " of the wrong shape");
-    return out;
-  }
-
-  py::object metric_;
-  Index dim_;
-};
 
 template <class Kernel>
 std::vector<GeodesicSolution> run(const Kernel& kernel, double scale, const ConstRowMatrixRef& starts,
@@ -198,16 +119,18 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
 }
 
 // The state of the options, in the order of kOptionNames (repr, equality and pickling).
-constexpr std::array<const char*, 9> kOptionNames = {"n_segments", "min_segments", "max_segments", "length_tol", "ftol",
-                                                     "gtol",       "max_iter",     "history",      "simpson"};
+constexpr std::array<const char*, 10> kOptionNames = {"n_segments", "min_segments",  "max_segments", "length_tol",
+                                                      "ftol",       "gtol",          "max_iter",     "history",
+                                                      "simpson",    "pairs_per_call"};
 
 py::tuple option_state(const GeodesicOptions& o) {
   return py::make_tuple(o.n_segments, o.min_segments, o.max_segments, o.length_tol, o.ftol, o.gtol, o.max_iter,
-                        o.history, o.simpson);
+                        o.history, o.simpson, o.pairs_per_call);
 }
 
 GeodesicOptions options_from_state(const py::tuple& t) {
-  require(t.size() == kOptionNames.size(), "GeodesicOptions: expected a state of 9 values");
+  require(t.size() == kOptionNames.size(),
+          "GeodesicOptions: expected a state of " + std::to_string(kOptionNames.size()) + " values");
   GeodesicOptions o;
   o.n_segments = t[0].cast<Index>();
   o.min_segments = t[1].cast<Index>();
@@ -218,6 +141,7 @@ GeodesicOptions options_from_state(const py::tuple& t) {
   o.max_iter = t[6].cast<int>();
   o.history = t[7].cast<int>();
   o.simpson = t[8].cast<bool>();
+  o.pairs_per_call = t[9].cast<Index>();
   return o;
 }
 
@@ -227,6 +151,26 @@ std::string option_repr(const GeodesicOptions& o) {
   for (std::size_t i = 0; i < kOptionNames.size(); ++i)
     out += std::string(i > 0 ? ", " : "") + kOptionNames[i] + "=" + py::repr(state[i]).cast<std::string>();
   return out + ")";
+}
+
+// A Python metric: up to o.pairs_per_call pairs are solved at once on worker threads, and each round of
+// their evaluations is one call of the metric on the calling thread (which takes the GIL only for
+// that call). The metric carries its own scale.
+std::vector<GeodesicSolution> solve_in_lockstep(const py::object& metric, const ConstRowMatrixRef& starts,
+                                                const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0,
+                                                const GeodesicOptions& o) {
+  const Index b = starts.rows(), d = starts.cols();
+  const PythonKernel direct(metric, d);
+  latentgeo::LockstepPool<MetricRequest> pool;
+  const LockstepKernel kernel(pool, d);
+  std::vector<GeodesicSolution> sols(static_cast<std::size_t>(b));
+  const auto solve = [&](Index i) {
+    const RowMatrix pair_init = n0 > 0 ? RowMatrix(init.middleRows(i * n0, n0)) : RowMatrix(0, d);
+    sols[static_cast<std::size_t>(i)] = latentgeo::solve_geodesic(kernel, starts.row(i), ends.row(i), pair_init, o);
+  };
+  run_interruptible(
+      [&] { pool.run(b, o.pairs_per_call, solve, RoundServer(direct)); });  // GIL released but in the calls
+  return sols;
 }
 
 py::dict geodesic_batch(py::object metric, py::object kernel, double scale, const ConstRowMatrixRef& starts,
@@ -242,12 +186,7 @@ py::dict geodesic_batch(py::object metric, py::object kernel, double scale, cons
   const bool native = solve_native<RHVAEKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
                       solve_native<ConstantKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
                       solve_native<PullbackKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols);
-  if (!native) {
-    // Python metric: every evaluation needs the GIL, so the pairs run serially. The GIL is released
-    // in between and retaken by each callback.
-    const PythonKernel k(metric, d);
-    run_interruptible([&] { sols = run(k, 1.0, starts, ends, init, n0, o, 1); });  // the metric carries its scale
-  }
+  if (!native) sols = solve_in_lockstep(metric, starts, ends, init, n0, o);
   return pack(sols, d);
 }
 
@@ -270,6 +209,8 @@ void register_geodesic(py::module_& m) {
       .def_readwrite("max_iter", &GeodesicOptions::max_iter, "L-BFGS iterations per level")
       .def_readwrite("history", &GeodesicOptions::history, "L-BFGS curvature pairs")
       .def_readwrite("simpson", &GeodesicOptions::simpson, "Simpson's rule per segment (else the midpoint rule)")
+      .def_readwrite("pairs_per_call", &GeodesicOptions::pairs_per_call,
+                     "metrics without a C++ kernel: pairs whose evaluations share one call")
       .def("__repr__", &option_repr)
       .def("__eq__",
            [](const GeodesicOptions& a, const GeodesicOptions& b) { return option_state(a).equal(option_state(b)); })

@@ -45,8 +45,9 @@ Metrics: a metric whose ``_native()`` names a C++ kernel (:class:`~latentgeo.RHV
 :class:`~latentgeo.PullbackMetric`, :class:`~latentgeo.ConstantMetric` and
 :class:`~latentgeo.ScaledMetric` of them) is solved natively, pairs in parallel with the GIL
 released. Any other object of the metric protocol takes the callback path documented in
-:class:`~latentgeo.Metric` (``quadratic_form`` and ``metric`` on a whole curve per call) with the
-GIL held; its pairs then run one after the other, which is much slower.
+:class:`~latentgeo.Metric`: its pairs are solved together, and each round of their evaluations
+is one call of ``quadratic_form`` or ``metric`` with the points of all of them (the GIL is held
+only for the call).
 
 Layout: this module holds the public ``geodesic``/``geodesics`` and the solver plumbing (options,
 the chunk runner, failures of pairs); the result classes are in :mod:`latentgeo.results`,
@@ -99,6 +100,7 @@ _SOLVER_OPTIONS = {
     "ftol": _DEFAULTS.ftol,
     "gtol": _DEFAULTS.gtol,
     "quadrature": "simpson" if _DEFAULTS.simpson else "midpoint",
+    "pairs_per_call": _DEFAULTS.pairs_per_call,
 }
 
 # Earlier names, kept for modules that import them from here.
@@ -134,6 +136,7 @@ def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _core.GeodesicOptions
     o.gtol = None if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
     o.history = check_int(opts["history"], "history", 1)
     o.simpson = check_choice(opts["quadrature"], "quadrature", {"simpson", "midpoint"}) == "simpson"
+    o.pairs_per_call = check_int(opts["pairs_per_call"], "pairs_per_call", 1)
     return o
 
 
@@ -286,7 +289,9 @@ def geodesics(
     ----------
     metric : metric protocol object
         E.g. :class:`~latentgeo.RHVAEMetric` (native C++, pairs in parallel) or any object with
-        ``dim``, ``quadratic_form`` and ``metric`` (called back in Python, pairs serially).
+        ``dim``, ``quadratic_form`` and ``metric`` (called back in Python: the pairs are solved
+        together, and each round of their evaluations is one call with the points of all of
+        them, so a batch costs about as many calls as its slowest pair).
     starts, ends : array_like, shape (B, d)
         Endpoints of the pairs. Identical endpoints give length 0, converged.
     method : {"discrete", "neural"}
@@ -315,8 +320,10 @@ def geodesics(
         ``min_nodes`` (9), ``max_nodes`` (2049), ``history`` (8), ``ftol``, ``gtol``,
         ``quadrature`` ("simpson": G at both ends and the midpoint of each segment, robust where G
         changes fast, e.g. decoders with saturated units; "midpoint": a third of the metric
-        evaluations, fine for smooth metrics such as RHVAEs), ``anchors``,
-        ``k_neighbors``; for method="neural", the options of ``neural_geodesic``.
+        evaluations, fine for smooth metrics such as RHVAEs), ``pairs_per_call`` (64: for a
+        metric called back in Python, the pairs whose evaluations share one call; 1 solves the
+        pairs one after the other), ``anchors``, ``k_neighbors``; for method="neural", the
+        options of ``neural_geodesic``.
 
     Returns
     -------

@@ -161,9 +161,12 @@ class Metric:
     base's scale.
 
     *Callback path* (``_native()`` is None, or the object is not a :class:`Metric` at all).
-    The solver holds the GIL and solves the pairs one after the other; for each evaluation of a
-    pair's curve it calls, with C-contiguous float64 arrays, once for all M points of that
-    curve at once (its nodes and quadrature points; a batch, never one point per call):
+    The solver works on up to ``pairs_per_call`` pairs at once (default 64; 1: one after the
+    other) and gathers the evaluations they need into rounds: each round is one call, with
+    C-contiguous float64 arrays, for all M points of the curves of all those pairs (nodes and
+    quadrature points; never one point or one pair per call). The rows must not depend on each
+    other (which points share a call varies); a call that raises is repeated pair by pair, so
+    that the failure stays with its pair:
 
     - ``quadratic_form(z, v, grad=True)``: z, v (M, d) → ``(q (M,), dq_dz (M, d), dq_dv (M, d))``
       (energy and gradient);

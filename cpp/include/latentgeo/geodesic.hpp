@@ -68,7 +68,8 @@ struct GeodesicOptions {
   std::optional<double> gtol;              // per level: decrement relative to the energy; unset: 0.01 length_tol
   int max_iter = LbfgsOptions{}.max_iter;  // L-BFGS iterations per level
   int history = LbfgsOptions{}.history;    // stored curvature pairs
-  bool simpson = true;  // Simpson energy per segment (G at both ends and the midpoint); else midpoint
+  bool simpson = true;        // Simpson energy per segment (G at both ends and the midpoint); else midpoint
+  Index pairs_per_call = 64;  // metrics without a C++ kernel: pairs whose evaluations share one call
 };
 
 // The optimiser's options of every level. Unless set, ftol and gtol follow length_tol: a level's
@@ -98,6 +99,7 @@ inline void validate(const GeodesicOptions& o) {
   require(positive(o.gtol), "gtol: must be > 0");
   require(o.max_iter >= 1, "max_iter: must be >= 1");
   require(o.history >= 1, "history: must be >= 1");
+  require(o.pairs_per_call >= 1, "pairs_per_call: must be >= 1");
 }
 
 // The work of one refinement level, for profiling the solver.

@@ -1,0 +1,228 @@
+// A metric implemented in Python as a kernel of the geodesic solver, and the lockstep evaluation
+// that lets many pairs share each call of it (latentgeo/lockstep.hpp).
+#pragma once
+
+#include <pybind11/numpy.h>
+
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "bindings.hpp"
+#include "latentgeo/lockstep.hpp"
+
+namespace latentgeo_bindings {
+
+namespace py = pybind11;
+using latentgeo::ConstRowMatrixRef;
+using latentgeo::Index;
+using latentgeo::RowMatrix;
+using latentgeo::Vector;
+
+// A metric implemented in Python, seen as a kernel. Every call takes the GIL. What the metric
+// raises is sorted out here, on the calling thread with the GIL held: MetricDomainError becomes
+// the C++ MetricDomainError (an infinite energy for the solver), an Exception stays a
+// py::error_already_set (the pair's metric_error), and anything else (KeyboardInterrupt,
+// SystemExit) cancels the whole call and is re-raised by run_interruptible.
+class PythonKernel {
+ public:
+  PythonKernel(py::object metric, Index dim) : metric_(std::move(metric)), dim_(dim) {}
+  Index dim() const { return dim_; }
+
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, latentgeo::VectorRef q,
+                      latentgeo::RowMatrixRef dqdz, latentgeo::RowMatrixRef dqdv, int /*n_threads*/) const {
+    py::gil_scoped_acquire gil;
+    const bool grad = dqdz.rows() > 0;
+    py::object out =
+        call([&] { return metric_.attr("quadratic_form")(RowMatrix(z), RowMatrix(v), py::arg("grad") = grad); });
+    if (!grad) {
+      q = as_vector(out, z.rows());
+      return;
+    }
+    py::tuple parts = out.cast<py::tuple>();
+    require(parts.size() == 3, "metric: quadratic_form(z, v, grad=True) must return (q, dq_dz, dq_dv)");
+    q = as_vector(parts[0], z.rows());
+    dqdz = as_matrix(parts[1], z.rows(), "dq_dz");
+    dqdv = as_matrix(parts[2], z.rows(), "dq_dv");
+    require_positive(z, v, q, dqdv);
+  }
+
+  // G from metric.metric(z) (N, d, d): one call instead of d quadratic forms.
+  void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
+    py::gil_scoped_acquire gil;
+    auto arr = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(
+        call([&] { return metric_.attr("metric")(RowMatrix(z)); }));
+    require(arr && arr.ndim() == 3 && arr.shape(0) == z.rows() && arr.shape(1) == dim_ && arr.shape(2) == dim_,
+            "metric: metric(z) must return an array of shape (N, d, d)");
+    g = Eigen::Map<const RowMatrix>(arr.data(), z.rows(), dim_ * dim_);
+  }
+
+ private:
+  template <class F>
+  static py::object call(F&& f) {
+    try {
+      return f();
+    } catch (py::error_already_set& e) {
+      if (e.matches(metric_domain_error_type()))
+        throw latentgeo::MetricDomainError(py::str(e.value()).cast<std::string>(),
+                                           py::getattr(e.value(), "non_finite", py::bool_(false)).cast<bool>());
+      if (!e.matches(PyExc_Exception)) {
+        latentgeo::Cancellation* cancel = latentgeo::current_cancellation();
+        if (cancel == nullptr) throw;
+        cancel->request(std::make_exception_ptr(e));
+        throw latentgeo::Cancelled();
+      }
+      throw;
+    }
+  }
+  // v^T G v < 0 beyond rounding (|q| <= |v| |G v| = |v| |dq/dv| / 2) means G is not positive
+  // definite there: a point where the metric is not defined.
+  static void require_positive(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v,
+                               const latentgeo::ConstVectorRef& q, const ConstRowMatrixRef& dqdv) {
+    for (Index i = 0; i < z.rows(); ++i)
+      if (q(i) < -1e-8 * v.row(i).norm() * dqdv.row(i).norm())
+        throw latentgeo::MetricDomainError("metric: quadratic_form returned v^T G v < 0 at z = " +
+                                           latentgeo::format_point(z.row(i)) + " (G is not positive definite)");
+  }
+  static Vector as_vector(const py::handle& h, Index n) {
+    Vector out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<Vector>();
+    require(out.size() == n, "metric: quadratic_form returned q of the wrong size");
+    return out;
+  }
+  RowMatrix as_matrix(const py::handle& h, Index n, const char* name) const {
+    RowMatrix out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<RowMatrix>();
+    require(out.rows() == n && out.cols() == dim_,
+            std::string("metric: quadratic_form returned ") + name + " of the wrong shape");
+    return out;
+  }
+
+  py::object metric_;
+  Index dim_;
+};
+
+// One evaluation that a solve asks of a Python metric (see latentgeo/lockstep.hpp).
+struct MetricRequest {
+  enum class Kind { value, gradient, tensors };
+  Kind kind = Kind::value;
+  RowMatrix z, v;            // the solve's points (and vectors)
+  Vector q;                  // value, gradient
+  RowMatrix dqdz, dqdv, g;   // gradient; tensors (N x d*d)
+  std::exception_ptr error;  // instead of the outputs when the metric failed on them
+};
+
+// The kernel a solve sees: every evaluation becomes a request served with the other solves'.
+class LockstepKernel {
+ public:
+  LockstepKernel(latentgeo::LockstepPool<MetricRequest>& pool, Index dim) : pool_(pool), dim_(dim) {}
+  Index dim() const { return dim_; }
+
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, latentgeo::VectorRef q,
+                      latentgeo::RowMatrixRef dqdz, latentgeo::RowMatrixRef dqdv, int /*n_threads*/) const {
+    MetricRequest r;
+    r.kind = dqdz.rows() > 0 ? MetricRequest::Kind::gradient : MetricRequest::Kind::value;
+    r.z = z;
+    r.v = v;
+    ask(r);
+    q = r.q;
+    if (r.kind == MetricRequest::Kind::value) return;
+    dqdz = r.dqdz;
+    dqdv = r.dqdv;
+  }
+
+  void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
+    MetricRequest r;
+    r.kind = MetricRequest::Kind::tensors;
+    r.z = z;
+    ask(r);
+    g = std::move(r.g);
+  }
+
+ private:
+  void ask(MetricRequest& r) const {
+    pool_.submit(r);
+    if (r.error) std::rethrow_exception(r.error);
+  }
+  latentgeo::LockstepPool<MetricRequest>& pool_;
+  Index dim_;
+};
+
+// Serves one round: per kind one call of the metric on the points of all its requests. When that
+// call fails, each request is evaluated alone, so that the failure stays with its own pair.
+class RoundServer {
+ public:
+  explicit RoundServer(const PythonKernel& metric) : metric_(metric) {}
+
+  void operator()(std::vector<MetricRequest*>& batch) const {
+    for (auto kind : {MetricRequest::Kind::value, MetricRequest::Kind::gradient, MetricRequest::Kind::tensors}) {
+      std::vector<MetricRequest*> group;
+      for (MetricRequest* r : batch)
+        if (r->kind == kind) group.push_back(r);
+      if (group.empty()) continue;
+      try {
+        evaluate(group);
+      } catch (const latentgeo::Cancelled&) {
+        throw;
+      } catch (...) {
+        for (MetricRequest* r : group) evaluate_alone(*r);
+      }
+    }
+  }
+
+ private:
+  void evaluate_alone(MetricRequest& r) const {
+    std::vector<MetricRequest*> one{&r};
+    try {
+      evaluate(one);
+    } catch (const latentgeo::Cancelled&) {
+      throw;
+    } catch (...) {
+      r.error = std::current_exception();
+    }
+  }
+
+  // The requests' rows stacked, evaluated in one call, and split again.
+  void evaluate(std::vector<MetricRequest*>& group) const {
+    const Index d = metric_.dim();
+    Index n = 0;
+    for (const MetricRequest* r : group) n += r->z.rows();
+    RowMatrix z(n, d), v;
+    const MetricRequest::Kind kind = group.front()->kind;
+    if (kind != MetricRequest::Kind::tensors) v.resize(n, d);
+    Index row = 0;
+    for (const MetricRequest* r : group) {
+      z.middleRows(row, r->z.rows()) = r->z;
+      if (v.size() > 0) v.middleRows(row, r->z.rows()) = r->v;
+      row += r->z.rows();
+    }
+    Vector q;
+    RowMatrix dqdz, dqdv, g;
+    if (kind == MetricRequest::Kind::tensors) {
+      metric_.metric_tensors(z, g);
+    } else {
+      const bool grad = kind == MetricRequest::Kind::gradient;
+      q.resize(n);
+      dqdz.resize(grad ? n : 0, d);
+      dqdv.resize(grad ? n : 0, d);
+      metric_.quadratic_form(z, v, q, dqdz, dqdv, 1);
+    }
+    row = 0;
+    for (MetricRequest* r : group) {
+      const Index m = r->z.rows();
+      if (kind == MetricRequest::Kind::tensors) {
+        r->g = g.middleRows(row, m);
+      } else {
+        r->q = q.segment(row, m);
+        if (kind == MetricRequest::Kind::gradient) {
+          r->dqdz = dqdz.middleRows(row, m);
+          r->dqdv = dqdv.middleRows(row, m);
+        }
+      }
+      row += m;
+    }
+  }
+
+  const PythonKernel& metric_;
+};
+
+}  // namespace latentgeo_bindings

@@ -1,0 +1,87 @@
+"""Python metrics in a batch of geodesics: one call of the metric serves all pairs' evaluations.
+
+The pairs are solved concurrently, and each round of their evaluations is one call of the metric
+with the points of every pair. The metrics here compute each row on its own, so a pair's result
+must be bitwise what it is when the pairs are solved one after the other (pairs_per_call=1).
+"""
+
+import latentgeo as lg
+import numpy as np
+import pytest
+from conftest import PoincareHalfPlane
+from latentgeo.errors import MetricDomainError
+
+
+class Counting(PoincareHalfPlane):
+    """The half-plane, counting the calls of the solver's evaluations and the points per call."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def _quadratic_form(self, z, v, grad, n_threads):
+        self.sizes.append(len(z))
+        return super()._quadratic_form(z, v, grad, n_threads)
+
+    def _metric(self, z, n_threads):
+        self.sizes.append(len(z))
+        return super()._metric(z, n_threads)
+
+
+def _pairs(n, seed=0):
+    rng = np.random.default_rng(seed)
+    starts = np.column_stack([rng.uniform(-2, 2, n), rng.uniform(0.5, 2.0, n)])
+    ends = np.column_stack([rng.uniform(-2, 2, n), rng.uniform(0.5, 2.0, n)])
+    return starts, ends
+
+
+def test_pairs_share_the_calls_and_keep_their_results_bitwise():
+    starts, ends = _pairs(16)
+    serial, batched = Counting(), Counting()
+    one = lg.geodesics(serial, starts, ends, tol=1e-6, pairs_per_call=1, progress=False)
+    together = lg.geodesics(batched, starts, ends, tol=1e-6, progress=False)
+    assert np.all(one.converged) and np.all(together.converged)
+    np.testing.assert_array_equal(together.length, one.length)
+    for a, b in zip(together.nodes, one.nodes):
+        np.testing.assert_array_equal(a, b)
+    assert sum(batched.sizes) == sum(serial.sizes)  # the same evaluations ...
+    assert len(batched.sizes) < len(serial.sizes) / 4  # ... in far fewer calls
+    assert max(batched.sizes) > max(serial.sizes)
+
+
+def test_the_lengths_are_the_closed_form_half_plane_distances():
+    starts, ends = _pairs(8, seed=1)
+    batch = lg.geodesics(Counting(), starts, ends, tol=1e-9, progress=False)
+    dx, y0, y1 = ends[:, 0] - starts[:, 0], starts[:, 1], ends[:, 1]
+    exact = np.arccosh(1.0 + (dx**2 + (y1 - y0) ** 2) / (2.0 * y0 * y1))
+    np.testing.assert_allclose(batch.length, exact, rtol=1e-7)
+
+
+class FailsBeyond(PoincareHalfPlane):
+    """Raises `error` for any call that includes a point with x > 3 (a bug in a region)."""
+
+    def __init__(self, error):
+        self.error = error
+
+    def _quadratic_form(self, z, v, grad, n_threads):
+        if np.any(z[:, 0] > 3.0):
+            raise self.error
+        return super()._quadratic_form(z, v, grad, n_threads)
+
+
+@pytest.mark.parametrize("error", [TypeError("broken"), MetricDomainError("outside")])
+def test_a_failing_pair_does_not_fail_the_pairs_it_shares_calls_with(error):
+    starts, ends = _pairs(6, seed=2)
+    starts[2], ends[2] = [0.0, 1.0], [4.0, 1.0]  # only this pair reaches x > 3
+    with pytest.warns(RuntimeWarning, match="pair 2"):
+        batch = lg.geodesics(FailsBeyond(error), starts, ends, tol=1e-6, progress=False)
+    alone = lg.geodesics(PoincareHalfPlane(), np.delete(starts, 2, 0), np.delete(ends, 2, 0), tol=1e-6, progress=False)
+    assert not batch.converged[2] and batch.status[2] in ("metric_error", "singular_metric")
+    others = [i for i in range(6) if i != 2]
+    assert all(batch.converged[others])
+    np.testing.assert_array_equal(batch.length[others], alone.length)
+
+
+def test_the_option_is_checked():
+    starts, ends = _pairs(2)
+    with pytest.raises(ValueError, match="pairs_per_call"):
+        lg.geodesics(Counting(), starts, ends, pairs_per_call=0, progress=False)
