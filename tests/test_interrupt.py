@@ -95,3 +95,17 @@ def test_ctrl_c_stops_a_parallel_geodesic_batch():
         "lg.geodesics(metric, starts, ends, n_threads=2, progress=False)",
     )
     _check_stopped(out, err, elapsed)
+
+
+def test_ctrl_c_stops_a_batch_on_a_python_metric():
+    """The pairs of a Python metric run on worker threads in lockstep; all of them stop."""
+    out, err, elapsed = _interrupt_after_one_second(
+        """
+        from conftest import PoincareHalfPlane
+        rng = np.random.default_rng(1)
+        starts = np.column_stack([rng.uniform(-2, 2, 100_000), rng.uniform(0.5, 2, 100_000)])
+        ends = np.column_stack([rng.uniform(-2, 2, 100_000), rng.uniform(0.5, 2, 100_000)])
+        """,
+        "lg.geodesics(PoincareHalfPlane(), starts, ends, progress=False)",
+    )
+    _check_stopped(out, err, elapsed)
