@@ -48,6 +48,32 @@ def test_pairs_share_the_calls_and_keep_their_results_bitwise():
     assert max(batched.sizes) > max(serial.sizes)
 
 
+def test_the_number_of_pairs_per_call_does_not_change_the_results():
+    starts, ends = _pairs(7, seed=3)
+    reference = lg.geodesics(
+        Counting(), starts, ends, tol=1e-6, quadrature="midpoint", pairs_per_call=1, progress=False
+    )
+    for per_call in (2, 3, 64):
+        other = lg.geodesics(
+            Counting(), starts, ends, tol=1e-6, quadrature="midpoint", pairs_per_call=per_call, progress=False
+        )
+        np.testing.assert_array_equal(other.length, reference.length)
+        np.testing.assert_array_equal(other.n_iter, reference.n_iter)
+        for a, b in zip(other.nodes, reference.nodes):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_calls_are_the_same_in_every_run():
+    """Rounds wait for every pair and serve them in pair order: the metric sees the same calls."""
+    starts, ends = _pairs(12, seed=4)
+    runs = []
+    for _ in range(3):
+        metric = Counting()
+        lg.geodesics(metric, starts, ends, tol=1e-6, progress=False)
+        runs.append(metric.sizes)
+    assert runs[0] == runs[1] == runs[2]
+
+
 def test_the_lengths_are_the_closed_form_half_plane_distances():
     starts, ends = _pairs(8, seed=1)
     batch = lg.geodesics(Counting(), starts, ends, tol=1e-9, progress=False)
@@ -76,6 +102,9 @@ def test_a_failing_pair_does_not_fail_the_pairs_it_shares_calls_with(error):
         batch = lg.geodesics(FailsBeyond(error), starts, ends, tol=1e-6, progress=False)
     alone = lg.geodesics(PoincareHalfPlane(), np.delete(starts, 2, 0), np.delete(ends, 2, 0), tol=1e-6, progress=False)
     assert not batch.converged[2] and batch.status[2] in ("metric_error", "singular_metric")
+    with pytest.warns(RuntimeWarning, match="pair 2"):
+        serial = lg.geodesics(FailsBeyond(error), starts, ends, tol=1e-6, pairs_per_call=1, progress=False)
+    assert serial.status == batch.status and serial.messages == batch.messages
     others = [i for i in range(6) if i != 2]
     assert all(batch.converged[others])
     np.testing.assert_array_equal(batch.length[others], alone.length)

@@ -50,6 +50,7 @@ TEST_CASE("lockstep: every running solve's request is served in the same round")
     std::vector<std::size_t> sizes;
     pool.run(n, width, Squares{pool, steps, sums}, [&](std::vector<Square*>& batch) {
       sizes.push_back(batch.size());
+      for (std::size_t k = 1; k < batch.size(); ++k) CHECK(batch[k - 1]->x < batch[k]->x);  // in solve order
       for (Square* r : batch) r->y = r->x * r->x;
     });
     for (Index i = 0; i < n; ++i) CHECK(sums[static_cast<std::size_t>(i)] == expected_sum(i, steps));

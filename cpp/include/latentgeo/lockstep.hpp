@@ -8,9 +8,10 @@
 // every running solve is blocked or finished and then serves all pending requests in one call of
 // `serve`, so each round of evaluations costs one overhead.
 //
-// Which requests share a round depends on the timing of the threads, so `serve` must give every
-// request the result it would get alone (an evaluator whose rows do not interact). The solves
-// themselves are deterministic, so the results do not depend on the number of threads.
+// Which solves share a round does not depend on the timing of the threads (a round waits for all
+// of them), and the requests of a round are served in the order of their solves, so the calls of
+// `serve` are the same in every run. `serve` must give every request the result it would get
+// alone (an evaluator whose rows do not interact); then the results do not depend on `width`.
 //
 // Cancellation: the workers inherit the caller's Cancellation; the coordinator checks it (and so
 // polls for signals) while it waits. An exception from `serve` or from a solve (which must catch
@@ -63,7 +64,7 @@ class LockstepPool {
   void submit(Request& request) {
     std::unique_lock<std::mutex> lock(mutex_);
     if (stopped_) throw Cancelled();
-    pending_.push_back(&request);
+    pending_.push_back({current_item(), &request});
     const std::uint64_t round = round_;
     coordinator_.notify_one();
     // While its round is being served no solve runs, so nothing stops the pool before the
@@ -88,7 +89,10 @@ class LockstepPool {
   void work(Cancellation* cancel, Index n, Solve& solve) {
     const CancelScope scope(cancel);
     try {
-      for (Index i = take(); i < n; i = take()) solve(i);
+      for (Index i = take(); i < n; i = take()) {
+        current_item() = i;
+        solve(i);
+      }
     } catch (...) {
       stop(std::current_exception());
     }
@@ -120,7 +124,9 @@ class LockstepPool {
         coordinator_.wait_for(lock, std::chrono::milliseconds(10));
         continue;
       }
-      batch.swap(pending_);
+      std::sort(pending_.begin(), pending_.end(), [](const Pending& a, const Pending& b) { return a.item < b.item; });
+      for (const Pending& p : pending_) batch.push_back(p.request);
+      pending_.clear();
       lock.unlock();
       try {
         check_cancelled();
@@ -155,7 +161,16 @@ class LockstepPool {
 
   std::mutex mutex_;
   std::condition_variable coordinator_, workers_;
-  std::vector<Request*> pending_;
+  struct Pending {
+    Index item;  // the solve that asks
+    Request* request;
+  };
+  static Index& current_item() {  // the solve running on this thread
+    thread_local Index item = 0;
+    return item;
+  }
+
+  std::vector<Pending> pending_;
   Index live_ = 0, next_ = 0;
   std::uint64_t round_ = 0;
   bool stopped_ = false;
