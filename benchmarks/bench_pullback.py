@@ -307,14 +307,17 @@ def bench_conv(args):
         seconds = best_of(lambda: stochman_geodesic(m64, start, end), 3)
         rows.append(("stochman connecting_geodesic", seconds, polyline_length(metric, stoch[0]), stoch[1]))
     pairs = np.random.default_rng(1).uniform(-1.5, 1.5, size=(2, 16, 2))
-    print("16 geodesics, tol 1e-5 (torch AD): the pairs' evaluations one pair per call, or shared:")
-    for per_call in (1, 64):
-        counter = CallCounter(metric)
-        seconds = best_of(lambda: lg.geodesics(counter, *pairs, tol=1e-5, pairs_per_call=per_call, progress=False), 1)
-        print(
-            f"  pairs_per_call={per_call:<3d} {1e3 * seconds / 16:7.1f} ms/geodesic   {counter.calls:5d} calls of "
-            f"the metric, {counter.points / max(counter.calls, 1):7.1f} points per call"
-        )
+    print("16 geodesics, tol 1e-5: the pairs' evaluations one pair per call, or shared (<= 256 points per call):")
+    for label, target in (("torch AD", metric), ("callable FD", numeric)):
+        for per_call in (1, 64):
+            counter = CallCounter(target)
+            seconds = best_of(
+                lambda: lg.geodesics(counter, *pairs, tol=1e-5, pairs_per_call=per_call, progress=False), 1
+            )
+            print(
+                f"  {label:12s} pairs_per_call={per_call:<3d} {1e3 * seconds / 16:7.1f} ms/geodesic   "
+                f"{counter.calls:5d} calls of the metric, {counter.points / max(counter.calls, 1):7.1f} points per call"
+            )
     line = start + np.linspace(0, 1, 4001)[:, None] * (end - start)
     print(f"one geodesic (straight line {polyline_length(metric, line):.6f}, tight solve {tight:.10f}):")
     for name, seconds, length, ok in rows:

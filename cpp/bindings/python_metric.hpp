@@ -153,23 +153,40 @@ class RoundServer {
  public:
   explicit RoundServer(const PythonKernel& metric) : metric_(metric) {}
 
+  // Points per call at most (a request larger than that gets a call of its own): the cost per
+  // point of some metrics grows with the call (torch convolutions on large batches), while the
+  // saving of fewer calls levels off at a few hundred points.
+  static constexpr Index kRowsPerCall = 256;
+
   void operator()(std::vector<MetricRequest*>& batch) const {
     for (auto kind : {MetricRequest::Kind::value, MetricRequest::Kind::gradient, MetricRequest::Kind::tensors}) {
       std::vector<MetricRequest*> group;
-      for (MetricRequest* r : batch)
-        if (r->kind == kind) group.push_back(r);
-      if (group.empty()) continue;
-      try {
-        evaluate(group);
-      } catch (const latentgeo::Cancelled&) {
-        throw;
-      } catch (...) {
-        for (MetricRequest* r : group) evaluate_alone(*r);
+      Index rows = 0;
+      for (MetricRequest* r : batch) {
+        if (r->kind != kind) continue;
+        if (!group.empty() && rows + r->z.rows() > kRowsPerCall) {
+          serve_group(group);
+          group.clear();
+          rows = 0;
+        }
+        group.push_back(r);
+        rows += r->z.rows();
       }
+      if (!group.empty()) serve_group(group);
     }
   }
 
  private:
+  void serve_group(std::vector<MetricRequest*>& group) const {
+    try {
+      evaluate(group);
+    } catch (const latentgeo::Cancelled&) {
+      throw;
+    } catch (...) {
+      for (MetricRequest* r : group) evaluate_alone(*r);
+    }
+  }
+
   void evaluate_alone(MetricRequest& r) const {
     std::vector<MetricRequest*> one{&r};
     try {

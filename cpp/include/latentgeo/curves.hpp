@@ -147,8 +147,10 @@ struct MetricFailure {
 
 namespace detail {
 
-// Tangents (d/dt, t in [0, 1]) at the n + 1 uniform nodes by fourth-order differences
-// (central inside, one-sided five-point at the two first and two last nodes); n >= 4.
+/// Tangents d/dt (t in [0, 1]) at uniform nodes by fourth-order differences (central inside,
+/// one-sided five-point at the two first and two last nodes).
+/// @param x  ((n + 1) x d) nodes, n >= 4 segments.
+/// @param m  output, resized to ((n + 1) x d).
 inline void hermite_tangents(const RowMatrix& x, RowMatrix& m) {
   const Index n = x.rows() - 1;
   const double s = static_cast<double>(n) / 12.0;
@@ -162,8 +164,10 @@ inline void hermite_tangents(const RowMatrix& x, RowMatrix& m) {
   m.row(n - 1) = -s * (-3.0 * x.row(n) - 10.0 * x.row(n - 1) + 18.0 * x.row(n - 2) - 6.0 * x.row(n - 3) + x.row(n - 4));
 }
 
-// Position (into p) and velocity (into v) of the Hermite interpolant at local s in [0, 1]
-// of segment i (length h).
+/// Position and velocity of the cubic Hermite interpolant at local s in [0, 1] of segment i.
+/// @param x, m  ((n + 1) x d) nodes and their tangents (hermite_tangents).
+/// @param h     the segment's length in t (1 / n).
+/// @param p, v  outputs, (1 x d) rows: the position and d/dt.
 template <class P, class V>
 void hermite_eval(const RowMatrix& x, const RowMatrix& m, Index i, double s, double h, P&& p, V&& v) {
   const double s2 = s * s, s3 = s2 * s;
@@ -173,8 +177,10 @@ void hermite_eval(const RowMatrix& x, const RowMatrix& m, Index i, double s, dou
   v = (d00 / h) * x.row(i) + d10 * m.row(i) + (d01 / h) * x.row(i + 1) + d11 * m.row(i + 1);
 }
 
-// Nodes of the same curve on n_new + 1 uniform times: the cubic Hermite interpolant when the
-// curve is smooth (>= 5 nodes), piecewise-linear otherwise or when `linear`.
+/// The same curve on n_new + 1 uniform times: the cubic Hermite interpolant when the curve is
+/// smooth (>= 5 nodes), piecewise-linear otherwise or when `linear`.
+/// @param x  ((n + 1) x d) nodes, n >= 1.
+/// @return   ((n_new + 1) x d) nodes with the same ends.
 inline RowMatrix resample(const RowMatrix& x, Index n_new, bool linear) {
   const Index n = x.rows() - 1;
   RowMatrix out(n_new + 1, x.cols());
@@ -197,14 +203,17 @@ inline RowMatrix resample(const RowMatrix& x, Index n_new, bool linear) {
   return out;
 }
 
-// Gauss-Legendre nodes and weights on [0, 1].
+/// 3-point Gauss-Legendre nodes and weights on [0, 1].
 constexpr double kGaussS[3] = {0.5 - 0.3872983346207417, 0.5, 0.5 + 0.3872983346207417};
 constexpr double kGaussW[3] = {5.0 / 18.0, 8.0 / 18.0, 5.0 / 18.0};
 
 }  // namespace detail
 
-// Length and energy of the cubic Hermite interpolant of nodes (n >= 4 segments), or of the
-// polyline when `linear` (exact velocities of the straight segments).
+/// Length and energy of the cubic Hermite interpolant of the nodes, or of the polyline when
+/// `linear` (exact velocities of the straight segments), by 3-point Gauss-Legendre per segment.
+/// @param x  ((n + 1) x d) nodes at uniform times on [0, 1]; n >= 4 unless `linear`.
+/// @param length, energy  outputs: integral of sqrt(v^T G v) dt and of v^T G v dt.
+/// Throws what the kernel throws (MetricDomainError where the metric is not defined).
 template <class Kernel>
 void measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double& length, double& energy) {
   const Index n = x.rows() - 1, d = x.cols();
@@ -232,8 +241,8 @@ void measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double
     }
 }
 
-// measure_curve, or false (NaN length and energy, the failure recorded) where the metric is not
-// defined on the curve.
+/// measure_curve, or false (NaN length and energy, the failure recorded in `failure`) where the
+/// metric is not defined on the curve (MetricDomainError); other exceptions propagate.
 template <class Kernel>
 bool try_measure_curve(const Kernel& kernel, const RowMatrix& x, bool linear, double& length, double& energy,
                        MetricFailure& failure) {
