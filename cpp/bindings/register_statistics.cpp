@@ -211,13 +211,14 @@ py::dict hmc(const py::object& kernel, double sign, const py::object& log_densit
   return out;
 }
 
-py::tuple volume_jet(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool want_inverse, int n_threads) {
+// log det G (N,) and its gradient (N, d) of the RHVAE; NaN rows where G^{-1} is singular.
+py::tuple log_det_gradient(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   Vector logdet;
   RowMatrix dlogdet, ginv, dginv;
   run_interruptible(  // GIL released
-      [&] { RhvaeJet{k}.compute(z, want_inverse, n_threads, logdet, dlogdet, ginv, dginv); });
-  return py::make_tuple(logdet, dlogdet, ginv, dginv);
+      [&] { RhvaeJet{k}.compute(z, false, n_threads, logdet, dlogdet, ginv, dginv); });
+  return py::make_tuple(logdet, dlogdet);
 }
 
 }  // namespace
@@ -228,8 +229,7 @@ void register_statistics(py::module_& m) {
   m.def("hmc_sample", &hmc, py::arg("kernel"), py::arg("sign"), py::arg("log_density_fn"), py::arg("init"),
         py::arg("lo"), py::arg("hi"), py::arg("n_warmup"), py::arg("n_draws"), py::arg("n_leapfrog"),
         py::arg("step_size"), py::arg("target_accept"), py::arg("seed"), py::arg("n_threads"));
-  m.def("rhvae_volume_jet", &volume_jet, py::arg("kernel"), py::arg("z"), py::arg("want_inverse"),
-        py::arg("n_threads"));
+  m.def("rhvae_log_det_gradient", &log_det_gradient, py::arg("kernel"), py::arg("z"), py::arg("n_threads"));
 }
 
 }  // namespace latentgeo_bindings

@@ -210,8 +210,5 @@ def hmc_sample(
     n_threads: int,
 ) -> Dict[str, Any]: ...
 
-# (log det G (N,), its gradient (N, d), G^{-1} (N, d*d), dG^{-1} (N, d^3) [a, b, k]); the last two
-# empty unless want_inverse; NaN rows where G^{-1} is singular.
-def rhvae_volume_jet(
-    kernel: RHVAEKernel, z: Array, want_inverse: bool, n_threads: int
-) -> Tuple[Array, Array, Array, Array]: ...
+# (log det G (N,), its gradient (N, d)) of the RHVAE; NaN rows where G^{-1} is singular.
+def rhvae_log_det_gradient(kernel: RHVAEKernel, z: Array, n_threads: int) -> Tuple[Array, Array]: ...

@@ -100,7 +100,7 @@ def log_det_and_gradient(metric, z, n_threads: Optional[int] = None) -> Tuple[np
     pts, single = as_points(z, "z", dim)
     kernel, scale = _native_rhvae(metric)
     if kernel is not None:
-        logdet, grad, _, _ = _core.rhvae_volume_jet(kernel, pts, False, check_threads(n_threads))
+        logdet, grad = _core.rhvae_log_det_gradient(kernel, pts, n_threads=check_threads(n_threads))
         logdet = logdet + dim * np.log(scale)
     else:
         _, _, grad, logdet, ok = _numpy_jet(metric, pts)
