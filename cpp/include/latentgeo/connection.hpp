@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "latentgeo/connection_models.hpp"
+#include "latentgeo/curves.hpp"
 #include "latentgeo/ode.hpp"
 
 namespace latentgeo {

@@ -26,7 +26,7 @@
 
 #include "latentgeo/common.hpp"
 #include "latentgeo/fastexp.hpp"
-#include "latentgeo/geodesic.hpp"
+#include "latentgeo/kernels.hpp"
 
 namespace latentgeo {
 
