@@ -28,6 +28,7 @@
 #include <exception>
 #include <limits>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -53,7 +54,16 @@ class LockstepPool {
     std::vector<std::thread> threads;
     threads.reserve(static_cast<std::size_t>(live_));
     const Index n_threads = live_;
-    for (Index t = 0; t < n_threads; ++t) threads.emplace_back([this, cancel, n, &solve] { work(cancel, n, solve); });
+    for (Index t = 0; t < n_threads; ++t) {
+      try {
+        threads.emplace_back([this, cancel, n, &solve] { work(cancel, n, solve); });
+      } catch (const std::system_error&) {  // no more threads: go on with those started
+        const std::lock_guard<std::mutex> lock(mutex_);
+        live_ -= n_threads - t;
+        if (t == 0) throw;
+        break;
+      }
+    }
     coordinate(serve);
     for (auto& thread : threads) thread.join();
     if (failure_) std::rethrow_exception(failure_);
