@@ -532,3 +532,22 @@ def test_neural_batch_without_progress_prints_nothing(capsys):
     assert len(batch) == 3
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_the_hermite_curve_reproduces_cubic_polynomials():
+    """Fourth-order tangents and cubic Hermite segments are exact for a cubic γ(t) (to rounding)."""
+    coef = np.array([[0.3, -1.0], [2.0, 0.5], [-1.5, 1.0], [0.7, -0.4]])  # γ(t) = Σ coef[k] t^k
+
+    def gamma(t, derivative=False):
+        if derivative:
+            return sum(k * coef[k] * t[:, None] ** (k - 1) for k in range(1, 4))
+        return sum(coef[k] * t[:, None] ** k for k in range(4))
+
+    for n in (4, 7, 16):
+        curve = lg.curves.HermiteCurve(gamma(np.linspace(0.0, 1.0, n + 1)))
+        np.testing.assert_allclose(curve.tangents, gamma(np.linspace(0.0, 1.0, n + 1), True), atol=1e-12 * n)
+        t = np.linspace(0.0, 1.0, 97)
+        np.testing.assert_allclose(curve(t), gamma(t), atol=1e-13 * n)
+        np.testing.assert_allclose(curve(t, derivative=True), gamma(t, True), atol=1e-12 * n)
+    with pytest.raises(ValueError, match="nodes"):
+        lg.curves.HermiteCurve(np.zeros((4, 2)))

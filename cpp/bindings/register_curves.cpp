@@ -78,9 +78,32 @@ py::tuple integrate_with_grad(const ConstVectorRef& q, RowMatrix dqdz, RowMatrix
   return py::make_tuple(values, dqdz, dqdv);
 }
 
+RowMatrix hermite_tangents(const RowMatrix& nodes) {
+  require(nodes.rows() >= 5, "nodes: the Hermite curve needs at least 5 nodes, got " + std::to_string(nodes.rows()));
+  RowMatrix m;
+  latentgeo::detail::hermite_tangents(nodes, m);
+  return m;
+}
+
+// Points and velocities of the curve at times t in [0, 1] (checked by the caller).
+py::tuple hermite_curve(const RowMatrix& nodes, const ConstVectorRef& t) {
+  const RowMatrix m = hermite_tangents(nodes);
+  const Index n = nodes.rows() - 1;
+  RowMatrix points(t.size(), nodes.cols()), velocities(t.size(), nodes.cols());
+  for (Index k = 0; k < t.size(); ++k) {
+    const double u = t(k) * static_cast<double>(n);
+    const Index i = std::min<Index>(static_cast<Index>(u), n - 1);
+    latentgeo::detail::hermite_eval(nodes, m, i, u - static_cast<double>(i), 1.0 / static_cast<double>(n),
+                                    points.row(k), velocities.row(k));
+  }
+  return py::make_tuple(points, velocities);
+}
+
 }  // namespace
 
 void register_curves(py::module_& m) {
+  m.def("hermite_tangents", &hermite_tangents, py::arg("nodes"));
+  m.def("hermite_curve", &hermite_curve, py::arg("nodes"), py::arg("t"));
   m.def("finite_difference", &finite_difference, py::arg("ahead"), py::arg("behind"), py::arg("step"));
   m.def("discrete_velocity", &discrete_velocity, py::arg("points"), py::arg("t"), py::arg("n_threads"));
   m.def("quadrature_weights", &quadrature_weights, py::arg("t"), py::arg("rule"));

@@ -284,19 +284,6 @@ def polyline_length(metric, points: np.ndarray) -> float:
 # --------------------------------------------------------------------------------------------
 # The interpolant of discrete geodesics
 # --------------------------------------------------------------------------------------------
-def _hermite_tangents(x: np.ndarray) -> np.ndarray:
-    """d/dt at n + 1 uniform nodes on [0, 1] by fourth-order differences (n >= 4), as in C++."""
-    n = len(x) - 1
-    s = n / 12.0
-    m = np.empty_like(x)
-    m[2:-2] = s * (x[:-4] - 8 * x[1:-3] + 8 * x[3:-1] - x[4:])
-    m[0] = s * (-25 * x[0] + 48 * x[1] - 36 * x[2] + 16 * x[3] - 3 * x[4])
-    m[1] = s * (-3 * x[0] - 10 * x[1] + 18 * x[2] - 6 * x[3] + x[4])
-    m[-1] = -s * (-25 * x[-1] + 48 * x[-2] - 36 * x[-3] + 16 * x[-4] - 3 * x[-5])
-    m[-2] = -s * (-3 * x[-1] - 10 * x[-2] + 18 * x[-3] - 6 * x[-4] + x[-5])
-    return m
-
-
 class HermiteCurve:
     """The C¹ cubic Hermite interpolant of nodes at uniform times on [0, 1] (picklable).
 
@@ -307,20 +294,12 @@ class HermiteCurve:
 
     def __init__(self, nodes: np.ndarray):
         self.nodes = np.ascontiguousarray(nodes, dtype=np.float64)
-        self.tangents = _hermite_tangents(self.nodes)
+        self.tangents = _core.hermite_tangents(self.nodes)  # d/dt at the nodes, as the solver has them
 
     def __call__(self, t, derivative: bool = False) -> np.ndarray:
         """Points γ(t) (or velocities γ̇(t) with ``derivative=True``), shape (N, d), for t (N,) in [0, 1]."""
         times = as_float_array(t, "t", ndim=1)
         if times.min() < 0.0 or times.max() > 1.0:
             raise ValueError("t: times must lie in [0, 1]")
-        x, m = self.nodes, self.tangents
-        n = len(x) - 1
-        i = np.minimum((times * n).astype(np.int64), n - 1)
-        s = (times * n - i)[:, None]
-        h = 1.0 / n
-        if derivative:
-            c = (6 * s**2 - 6 * s) / h, 3 * s**2 - 4 * s + 1, (6 * s - 6 * s**2) / h, 3 * s**2 - 2 * s
-            return c[0] * x[i] + c[1] * m[i] + c[2] * x[i + 1] + c[3] * m[i + 1]
-        c = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s, 3 * s**2 - 2 * s**3, s**3 - s**2
-        return c[0] * x[i] + c[1] * h * m[i] + c[2] * x[i + 1] + c[3] * h * m[i + 1]
+        points, velocities = _core.hermite_curve(self.nodes, times)
+        return velocities if derivative else points

@@ -76,7 +76,7 @@ from ._validation import (
     check_positive,
     check_threads,
 )
-from .curves import GAUSS_NODES, GAUSS_WEIGHTS, HermiteCurve, _hermite_tangents, polyline_length, segment_lengths
+from .curves import GAUSS_NODES, GAUSS_WEIGHTS, HermiteCurve, polyline_length, segment_lengths
 from .errors import MetricDomainError
 from .metrics import native_kernel
 from .results import FAILURES, STATUS, DistanceResult, GeodesicBatch, GeodesicResult
