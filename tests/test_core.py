@@ -124,7 +124,7 @@ def test_geodesic_option_defaults_are_the_documented_ones():
         "max_nodes": o.max_segments + 1,
         "history": o.history,
     }
-    assert o.n_segments == 0 and o.ftol is None and o.gtol is None and o.simpson  # adaptive, derived, Simpson
+    assert o.n_segments == 0 and o.ftol is None and o.gtol is None and o.quadrature == "simpson"  # adaptive, derived
     from latentgeo.geodesic import _SOLVER_OPTIONS, _solver_options
 
     assert _solver_options(None, None, None, dict(_SOLVER_OPTIONS)) == o  # no option given: the core's defaults
@@ -143,10 +143,10 @@ def test_geodesic_options_round_trip_through_pickle():
     o = _core.GeodesicOptions()
     o.n_segments, o.min_segments, o.max_segments = 32, 4, 64
     o.length_tol, o.ftol, o.gtol = 1e-5, 3e-6, None
-    o.max_iter, o.history, o.simpson = 17, 3, False
+    o.max_iter, o.history, o.quadrature = 17, 3, "midpoint"
     back = pickle.loads(pickle.dumps(o))
     assert back == o and repr(back) == repr(o)
-    assert (back.n_segments, back.ftol, back.gtol, back.max_iter, back.simpson) == (32, 3e-6, None, 17, False)
+    assert (back.n_segments, back.ftol, back.gtol, back.max_iter, back.quadrature) == (32, 3e-6, None, 17, "midpoint")
     assert back != _core.GeodesicOptions()
 
 

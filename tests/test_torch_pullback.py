@@ -15,6 +15,7 @@ import sys
 import latentgeo as lg
 import numpy as np
 import pytest
+from latentgeo.geodesic import default_quadrature
 from latentgeo.pullback import PullbackMetric
 
 torch = pytest.importorskip("torch")
@@ -165,7 +166,7 @@ def test_conv_geodesic_converges_and_matches_the_callable_path(conv):
 
     numeric = PullbackMetric.from_callable(decode, 2)
     start, end = np.array([-0.25, 1.2]), np.array([0.6, -1.6])
-    exact = lg.geodesic(metric, start, end, tol=1e-7)
+    exact = lg.geodesic(metric, start, end, tol=1e-7, quadrature="simpson")  # the energy of the callable path
     fd = lg.geodesic(numeric, start, end, tol=1e-7)
     assert exact.converged and fd.converged
     assert exact.length < 0.99 * exact.straight_length  # a bent geodesic, not the straight line
@@ -553,6 +554,140 @@ def test_from_pythae_rejects_unsupported_folders(tmp_path):
     (tmp_path / "broken" / "model_config.json").write_text('{"name": "VAEConfig", "latent_dim": 2}')
     with pytest.raises(ValueError, match=r"^folder: pythae cannot load"):
         PullbackMetric.from_pythae(tmp_path / "broken")
+
+
+# -- the decoded energy (the solver's default energy for torch decoders) --------------------------
+
+
+class StereographicSphere(nn.Module):
+    """The unit sphere through the inverse stereographic projection: G = 4 I / (1 + |z|²)²."""
+
+    def forward(self, z):
+        r2 = (z**2).sum(1, keepdim=True)
+        return torch.cat([2 * z, r2 - 1], 1) / (1 + r2)
+
+
+def great_circle(a, b):
+    """Distances on the sphere between the decoded points of the rows of a and b."""
+
+    def decode(z):
+        r2 = (z**2).sum(1, keepdims=True)
+        return np.hstack([2 * z, r2 - 1]) / (1 + r2)
+
+    return np.arccos(np.clip(np.sum(decode(a) * decode(b), axis=1), -1, 1))
+
+
+def node_gradient(fn, x, h):
+    """Central differences of the scalar fn at each entry of the nodes x (n, d), steps h and h/2."""
+
+    def central(step):
+        out = np.zeros_like(x)
+        for idx in np.ndindex(*x.shape):
+            e = np.zeros_like(x)
+            e[idx] = step
+            out[idx] = (fn(x + e) - fn(x - e)) / (2 * step)
+        return out
+
+    return central(h), central(h / 2)
+
+
+def test_decoded_energies_against_numpy_and_central_differences(conv, rng):
+    _, metric = conv
+    counts = [2, 5, 9]
+    z = rng.normal(size=(sum(counts), 2))
+    energies, grad = metric.decoded_energies(z, counts)
+    assert energies.shape == (3,) and grad.shape == z.shape
+    decoded = metric.decode(z)  # (N, 64)
+    first = np.cumsum([0] + counts[:-1])
+    expected = [(c - 1) * np.sum(np.diff(decoded[f : f + c], axis=0) ** 2) for f, c in zip(first, counts)]
+    # Same float64 decoder; the sums of 64 (c − 1) positive squares only differ in their order.
+    np.testing.assert_allclose(energies, expected, rtol=10 * 64 * max(counts) * EPS, atol=0)
+    for f, c in zip(first, counts):  # each curve's gradient is its own energy's
+        nodes = z[f : f + c]
+        coarse, fine = node_gradient(lambda x: metric.decoded_energies(x, [c])[0][0], nodes, 1e-3)
+        rounding = 10 * EPS * np.abs(energies).max() / 5e-4
+        assert np.abs(grad[f : f + c] - fine).max() <= np.abs(coarse - fine).max() + rounding
+        assert np.abs(grad[f : f + c]).max() > 100 * (np.abs(coarse - fine).max() + rounding)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "sigma", "bernoulli_logits", "bernoulli_probabilities"])
+def test_decoded_embedding_pulls_back_to_the_metric(kind, bernoulli_mlp, rng):
+    """A chord of length δ has squared decoded length δᵀG(midpoint)δ (1 + O(δ²)): the embedding
+    behind the decoded energy is the one whose JᵀJ is the metric, for every likelihood."""
+    torch.manual_seed(2)
+    trunk = nn.Sequential(nn.Linear(2, 6), nn.Tanh())
+    metric = {
+        "gaussian": lambda: TorchPullbackMetric(nn.Sequential(trunk, nn.Linear(6, 4)), dim=2),
+        "sigma": lambda: TorchPullbackMetric(nn.Linear(6, 4), trunk=trunk, log_sigma=nn.Linear(6, 3), dim=2),
+        "bernoulli_logits": lambda: TorchPullbackMetric(bernoulli_mlp, likelihood="bernoulli"),
+        "bernoulli_probabilities": lambda: PullbackMetric.from_torch(
+            Probabilities(bernoulli_mlp), likelihood="bernoulli"
+        ),
+    }[kind]()
+    z, v = rng.normal(size=(4, 2)), rng.normal(size=(4, 2))
+    delta = 1e-4
+    for a, dv in zip(z, v):
+        energy, _ = metric.decoded_energies(np.stack([a - delta * dv, a + delta * dv]), [2])
+        q = metric.quadratic_form(a, 2 * delta * dv)
+        assert energy[0] == pytest.approx(q, rel=1e-6)  # O(δ²) ~ 1e-8 relative, rounding ~1e-8
+
+
+def test_decoded_geodesics_are_great_circles():
+    metric = TorchPullbackMetric(StereographicSphere(), dim=2)
+    assert default_quadrature(metric) == "decoded"
+    assert default_quadrature(lg.datasets.load_digits_rhvae().metric) == "simpson"
+    starts = np.array([[-0.8, 0.3], [0.0, 0.0], [1.5, -0.4]])
+    ends = np.array([[1.1, 0.9], [0.7, -0.2], [-0.3, 2.0]])
+    tol = 1e-8
+    batch = lg.geodesics(metric, starts, ends, tol=tol, progress=False)
+    assert all(batch.converged)
+    # tol bounds the estimated error; a factor 10 for the estimate itself
+    np.testing.assert_allclose(batch.length, great_circle(starts, ends), rtol=10 * tol, atol=0)
+    simpson = lg.geodesics(metric, starts, ends, tol=tol, progress=False, quadrature="simpson")
+    np.testing.assert_allclose(simpson.length, batch.length, rtol=20 * tol, atol=0)
+
+
+def test_decoded_conv_geodesics_match_simpson_and_do_not_depend_on_the_batching(conv, rng):
+    _, metric = conv
+    starts, ends = rng.uniform(-1.5, 1.5, size=(2, 5, 2))
+    tol = 1e-6
+    shared = lg.geodesics(metric, starts, ends, tol=tol, progress=False)
+    alone = lg.geodesics(metric, starts, ends, tol=tol, progress=False, pairs_per_call=1)
+    simpson = lg.geodesics(metric, starts, ends, tol=tol, progress=False, quadrature="simpson")
+    assert all(shared.converged) and all(alone.converged) and all(simpson.converged)
+    # torch may pick other kernels for other batch sizes: equal within the solver's tolerance
+    np.testing.assert_allclose(shared.length, alone.length, rtol=20 * tol, atol=0)
+    np.testing.assert_allclose(shared.length, simpson.length, rtol=20 * tol, atol=0)
+    assert np.all(shared.length < shared.straight_length)
+
+
+def test_decoded_energy_failures_stay_with_their_pair():
+    metric = PullbackMetric.from_torch(SquareRoot())  # NaN for z_0 > 50
+    starts = np.array([[0.0, 0.0], [0.0, 0.0], [1.0, 1.0]])
+    ends = np.array([[1.0, 1.0], [100.0, 0.0], [2.0, -1.0]])
+    with pytest.warns(RuntimeWarning, match="pair 1"):
+        batch = lg.geodesics(metric, starts, ends, tol=1e-6, progress=False)
+    assert list(batch.converged) == [True, False, True]
+    assert batch.status[1] == "metric_error" and "NaN" in batch.messages[1]
+    alone = lg.geodesics(metric, starts[[0, 2]], ends[[0, 2]], tol=1e-6, progress=False)
+    np.testing.assert_allclose(batch.length[[0, 2]], alone.length, rtol=1e-5, atol=0)
+
+
+def test_decoded_energy_bad_input(conv, rng):
+    _, metric = conv
+    z = rng.normal(size=(5, 2))
+    for counts in ([2, 2], [5, 0], [[5]], [2.5, 2.5], [1, 4]):
+        with pytest.raises(ValueError, match=r"^counts: "):
+            metric.decoded_energies(z, counts)
+    with pytest.raises(ValueError, match=r"^z: "):
+        metric.decoded_energies(np.full((2, 2), np.nan), [2])
+    with pytest.raises(ValueError, match=r"^z: empty"):
+        metric.decoded_energies(np.zeros((0, 2)), [])
+    rhvae = lg.datasets.load_digits_rhvae().metric
+    with pytest.raises(ValueError, match=r"^quadrature: 'decoded' needs a decoder"):
+        lg.geodesic(rhvae, np.zeros(2), np.ones(2), quadrature="decoded")
+    with pytest.raises(ValueError, match=r"^quadrature: "):
+        lg.geodesic(metric, np.zeros(2), np.ones(2), quadrature="trapezoid")
 
 
 # -- torch stays optional -------------------------------------------------------------------------------

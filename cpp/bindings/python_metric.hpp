@@ -48,6 +48,20 @@ class PythonKernel {
     require_positive(z, v, q, dqdv);
   }
 
+  // metric.decoded_energies(z, counts): the energies of P decoded polylines whose nodes are the
+  // rows of z, counts[p] of them for curve p, and the energies' gradients (N, d).
+  void decoded_energies(const ConstRowMatrixRef& z, const std::vector<Index>& counts, Vector& e,
+                        RowMatrix& grad) const {
+    py::gil_scoped_acquire gil;
+    py::object out = call([&] { return metric_.attr("decoded_energies")(RowMatrix(z), counts); });
+    py::tuple parts = out.cast<py::tuple>();
+    require(parts.size() == 2, "metric: decoded_energies(z, counts) must return (energies, gradient)");
+    e = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(parts[0]).cast<Vector>();
+    require(e.size() == static_cast<Index>(counts.size()),
+            "metric: decoded_energies returned energies of the wrong size");
+    grad = as_matrix(parts[1], z.rows(), "gradient");
+  }
+
   // G from metric.metric(z) (N, d, d): one call instead of d quadratic forms.
   void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
     py::gil_scoped_acquire gil;
@@ -92,8 +106,7 @@ class PythonKernel {
   }
   RowMatrix as_matrix(const py::handle& h, Index n, const char* name) const {
     RowMatrix out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<RowMatrix>();
-    require(out.rows() == n && out.cols() == dim_,
-            std::string("metric: quadratic_form returned ") + name + " of the wrong shape");
+    require(out.rows() == n && out.cols() == dim_, std::string("metric: returned ") + name + " of the wrong shape");
     return out;
   }
 
@@ -103,11 +116,11 @@ class PythonKernel {
 
 // One evaluation that a solve asks of a Python metric (see latentgeo/lockstep.hpp).
 struct MetricRequest {
-  enum class Kind { value, gradient, tensors };
+  enum class Kind { value, gradient, tensors, decoded };
   Kind kind = Kind::value;
-  RowMatrix z, v;            // the solve's points (and vectors)
-  Vector q;                  // value, gradient
-  RowMatrix dqdz, dqdv, g;   // gradient; tensors (N x d*d)
+  RowMatrix z, v;            // the solve's points (and vectors); decoded: the nodes of one curve
+  Vector q;                  // value, gradient; decoded: the energy (one entry)
+  RowMatrix dqdz, dqdv, g;   // gradient (decoded: the energy's); tensors (N x d*d)
   std::exception_ptr error;  // instead of the outputs when the metric failed on them
 };
 
@@ -138,6 +151,15 @@ class LockstepKernel {
     g = std::move(r.g);
   }
 
+  double decoded_energy(const ConstRowMatrixRef& nodes, RowMatrix& grad) const {
+    MetricRequest r;
+    r.kind = MetricRequest::Kind::decoded;
+    r.z = nodes;
+    ask(r);
+    grad = std::move(r.dqdz);
+    return r.q(0);
+  }
+
  private:
   void ask(MetricRequest& r) const {
     pool_.submit(r);
@@ -159,7 +181,8 @@ class RoundServer {
   static constexpr Index kRowsPerCall = 256;
 
   void operator()(std::vector<MetricRequest*>& batch) const {
-    for (auto kind : {MetricRequest::Kind::value, MetricRequest::Kind::gradient, MetricRequest::Kind::tensors}) {
+    using Kind = MetricRequest::Kind;
+    for (auto kind : {Kind::value, Kind::gradient, Kind::tensors, Kind::decoded}) {
       std::vector<MetricRequest*> group;
       Index rows = 0;
       for (MetricRequest* r : batch) {
@@ -205,7 +228,8 @@ class RoundServer {
     for (const MetricRequest* r : group) n += r->z.rows();
     RowMatrix z(n, d), v;
     const MetricRequest::Kind kind = group.front()->kind;
-    if (kind != MetricRequest::Kind::tensors) v.resize(n, d);
+    const bool vectors = kind == MetricRequest::Kind::value || kind == MetricRequest::Kind::gradient;
+    if (vectors) v.resize(n, d);
     Index row = 0;
     for (const MetricRequest* r : group) {
       z.middleRows(row, r->z.rows()) = r->z;
@@ -216,6 +240,10 @@ class RoundServer {
     RowMatrix dqdz, dqdv, g;
     if (kind == MetricRequest::Kind::tensors) {
       metric_.metric_tensors(z, g);
+    } else if (kind == MetricRequest::Kind::decoded) {
+      std::vector<Index> counts;
+      for (const MetricRequest* r : group) counts.push_back(r->z.rows());
+      metric_.decoded_energies(z, counts, q, dqdz);
     } else {
       const bool grad = kind == MetricRequest::Kind::gradient;
       q.resize(n);
@@ -224,16 +252,24 @@ class RoundServer {
       metric_.quadratic_form(z, v, q, dqdz, dqdv, 1);
     }
     row = 0;
-    for (MetricRequest* r : group) {
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      MetricRequest* r = group[i];
       const Index m = r->z.rows();
-      if (kind == MetricRequest::Kind::tensors) {
-        r->g = g.middleRows(row, m);
-      } else {
-        r->q = q.segment(row, m);
-        if (kind == MetricRequest::Kind::gradient) {
+      switch (kind) {
+        case MetricRequest::Kind::tensors:
+          r->g = g.middleRows(row, m);
+          break;
+        case MetricRequest::Kind::decoded:
+          r->q = q.segment(static_cast<Index>(i), 1);
+          r->dqdz = dqdz.middleRows(row, m);
+          break;
+        case MetricRequest::Kind::gradient:
           r->dqdz = dqdz.middleRows(row, m);
           r->dqdv = dqdv.middleRows(row, m);
-        }
+          [[fallthrough]];
+        case MetricRequest::Kind::value:
+          r->q = q.segment(row, m);
+          break;
       }
       row += m;
     }

@@ -121,11 +121,24 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
 // The state of the options, in the order of kOptionNames (repr, equality and pickling).
 constexpr std::array<const char*, 10> kOptionNames = {"n_segments", "min_segments",  "max_segments", "length_tol",
                                                       "ftol",       "gtol",          "max_iter",     "history",
-                                                      "simpson",    "pairs_per_call"};
+                                                      "quadrature", "pairs_per_call"};
+
+std::string quadrature_name(const GeodesicOptions& o) {
+  return latentgeo::kQuadratureNames[static_cast<std::size_t>(o.quadrature)];
+}
+
+void set_quadrature(GeodesicOptions& o, const std::string& name) {
+  for (std::size_t i = 0; i < latentgeo::kQuadratureNames.size(); ++i)
+    if (name == latentgeo::kQuadratureNames[i]) {
+      o.quadrature = static_cast<latentgeo::Quadrature>(i);
+      return;
+    }
+  throw std::invalid_argument("quadrature: expected 'simpson', 'midpoint' or 'decoded', got '" + name + "'");
+}
 
 py::tuple option_state(const GeodesicOptions& o) {
   return py::make_tuple(o.n_segments, o.min_segments, o.max_segments, o.length_tol, o.ftol, o.gtol, o.max_iter,
-                        o.history, o.simpson, o.pairs_per_call);
+                        o.history, quadrature_name(o), o.pairs_per_call);
 }
 
 GeodesicOptions options_from_state(const py::tuple& t) {
@@ -140,7 +153,7 @@ GeodesicOptions options_from_state(const py::tuple& t) {
   o.gtol = t[5].cast<std::optional<double>>();
   o.max_iter = t[6].cast<int>();
   o.history = t[7].cast<int>();
-  o.simpson = t[8].cast<bool>();
+  set_quadrature(o, t[8].cast<std::string>());
   o.pairs_per_call = t[9].cast<Index>();
   return o;
 }
@@ -183,6 +196,10 @@ py::dict geodesic_batch(py::object metric, py::object kernel, double scale, cons
   latentgeo::validate(o);
   require(scale > 0, "scale: must be > 0");
   std::vector<GeodesicSolution> sols;
+  // The decoded energy runs the decoder in Python (metric.decoded_energies), never a C++ kernel.
+  require(
+      o.quadrature != latentgeo::Quadrature::decoded || kernel.is_none(),
+      "quadrature: 'decoded' is computed by the metric's decoded_energies, not by its C++ kernel (pass kernel=None)");
   const bool native = solve_native<RHVAEKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
                       solve_native<ConstantKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
                       solve_native<PullbackKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols);
@@ -208,7 +225,8 @@ void register_geodesic(py::module_& m) {
       .def_readwrite("gtol", &GeodesicOptions::gtol, "decrement relative to the energy (None: 0.01 length_tol)")
       .def_readwrite("max_iter", &GeodesicOptions::max_iter, "L-BFGS iterations per level")
       .def_readwrite("history", &GeodesicOptions::history, "L-BFGS curvature pairs")
-      .def_readwrite("simpson", &GeodesicOptions::simpson, "Simpson's rule per segment (else the midpoint rule)")
+      .def_property("quadrature", &quadrature_name, &set_quadrature,
+                    "the energy of a level: 'simpson', 'midpoint' or 'decoded' (a decoder's polyline)")
       .def_readwrite("pairs_per_call", &GeodesicOptions::pairs_per_call,
                      "metrics without a C++ kernel: pairs whose evaluations share one call")
       .def("__repr__", &option_repr)

@@ -32,6 +32,53 @@ double poincare_distance(const RowVector& a, const RowVector& b) {
   return std::acosh(1.0 + (a - b).squaredNorm() / (2.0 * a(1) * b(1)));
 }
 
+// The unit sphere through the inverse stereographic projection e(z) = (2z, |z|^2 - 1) / (1 + |z|^2),
+// G = 4 I / (1 + |z|^2)^2, with its decoder: geodesics are great circles.
+struct SphereDecoderKernel {
+  Index dim() const { return 2; }
+  void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
+                      RowMatrixRef dqdv, int) const {
+    for (Index n = 0; n < z.rows(); ++n) {
+      const double s = 1.0 + z.row(n).squaredNorm(), c = 4.0 / (s * s), vv = v.row(n).squaredNorm();
+      q(n) = c * vv;
+      if (dqdz.rows() == 0) continue;
+      dqdz.row(n) = -4.0 * c * vv / s * z.row(n);
+      dqdv.row(n) = 2.0 * c * v.row(n);
+    }
+  }
+  static Eigen::RowVector3d decode(const RowVector& z) {
+    const double s = 1.0 + z.squaredNorm();
+    return Eigen::RowVector3d(2.0 * z(0) / s, 2.0 * z(1) / s, (z.squaredNorm() - 1.0) / s);
+  }
+  // Rows of de/dz: d e_k / d z_a.
+  static Eigen::Matrix<double, 2, 3> jacobian(const RowVector& z) {
+    const double s = 1.0 + z.squaredNorm();
+    Eigen::Matrix<double, 2, 3> j;
+    for (Index a = 0; a < 2; ++a) {
+      for (Index k = 0; k < 2; ++k) j(a, k) = 2.0 * ((a == k ? 1.0 : 0.0) * s - 2.0 * z(k) * z(a)) / (s * s);
+      j(a, 2) = 4.0 * z(a) / (s * s);
+    }
+    return j;
+  }
+  double decoded_energy(const ConstRowMatrixRef& nodes, RowMatrix& grad) const {
+    const Index n = nodes.rows() - 1;
+    grad.setZero(nodes.rows(), 2);
+    double e = 0.0;
+    for (Index i = 0; i < n; ++i) {
+      const Eigen::RowVector3d chord = decode(nodes.row(i + 1)) - decode(nodes.row(i));
+      e += static_cast<double>(n) * chord.squaredNorm();
+      grad.row(i + 1) += 2.0 * static_cast<double>(n) * (jacobian(nodes.row(i + 1)) * chord.transpose()).transpose();
+      grad.row(i) -= 2.0 * static_cast<double>(n) * (jacobian(nodes.row(i)) * chord.transpose()).transpose();
+    }
+    return e;
+  }
+};
+
+// The great-circle distance of the decoded points.
+double sphere_distance(const RowVector& a, const RowVector& b) {
+  return std::acos(SphereDecoderKernel::decode(a).dot(SphereDecoderKernel::decode(b)));
+}
+
 RowVector point(double x, double y) {
   RowVector p(2);
   p << x, y;
@@ -58,10 +105,10 @@ TEST_CASE("constant metric: the straight line, length sqrt(D^T A D)") {
 TEST_CASE("Poincare half-plane: length and curve of the exact geodesic, both quadratures") {
   const PoincareKernel kernel;
   const RowVector s = point(-1.0, 1.0), e = point(1.0, 1.0);
-  for (const bool simpson : {true, false}) {
-    CAPTURE(simpson);
+  for (const Quadrature quadrature : {Quadrature::simpson, Quadrature::midpoint}) {
+    CAPTURE(static_cast<int>(quadrature));
     GeodesicOptions options;
-    options.simpson = simpson;
+    options.quadrature = quadrature;
     const GeodesicSolution sol = solve_geodesic(kernel, s, e, RowMatrix(0, 2), options);
     CHECK(sol.status == GeodesicStatus::converged);
     CHECK(sol.length == doctest::Approx(poincare_distance(s, e)).epsilon(1e-6));
@@ -69,6 +116,31 @@ TEST_CASE("Poincare half-plane: length and curve of the exact geodesic, both qua
     for (Index i = 0; i < sol.nodes.rows(); ++i)
       CHECK(sol.nodes.row(i).norm() == doctest::Approx(std::sqrt(2.0)).epsilon(1e-4));
   }
+}
+
+TEST_CASE("decoded energy: great circles of the stereographic sphere, refined like the other quadratures") {
+  const SphereDecoderKernel kernel;
+  const RowVector s = point(-0.8, 0.3), e = point(1.1, 0.9);
+  for (const double tol : {1e-5, 1e-9}) {
+    CAPTURE(tol);
+    GeodesicOptions options;
+    options.quadrature = Quadrature::decoded;
+    options.length_tol = tol;
+    const GeodesicSolution sol = solve_geodesic(kernel, s, e, RowMatrix(0, 2), options);
+    CHECK(sol.status == GeodesicStatus::converged);
+    // The tolerance bounds the estimated error; allow a factor 10 for the estimate itself.
+    CHECK(std::abs(sol.length - sphere_distance(s, e)) <= 10.0 * tol * sphere_distance(s, e));
+    CHECK(sol.length < sol.straight_length);
+  }
+}
+
+TEST_CASE("decoded energy: a kernel without a decoder is a metric_error naming the option") {
+  GeodesicOptions options;
+  options.quadrature = Quadrature::decoded;
+  const GeodesicSolution sol =
+      solve_geodesic(PoincareKernel{}, point(0.0, 1.0), point(1.0, 1.0), RowMatrix(0, 2), options);
+  CHECK(sol.status == GeodesicStatus::metric_error);
+  CHECK(sol.message.find("quadrature") != std::string::npos);
 }
 
 TEST_CASE("batched pairs do not depend on the thread count, identical ends give distance 0") {

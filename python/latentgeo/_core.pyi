@@ -73,7 +73,7 @@ class GeodesicOptions:
     gtol: Optional[float]
     max_iter: int
     history: int
-    simpson: bool
+    quadrature: str
     pairs_per_call: int  # metrics without a C++ kernel: pairs whose evaluations share one call
     def __init__(self) -> None: ...
     def __eq__(self, other: object) -> bool: ...

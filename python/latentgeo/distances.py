@@ -130,7 +130,7 @@ def geodesic_distances(
     status = np.full(shape, "converged", dtype=object)
     if len(rows) == 0:
         return DistanceResult(dist, conv, [], status)
-    solver, graph_opts = _solver_setup(n_nodes, tol, max_iter, options)
+    solver, graph_opts = _solver_setup(metric, n_nodes, tol, max_iter, options)
     curves = initial_curves(metric, starts, ends, init, graph_opts, solver.max_segments)
     if executor is None:
         size = None if chunk_size is None else check_int(chunk_size, "chunk_size", 1)

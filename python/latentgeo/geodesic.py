@@ -8,8 +8,15 @@ discrete energy with Simpson's rule on each segment (``quadrature="simpson"``, t
 
 or the midpoint rule n Σᵢ Δᵢᵀ G(mᵢ) Δᵢ (``quadrature="midpoint"``: a third of the metric
 evaluations; a coarse polyline can then hop over regions of large G that no midpoint sees, as
-happens with pullback metrics of decoders whose units saturate),
-with its analytic gradient (from the metric's fused ``quadratic_form``) by L-BFGS whose initial
+happens with pullback metrics of decoders whose units saturate), with its analytic gradient
+(from the metric's fused ``quadratic_form``), or, for the pullback metric G = JᵀJ of a decoder e
+(``quadrature="decoded"``, the default for metrics with ``decoded_energies`` and no C++ kernel,
+such as :class:`~latentgeo.TorchPullbackMetric`), the energy of the decoded polyline
+
+    E(x) = n Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖²,
+
+whose gradient costs one decoder pass and its reverse (no second derivatives of the decoder: 3–5×
+cheaper than a quadratic form's gradients by automatic differentiation), by L-BFGS whose initial
 inverse Hessian is the block-tridiagonal "metric Laplacian", so the iteration count barely
 depends on n. The nodes are refined coarse to fine (8 → 16 → 32 … segments) until the error of
 the measured length, estimated from its changes between levels (Richardson: the change divided by
@@ -99,7 +106,7 @@ _SOLVER_OPTIONS = {
     "history": _DEFAULTS.history,
     "ftol": _DEFAULTS.ftol,
     "gtol": _DEFAULTS.gtol,
-    "quadrature": "simpson" if _DEFAULTS.simpson else "midpoint",
+    "quadrature": None,  # "decoded" for a decoder without a C++ kernel, else the core's (Simpson)
     "pairs_per_call": _DEFAULTS.pairs_per_call,
 }
 
@@ -120,8 +127,25 @@ def _split_options(options: dict, allowed: dict) -> dict:
     return {**allowed, **options}
 
 
-def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _core.GeodesicOptions:
-    """The solver's options, checked; None keeps the core's default (ftol, gtol: derived from tol there)."""
+QUADRATURES = ("simpson", "midpoint", "decoded")
+
+
+def _has_decoder(metric) -> bool:
+    return callable(getattr(metric, "decoded_energies", None))
+
+
+def default_quadrature(metric) -> str:
+    """The energy the solver minimises unless told: the decoded polyline's for a decoder's pullback
+    metric without a C++ kernel (its gradient needs no second derivatives of the decoder), else
+    Simpson's rule."""
+    if _has_decoder(metric) and native_kernel(metric)[0] is None:
+        return "decoded"
+    return _DEFAULTS.quadrature
+
+
+def _solver_options(n_nodes, tol, max_iter, opts: dict, metric=None) -> _core.GeodesicOptions:
+    """The solver's options, checked; None keeps the core's default (ftol, gtol: derived from tol
+    there; quadrature: :func:`default_quadrature` of the metric)."""
     o = _core.GeodesicOptions()
     if n_nodes is not None:
         o.n_segments = check_int(n_nodes, "n_nodes", 5, MAX_SAMPLES) - 1
@@ -135,15 +159,21 @@ def _solver_options(n_nodes, tol, max_iter, opts: dict) -> _core.GeodesicOptions
     o.ftol = None if opts["ftol"] is None else check_positive(opts["ftol"], "ftol")
     o.gtol = None if opts["gtol"] is None else check_positive(opts["gtol"], "gtol")
     o.history = check_int(opts["history"], "history", 1)
-    o.simpson = check_choice(opts["quadrature"], "quadrature", {"simpson", "midpoint"}) == "simpson"
+    quadrature = default_quadrature(metric) if opts["quadrature"] is None else opts["quadrature"]
+    o.quadrature = check_choice(quadrature, "quadrature", set(QUADRATURES))
+    if o.quadrature == "decoded" and not _has_decoder(metric):
+        raise ValueError(
+            f"quadrature: 'decoded' needs a decoder's pullback metric with decoded_energies (e.g. "
+            f"TorchPullbackMetric), not {type(metric).__name__}"
+        )
     o.pairs_per_call = check_int(opts["pairs_per_call"], "pairs_per_call", 1)
     return o
 
 
-def _solver_setup(n_nodes, tol, max_iter, options: dict):
+def _solver_setup(metric, n_nodes, tol, max_iter, options: dict):
     """The solver's options and the graph options (the rest of ``**options``), checked."""
     opts = _split_options(options, {**_SOLVER_OPTIONS, **GRAPH_OPTIONS})
-    return _solver_options(n_nodes, tol, max_iter, opts), {k: opts[k] for k in GRAPH_OPTIONS}
+    return _solver_options(n_nodes, tol, max_iter, opts, metric), {k: opts[k] for k in GRAPH_OPTIONS}
 
 
 def check_pairs(metric, starts, ends):
@@ -171,7 +201,7 @@ def _solve_chunk(
     b, d = starts.shape
     n0 = 0 if init is None else init.shape[1]
     flat_init = np.zeros((0, d)) if init is None else np.ascontiguousarray(init.reshape(-1, d))
-    kernel, scale = native_kernel(metric)
+    kernel, scale = (None, 1.0) if opts.quadrature == "decoded" else native_kernel(metric)
     out = _core.geodesic_batch(metric, kernel, scale, starts, ends, flat_init, n0, opts, n_threads)
     status = [STATUS[s] for s in out["status"]]
     errors = [_failure_error(*item) for item in zip(status, out["message"], out["error"])]
@@ -320,7 +350,9 @@ def geodesics(
         ``min_nodes`` (9), ``max_nodes`` (2049), ``history`` (8), ``ftol``, ``gtol``,
         ``quadrature`` ("simpson": G at both ends and the midpoint of each segment, robust where G
         changes fast, e.g. decoders with saturated units; "midpoint": a third of the metric
-        evaluations, fine for smooth metrics such as RHVAEs), ``pairs_per_call`` (64: for a
+        evaluations, fine for smooth metrics such as RHVAEs; "decoded": the energy of the
+        decoded polyline, the default for decoders without a C++ kernel; the length is measured
+        on the metric in every case), ``pairs_per_call`` (64: for a
         metric called back in Python, the pairs whose evaluations share one call; 1 solves the
         pairs one after the other), ``anchors``, ``k_neighbors``; for method="neural", the
         options of ``neural_geodesic``.
@@ -363,7 +395,7 @@ def _discrete_batch(
     caller: str,
 ) -> GeodesicBatch:
     """The discrete solver on checked endpoints (B, d) and thread count."""
-    solver, graph_opts = _solver_setup(n_nodes, tol, max_iter, options)
+    solver, graph_opts = _solver_setup(metric, n_nodes, tol, max_iter, options)
     curves = initial_curves(metric, s, e, init, graph_opts, solver.max_segments)
     batch = _run_local(metric, s, e, curves, solver, threads, progress)
     _report_failures(batch, [str(i) for i in range(len(batch))], caller, stacklevel=3)  # the user's call

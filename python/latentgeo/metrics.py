@@ -171,7 +171,12 @@ class Metric:
     - ``quadratic_form(z, v, grad=True)``: z, v (M, d) → ``(q (M,), dq_dz (M, d), dq_dv (M, d))``
       (energy and gradient);
     - ``quadratic_form(z, v)``: → q (M,) (the measured length and energy);
-    - ``metric(z)``: → G (M, d, d) (the preconditioner, once per level).
+    - ``metric(z)``: → G (M, d, d) (the preconditioner, once per level);
+    - optional, for the pullback metric G = JᵀJ of a decoder e: ``decoded_energies(z, counts)``
+      → ``(E (P,), dE_dz (M, d))``, the energies n Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² of the P decoded
+      polylines whose nodes are the rows of z (``counts[p]`` nodes for curve p) and their
+      gradients; with it the solver minimises that energy (``quadrature="decoded"``, the default
+      then), which needs no second derivatives of the decoder.
 
     ``n_threads`` is not passed. A :class:`~latentgeo.errors.MetricDomainError` marks the
     points as outside the metric's domain (infinite energy: the line search backtracks); any

@@ -14,6 +14,10 @@ blocks, ...). It evaluates, in float64 on a private eval-mode copy of the module
   z and v by reverse mode through that forward pass (reverse over forward: one forward-mode and
   one backward pass, whatever d; measured ~2.5× faster than forward over forward at d = 2).
 
+- the energies n Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² of decoded polylines (:meth:`decoded_energies`, the
+  geodesic solver's default energy for this metric) with e the embedding whose JᵀJ is G, and
+  their gradients by one reverse pass: first derivatives only.
+
 No finite differences anywhere. All points of a call are evaluated together (in chunks of
 ``max_points`` points to bound memory), so a geodesic solver iteration, which asks for all nodes
 of a curve at once, is one batched torch call.
@@ -29,10 +33,11 @@ from typing import Optional, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import jvp, vmap
 
-from ._validation import check_int
+from ._validation import as_points, check_int
 from .metrics import Metric, _unsingle
 from .pullback import _check_likelihood
 
@@ -358,6 +363,69 @@ class TorchPullbackMetric(Metric):
         f, jac = self._jacobian_t(z)
         weights = self._weights(f)
         return jac if weights is None else jac * torch.sqrt(weights[0])[..., None]
+
+    def _embedding_t(self, z):
+        """e (n, D) with G = J_eᵀJ_e: the outputs (and σ), or s = 2 arcsin √p for a Bernoulli decoder
+        (written with atan2 of √p and √(1−p) so that its derivative stays finite where p saturates)."""
+        f = self._heads(z)
+        self._weights(f.detach())  # finiteness (and range) checks
+        if self.likelihood != "bernoulli":
+            return f
+        if self._logits:  # √p = exp(½ log σ(ℓ)), √(1−p) = exp(½ log σ(−ℓ))
+            return 2.0 * torch.atan2(torch.exp(0.5 * F.logsigmoid(f)), torch.exp(0.5 * F.logsigmoid(-f)))
+        return 2.0 * torch.atan2(torch.sqrt(f.clamp(min=_PQ_FLOOR)), torch.sqrt((1 - f).clamp(min=_PQ_FLOOR)))
+
+    def _decoded_energies_t(self, x, counts):
+        """Energies (P,) of the curves whose nodes are the rows of x, and dE/dx (n, d)."""
+        x = x.clone().requires_grad_(True)
+        segments = torch.from_numpy(counts - 1).to(self._device)
+        curve = torch.repeat_interleave(torch.arange(len(counts), device=self._device), segments + 1)[:-1]
+        within = torch.ones(len(x) - 1, dtype=torch.float64, device=self._device)
+        within[torch.from_numpy(np.cumsum(counts)[:-1] - 1)] = (
+            0.0  # the step from one curve's last node to the next's first
+        )
+        with torch.enable_grad():
+            e = self._embedding_t(x)
+            chords = ((e[1:] - e[:-1]) ** 2).sum(1) * within * segments[curve]
+            energies = torch.zeros(len(counts), dtype=torch.float64, device=self._device).index_add(0, curve, chords)
+            (grad,) = torch.autograd.grad(energies.sum(), x)
+        return energies.detach(), grad
+
+    def decoded_energies(self, z, counts) -> Tuple[np.ndarray, np.ndarray]:
+        """Energies of decoded polylines and their gradients (the geodesic solver's default energy).
+
+        Parameters
+        ----------
+        z : array_like, shape (N, d)
+            The nodes of P curves, one curve after the other.
+        counts : sequence of int, shape (P,)
+            Nodes of each curve (each >= 2, summing to N).
+
+        Returns
+        -------
+        energies : ndarray, shape (P,)
+            E_p = n_p Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² over the n_p = counts[p] − 1 segments of curve p, with e
+            the decoder's embedding (G = J_eᵀJ_e): the outputs (with σ for a σ head), or 2 arcsin √p
+            for a Bernoulli decoder. It tends to the energy ∫ γ̇ᵀGγ̇ dt as the nodes refine.
+        gradient : ndarray, shape (N, d)
+            dE_p/dx at the nodes of curve p (one reverse pass through the decoder).
+        """
+        pts, _ = as_points(z, "z", self.dim)
+        sizes = np.asarray(counts)
+        if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or (sizes < 2).any() or sizes.sum() != len(pts):
+            raise ValueError(f"counts: expected integers >= 2 summing to the {len(pts)} rows of z")
+        sizes = sizes.astype(np.int64)
+        ends = np.cumsum(sizes)
+        energies, grads, first = [], [], 0
+        while first < len(sizes):  # whole curves per chunk, at least one
+            last = max(first + 1, int(np.searchsorted(ends, ends[first] - sizes[first] + self.max_points, "right")))
+            rows = slice(int(ends[first] - sizes[first]), int(ends[last - 1]))
+            x = torch.from_numpy(np.ascontiguousarray(pts[rows])).to(self._device)
+            e, g = self._decoded_energies_t(x, sizes[first:last])
+            energies.append(e.cpu().numpy())
+            grads.append(g.cpu().numpy())
+            first = last
+        return np.concatenate(energies), np.concatenate(grads)
 
     def jacobian(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """(N, D, d): the Jacobian whose JᵀJ is G — of the outputs for a Gaussian decoder, of

@@ -6,8 +6,11 @@
 // minimises the discrete energy with Simpson's rule on each segment (the default)
 //   E(x) = (n/6) sum_i D_i^T (G(x_i) + 4 G(m_i) + G(x_{i+1})) D_i,
 //   D_i = x_{i+1} - x_i,   m_i = (x_i + x_{i+1}) / 2,
-// or the midpoint rule E(x) = n sum_i D_i^T G(m_i) D_i (GeodesicOptions::simpson = false),
-// with the analytic gradient from the kernel's fused quadratic form, by L-BFGS whose initial
+// or the midpoint rule E(x) = n sum_i D_i^T G(m_i) D_i (Quadrature::midpoint), with the analytic
+// gradient from the kernel's fused quadratic form, or, for the pullback metric G = J^T J of a
+// decoder e (Quadrature::decoded), the energy of the decoded polyline
+//   E(x) = n sum_i |e(x_{i+1}) - e(x_i)|^2
+// whose gradient needs one decoder pass and its reverse (no second derivatives), by L-BFGS whose initial
 // inverse Hessian is the block-tridiagonal "metric Laplacian" (the Hessian of the midpoint energy
 // with G frozen):
 //   P = tridiag(-2n G_{j-1}, 2n (G_{j-1} + G_j), -2n G_j),
@@ -57,6 +60,10 @@ inline constexpr std::array<const char*, 7> kGeodesicStatusNames = {
 static_assert(static_cast<int>(GeodesicStatus::metric_error) + 1 == kGeodesicStatusNames.size());
 static_assert(static_cast<int>(LbfgsStatus::non_finite) == static_cast<int>(GeodesicStatus::non_finite));
 
+// The discrete energy that a level minimises (see the top of this file).
+enum class Quadrature : int { simpson = 0, midpoint = 1, decoded = 2 };
+inline constexpr std::array<const char*, 3> kQuadratureNames = {"simpson", "midpoint", "decoded"};
+
 // The solver's options. Their defaults are latentgeo.geodesics' defaults: the Python package reads
 // them from a default-constructed GeodesicOptions.
 struct GeodesicOptions {
@@ -68,8 +75,8 @@ struct GeodesicOptions {
   std::optional<double> gtol;              // per level: decrement relative to the energy; unset: 0.01 length_tol
   int max_iter = LbfgsOptions{}.max_iter;  // L-BFGS iterations per level
   int history = LbfgsOptions{}.history;    // stored curvature pairs
-  bool simpson = true;        // Simpson energy per segment (G at both ends and the midpoint); else midpoint
-  Index pairs_per_call = 64;  // metrics without a C++ kernel: pairs whose evaluations share one call
+  Quadrature quadrature = Quadrature::simpson;  // the energy per segment
+  Index pairs_per_call = 64;                    // metrics without a C++ kernel: pairs whose evaluations share one call
 };
 
 // The optimiser's options of every level. Unless set, ftol and gtol follow length_tol: a level's
@@ -160,8 +167,8 @@ inline double normal_move(const RowMatrix& before, const RowMatrix& after) {
 template <class Kernel>
 class DiscreteGeodesicProblem {
  public:
-  DiscreteGeodesicProblem(const Kernel& kernel, const RowVector& start, const RowVector& end, bool simpson)
-      : k_(kernel), start_(start), end_(end), d_(start.size()), simpson_(simpson) {}
+  DiscreteGeodesicProblem(const Kernel& kernel, const RowVector& start, const RowVector& end, Quadrature quadrature)
+      : k_(kernel), start_(start), end_(end), d_(start.size()), quadrature_(quadrature) {}
 
   // A new level of n segments. With `reuse`, the preconditioner of the next refresh is built
   // from the previous level's G interpolated linearly in t (no kernel call): the curve moves
@@ -182,7 +189,8 @@ class DiscreteGeodesicProblem {
     nodes_.resize(n + 1, d_);
     nodes_.row(0) = start_;
     nodes_.row(n) = end_;
-    const Index rows = simpson_ ? 2 * n + 1 : n, vectors = simpson_ ? 2 : 1;
+    const bool simpson = quadrature_ == Quadrature::simpson;
+    const Index rows = simpson ? 2 * n + 1 : n, vectors = simpson ? 2 : 1;
     points_.resize(rows, d_);
     deltas_.setZero(rows, vectors * d_);
     dqdz_.resize(rows, d_);
@@ -208,17 +216,14 @@ class DiscreteGeodesicProblem {
   // A point where the metric is not defined (MetricDomainError) counts as an infinite energy, so
   // that the line search backtracks from it; the failure is kept for the pair's status.
   double value_and_gradient(const Vector& x, Vector& g) {
-    geometry(x);
     failure_.clear();
     try {
-      kernel_seconds_ += detail::seconds_of([&] { quadratic_forms(k_, points_, deltas_, q_, dqdz_, dqdv_, 1); });
-      kernel_points_ += points_.rows();
+      return quadrature_ == Quadrature::decoded ? decoded_energy_of(x, g) : quadrature_energy(x, g);
     } catch (const MetricDomainError& e) {
       failure_.record(e);
       g.setConstant(free_size(), std::numeric_limits<double>::quiet_NaN());
       return std::numeric_limits<double>::infinity();
     }
-    return simpson_ ? simpson_energy(g) : midpoint_energy(g);
   }
 
   // The failure of the last evaluation.
@@ -227,6 +232,25 @@ class DiscreteGeodesicProblem {
   // Metric evaluations so far (points, seconds), for the level statistics.
   Index kernel_points() const { return kernel_points_; }
   double kernel_seconds() const { return kernel_seconds_; }
+
+  // Simpson's or the midpoint energy from one fused quadratic-form call.
+  double quadrature_energy(const Vector& x, Vector& g) {
+    geometry(x);
+    kernel_seconds_ += detail::seconds_of([&] { quadratic_forms(k_, points_, deltas_, q_, dqdz_, dqdv_, 1); });
+    kernel_points_ += points_.rows();
+    return quadrature_ == Quadrature::simpson ? simpson_energy(g) : midpoint_energy(g);
+  }
+
+  // The decoded polyline's energy: the kernel returns it with its gradient at every node.
+  double decoded_energy_of(const Vector& x, Vector& g) {
+    nodes(x);
+    double e = 0.0;
+    kernel_seconds_ += detail::seconds_of([&] { e = decoded_energy(k_, nodes_, node_grad_); });
+    kernel_points_ += n_ + 1;
+    g.resize(free_size());
+    for (Index j = 1; j < n_; ++j) g.segment((j - 1) * d_, d_) = node_grad_.row(j).transpose();
+    return e;
+  }
 
   // E = n sum_i D_i^T G(m_i) D_i: one quadratic form per segment (rows of points_ = midpoints).
   double midpoint_energy(Vector& g) const {
@@ -318,7 +342,7 @@ class DiscreteGeodesicProblem {
       deltas_.block(i, 0, 1, d_) = nodes_.row(i + 1) - nodes_.row(i);
       points_.row(i) = 0.5 * (nodes_.row(i + 1) + nodes_.row(i));
     }
-    if (!simpson_) return;
+    if (quadrature_ != Quadrature::simpson) return;  // the midpoints only
     points_.bottomRows(n_ + 1) = nodes_;
     deltas_.block(n_ + 1, 0, n_, d_) = deltas_.topLeftCorner(n_, d_);  // node j + 1: D_j is its left segment
     deltas_.block(n_, d_, n_, d_) = deltas_.topLeftCorner(n_, d_);     // node j: D_j is its right segment
@@ -327,8 +351,8 @@ class DiscreteGeodesicProblem {
   const Kernel& k_;
   RowVector start_, end_;
   Index d_, n_ = 0;
-  RowMatrix nodes_, points_, deltas_, dqdz_, dqdv_, gflat_, q_;
-  bool simpson_;
+  RowMatrix nodes_, points_, deltas_, dqdz_, dqdv_, gflat_, q_, node_grad_;
+  Quadrature quadrature_;
   Index kernel_points_ = 0;
   double kernel_seconds_ = 0.0;
   std::vector<Eigen::MatrixXd> gmat_, coupling_;
@@ -414,7 +438,7 @@ void solve_pair(const Kernel& kernel, const RowVector& start, const RowVector& e
   }
   sol.nodes = resample(nodes, levels[0], true);  // the curve reported if the first level fails
   sol.straight_length = straight_length(kernel, start, end);
-  DiscreteGeodesicProblem<Kernel> problem(kernel, start, end, o.simpson);
+  DiscreteGeodesicProblem<Kernel> problem(kernel, start, end, o.quadrature);
   Lbfgs<DiscreteGeodesicProblem<Kernel>> lbfgs(problem, lbfgs_options(o));
   Vector x;
   double previous = std::numeric_limits<double>::quiet_NaN(), previous_change = previous;

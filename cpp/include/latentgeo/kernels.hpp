@@ -6,9 +6,11 @@
 // with z, v (N x d) points and vectors, q (N) = v^T G(z) v, and, when dqdz has rows, the gradients
 // dqdz = dq/dz (N x d) and dqdv = dq/dv = 2 G(z) v (N x d). A kernel may add a faster
 // metric_tensors(z, g), metric(z, g, logdet, n_threads) or quadratic_forms (several vectors per
-// point), which the routines below use when present.
+// point), which the routines below use when present. The pullback metric G = J^T J of a decoder e
+// may add decoded_energy(nodes, grad): the energy of the decoded polyline (see decoded_energy).
 #pragma once
 
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -64,6 +66,7 @@ class ScaledKernel {
     }
   }
   void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const;
+  double decoded_energy(const ConstRowMatrixRef& nodes, RowMatrix& grad) const;
   void quadratic_forms(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, RowMatrixRef q, RowMatrixRef dqdz,
                        RowMatrixRef dqdv, int n_threads) const;
 
@@ -98,6 +101,14 @@ struct has_quadratic_forms<
     K, std::void_t<decltype(std::declval<const K&>().quadratic_forms(
            std::declval<const ConstRowMatrixRef&>(), std::declval<const ConstRowMatrixRef&>(),
            std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), 1))>>
+    : std::true_type {};
+
+// Kernels of a decoder's pullback metric with decoded_energy(nodes, grad).
+template <class K, class = void>
+struct has_decoded_energy : std::false_type {};
+template <class K>
+struct has_decoded_energy<K, std::void_t<decltype(std::declval<const K&>().decoded_energy(
+                                 std::declval<const ConstRowMatrixRef&>(), std::declval<RowMatrix&>()))>>
     : std::true_type {};
 
 }  // namespace detail
@@ -194,6 +205,28 @@ template <class Kernel>
 void ScaledKernel<Kernel>::metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
   latentgeo::metric_tensors(base_, z, g);
   g *= factor_;
+}
+
+/// The energy of the decoded polyline of a pullback metric G = J^T J (J the Jacobian of the
+/// decoder e): E = n sum_i |e(x_{i+1}) - e(x_i)|^2 over the n segments of the nodes.
+/// @param nodes  (n + 1 x d) nodes x_0..x_n.
+/// @param grad   output, resized to (n + 1 x d): dE/dx_j.
+/// Throws std::invalid_argument for a kernel without a decoder.
+template <class Kernel>
+double decoded_energy(const Kernel& k, const ConstRowMatrixRef& nodes, RowMatrix& grad) {
+  if constexpr (detail::has_decoded_energy<Kernel>::value) {
+    return k.decoded_energy(nodes, grad);
+  } else {
+    (void)k, (void)nodes, (void)grad;
+    throw std::invalid_argument("quadrature: 'decoded' needs the pullback metric of a decoder");
+  }
+}
+
+template <class Kernel>
+double ScaledKernel<Kernel>::decoded_energy(const ConstRowMatrixRef& nodes, RowMatrix& grad) const {
+  const double e = latentgeo::decoded_energy(base_, nodes, grad);
+  grad *= factor_;
+  return factor_ * e;
 }
 
 }  // namespace latentgeo
