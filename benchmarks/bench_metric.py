@@ -11,6 +11,9 @@ K = 60 000) and d = 2, 8, 16 (temperature 1.5 for d >= 8, 0.8 for d = 2, regular
 * points/s and the ratio latentgeo / numpy for G(z), the quadratic form and the quadratic form
   with gradient, where numpy is the best plain-numpy float64 code we know (chunked GEMM
   distances, np.exp, GEMM against the flattened M_k, batched solve);
+* the kernel's (point, centroid) pairs per second and thread next to the rate of np.exp alone
+  on one thread: every pair needs one exp, so at d = 2, where the rest is a few FLOPs, this is
+  the roofline (numpy's own code cannot be faster than its exps);
 * the cost per point of small calls (17 and 129 points, one thread: what the geodesic solver does)
   and the cost of dG relative to G.
 
@@ -110,6 +113,12 @@ def gemm_rate(rng, k, p):
     return 2.0 * a.shape[0] * k * p / best_time(lambda: a @ b, repeat=5)
 
 
+def exp_rate(rng):
+    """np.exp results/s on one thread, arguments in cache: the rate of the weights' exps alone."""
+    x, out = -30.0 * rng.random(1 << 16), np.empty(1 << 16)
+    return x.size / best_time(lambda: np.exp(x, out=out), repeat=20)
+
+
 def check_against_numpy(metric, z, v, args):
     """The kernel agrees with the numpy code it is compared with (so both do the same work)."""
     q, dqdz, dqdv = metric.quadratic_form(z, v, grad=True)
@@ -132,6 +141,12 @@ def run_case(rng, k, d, n, n_numpy):
     print(
         f"  quadratic form + gradient: {rate / 1e9:.1f} GFLOP/s; numpy GEMM ({256}x{k})@({k}x{p}): "
         f"{gemm / 1e9:.1f} GFLOP/s -> {100 * rate / gemm:.0f}% of the GEMM rate"
+    )
+
+    per_thread = n * k / t_qg / lg.max_threads()
+    print(
+        f"  one exp per point and centroid: the kernel does {per_thread / 1e9:.2f}e9 pairs/s per thread, "
+        f"{100 * per_thread / exp_rate(rng):.0f}% of the rate of np.exp alone on one thread"
     )
 
     zs, vs = z[:n_numpy], v[:n_numpy]
