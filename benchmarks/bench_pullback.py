@@ -302,6 +302,7 @@ def bench_conv(args):
         ("latentgeo decoded energy, tol 1e-8", metric, 1e-8, "decoded", 3),
         ("latentgeo Simpson (torch AD), tol 1e-4", metric, 1e-4, "simpson", 3),
         ("latentgeo Simpson (torch AD), tol 1e-8", metric, 1e-8, "simpson", 3),
+        ("latentgeo decoded (callable FD), tol 1e-7", numeric, 1e-7, "decoded", 3),
         ("latentgeo Simpson (callable FD), tol 1e-7", numeric, 1e-7, "simpson", 1),
     ):
         options = dict(tol=tol, quadrature=quadrature)
@@ -319,7 +320,8 @@ def bench_conv(args):
     for label, target, quadrature in (
         ("decoded", metric, "decoded"),
         ("torch AD", metric, "simpson"),
-        ("callable FD", numeric, "simpson"),
+        ("FD decoded", numeric, "decoded"),
+        ("FD Simpson", numeric, "simpson"),
     ):
         for per_call in (1, 64):
             counter = CallCounter(target)

@@ -156,7 +156,8 @@ def test_conv_derivatives_match_central_differences(conv, rng):
     np.testing.assert_allclose(dqdv, 2 * np.einsum("nab,nb->na", G, v), rtol=1e-11, atol=1e-15)
 
 
-def test_conv_geodesic_converges_and_matches_the_callable_path(conv):
+@pytest.mark.parametrize("quadrature", ["simpson", "decoded"])
+def test_conv_geodesic_converges_and_matches_the_callable_path(conv, quadrature):
     module, metric = conv
     m64 = copy.deepcopy(module).double()
 
@@ -165,17 +166,38 @@ def test_conv_geodesic_converges_and_matches_the_callable_path(conv):
             return m64(torch.from_numpy(z)).reshape(len(z), -1).numpy()
 
     numeric = PullbackMetric.from_callable(decode, 2)
+    assert default_quadrature(numeric) == default_quadrature(metric) == "decoded"
     start, end = np.array([-0.25, 1.2]), np.array([0.6, -1.6])
-    exact = lg.geodesic(metric, start, end, tol=1e-7, quadrature="simpson")  # the energy of the callable path
-    fd = lg.geodesic(numeric, start, end, tol=1e-7)
+    exact = lg.geodesic(metric, start, end, tol=1e-7, quadrature=quadrature)
+    fd = lg.geodesic(numeric, start, end, tol=1e-7, quadrature=quadrature)
     assert exact.converged and fd.converged
     assert exact.length < 0.99 * exact.straight_length  # a bent geodesic, not the straight line
     # The callable path's G has relative error ~1e-9 (central differences, step 1e-5) and the
     # length is stationary at the geodesic: lengths agree far below the solver's tol.
     assert exact.length == pytest.approx(fd.length, rel=1e-7)
-    # Its ∂G (differences of G, step 1e-4) is off by ~1e-5 relative, which moves the optimum.
+    # Simpson: its ∂G (differences of G, step 1e-4) is off by ~1e-5 relative, which moves the
+    # optimum; decoded: J to ~1e-10. Either way within the nodes' sqrt(tol) tolerance.
     t = np.linspace(0, 1, 101)
     assert np.abs(exact.curve(t) - fd.curve(t)).max() < 1e-4
+
+
+def test_callable_decoded_energies_match_the_torch_path(conv, rng):
+    module, metric = conv
+    m64 = copy.deepcopy(module).double()
+
+    def decode(z):
+        with torch.no_grad():
+            return m64(torch.from_numpy(z)).reshape(len(z), -1).numpy()
+
+    numeric = PullbackMetric.from_callable(decode, 2)
+    z, counts = rng.normal(size=(12, 2)), [3, 9]
+    e_fd, g_fd = numeric.decoded_energies(z, counts)
+    e_ad, g_ad = metric.decoded_energies(z, counts)
+    np.testing.assert_allclose(e_fd, e_ad, rtol=10 * 64 * 9 * EPS, atol=0)  # the same sums in another order
+    # central differences of step h = 1e-5: truncation ~h² |f‴| and rounding ~ε |f| / h, ~1e-10 here
+    np.testing.assert_allclose(g_fd, g_ad, rtol=0, atol=1e-8 * np.abs(g_ad).max())
+    with pytest.raises(ValueError, match=r"^counts: "):
+        numeric.decoded_energies(z, [3, 8])
 
 
 def test_pickle_roundtrip(conv, rng):
@@ -567,14 +589,14 @@ class StereographicSphere(nn.Module):
         return torch.cat([2 * z, r2 - 1], 1) / (1 + r2)
 
 
+def numpy_sphere(z):
+    r2 = (z**2).sum(1, keepdims=True)
+    return np.hstack([2 * z, r2 - 1]) / (1 + r2)
+
+
 def great_circle(a, b):
     """Distances on the sphere between the decoded points of the rows of a and b."""
-
-    def decode(z):
-        r2 = (z**2).sum(1, keepdims=True)
-        return np.hstack([2 * z, r2 - 1]) / (1 + r2)
-
-    return np.arccos(np.clip(np.sum(decode(a) * decode(b), axis=1), -1, 1))
+    return np.arccos(np.clip(np.sum(numpy_sphere(a) * numpy_sphere(b), axis=1), -1, 1))
 
 
 def node_gradient(fn, x, h):
@@ -632,8 +654,12 @@ def test_decoded_embedding_pulls_back_to_the_metric(kind, bernoulli_mlp, rng):
         assert energy[0] == pytest.approx(q, rel=1e-6)  # O(δ²) ~ 1e-8 relative, rounding ~1e-8
 
 
-def test_decoded_geodesics_are_great_circles():
-    metric = TorchPullbackMetric(StereographicSphere(), dim=2)
+@pytest.mark.parametrize("path", ["torch", "callable"])
+def test_decoded_geodesics_are_great_circles(path):
+    if path == "torch":
+        metric = TorchPullbackMetric(StereographicSphere(), dim=2)
+    else:
+        metric = PullbackMetric.from_callable(numpy_sphere, 2)
     assert default_quadrature(metric) == "decoded"
     assert default_quadrature(lg.datasets.load_digits_rhvae().metric) == "simpson"
     starts = np.array([[-0.8, 0.3], [0.0, 0.0], [1.5, -0.4]])

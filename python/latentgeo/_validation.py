@@ -128,3 +128,11 @@ def check_int(value, name: str, lo: int, hi: int = INT_MAX) -> int:
         wanted = "a positive integer" if lo == 1 else f"an integer >= {lo}"
         raise ValueError(f"{name}: expected {wanted} (at most {hi}), got {value!r}")
     return int(value)
+
+
+def check_counts(counts, n_rows: int, name: str = "counts") -> np.ndarray:
+    """Points per curve of curves stacked in n_rows rows: integers >= 2 summing to n_rows."""
+    sizes = np.asarray(counts)
+    if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or (sizes < 2).any() or sizes.sum() != n_rows:
+        raise ValueError(f"{name}: expected integers >= 2 (points per curve) summing to the {n_rows} rows of z")
+    return sizes.astype(np.int64)

@@ -99,6 +99,21 @@ def central_differences(fn: Callable, z: np.ndarray, step: float) -> np.ndarray:
     return np.moveaxis((out[0] - out[1]) / (2 * step), 0, -1)
 
 
+def polyline_energies(e: np.ndarray, counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Energies n_p Σᵢ ‖e_{i+1} − e_i‖² of P polylines stacked in the rows of e (counts[p] points
+    and n_p = counts[p] − 1 segments for curve p), and their gradients dE/de (N, D)."""
+    segments = np.repeat(counts - 1, counts)[:-1].astype(float)  # per chord: its curve's segments
+    segments[np.cumsum(counts)[:-1] - 1] = 0.0  # no chord from one curve's last point to the next's first
+    chords = np.diff(e, axis=0)
+    curve = np.repeat(np.arange(len(counts)), counts)[:-1]
+    energies = np.bincount(curve, segments * np.einsum("ij,ij->i", chords, chords), minlength=len(counts))
+    pull = 2.0 * segments[:, None] * chords
+    grad = np.zeros_like(e)
+    grad[1:] += pull
+    grad[:-1] -= pull
+    return energies, grad
+
+
 def frozen(value):
     """A read-only private copy of an array (lists and tuples of arrays are copied item by item).
 

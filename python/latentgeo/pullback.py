@@ -32,7 +32,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _core
-from ._validation import as_float_array, check_int, check_positive, check_threads
+from ._validation import as_float_array, check_counts, check_int, check_positive, check_threads
 from .metrics import (
     DenseMetric,
     FrozenState,
@@ -42,6 +42,7 @@ from .metrics import (
     central_differences,
     check_finite_rows,
     frozen,
+    polyline_energies,
     real_output,
 )
 
@@ -534,7 +535,9 @@ class CallablePullbackMetric(FrozenState, Metric):
     Notes
     -----
     Every metric evaluation calls the decoder on 2d shifted copies of the points (one batched
-    call); ∂G/∂z differentiates G once more numerically (2d further calls of that). There is no
+    call); ∂G/∂z differentiates G once more numerically (2d further calls of that). The geodesic
+    solver minimises the decoded polyline's energy (:meth:`decoded_energies`), whose gradient
+    needs the Jacobian only (one call on N points and one on 2dN). There is no
     C++ kernel (``_native()`` is None), so geodesic solvers take the callback path of
     :class:`~latentgeo.Metric`.
     The callables must be picklable for the metric to be. ``decoder``, ``log_sigma``, ``dim`` and
@@ -600,6 +603,30 @@ class CallablePullbackMetric(FrozenState, Metric):
 
     def _derivative(self, z, n_threads):
         return self._dense.derivative(z)
+
+    def decoded_energies(self, z, counts) -> Tuple[np.ndarray, np.ndarray]:
+        """Energies of decoded polylines and their gradients (the geodesic solver's default energy).
+
+        Parameters
+        ----------
+        z : array_like, shape (N, d)
+            The nodes of P curves, one curve after the other.
+        counts : sequence of int, shape (P,)
+            Nodes of each curve (each >= 2, summing to N).
+
+        Returns
+        -------
+        energies : ndarray, shape (P,)
+            E_p = n_p Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² over the n_p = counts[p] − 1 segments of curve p, with e
+            the outputs (and σ with ``log_sigma``).
+        gradient : ndarray, shape (N, d)
+            dE_p/dx at the nodes of curve p: Jᵀ dE/de with J by central differences (step
+            ``fd_step``: first derivatives only, relative error ~1e-10, where the quadratic
+            form's gradients need differences of differences).
+        """
+        pts, _ = self._points(z)
+        energies, de = polyline_energies(self._outputs(pts), check_counts(counts, len(pts)))
+        return energies, np.einsum("nia,ni->na", self._jacobian(pts), de)
 
     def decode(self, z, n_threads: Optional[int] = None):
         """Decoder outputs: the mean (N, D), and with ``log_sigma`` the tuple (mean, σ)."""

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import jvp, vmap
 
-from ._validation import as_points, check_int
+from ._validation import as_points, check_counts, check_int
 from .metrics import Metric, _unsingle
 from .pullback import _check_likelihood
 
@@ -416,10 +416,7 @@ class TorchPullbackMetric(Metric):
             dE_p/dx at the nodes of curve p (one reverse pass through the decoder).
         """
         pts, _ = as_points(z, "z", self.dim)
-        sizes = np.asarray(counts)
-        if sizes.ndim != 1 or sizes.dtype.kind not in "iu" or (sizes < 2).any() or sizes.sum() != len(pts):
-            raise ValueError(f"counts: expected integers >= 2 summing to the {len(pts)} rows of z")
-        sizes = sizes.astype(np.int64)
+        sizes = check_counts(counts, len(pts))
         ends = np.cumsum(sizes)
         energies, grads, first = [], [], 0
         while first < len(sizes):  # whole curves per chunk, at least one
