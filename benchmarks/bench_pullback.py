@@ -3,7 +3,8 @@
 1. MLP decoder, C++ core: forward mode versus the same computation vectorised in numpy
    (matmul/einsum), for G(z) and for vᵀGv with its gradients; and the FLOP rate of G(z) against
    numpy GEMMs of the same shapes (every dense layer multiplies W (out × in) with the values and
-   the Jacobians, in × N(1 + d)).
+   the Jacobians, in × N(1 + d)). Geodesics on it and on the shipped digits decoder (ReLU): the
+   decoded energy against Simpson's.
 2. Convolutional decoder (1×8×8 outputs: Linear, ConvTranspose, BatchNorm, a residual block,
    Conv), torch path (``PullbackMetric.from_torch`` → ``TorchPullbackMetric``): G(z) against
    ``torch.func.vmap(jacfwd)`` followed by JᵀJ, vᵀGv with gradients against the finite-difference
@@ -128,6 +129,32 @@ def bench_mlp(args):
     )
 
 
+def bench_mlp_geodesics(args):
+    """16 geodesics on C++ decoders, the decoded energy against Simpson's, length errors against
+    a tight Simpson solve: the tanh MLP above, and the shipped digits decoder (pythae's default
+    ReLU MLP, Bernoulli), whose G jumps across the ReLU hyperplanes."""
+    rng = np.random.default_rng(1)
+    weights, biases = tanh_mlp(rng, args.dim, args.width, args.out)
+    digits = lg.datasets.load_digits_rhvae()
+    pick = rng.choice(len(digits.latent), size=(2, 16))
+    cases = (
+        ("tanh MLP", lg.PullbackMetric(weights, biases, ["tanh", "tanh", "identity"]), rng.normal(size=(2, 16, 2))),
+        ("digits ReLU", digits.decoder, (digits.latent[pick[0]], digits.latent[pick[1]])),
+    )
+    print("\n16 geodesics on C++ decoders (2 threads), ms per geodesic (converged of 16, max length error):")
+    for name, metric, (starts, ends) in cases:
+        tight = lg.geodesics(metric, starts, ends, tol=1e-10, quadrature="decoded", progress=False).length
+        cells = []
+        for quadrature in ("decoded", "simpson"):
+            for tol in (1e-5, 1e-8):
+                options = dict(tol=tol, quadrature=quadrature, progress=False)
+                seconds = best_of(lambda: lg.geodesics(metric, starts, ends, **options), 1)
+                batch = lg.geodesics(metric, starts, ends, **options)
+                error = np.max(np.abs(batch.length - tight) / tight)
+                cells.append(f"{quadrature} {tol:g}: {1e3 * seconds / 16:7.1f} ({sum(batch.converged)}, {error:.0e})")
+        print(f"  {name:12s} " + "   ".join(cells))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=20000)
@@ -140,6 +167,7 @@ def main():
     p.add_argument("--skip-conv", action="store_true")
     args = p.parse_args()
     bench_mlp(args)
+    bench_mlp_geodesics(args)
     if not args.skip_conv:
         bench_conv(args)
 

@@ -249,7 +249,7 @@ def test_an_overflowing_pullback_raises_naming_the_point():
         assert info.value.non_finite
     np.testing.assert_allclose(metric.metric(z[:1])[0], np.diag([1.0, np.e**2]), rtol=1e-14)
     # In a batch the pair that reaches the overflow fails alone (e^{2x} overflows beyond x ~ 355).
-    with pytest.warns(RuntimeWarning, match=r"pair 1: non_finite: quadratic_form: NaN or Inf"):
+    with pytest.warns(RuntimeWarning, match=r"pair 1: non_finite: decoded energy gradient: NaN or Inf"):
         batch = lg.geodesics(metric, [[0.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], [400.0, 0.0]], progress=False)
     assert batch.status == ["converged", "non_finite"] and np.isnan(batch.length[1])
 

@@ -478,14 +478,20 @@ class _WithoutKernel(lg.Metric):
         return self.base.quadratic_form(z, v, grad=grad)
 
 
-def test_pullback_metric_is_solved_natively_and_agrees_with_the_python_path():
+class _DecoderWithoutKernel(_WithoutKernel):
+    def decoded_energies(self, z, counts):
+        return self.base.decoded_energies(z, counts)
+
+
+@pytest.mark.parametrize("quadrature", ["simpson", "decoded"])
+def test_pullback_metric_is_solved_natively_and_agrees_with_the_python_path(quadrature):
     rng = np.random.default_rng(8)
     weights = [rng.normal(size=(6, 2)), rng.normal(size=(3, 6)) / 2]
     biases = [rng.normal(size=6), rng.normal(size=3)]
     pb = lg.PullbackMetric(weights, biases, ["tanh", "identity"])
     starts, ends = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
-    native = lg.geodesics(pb, starts, ends, progress=False)
-    python = lg.geodesics(_WithoutKernel(pb), starts, ends, progress=False)
+    native = lg.geodesics(pb, starts, ends, progress=False, quadrature=quadrature)
+    python = lg.geodesics(_DecoderWithoutKernel(pb), starts, ends, progress=False, quadrature=quadrature)
     assert np.all(native.converged) and np.all(python.converged)
     np.testing.assert_allclose(native.length, python.length, rtol=1e-9)
     # A linear decoder: the constant metric WᵀW, whose geodesic is the straight line.

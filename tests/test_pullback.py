@@ -167,6 +167,47 @@ def test_random_mlp_against_finite_differences(rng, name, variant):
     )
 
 
+def embedding(metric, z):
+    """e with G = JᵀJ: the outputs (σ included), for a Bernoulli decoder s = 2 arcsin √p."""
+    out = outputs(metric, z)
+    return 2 * np.arcsin(np.sqrt(out)) if metric.likelihood == "bernoulli" else out
+
+
+@pytest.mark.parametrize("variant", [dict(), dict(gaussian=True, trunk=True), "bernoulli"])
+def test_decoded_energies_against_numpy_and_central_differences(rng, variant):
+    if variant == "bernoulli":
+        metric, dim = PullbackMetric(*random_mlp(rng, [3, 9, 6], ["tanh", "sigmoid"]), likelihood="bernoulli"), 3
+    else:
+        metric, dim = build(rng, CONFIGS["mixed"], **variant)
+    counts = [2, 4, 6]
+    z = rng.normal(size=(sum(counts), dim))
+    energies, grad = metric.decoded_energies(z, counts)
+    first = np.cumsum([0] + counts[:-1])
+    e = embedding(metric, z)
+    expected = [(c - 1) * np.sum(np.diff(e[f : f + c], axis=0) ** 2) for f, c in zip(first, counts)]
+    # the embedding from decode (arcsin of p for Bernoulli: ~1e-15 relative) vs the core's own
+    np.testing.assert_allclose(energies, expected, rtol=1e-11, atol=0)
+    for f, c in zip(first, counts):
+        nodes = z[f : f + c]
+
+        def energy(x, c=c):
+            return metric.decoded_energies(x.reshape(c, dim), [c])[0][0]
+
+        flat = nodes.ravel()
+        fd = fd_jacobian(lambda x: np.array([[energy(row)] for row in x]), flat[None], h=1e-5)[0, 0]
+        np.testing.assert_allclose(grad[f : f + c].ravel(), fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max())
+
+
+def test_decoded_energy_bad_input(rng):
+    metric, dim = build(rng, CONFIGS["tanh"])
+    z = rng.normal(size=(5, dim))
+    for counts in ([2, 2], [5, 0], [[5]], [2.5, 2.5], [1, 4]):
+        with pytest.raises(ValueError, match=r"^counts: "):
+            metric.decoded_energies(z, counts)
+    with pytest.raises(ValueError, match=r"^z: "):
+        metric.decoded_energies(z[:, :1], [5])
+
+
 def test_bernoulli_mlp_against_finite_differences(rng):
     # Fisher–Rao pullback of the probabilities p = sigmoid(logits): the derivatives of the core's
     # `bernoulli` activation (s = 2 arcsin √p) against central differences of G and q.

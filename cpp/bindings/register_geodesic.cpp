@@ -196,13 +196,13 @@ py::dict geodesic_batch(py::object metric, py::object kernel, double scale, cons
   latentgeo::validate(o);
   require(scale > 0, "scale: must be > 0");
   std::vector<GeodesicSolution> sols;
-  // The decoded energy runs the decoder in Python (metric.decoded_energies), never a C++ kernel.
-  require(
-      o.quadrature != latentgeo::Quadrature::decoded || kernel.is_none(),
-      "quadrature: 'decoded' is computed by the metric's decoded_energies, not by its C++ kernel (pass kernel=None)");
-  const bool native = solve_native<RHVAEKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
-                      solve_native<ConstantKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols) ||
-                      solve_native<PullbackKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols);
+  // The decoded energy needs a decoder: of the native kernels only PullbackKernel has one; other
+  // metrics evaluate it in Python (metric.decoded_energies).
+  const bool any_kernel = o.quadrature != latentgeo::Quadrature::decoded;
+  const bool native =
+      (any_kernel && solve_native<RHVAEKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols)) ||
+      (any_kernel && solve_native<ConstantKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols)) ||
+      solve_native<PullbackKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols);
   if (!native) sols = solve_in_lockstep(metric, starts, ends, init, n0, o);
   return pack(sols, d);
 }

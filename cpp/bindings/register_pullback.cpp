@@ -77,6 +77,30 @@ RowMatrix derivative(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_
   return out;
 }
 
+// The energies of P decoded polylines stacked in z (counts[p] nodes for curve p) and their
+// gradients (N, d), as PullbackMetric.decoded_energies documents.
+py::tuple decoded_energies(const PullbackKernel& k, const ConstRowMatrixRef& z, const std::vector<Index>& counts) {
+  require_cols(z, k.dim(), "z");
+  Index total = 0;
+  for (const Index c : counts) {
+    require(c >= 2, "counts: expected integers >= 2 (points per curve)");
+    total += c;
+  }
+  require(total == z.rows(), "counts: must sum to the rows of z");
+  Vector energies(static_cast<Index>(counts.size()));
+  RowMatrix grad(z.rows(), k.dim());
+  run_interruptible([&] {  // GIL released
+    Index row = 0;
+    for (std::size_t p = 0; p < counts.size(); ++p) {
+      RowMatrix g;
+      energies(static_cast<Index>(p)) = k.decoded_energy(z.middleRows(row, counts[p]), g);
+      grad.middleRows(row, counts[p]) = g;
+      row += counts[p];
+    }
+  });
+  return py::make_tuple(energies, grad);
+}
+
 }  // namespace
 
 void register_pullback(py::module_& m) {
@@ -89,6 +113,7 @@ void register_pullback(py::module_& m) {
       .def("jacobian", &jacobian, py::arg("z"), py::arg("n_threads"))
       .def("metric", &metric, py::arg("z"), py::arg("n_threads"))
       .def("derivative", &derivative, py::arg("z"), py::arg("n_threads"))
+      .def("decoded_energies", &decoded_energies, py::arg("z"), py::arg("counts"))
       .def("quadratic_form", &quadratic_form<PullbackKernel>, py::arg("z"), py::arg("v"), py::arg("grad"),
            py::arg("n_threads"));
 }

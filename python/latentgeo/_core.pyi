@@ -53,6 +53,7 @@ class PullbackKernel:
     def jacobian(self, z: Array, n_threads: int) -> Array: ...  # (N, output_dim * d)
     def metric(self, z: Array, n_threads: int) -> Array: ...
     def derivative(self, z: Array, n_threads: int) -> Array: ...
+    def decoded_energies(self, z: Array, counts: List[int]) -> Tuple[Array, Array]: ...  # (P,), (N, d)
     def quadratic_form(self, z: Array, v: Array, grad: bool, n_threads: int) -> Tuple[Array, ...]: ...
 
 class ConstantKernel:
@@ -73,7 +74,7 @@ class GeodesicOptions:
     gtol: Optional[float]
     max_iter: int
     history: int
-    quadrature: str
+    quadrature: str  # "simpson", "midpoint" or "decoded"
     pairs_per_call: int  # metrics without a C++ kernel: pairs whose evaluations share one call
     def __init__(self) -> None: ...
     def __eq__(self, other: object) -> bool: ...

@@ -10,13 +10,15 @@ or the midpoint rule n Σᵢ Δᵢᵀ G(mᵢ) Δᵢ (``quadrature="midpoint"``: 
 evaluations; a coarse polyline can then hop over regions of large G that no midpoint sees, as
 happens with pullback metrics of decoders whose units saturate), with its analytic gradient
 (from the metric's fused ``quadratic_form``), or, for the pullback metric G = JᵀJ of a decoder e
-(``quadrature="decoded"``, the default for metrics with ``decoded_energies`` and no C++ kernel,
-such as :class:`~latentgeo.TorchPullbackMetric`), the energy of the decoded polyline
+(``quadrature="decoded"``, the default for metrics with ``decoded_energies``:
+:class:`~latentgeo.PullbackMetric`, :class:`~latentgeo.TorchPullbackMetric` and ``from_callable``
+decoders), the energy of the decoded polyline
 
     E(x) = n Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖²,
 
-whose gradient costs one decoder pass and its reverse (no second derivatives of the decoder: 3–5×
-cheaper than a quadratic form's gradients by automatic differentiation), by L-BFGS whose initial
+whose gradient costs the decoder's first derivatives only (2–5× cheaper than a quadratic form's
+gradients) and whose chords never miss a sharp change of the decoder between two nodes (ReLU
+decoders, where G jumps and Simpson's energy with it), by L-BFGS whose initial
 inverse Hessian is the block-tridiagonal "metric Laplacian", so the iteration count barely
 depends on n. The nodes are refined coarse to fine (8 → 16 → 32 … segments) until the error of
 the measured length, estimated from its changes between levels (Richardson: the change divided by
@@ -106,7 +108,7 @@ _SOLVER_OPTIONS = {
     "history": _DEFAULTS.history,
     "ftol": _DEFAULTS.ftol,
     "gtol": _DEFAULTS.gtol,
-    "quadrature": None,  # "decoded" for a decoder without a C++ kernel, else the core's (Simpson)
+    "quadrature": None,  # default_quadrature(metric): "decoded" for decoders, else the core's (Simpson)
     "pairs_per_call": _DEFAULTS.pairs_per_call,
 }
 
@@ -136,11 +138,10 @@ def _has_decoder(metric) -> bool:
 
 def default_quadrature(metric) -> str:
     """The energy the solver minimises unless told: the decoded polyline's for a decoder's pullback
-    metric without a C++ kernel (its gradient needs no second derivatives of the decoder), else
+    metric (its gradient needs no second derivatives of the decoder, and a chord never misses a
+    sharp change of the decoder between two nodes, which Simpson's samples of G can), else
     Simpson's rule."""
-    if _has_decoder(metric) and native_kernel(metric)[0] is None:
-        return "decoded"
-    return _DEFAULTS.quadrature
+    return "decoded" if _has_decoder(metric) else _DEFAULTS.quadrature
 
 
 def _solver_options(n_nodes, tol, max_iter, opts: dict, metric=None) -> _core.GeodesicOptions:
@@ -201,7 +202,7 @@ def _solve_chunk(
     b, d = starts.shape
     n0 = 0 if init is None else init.shape[1]
     flat_init = np.zeros((0, d)) if init is None else np.ascontiguousarray(init.reshape(-1, d))
-    kernel, scale = (None, 1.0) if opts.quadrature == "decoded" else native_kernel(metric)
+    kernel, scale = native_kernel(metric)
     out = _core.geodesic_batch(metric, kernel, scale, starts, ends, flat_init, n0, opts, n_threads)
     status = [STATUS[s] for s in out["status"]]
     errors = [_failure_error(*item) for item in zip(status, out["message"], out["error"])]
@@ -351,7 +352,7 @@ def geodesics(
         ``quadrature`` ("simpson": G at both ends and the midpoint of each segment, robust where G
         changes fast, e.g. decoders with saturated units; "midpoint": a third of the metric
         evaluations, fine for smooth metrics such as RHVAEs; "decoded": the energy of the
-        decoded polyline, the default for decoders without a C++ kernel; the length is measured
+        decoded polyline, the default for decoders' pullback metrics; the length is measured
         on the metric in every case), ``pairs_per_call`` (64: for a
         metric called back in Python, the pairs whose evaluations share one call; 1 solves the
         pairs one after the other), ``anchors``, ``k_neighbors``; for method="neural", the

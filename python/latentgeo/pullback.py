@@ -491,6 +491,29 @@ class PullbackMetric(FrozenState, Metric):
             values = np.sin(0.5 * values) ** 2
         return self._split(_unsingle(values, single))
 
+    def decoded_energies(self, z, counts) -> Tuple[np.ndarray, np.ndarray]:
+        """Energies of decoded polylines and their gradients, in C++ (the geodesic solver's
+        ``quadrature="decoded"``).
+
+        Parameters
+        ----------
+        z : array_like, shape (N, d)
+            The nodes of P curves, one curve after the other.
+        counts : sequence of int, shape (P,)
+            Nodes of each curve (each >= 2, summing to N).
+
+        Returns
+        -------
+        energies : ndarray, shape (P,)
+            E_p = n_p Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² over the n_p = counts[p] − 1 segments of curve p, with e
+            the embedding whose JᵀJ is G (the outputs, σ for a σ head, 2 arcsin √p for a Bernoulli
+            decoder).
+        gradient : ndarray, shape (N, d)
+            dE_p/dx at the nodes of curve p (Jᵀ dE/de, J by forward mode).
+        """
+        pts, _ = self._points(z)
+        return self._kernel.decoded_energies(pts, check_counts(counts, len(pts)))
+
     def jacobian(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """Stacked Jacobians (N, D_total, d) with G = JᵀJ: the mean head's rows (for a Bernoulli
         decoder those of s = 2 arcsin √p), then J_σ = diag(σ) J_logσ."""

@@ -193,6 +193,32 @@ class PullbackKernel {
     require_finite_rows(out, z, "derivative", kOverflow);
   }
 
+  // The energy n sum_i |e(x_{i+1}) - e(x_i)|^2 of the decoded polyline of the nodes (n + 1 x d),
+  // e the heads' outputs (G = J^T J), and its gradient (grad: n + 1 x d): the outputs, then
+  // J^T dE/de node by node in a forward-mode pass (J is never stored). One thread: the solver
+  // runs pairs in parallel.
+  double decoded_energy(const ConstRowMatrixRef& nodes, RowMatrix& grad) const {
+    const Index m = nodes.rows();
+    RowMatrix e(m, out_dim_), no_jacobian(0, out_dim_ * d_);
+    evaluate(nodes, e, no_jacobian, 1);
+    const double segments = static_cast<double>(m - 1);
+    RowMatrix pull = RowMatrix::Zero(m, out_dim_);  // dE/de
+    double energy = 0.0;
+    for (Index i = 0; i + 1 < m; ++i) {
+      const RowVector chord = e.row(i + 1) - e.row(i);
+      energy += chord.squaredNorm();
+      pull.row(i + 1) += 2.0 * segments * chord;
+      pull.row(i) -= 2.0 * segments * chord;
+    }
+    grad.setZero(m, d_);
+    run(nodes, nullptr, Mode::jacobian, 1, [&](const State& st, Index h, Index n0, Index nb, Index col) {
+      for (Index b = 0; b < nb; ++b)
+        grad.row(n0 + b).noalias() += pull.block(n0 + b, col, 1, head_dims_[h]) * st.J.middleCols(b * d_, d_);
+    });
+    require_finite_rows(grad, nodes, "decoded energy gradient", kOverflow);
+    return segments * energy;
+  }
+
   // q_n = v_n^T G(z_n) v_n = sum_h |J_h v|^2; with non-empty dqdz/dqdv also
   //   dq/dv = 2 sum_h J_h^T (J_h v),  dq/dz = 2 sum_h (d(J_h v)/dz)^T (J_h v).
   void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
