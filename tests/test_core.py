@@ -125,6 +125,7 @@ def test_geodesic_option_defaults_are_the_documented_ones():
         "history": o.history,
     }
     assert o.n_segments == 0 and o.ftol is None and o.gtol is None and o.quadrature == "simpson"  # adaptive, derived
+    assert o.max_ratio == 16.0  # smooth metrics: up to fourth order
     from latentgeo.geodesic import _SOLVER_OPTIONS, _solver_options
 
     assert _solver_options(None, None, None, dict(_SOLVER_OPTIONS)) == o  # no option given: the core's defaults
@@ -143,10 +144,17 @@ def test_geodesic_options_round_trip_through_pickle():
     o = _core.GeodesicOptions()
     o.n_segments, o.min_segments, o.max_segments = 32, 4, 64
     o.length_tol, o.ftol, o.gtol = 1e-5, 3e-6, None
-    o.max_iter, o.history, o.quadrature = 17, 3, "midpoint"
+    o.max_iter, o.history, o.quadrature, o.max_ratio = 17, 3, "midpoint", 2.0
     back = pickle.loads(pickle.dumps(o))
     assert back == o and repr(back) == repr(o)
-    assert (back.n_segments, back.ftol, back.gtol, back.max_iter, back.quadrature) == (32, 3e-6, None, 17, "midpoint")
+    assert (back.n_segments, back.ftol, back.gtol, back.max_iter, back.quadrature, back.max_ratio) == (
+        32,
+        3e-6,
+        None,
+        17,
+        "midpoint",
+        2.0,
+    )
     assert back != _core.GeodesicOptions()
 
 

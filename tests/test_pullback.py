@@ -198,6 +198,24 @@ def test_decoded_energies_against_numpy_and_central_differences(rng, variant):
         np.testing.assert_allclose(grad[f : f + c].ravel(), fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max())
 
 
+def test_smooth_says_whether_g_can_jump(rng):
+    from latentgeo.geodesic import _SOLVER_OPTIONS, _solver_options
+
+    smooth = {name: build(rng, config)[0].smooth for name, config in CONFIGS.items()}
+    assert smooth == {name: name not in ("relu", "mixed") for name in CONFIGS}  # "mixed": ELU with α = 0.5
+    elu = PullbackMetric(*random_mlp(rng, [2, 4, 3], [("elu", 0.5), "identity"]))
+    assert not elu.smooth and PullbackMetric(*random_mlp(rng, [2, 4, 3], [("elu", 1.0), "identity"])).smooth
+    assert not lg.datasets.load_digits_rhvae().decoder.smooth  # pythae's default decoder: ReLU
+
+    def ratio(metric, smooth=None):
+        return _solver_options(None, None, None, dict(_SOLVER_OPTIONS, smooth=smooth), metric).max_ratio
+
+    assert (ratio(elu), ratio(elu, True), ratio(smooth_tanh := build(rng, CONFIGS["tanh"])[0])) == (2.0, 16.0, 16.0)
+    assert ratio(smooth_tanh, False) == 2.0
+    with pytest.raises(ValueError, match=r"^smooth: "):
+        lg.geodesic(elu, np.zeros(2), np.ones(2), smooth="no")
+
+
 def test_decoded_energy_bad_input(rng):
     metric, dim = build(rng, CONFIGS["tanh"])
     z = rng.normal(size=(5, dim))

@@ -699,6 +699,16 @@ def test_decoded_energy_failures_stay_with_their_pair():
     np.testing.assert_allclose(batch.length[[0, 2]], alone.length, rtol=1e-5, atol=0)
 
 
+def test_smooth_sees_kinked_layers(conv):
+    _, metric = conv
+    assert metric.smooth  # tanh, softplus, batch norm, convolutions
+    for kinked in (nn.ReLU(), nn.LeakyReLU(0.1), nn.ELU(alpha=0.5), nn.Hardtanh(), nn.SELU()):
+        assert not TorchPullbackMetric(nn.Sequential(nn.Linear(2, 3), kinked, nn.Linear(3, 4))).smooth
+    assert TorchPullbackMetric(nn.Sequential(nn.Linear(2, 3), nn.ELU(), nn.Linear(3, 4))).smooth  # α = 1: C¹
+    trunk = nn.Sequential(nn.Linear(2, 3), nn.ReLU())
+    assert not TorchPullbackMetric(nn.Linear(3, 4), trunk=trunk, dim=2).smooth
+
+
 def test_decoded_energy_bad_input(conv, rng):
     _, metric = conv
     z = rng.normal(size=(5, 2))

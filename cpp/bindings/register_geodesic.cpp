@@ -119,9 +119,9 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
 }
 
 // The state of the options, in the order of kOptionNames (repr, equality and pickling).
-constexpr std::array<const char*, 10> kOptionNames = {"n_segments", "min_segments",  "max_segments", "length_tol",
-                                                      "ftol",       "gtol",          "max_iter",     "history",
-                                                      "quadrature", "pairs_per_call"};
+constexpr std::array<const char*, 11> kOptionNames = {"n_segments", "min_segments",   "max_segments", "length_tol",
+                                                      "ftol",       "gtol",           "max_iter",     "history",
+                                                      "quadrature", "pairs_per_call", "max_ratio"};
 
 std::string quadrature_name(const GeodesicOptions& o) {
   return latentgeo::kQuadratureNames[static_cast<std::size_t>(o.quadrature)];
@@ -138,7 +138,7 @@ void set_quadrature(GeodesicOptions& o, const std::string& name) {
 
 py::tuple option_state(const GeodesicOptions& o) {
   return py::make_tuple(o.n_segments, o.min_segments, o.max_segments, o.length_tol, o.ftol, o.gtol, o.max_iter,
-                        o.history, quadrature_name(o), o.pairs_per_call);
+                        o.history, quadrature_name(o), o.pairs_per_call, o.max_ratio);
 }
 
 GeodesicOptions options_from_state(const py::tuple& t) {
@@ -155,6 +155,7 @@ GeodesicOptions options_from_state(const py::tuple& t) {
   o.history = t[7].cast<int>();
   set_quadrature(o, t[8].cast<std::string>());
   o.pairs_per_call = t[9].cast<Index>();
+  o.max_ratio = t[10].cast<double>();
   return o;
 }
 
@@ -227,6 +228,8 @@ void register_geodesic(py::module_& m) {
       .def_readwrite("history", &GeodesicOptions::history, "L-BFGS curvature pairs")
       .def_property("quadrature", &quadrature_name, &set_quadrature,
                     "the energy of a level: 'simpson', 'midpoint' or 'decoded' (a decoder's polyline)")
+      .def_readwrite("max_ratio", &GeodesicOptions::max_ratio,
+                     "the length error estimate's largest convergence ratio: 16 smooth metrics, 2 where G jumps")
       .def_readwrite("pairs_per_call", &GeodesicOptions::pairs_per_call,
                      "metrics without a C++ kernel: pairs whose evaluations share one call")
       .def("__repr__", &option_repr)

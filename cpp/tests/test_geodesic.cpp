@@ -189,6 +189,9 @@ TEST_CASE("refinement stops on Richardson's length estimate and the nodes' move"
   // Observed fourth order (ratio >= 16): 15 tol; a slow ratio of 2 allows only 1 tol.
   CHECK(level_converged(length, 14.0 * tol * length, 1e3 * tol, 0.0, span, tol));
   CHECK_FALSE(level_converged(length, 2.0 * tol * length, 4.0 * tol * length, 0.0, span, tol));
+  // Where G jumps (max_ratio 2) a large observed ratio is not believed: the change must be below tol.
+  CHECK_FALSE(level_converged(length, 14.0 * tol * length, 1e3 * tol, 0.0, span, tol, 2.0));
+  CHECK(level_converged(length, 0.9 * tol * length, 1e3 * tol, 0.0, span, tol, 2.0));
   // The nodes must also have settled to sqrt(tol) of the span.
   CHECK_FALSE(level_converged(length, 0.0, nan, 1.1e-3 * span, span, tol));
   CHECK(level_converged(length, 0.0, nan, 0.9e-3 * span, span, tol));
@@ -226,6 +229,11 @@ TEST_CASE("options: ftol and gtol follow length_tol unless set; out-of-range val
   bad = GeodesicOptions{};
   bad.history = 0;
   CHECK(message_of(bad).rfind("history:", 0) == 0);
+  for (const double ratio : {1.5, 17.0, std::numeric_limits<double>::quiet_NaN()}) {
+    bad = GeodesicOptions{};
+    bad.max_ratio = ratio;
+    CHECK(message_of(bad).rfind("max_ratio:", 0) == 0);
+  }
 }
 
 TEST_CASE("status names: one per code, the optimiser's codes first") {

@@ -75,6 +75,7 @@ class GeodesicOptions:
     max_iter: int
     history: int
     quadrature: str  # "simpson", "midpoint" or "decoded"
+    max_ratio: float  # the length error estimate's largest convergence ratio (16 smooth, 2 where G jumps)
     pairs_per_call: int  # metrics without a C++ kernel: pairs whose evaluations share one call
     def __init__(self) -> None: ...
     def __eq__(self, other: object) -> bool: ...

@@ -110,6 +110,7 @@ _SOLVER_OPTIONS = {
     "gtol": _DEFAULTS.gtol,
     "quadrature": None,  # default_quadrature(metric): "decoded" for decoders, else the core's (Simpson)
     "pairs_per_call": _DEFAULTS.pairs_per_call,
+    "smooth": None,  # the metric's own `smooth` (False: G jumps, e.g. ReLU decoders), else True
 }
 
 # Earlier names, kept for modules that import them from here.
@@ -168,6 +169,10 @@ def _solver_options(n_nodes, tol, max_iter, opts: dict, metric=None) -> _core.Ge
             f"TorchPullbackMetric), not {type(metric).__name__}"
         )
     o.pairs_per_call = check_int(opts["pairs_per_call"], "pairs_per_call", 1)
+    smooth = getattr(metric, "smooth", True) if opts["smooth"] is None else opts["smooth"]
+    if not isinstance(smooth, (bool, np.bool_)):
+        raise ValueError(f"smooth: expected True, False or None, got {smooth!r}")
+    o.max_ratio = _DEFAULTS.max_ratio if smooth else 2.0  # first order where G jumps
     return o
 
 
@@ -353,7 +358,10 @@ def geodesics(
         changes fast, e.g. decoders with saturated units; "midpoint": a third of the metric
         evaluations, fine for smooth metrics such as RHVAEs; "decoded": the energy of the
         decoded polyline, the default for decoders' pullback metrics; the length is measured
-        on the metric in every case), ``pairs_per_call`` (64: for a
+        on the metric in every case), ``smooth`` (None: the metric's ``smooth`` attribute, False
+        for decoders with ReLU-like units, whose G jumps; False makes the length's error estimate
+        first order instead of up to fourth order, so that erratic changes between levels are not
+        taken for convergence), ``pairs_per_call`` (64: for a
         metric called back in Python, the pairs whose evaluations share one call; 1 solves the
         pairs one after the other), ``anchors``, ``k_neighbors``; for method="neural", the
         options of ``neural_geodesic``.

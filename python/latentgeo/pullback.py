@@ -391,6 +391,13 @@ class PullbackMetric(FrozenState, Metric):
         """True when the decoder has a log-σ head."""
         return len(self._heads) == 2
 
+    @property
+    def smooth(self) -> bool:
+        """False when G jumps somewhere: a ReLU, or an ELU with α ≠ 1, has a jump in its derivative
+        (the geodesic solver then estimates length errors to first order)."""
+        steps = [step for seq in (self._trunk, *self._heads) for step in seq if step[0] == "act"]
+        return not any(name == "relu" or (name == "elu" and param != 1.0) for _, name, param in steps)
+
     __repr__ = _pullback_repr
 
     # -- storage ----------------------------------------------------------------------

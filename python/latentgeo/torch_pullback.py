@@ -49,6 +49,22 @@ __all__ = ["TorchPullbackMetric"]
 # normal float64, so w' = −(1−2p)/(p(1−p))² times a zero Jacobian is 0, never NaN.
 _PQ_FLOOR = 1e-150
 
+# Layers whose derivative jumps (G jumps where they switch); F.relu and the like in a forward()
+# cannot be seen: pass smooth=False to the solver for those.
+_KINKED = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.SELU,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd,
+)
+
 # Layers whose training mode differs from eval mode (batch statistics, random masks).
 _TRAINING_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
 
@@ -337,6 +353,14 @@ class TorchPullbackMetric(Metric):
     @property
     def gaussian(self) -> bool:
         return self._log_sigma is not None
+
+    @property
+    def smooth(self) -> bool:
+        """False when a layer's derivative jumps (ReLU and its kin, max pooling; ELU with α ≠ 1), so
+        that G jumps: the geodesic solver then estimates length errors to first order. Activations
+        called as functions in ``forward`` are not seen."""
+        modules = [m for part in (self._trunk, self._mean, self._log_sigma) if part is not None for m in part.modules()]
+        return not any(isinstance(m, _KINKED) or (isinstance(m, nn.ELU) and m.alpha != 1.0) for m in modules)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, output_dim={self.output_dim}, likelihood={self.likelihood!r})"

@@ -76,6 +76,8 @@ struct GeodesicOptions {
   int max_iter = LbfgsOptions{}.max_iter;  // L-BFGS iterations per level
   int history = LbfgsOptions{}.history;    // stored curvature pairs
   Quadrature quadrature = Quadrature::simpson;  // the energy per segment
+  double max_ratio = 16.0;                      // the error estimate's largest ratio of successive length changes: 16
+                                                // (fourth order) for smooth metrics, 2 (first order) where G jumps
   Index pairs_per_call = 64;                    // metrics without a C++ kernel: pairs whose evaluations share one call
 };
 
@@ -107,6 +109,7 @@ inline void validate(const GeodesicOptions& o) {
   require(o.max_iter >= 1, "max_iter: must be >= 1");
   require(o.history >= 1, "history: must be >= 1");
   require(o.pairs_per_call >= 1, "pairs_per_call: must be >= 1");
+  require(o.max_ratio >= 2.0 && o.max_ratio <= 16.0, "max_ratio: must be in [2, 16]");
 }
 
 // The work of one refinement level, for profiling the solver.
@@ -375,16 +378,19 @@ inline std::vector<Index> geodesic_levels(Index first, const GeodesicOptions& o)
 
 // Whether a level ends the refinement. The length: Richardson's estimate of its error, the change
 // from the previous level divided by (ratio - 1), with ratio the observed ratio of successive
-// changes taken in [2, 16] (the length converges like h^4 once the levels resolve the curve), is
+// changes taken in [2, max_ratio] (16 for smooth metrics, whose length converges like h^4 once
+// the levels resolve the curve; 2 where G jumps, as across a ReLU decoder's hyperplanes, where
+// the changes are erratic and a small one says little about the error), is
 // at most length_tol relative. Until a ratio is observed the change itself is the estimate: coarse
 // levels can be far from the asymptotic rate (an RHVAE with T = 0.4 has pairs whose length
 // changes by 2e-5 from 8 to 16 segments while both are 2e-4 off). The nodes, which
 // converge only like h^2: they moved away from the previous level's curve (normal_move) by at most
 // sqrt(length_tol) |end - start|.
 inline bool level_converged(double length, double change, double previous_change, double node_move, double span,
-                            double length_tol) {
-  const double ratio =
-      std::isfinite(previous_change) && change > 0.0 ? std::min(std::max(previous_change / change, 2.0), 16.0) : 2.0;
+                            double length_tol, double max_ratio = 16.0) {
+  const double ratio = std::isfinite(previous_change) && change > 0.0
+                           ? std::min(std::max(previous_change / change, 2.0), max_ratio)
+                           : 2.0;
   return change <= (ratio - 1.0) * length_tol * length && node_move <= std::sqrt(length_tol) * span;
 }
 
@@ -487,8 +493,8 @@ void solve_pair(const Kernel& kernel, const RowVector& start, const RowVector& e
     if (!measured) continue;
     const double change = std::abs(sol.length - previous);
     const double node_move = normal_move(interpolated, nodes);
-    if (status == LbfgsStatus::converged &&
-        level_converged(sol.length, change, previous_change, node_move, (end - start).norm(), o.length_tol)) {
+    if (status == LbfgsStatus::converged && level_converged(sol.length, change, previous_change, node_move,
+                                                            (end - start).norm(), o.length_tol, o.max_ratio)) {
       refined = true;
       break;
     }
