@@ -191,7 +191,9 @@ class Metric:
       → ``(E (P,), dE_dz (M, d))``, the energies n Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² of the P decoded
       polylines whose nodes are the rows of z (``counts[p]`` nodes for curve p) and their
       gradients; with it the solver minimises that energy (``quadrature="decoded"``, the default
-      then), which needs no second derivatives of the decoder.
+      then), which needs no second derivatives of the decoder;
+    - optional: a ``smooth`` attribute, False when G jumps (e.g. a decoder with ReLU units): the
+      solver's length error estimate is then first order.
 
     ``n_threads`` is not passed. A :class:`~latentgeo.errors.MetricDomainError` marks the
     points as outside the metric's domain (infinite energy: the line search backtracks); any
