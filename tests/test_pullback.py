@@ -206,6 +206,7 @@ def test_smooth_says_whether_g_can_jump(rng):
     elu = PullbackMetric(*random_mlp(rng, [2, 4, 3], [("elu", 0.5), "identity"]))
     assert not elu.smooth and PullbackMetric(*random_mlp(rng, [2, 4, 3], [("elu", 1.0), "identity"])).smooth
     assert not lg.datasets.load_digits_rhvae().decoder.smooth  # pythae's default decoder: ReLU
+    assert not lg.ScaledMetric(elu, 3.0).smooth and lg.ScaledMetric(lg.ConstantMetric(np.eye(2)), 2.0).smooth
 
     def ratio(metric, smooth=None):
         return _solver_options(None, None, None, dict(_SOLVER_OPTIONS, smooth=smooth), metric).max_ratio

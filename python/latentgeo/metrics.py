@@ -668,6 +668,11 @@ class ScaledMetric(FrozenState, Metric):
         kernel, scale = native_kernel(self.base)
         return None if kernel is None else (kernel, scale * self.factor)
 
+    @property
+    def smooth(self) -> bool:
+        """The base's (a constant factor does not make G jump)."""
+        return bool(getattr(self.base, "smooth", True))
+
     def _metric(self, z, n_threads):
         return self.factor * self.base.metric(z, n_threads=n_threads or None)
 
