@@ -217,6 +217,38 @@ def test_smooth_says_whether_g_can_jump(rng):
         lg.geodesic(elu, np.zeros(2), np.ones(2), smooth="no")
 
 
+def test_decoded_polylines_that_skip_their_curve_are_solved_again_with_simpson(rng):
+    """A random tanh MLP maps distant latent points close together: with the decoded energy some
+    nodes wander where the chords are short but the curve between them is long (measured energy
+    5-150x the polyline's). Those pairs are solved again with Simpson's energy."""
+    from latentgeo.geodesic import _SOLVER_OPTIONS, _solver_options
+
+    metric, dim = build(rng, CONFIGS["tanh"])
+    starts, ends = rng.normal(size=(2, 6, dim))
+    tol = 1e-6
+    decoded = lg.geodesics(metric, starts, ends, tol=tol, progress=False)
+    simpson = lg.geodesics(metric, starts, ends, tol=tol, progress=False, quadrature="simpson")
+    both = np.array(decoded.converged) & np.array(simpson.converged)
+    assert both.sum() >= 4
+    np.testing.assert_allclose(decoded.length[both], simpson.length[both], rtol=20 * tol)
+    options = _solver_options(None, tol, None, dict(_SOLVER_OPTIONS), metric)
+    assert options.quadrature == "decoded"
+    out = _core.geodesic_batch(metric, metric._kernel, 1.0, starts, ends, np.zeros((0, dim)), 0, options, 1)
+    restarted = [any(b[0] <= a[0] for a, b in zip(pair, pair[1:])) for pair in out["levels"]]
+    assert any(restarted) and not all(restarted)  # the levels start again at 8 segments for those
+
+
+def test_decoded_geodesics_do_not_depend_on_threads(rng):
+    metric, dim = build(rng, CONFIGS["tanh"])
+    starts, ends = rng.normal(size=(2, 6, dim))
+    one = lg.geodesics(metric, starts, ends, tol=1e-6, n_threads=1, progress=False)
+    two = lg.geodesics(metric, starts, ends, tol=1e-6, n_threads=2, progress=False)
+    np.testing.assert_array_equal(one.length, two.length)
+    np.testing.assert_array_equal(one.status, two.status)
+    for a, b in zip(one.node_list, two.node_list):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_decoded_energy_bad_input(rng):
     metric, dim = build(rng, CONFIGS["tanh"])
     z = rng.normal(size=(5, dim))
