@@ -28,7 +28,8 @@ only like h², moved by less than √tol |z₁ − z₀| away from the previous 
 Each node's metric is evaluated once per energy evaluation (for both of its segments).
 Chords can also skip what lies between two nodes, where a decoder maps distant points close
 together (saturated units): a pair whose measured curve has more than 1.1× the energy of its
-decoded polyline (1 + O(h²) when resolved) is solved again with Simpson's energy.
+decoded polyline, an excess that does not shrink with the levels as the O(h²) of a resolved
+curve does (or more than 2× on the first level), is solved again with Simpson's energy.
 
 ``length`` and ``energy`` of a result are *measured*, not the optimiser's objective: they are the
 length L = ∫ √(γ̇ᵀGγ̇) dt and energy E = ∫ γ̇ᵀGγ̇ dt of the C¹ cubic Hermite interpolant of the

@@ -12,7 +12,7 @@
 //   E(x) = n sum_i |e(x_{i+1}) - e(x_i)|^2
 // whose gradient needs one decoder pass and its reverse (no second derivatives; a pair whose
 // measured curve has far more energy than its decoded polyline is solved again with Simpson's
-// energy, see kChordSlack), by L-BFGS whose initial
+// energy, see kSkipExcess), by L-BFGS whose initial
 // inverse Hessian is the block-tridiagonal "metric Laplacian" (the Hessian of the midpoint energy
 // with G frozen):
 //   P = tridiag(-2n G_{j-1}, 2n (G_{j-1} + G_j), -2n G_j),
@@ -424,20 +424,28 @@ LbfgsResult solve_level(DiscreteGeodesicProblem<Kernel>& problem, Lbfgs<Discrete
   return r;
 }
 
-// A decoded polyline whose curve, measured on G, has more energy than this times the polyline's
-// says that its chords skip what lies between the nodes: a decoder that maps distant points
-// close together (saturated units) lets nodes wander where the chords are short but the curve
-// between them is not. A resolved curve has a ratio 1 + O(h^2) (1.000-1.002 measured on
-// converged conv and MLP decoders); hopping curves measured 1.2 to 150.
-inline constexpr double kChordSlack = 1.1;
+// A decoded polyline whose curve, measured on G, has much more energy than the polyline says
+// that its chords skip what lies between the nodes: a decoder that maps distant points close
+// together (saturated units) lets nodes wander where the chords are short but the curve between
+// them is not. The excess (measured / polyline energy - 1) of a resolved curve is O(h^2): a
+// quarter per level (1e-3 to 2e-3 at the end on conv and MLP decoders; up to 0.06 on the first
+// level of long curves across a ReLU decoder). The pair is taken to skip when the excess is above
+// kSkipExcess and did not halve since the previous level, or is above 1 on the first level
+// (hopping curves on a random tanh MLP: 0.1 growing to 1.6 with the levels, or 4 at once).
+inline constexpr double kSkipExcess = 0.1;
 
-// Whether a measured decoded curve has more energy than kChordSlack times its polyline's.
-inline bool chords_skip(const GeodesicOptions& o, const GeodesicSolution& sol, double polyline_energy) {
-  return o.quadrature == Quadrature::decoded && sol.energy > kChordSlack * polyline_energy;
+// See kSkipExcess; `previous` is the previous level's excess (NaN on the first), updated.
+inline bool chords_skip(const GeodesicOptions& o, const GeodesicSolution& sol, double polyline_energy,
+                        double& previous) {
+  if (o.quadrature != Quadrature::decoded) return false;
+  const double excess = sol.energy / polyline_energy - 1.0;
+  const bool skip = std::isnan(previous) ? excess > 1.0 : excess > kSkipExcess && excess > 0.5 * previous;
+  previous = excess;
+  return skip;
 }
 
 // The levels of one pair with the options' energy; false when the decoded polyline was found not
-// to represent its curve (see kChordSlack). May throw what the kernel throws besides
+// to represent its curve (see kSkipExcess). May throw what the kernel throws besides
 // MetricDomainError.
 template <class Kernel>
 bool solve_levels(const Kernel& kernel, const RowVector& start, const RowVector& end, const RowMatrix& init,
@@ -467,6 +475,7 @@ bool solve_levels(const Kernel& kernel, const RowVector& start, const RowVector&
   bool refined = o.n_segments > 0, solved = false;
   bool measured = false;                                        // sol.length/energy belong to `nodes`
   double objective = std::numeric_limits<double>::quiet_NaN();  // the last level's minimised energy
+  double excess = objective;  // of the measured over the decoded polyline's energy (chords_skip)
   LbfgsStatus status = LbfgsStatus::converged;
   MetricFailure failure;
   for (std::size_t l = 0; l < levels.size(); ++l) {
@@ -509,7 +518,7 @@ bool solve_levels(const Kernel& kernel, const RowVector& start, const RowVector&
     sol.levels.push_back(level);
     if (o.n_segments == 0 && !measured) break;  // the curve crosses a point where the metric fails
     if (!measured) continue;
-    if (chords_skip(o, sol, r.f)) return false;
+    if (chords_skip(o, sol, r.f, excess)) return false;
     const double change = std::abs(sol.length - previous);
     const double node_move = normal_move(interpolated, nodes);
     if (status == LbfgsStatus::converged && level_converged(sol.length, change, previous_change, node_move,
@@ -524,7 +533,7 @@ bool solve_levels(const Kernel& kernel, const RowVector& start, const RowVector&
   if (solved) {
     sol.nodes = nodes;
     if (!measured && try_measure_curve(kernel, nodes, false, sol.length, sol.energy, failure) &&
-        chords_skip(o, sol, objective))
+        chords_skip(o, sol, objective, excess))
       return false;
   }
   sol.status = static_cast<GeodesicStatus>(static_cast<int>(status));
