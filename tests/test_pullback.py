@@ -238,6 +238,26 @@ def test_decoded_polylines_that_skip_their_curve_are_solved_again_with_simpson(r
     assert any(restarted) and not all(restarted)  # the levels start again at 8 segments for those
 
 
+def test_scaled_decoder_keeps_the_decoded_energy(rng):
+    from latentgeo.geodesic import default_quadrature
+
+    metric, dim = build(rng, CONFIGS["tanh"])
+    scaled = lg.ScaledMetric(metric, 4.0)
+    assert default_quadrature(scaled) == "decoded"
+    assert default_quadrature(lg.ScaledMetric(lg.ConstantMetric(np.eye(dim)), 2.0)) == "simpson"
+    z = rng.normal(size=(5, dim))
+    e, g = metric.decoded_energies(z, [2, 3])
+    e4, g4 = scaled.decoded_energies(z, [2, 3])
+    np.testing.assert_array_equal(e4, 4.0 * e)
+    np.testing.assert_array_equal(g4, 4.0 * g)
+    starts, ends = rng.normal(size=(2, 3, dim)) * 0.5
+    tol = 1e-8
+    base = lg.geodesics(metric, starts, ends, tol=tol, progress=False)
+    four = lg.geodesics(scaled, starts, ends, tol=tol, progress=False)
+    assert all(base.converged) and all(four.converged)
+    np.testing.assert_allclose(four.length, 2.0 * base.length, rtol=10 * tol)  # lengths scale by √4
+
+
 def test_decoded_geodesics_do_not_depend_on_threads(rng):
     metric, dim = build(rng, CONFIGS["tanh"])
     starts, ends = rng.normal(size=(2, 6, dim))

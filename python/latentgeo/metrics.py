@@ -673,6 +673,20 @@ class ScaledMetric(FrozenState, Metric):
         """The base's (a constant factor does not make G jump)."""
         return bool(getattr(self.base, "smooth", True))
 
+    @property
+    def decoded_energies(self):
+        """The base's ``decoded_energies`` times the factor; absent (AttributeError) when the base
+        has none, so that the geodesic solver's default energy follows the base's."""
+        base = getattr(self.base, "decoded_energies", None)
+        if not callable(base):
+            raise AttributeError(f"{type(self.base).__name__} has no decoded_energies")
+
+        def scaled(z, counts):
+            energies, grad = base(z, counts)
+            return self.factor * energies, self.factor * grad
+
+        return scaled
+
     def _metric(self, z, n_threads):
         return self.factor * self.base.metric(z, n_threads=n_threads or None)
 
