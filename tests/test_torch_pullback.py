@@ -110,6 +110,18 @@ def conv():
     return module, PullbackMetric.from_torch(module)
 
 
+@pytest.fixture(scope="module")
+def conv_callable(conv):
+    """The conv decoder's float64 copy behind PullbackMetric.from_callable (finite differences)."""
+    m64 = copy.deepcopy(conv[0]).double()
+
+    def decode(z):
+        with torch.no_grad():
+            return m64(torch.from_numpy(z)).reshape(len(z), -1).numpy()
+
+    return PullbackMetric.from_callable(decode, 2)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(11)
@@ -157,15 +169,9 @@ def test_conv_derivatives_match_central_differences(conv, rng):
 
 
 @pytest.mark.parametrize("quadrature", ["simpson", "decoded"])
-def test_conv_geodesic_converges_and_matches_the_callable_path(conv, quadrature):
-    module, metric = conv
-    m64 = copy.deepcopy(module).double()
-
-    def decode(z):
-        with torch.no_grad():
-            return m64(torch.from_numpy(z)).reshape(len(z), -1).numpy()
-
-    numeric = PullbackMetric.from_callable(decode, 2)
+def test_conv_geodesic_converges_and_matches_the_callable_path(conv, conv_callable, quadrature):
+    _, metric = conv
+    numeric = conv_callable
     assert default_quadrature(numeric) == default_quadrature(metric) == "decoded"
     start, end = np.array([-0.25, 1.2]), np.array([0.6, -1.6])
     exact = lg.geodesic(metric, start, end, tol=1e-7, quadrature=quadrature)
@@ -181,15 +187,9 @@ def test_conv_geodesic_converges_and_matches_the_callable_path(conv, quadrature)
     assert np.abs(exact.curve(t) - fd.curve(t)).max() < 1e-4
 
 
-def test_callable_decoded_energies_match_the_torch_path(conv, rng):
-    module, metric = conv
-    m64 = copy.deepcopy(module).double()
-
-    def decode(z):
-        with torch.no_grad():
-            return m64(torch.from_numpy(z)).reshape(len(z), -1).numpy()
-
-    numeric = PullbackMetric.from_callable(decode, 2)
+def test_callable_decoded_energies_match_the_torch_path(conv, conv_callable, rng):
+    _, metric = conv
+    numeric = conv_callable
     z, counts = rng.normal(size=(12, 2)), [3, 9]
     e_fd, g_fd = numeric.decoded_energies(z, counts)
     e_ad, g_ad = metric.decoded_energies(z, counts)

@@ -99,6 +99,28 @@ def central_differences(fn: Callable, z: np.ndarray, step: float) -> np.ndarray:
     return np.moveaxis((out[0] - out[1]) / (2 * step), 0, -1)
 
 
+# The docstring of every decoder metric's decoded_energies; {embedding} and {gradient} say how
+# that metric computes them.
+DECODED_ENERGIES_DOC = """Energies of decoded polylines and their gradients (the geodesic solver's
+        default energy for this metric, ``quadrature="decoded"``).
+
+        Parameters
+        ----------
+        z : array_like, shape (N, d)
+            The nodes of P curves, one curve after the other.
+        counts : sequence of int, shape (P,)
+            Nodes of each curve (each >= 2, summing to N).
+
+        Returns
+        -------
+        energies : ndarray, shape (P,)
+            E_p = n_p Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² over the n_p = counts[p] − 1 segments of curve p, with e
+            {embedding}. It tends to the energy ∫ γ̇ᵀGγ̇ dt as the nodes refine.
+        gradient : ndarray, shape (N, d)
+            dE_p/dx at the nodes of curve p: {gradient}.
+        """
+
+
 def polyline_energies(e: np.ndarray, counts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Energies n_p Σᵢ ‖e_{i+1} − e_i‖² of P polylines stacked in the rows of e (counts[p] points
     and n_p = counts[p] − 1 segments for curve p), and their gradients dE/de (N, D)."""

@@ -34,6 +34,7 @@ import numpy as np
 from . import _core
 from ._validation import as_float_array, check_counts, check_int, check_positive, check_threads
 from .metrics import (
+    DECODED_ENERGIES_DOC,
     DenseMetric,
     FrozenState,
     Metric,
@@ -499,27 +500,13 @@ class PullbackMetric(FrozenState, Metric):
         return self._split(_unsingle(values, single))
 
     def decoded_energies(self, z, counts) -> Tuple[np.ndarray, np.ndarray]:
-        """Energies of decoded polylines and their gradients, in C++ (the geodesic solver's
-        ``quadrature="decoded"``).
-
-        Parameters
-        ----------
-        z : array_like, shape (N, d)
-            The nodes of P curves, one curve after the other.
-        counts : sequence of int, shape (P,)
-            Nodes of each curve (each >= 2, summing to N).
-
-        Returns
-        -------
-        energies : ndarray, shape (P,)
-            E_p = n_p Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² over the n_p = counts[p] − 1 segments of curve p, with e
-            the embedding whose JᵀJ is G (the outputs, σ for a σ head, 2 arcsin √p for a Bernoulli
-            decoder).
-        gradient : ndarray, shape (N, d)
-            dE_p/dx at the nodes of curve p (Jᵀ dE/de, J by forward mode).
-        """
         pts, _ = self._points(z)
         return self._kernel.decoded_energies(pts, check_counts(counts, len(pts)))
+
+    decoded_energies.__doc__ = DECODED_ENERGIES_DOC.format(
+        embedding="the embedding whose JᵀJ is G (the outputs, σ for a σ head, 2 arcsin √p for a Bernoulli decoder)",
+        gradient="Jᵀ dE/de in C++, J by forward mode",
+    )
 
     def jacobian(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """Stacked Jacobians (N, D_total, d) with G = JᵀJ: the mean head's rows (for a Bernoulli
@@ -635,28 +622,17 @@ class CallablePullbackMetric(FrozenState, Metric):
         return self._dense.derivative(z)
 
     def decoded_energies(self, z, counts) -> Tuple[np.ndarray, np.ndarray]:
-        """Energies of decoded polylines and their gradients (the geodesic solver's default energy).
-
-        Parameters
-        ----------
-        z : array_like, shape (N, d)
-            The nodes of P curves, one curve after the other.
-        counts : sequence of int, shape (P,)
-            Nodes of each curve (each >= 2, summing to N).
-
-        Returns
-        -------
-        energies : ndarray, shape (P,)
-            E_p = n_p Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² over the n_p = counts[p] − 1 segments of curve p, with e
-            the outputs (and σ with ``log_sigma``).
-        gradient : ndarray, shape (N, d)
-            dE_p/dx at the nodes of curve p: Jᵀ dE/de with J by central differences (step
-            ``fd_step``: first derivatives only, relative error ~1e-10, where the quadratic
-            form's gradients need differences of differences).
-        """
         pts, _ = self._points(z)
         energies, de = polyline_energies(self._outputs(pts), check_counts(counts, len(pts)))
         return energies, np.einsum("nia,ni->na", self._jacobian(pts), de)
+
+    decoded_energies.__doc__ = DECODED_ENERGIES_DOC.format(
+        embedding="the outputs (and σ with ``log_sigma``)",
+        gradient=(
+            "Jᵀ dE/de with J by central differences (step ``fd_step``: first derivatives only, "
+            "relative error ~1e-10, where the quadratic form's gradients need differences of differences)"
+        ),
+    )
 
     def decode(self, z, n_threads: Optional[int] = None):
         """Decoder outputs: the mean (N, D), and with ``log_sigma`` the tuple (mean, σ)."""

@@ -39,7 +39,7 @@ from torch import nn
 from torch.func import jvp, vmap
 
 from ._validation import as_points, check_counts, check_int
-from .metrics import Metric, _unsingle
+from .metrics import DECODED_ENERGIES_DOC, Metric, _unsingle
 from .pullback import _check_likelihood
 
 __all__ = ["TorchPullbackMetric"]
@@ -421,24 +421,6 @@ class TorchPullbackMetric(Metric):
         return energies.detach(), grad
 
     def decoded_energies(self, z, counts) -> Tuple[np.ndarray, np.ndarray]:
-        """Energies of decoded polylines and their gradients (the geodesic solver's default energy).
-
-        Parameters
-        ----------
-        z : array_like, shape (N, d)
-            The nodes of P curves, one curve after the other.
-        counts : sequence of int, shape (P,)
-            Nodes of each curve (each >= 2, summing to N).
-
-        Returns
-        -------
-        energies : ndarray, shape (P,)
-            E_p = n_p Σᵢ ‖e(xᵢ₊₁) − e(xᵢ)‖² over the n_p = counts[p] − 1 segments of curve p, with e
-            the decoder's embedding (G = J_eᵀJ_e): the outputs (with σ for a σ head), or 2 arcsin √p
-            for a Bernoulli decoder. It tends to the energy ∫ γ̇ᵀGγ̇ dt as the nodes refine.
-        gradient : ndarray, shape (N, d)
-            dE_p/dx at the nodes of curve p (one reverse pass through the decoder).
-        """
         pts, _ = as_points(z, "z", self.dim)
         sizes = check_counts(counts, len(pts))
         ends = np.cumsum(sizes)
@@ -452,6 +434,14 @@ class TorchPullbackMetric(Metric):
             grads.append(g.cpu().numpy())
             first = last
         return np.concatenate(energies), np.concatenate(grads)
+
+    decoded_energies.__doc__ = DECODED_ENERGIES_DOC.format(
+        embedding=(
+            "the decoder's embedding (G = J_eᵀJ_e): the outputs (with σ for a σ head), or 2 arcsin √p "
+            "for a Bernoulli decoder"
+        ),
+        gradient="one reverse pass through the decoder",
+    )
 
     def jacobian(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """(N, D, d): the Jacobian whose JᵀJ is G — of the outputs for a Gaussian decoder, of
