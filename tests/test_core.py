@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import glob
+import io
 import os
 import subprocess
 import sys
@@ -10,66 +10,176 @@ import sys
 import latentgeo as lg
 import numpy as np
 import pytest
+from conftest import SAFETY, assert_matrices_close, assert_within, numpy_rhvae_inverse, rhvae_rounding
 from latentgeo import _core
 from latentgeo.metrics import native_kernel
 
 PACKAGE_DIR = os.path.dirname(lg.__file__)
+CPU = _core.cpu_flags()
 
 
-def built_variants():
-    names = {
-        os.path.basename(p).split(".")[0][len("_core_") :] for p in glob.glob(os.path.join(PACKAGE_DIR, "_core_*"))
-    }
-    return sorted(n for n in names if n and not n.endswith("pyi"))
+def test_the_loaded_variant_is_built_and_runs_on_this_cpu():
+    assert _core.variant in _core.built_variants()
+    assert _core.variant in _core.runnable_variants(CPU)
 
 
-def test_the_loaded_variant_is_one_that_was_built():
-    assert _core.variant in built_variants()
+def test_a_variant_runs_exactly_on_cpus_with_all_its_features():
+    for name in _core.built_variants():
+        needed = _core.required_flags(name)
+        assert _core.missing_flags(name, needed) == []
+        for flag in needed:  # one feature less and the variant is refused, naming that feature
+            assert _core.missing_flags(name, needed - {flag}) == [flag]
+            assert name not in _core.runnable_variants(needed - {flag})
+        assert _core.missing_flags(name, None) == []  # features unknown: nothing is known to lack
 
 
-def test_a_variant_is_chosen_only_when_the_cpu_has_its_features(monkeypatch):
-    monkeypatch.delenv("LATENTGEO_CORE", raising=False)  # CI forces the baseline core in one run
-    no_avx = _core._candidates(frozenset({"sse2"}))
-    assert "avx2" not in no_avx and "avx512" not in no_avx and "baseline" in no_avx
-    avx2 = _core._candidates(frozenset({"avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"}))
-    assert avx2.index("avx2") < avx2.index("baseline") and "avx512" not in avx2
+def test_an_sse2_only_cpu_gets_no_wider_variant():
+    sse2 = frozenset({"fpu", "mmx", "fxsr", "sse", "sse2"})
+    for name in _core.runnable_variants(sse2):
+        assert _core.required_flags(name) <= sse2
+    for name in set(_core.built_variants()) & {"avx2", "avx512"}:
+        assert {"avx2", "fma"} <= _core.required_flags(name)  # what the x86-64-v3 level promises
+    if "avx512" in _core.built_variants():
+        assert "avx512f" in _core.required_flags("avx512")
+        avx2_cpu = _core.required_flags("avx2") if "avx2" in _core.built_variants() else frozenset({"avx2"})
+        assert "avx512" not in _core.runnable_variants(avx2_cpu)
 
 
-def _metric_values(variant: str) -> np.ndarray:
-    code = (
-        "import numpy as np, latentgeo as lg, sys\n"
-        "from latentgeo import _core\n"
-        "assert _core.variant == sys.argv[1], _core.variant\n"
-        "rng = np.random.default_rng(3)\n"
-        "c = rng.normal(size=(300, 3)); L = np.tril(rng.normal(size=(300, 3, 3)), -1) + 2 * np.eye(3)\n"
-        "m = lg.RHVAEMetric(c, L=L, temperature=0.7, regularization=0.05)\n"
-        "z = rng.normal(size=(50, 3)); v = rng.normal(size=(50, 3))\n"
-        "q, gz, gv = m.quadratic_form(z, v, grad=True)\n"
-        "np.save(sys.stdout.buffer, np.concatenate([m(z).ravel(), q, gz.ravel(), gv.ravel()]))\n"
-    )
+def test_unknown_cpu_features_allow_only_variants_that_run_where_they_were_built():
+    assert set(_core.runnable_variants(None)) <= {"native", "baseline", "generic"}
+
+
+# A child whose /proc/cpuinfo lists only the flags given in argv[1]: the CPU it pretends to be.
+_FAKE_CPU = r"""
+import builtins, io, sys
+real_open = builtins.open
+def fake_open(path, *args, **kwargs):
+    if path == "/proc/cpuinfo":
+        return io.StringIO("processor\t: 0\nflags\t\t: " + sys.argv[1] + "\n")
+    return real_open(path, *args, **kwargs)
+builtins.open = fake_open
+try:
+    import latentgeo
+except ImportError as error:
+    loaded = sorted(m for m in sys.modules if m.startswith("latentgeo._core_"))
+    print("ImportError:", error, "| loaded:", loaded or "none")
+else:
+    print("imported", latentgeo._core.variant)
+"""
+
+
+def _import_on_fake_cpu(flags, forced=None):
+    env = {key: value for key, value in os.environ.items() if key != "LATENTGEO_CORE"}
+    if forced:
+        env["LATENTGEO_CORE"] = forced
+    argv = [sys.executable, "-c", _FAKE_CPU, " ".join(sorted(flags))]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def _most_demanding_built_variant():
+    name = max(_core.built_variants(), key=lambda n: len(_core.required_flags(n)))
+    if not _core.required_flags(name):
+        pytest.skip(f"no built variant needs CPU features here (built: {', '.join(_core.built_variants())})")
+    return name
+
+
+def test_forcing_a_variant_the_cpu_cannot_run_is_an_import_error_before_loading_it():
+    name = _most_demanding_built_variant()
+    needed = _core.required_flags(name)
+    lacking = sorted(needed)[-1]
+    out = _import_on_fake_cpu(needed - {lacking}, forced=name)
+    assert out.startswith("ImportError:"), out
+    assert f"LATENTGEO_CORE='{name}'" in out and lacking in out.split("lacks")[1]
+    assert out.endswith("loaded: none"), out  # refused before any of its code ran
+
+
+def test_forcing_a_runnable_variant_loads_it():
+    name = _most_demanding_built_variant()
+    assert _import_on_fake_cpu(_core.required_flags(name), forced=name) == f"imported {name}"
+
+
+def test_a_cpu_that_runs_no_built_variant_is_an_import_error_naming_what_each_needs():
+    _most_demanding_built_variant()
+    out = _import_on_fake_cpu({"fpu"})  # not even SSE2: below every x86-64 variant
+    if out.startswith("imported"):  # only a variant that needs no listed flag (generic) runs there
+        assert not _core.required_flags(out.split()[1]), out
+        return
+    assert "no compiled core that this CPU can run" in out and "sse2" in out, out
+    assert out.endswith("loaded: none"), out
+
+
+def test_forcing_a_variant_that_was_not_built_is_an_import_error():
+    for name in ("no_such_variant", *(n for n in _core.PREFERENCE if n not in _core.built_variants())):
+        out = _import_on_fake_cpu(CPU or set(), forced=name)
+        assert out.startswith("ImportError:") and "no such compiled core" in out and repr(name) in out, out
+
+
+_CHILD_METRIC = r"""
+import io, sys
+import numpy as np
+import latentgeo as lg
+from latentgeo import _core
+assert _core.variant == sys.argv[1], _core.variant
+args = np.load(io.BytesIO(sys.stdin.buffer.read()))
+m = lg.RHVAEMetric(args["c"], L=args["L"], temperature=float(args["T"]), regularization=float(args["lam"]))
+q, gz, gv = m.quadratic_form(args["z"], args["v"], grad=True)
+out = io.BytesIO()
+np.savez(out, g=m(args["z"]), q=q, gz=gz, gv=gv)
+sys.stdout.buffer.write(out.getvalue())
+"""
+
+
+def _metric_in_child(variant: str, **arrays):
+    payload = io.BytesIO()
+    np.savez(payload, **arrays)
     env = dict(os.environ, LATENTGEO_CORE=variant)
-    proc = subprocess.run([sys.executable, "-c", code, variant], capture_output=True, env=env, timeout=120)
+    argv = [sys.executable, "-c", _CHILD_METRIC, variant]
+    proc = subprocess.run(argv, input=payload.getvalue(), capture_output=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()
-    import io
-
-    return np.load(io.BytesIO(proc.stdout))
+    return dict(np.load(io.BytesIO(proc.stdout)))
 
 
-def test_every_built_variant_gives_the_same_metric():
-    variants = built_variants()
-    reference = _metric_values(variants[0])
-    for variant in variants[1:]:
-        # Other vector widths and FMA change rounding only: G⁻¹ is a sum of 300 terms and G a
-        # 3×3 inverse of condition ~1e2, so agreement to ~1e-12 relative is expected; 1e-9 is safe.
-        np.testing.assert_allclose(_metric_values(variant), reference, rtol=1e-9, atol=1e-12)
+def _numpy_metric(z, c, L, T, lam):
+    return np.linalg.inv(numpy_rhvae_inverse(z, c, L, T, lam, 1.0))
 
 
-def test_forcing_an_unknown_variant_is_an_import_error():
-    env = dict(os.environ, LATENTGEO_CORE="no_such_variant")
-    proc = subprocess.run(
-        [sys.executable, "-c", "import latentgeo"], capture_output=True, text=True, env=env, timeout=60
+def _quadratic(v, g):
+    return np.einsum("na,nab,nb->n", v, g, v)
+
+
+@pytest.mark.parametrize("variant", _core.PREFERENCE)
+def test_each_variant_this_cpu_runs_matches_brute_force_numpy(variant):
+    if variant not in _core.built_variants():
+        pytest.skip(f"{variant}: not built here (built: {', '.join(_core.built_variants())})")
+    missing = _core.missing_flags(variant, CPU)
+    if missing:
+        pytest.skip(f"{variant}: this CPU lacks {' '.join(missing)}")
+    rng = np.random.default_rng(3)
+    c, T, lam = rng.normal(size=(300, 3)), 0.7, 0.05
+    L = np.tril(rng.normal(size=(300, 3, 3)), -1) + 2 * np.eye(3)
+    z, v = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    got = _metric_in_child(variant, c=c, L=L, T=T, lam=lam, z=z, v=v)
+
+    g = _numpy_metric(z, c, L, T, lam)
+    rel, cond = rhvae_rounding(lg.RHVAEMetric(c, L=L, temperature=T, regularization=lam), z)
+    tol = SAFETY * rel * cond  # relative rounding of G through the inverse, per point
+    assert_matrices_close(got["g"], g, tol)
+    q = _quadratic(v, g)
+    assert_within(got["q"], q, tol * _quadratic(np.abs(v), np.abs(g)))
+    assert_within(
+        got["gv"], 2 * np.einsum("nab,nb->na", g, v), 2 * tol[:, None] * np.einsum("nab,nb->na", np.abs(g), np.abs(v))
     )
-    assert proc.returncode != 0 and "no compiled core" in proc.stderr
+
+    # dq/dz by central differences of the numpy reference: truncation ~h² |q'''|, rounding ~tol |q| / h.
+    h, fd = 1e-5, np.empty_like(z)
+    for a in range(3):
+        step = h * np.eye(3)[a]
+        up, down = _numpy_metric(z + step, c, L, T, lam), _numpy_metric(z - step, c, L, T, lam)
+        fd[:, a] = (_quadratic(v, up) - _quadratic(v, down)) / (2 * h)
+    scale = (np.abs(q) / T**3)[:, None]  # q''' ~ q / T³: the weights vary on the scale T
+    assert_within(got["gz"], fd, 10 * h**2 * scale + (tol * np.abs(q))[:, None] / h)
 
 
 # -- the stub and the protocol between Python and the core --------------------------------------
@@ -95,7 +205,8 @@ def _stub_names():
 
 
 def test_the_stub_lists_every_name_the_core_exports_and_no_other():
-    exported = {name for name in dir(_core._module) if not name.startswith("_")}
+    loader = {"PREFERENCE", "cpu_flags", "built_variants", "required_flags", "missing_flags", "runnable_variants"}
+    exported = {name for name in dir(_core._module) if not name.startswith("_")} | loader
     stub, members = _stub_names()
     assert exported - stub == set(), "exported by _core but missing from _core.pyi"
     assert stub - exported == set(), "in _core.pyi but not exported by _core"

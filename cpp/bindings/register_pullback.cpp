@@ -62,14 +62,14 @@ RowMatrix jacobian(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_th
   return jac;
 }
 
-RowMatrix metric(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+RowMatrix pullback_metric(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   RowMatrix out(z.rows(), k.dim() * k.dim());
   run_interruptible([&] { k.metric(z, out, n_threads); });  // GIL released
   return out;
 }
 
-RowMatrix derivative(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+RowMatrix pullback_derivative(const PullbackKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   const Index d = k.dim();
   RowMatrix out(z.rows(), d * d * d);
@@ -111,8 +111,8 @@ void register_pullback(py::module_& m) {
       .def_property_readonly("head_dims", &PullbackKernel::head_dims)
       .def("evaluate", &evaluate, py::arg("z"), py::arg("n_threads"))
       .def("jacobian", &jacobian, py::arg("z"), py::arg("n_threads"))
-      .def("metric", &metric, py::arg("z"), py::arg("n_threads"))
-      .def("derivative", &derivative, py::arg("z"), py::arg("n_threads"))
+      .def("metric", &pullback_metric, py::arg("z"), py::arg("n_threads"))
+      .def("derivative", &pullback_derivative, py::arg("z"), py::arg("n_threads"))
       .def("decoded_energies", &decoded_energies, py::arg("z"), py::arg("counts"))
       .def("quadratic_form", &quadratic_form<PullbackKernel>, py::arg("z"), py::arg("v"), py::arg("grad"),
            py::arg("n_threads"));

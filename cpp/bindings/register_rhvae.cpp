@@ -15,7 +15,7 @@ namespace latentgeo_bindings {
 
 namespace {
 
-RowMatrix inverse(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+RowMatrix rhvae_inverse(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   RowMatrix out(z.rows(), k.dim() * k.dim());
   run_interruptible([&] { k.inverse(z, out, n_threads); });  // GIL released
@@ -23,7 +23,7 @@ RowMatrix inverse(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_thread
 }
 
 // G (N, d*d).
-RowMatrix metric(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+RowMatrix rhvae_metric(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   RowMatrix g(z.rows(), k.dim() * k.dim());
   Vector no_logdet(0);  // the kernel's convention: an empty output is not computed
@@ -32,7 +32,7 @@ RowMatrix metric(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads
 }
 
 // log det G (N).
-Vector log_det(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
+Vector rhvae_log_det(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) {
   require_cols(z, k.dim(), "z");
   RowMatrix no_g(0, k.dim() * k.dim());
   Vector logdet(z.rows());
@@ -40,7 +40,7 @@ Vector log_det(const RHVAEKernel& k, const ConstRowMatrixRef& z, int n_threads) 
   return logdet;
 }
 
-RowMatrix derivative(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool of_inverse, int n_threads) {
+RowMatrix rhvae_derivative(const RHVAEKernel& k, const ConstRowMatrixRef& z, bool of_inverse, int n_threads) {
   require_cols(z, k.dim(), "z");
   const Index d = k.dim();
   RowMatrix out(z.rows(), d * d * d);
@@ -56,10 +56,10 @@ void register_rhvae(py::module_& m) {
            py::arg("m_packed"), py::arg("temperature"), py::arg("regularization"), py::arg("scale"))
       .def_property_readonly("dim", &RHVAEKernel::dim)
       .def_property_readonly("n_centroids", &RHVAEKernel::n_centroids)
-      .def("inverse", &inverse, py::arg("z"), py::arg("n_threads"))
-      .def("metric", &metric, py::arg("z"), py::arg("n_threads"))
-      .def("log_det", &log_det, py::arg("z"), py::arg("n_threads"))
-      .def("derivative", &derivative, py::arg("z"), py::arg("of_inverse"), py::arg("n_threads"))
+      .def("inverse", &rhvae_inverse, py::arg("z"), py::arg("n_threads"))
+      .def("metric", &rhvae_metric, py::arg("z"), py::arg("n_threads"))
+      .def("log_det", &rhvae_log_det, py::arg("z"), py::arg("n_threads"))
+      .def("derivative", &rhvae_derivative, py::arg("z"), py::arg("of_inverse"), py::arg("n_threads"))
       .def("quadratic_form", &quadratic_form<RHVAEKernel>, py::arg("z"), py::arg("v"), py::arg("grad"),
            py::arg("n_threads"));
 }

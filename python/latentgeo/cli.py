@@ -301,8 +301,8 @@ def cmd_info(args) -> int:
         f"far from all centroids G -> I/lambda = {1.0 / metric.regularization if metric.regularization else np.inf:.4g} I"
     )
     print(
-        f"core           {_core.variant} (OpenMP: {'on' if _core.openmp_enabled() else 'off'}, "
-        f"{_core.max_threads()} threads)"
+        f"core           {_core.variant} (built: {', '.join(_core.built_variants())}; OpenMP: "
+        f"{'on' if _core.openmp_enabled() else 'off'}, {_core.max_threads()} threads)"
     )
     return 0
 
