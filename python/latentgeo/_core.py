@@ -92,9 +92,10 @@ def runnable_variants(flags: Optional[FrozenSet[str]]) -> List[str]:
 
 
 def _forced(name: str, flags: Optional[FrozenSet[str]]):
-    if name not in PREFERENCE or find_spec(_module_name(name)) is None:
-        built = ", ".join(built_variants()) or "none"
-        raise ImportError(f"latentgeo: LATENTGEO_CORE={name!r}: no such compiled core here (built: {built})")
+    built = built_variants()
+    if name not in built:
+        listed = ", ".join(built) or "none"
+        raise ImportError(f"latentgeo: LATENTGEO_CORE={name!r}: no such compiled core here (built: {listed})")
     missing = missing_flags(name, flags)
     if missing:
         raise ImportError(
