@@ -6,7 +6,7 @@ import latentgeo as lg
 import numpy as np
 import pytest
 from conftest import EPS, SAFETY
-from latentgeo.metrics import Metric
+from latentgeo.metrics.base import Metric
 
 DEFAULT_TOL = 1e-8  # geodesics' default tol: the relative accuracy of a measured length
 
@@ -337,7 +337,7 @@ def test_scale_invariance(factor):
 
 
 def test_neural_method_agrees_with_discrete():
-    neural = pytest.importorskip("latentgeo.neural")
+    neural = pytest.importorskip("latentgeo.solvers.neural")
     assert hasattr(neural, "neural_geodesic")
     metric = _rhvae()
     a, b = np.array([-0.8, 0.3]), np.array([0.9, -0.2])

@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..metrics import RHVAEMetric
-from ..pullback import PullbackMetric
+from ..metrics.base import RHVAEMetric
+from ..metrics.pullback.mlp import PullbackMetric
 
 __all__ = ["DigitsRHVAE", "load_digits_rhvae", "digits_rhvae_path", "digits_decoder_path"]
 

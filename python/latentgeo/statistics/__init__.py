@@ -9,10 +9,10 @@ rest drives the batched geodesic, exp and log computations of the core.
 
 from __future__ import annotations
 
-from ._clustering import ClusteringResult, kmeans, kmedoids
-from ._interpolate import InterpolationResult, interpolate
-from ._mean import FrechetMeanResult, frechet_mean
-from ._sampling import (
+from .clustering import ClusteringResult, kmeans, kmedoids
+from .interpolation import InterpolationResult, interpolate
+from .mean import FrechetMeanResult, frechet_mean
+from .sampling import (
     BrownianMotionResult,
     SamplingResult,
     brownian_motion,

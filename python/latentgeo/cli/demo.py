@@ -81,7 +81,7 @@ def decoded_figure(metric, decoder, latent, labels, result, name, out_path, n_im
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plot import plot_curves, plot_decoded_curves, plot_latent, plot_magnification, points_at_equal_arc_length
+    from ..plot import plot_curves, plot_decoded_curves, plot_latent, plot_magnification, points_at_equal_arc_length
 
     start, end = result.nodes[0], result.nodes[-1]
     line = lambda t: start + np.asarray(t)[:, None] * (end - start)  # noqa: E731

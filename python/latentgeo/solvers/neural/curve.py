@@ -43,8 +43,8 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .._npz import read_saved, saved_header, write_saved
-from .._validation import INT_MAX, as_float_array, check_choice, check_positive
+from ..._validation import INT_MAX, as_float_array, check_choice, check_positive
+from ...io.npz import read_saved, saved_header, write_saved
 
 __all__ = ["NeuralGeodesic", "ACTIVATIONS", "DEFAULT_MIN_AMPLITUDE"]
 

@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from . import _core
+from .. import _core
 
 __all__ = ["main"]
 
@@ -67,8 +67,8 @@ def _output_file(path: str, option: str, suffix: str) -> str:
 
 
 def _load_model(path: Optional[str]):
-    from .datasets import load_digits_rhvae
-    from .metrics import RHVAEMetric
+    from ..datasets import load_digits_rhvae
+    from ..metrics.base import RHVAEMetric
 
     if path is None:
         return load_digits_rhvae().metric
@@ -98,7 +98,7 @@ def _demo_figure(metric, latent, labels, batch, pairs, out_path):
     import matplotlib.patheffects as effects
     import matplotlib.pyplot as plt
 
-    from .plot import plot_curves, plot_latent, plot_magnification
+    from ..plot import plot_curves, plot_latent, plot_magnification
 
     lo, hi = latent.min(axis=0), latent.max(axis=0)
     pad = 0.15 * (hi - lo)
@@ -134,9 +134,9 @@ def _demo_figure(metric, latent, labels, batch, pairs, out_path):
 
 
 def cmd_demo(args) -> int:
-    from ._demo import decoded_figure, demo_pairs, most_bent
-    from .datasets import load_digits_rhvae
-    from .geodesic import geodesics
+    from ..datasets import load_digits_rhvae
+    from ..solvers.api import geodesics
+    from .demo import decoded_figure, demo_pairs, most_bent
 
     out_path = os.path.join(args.out, "demo.png")
     _writable_directory(args.out, "--out", create=True)
@@ -185,13 +185,13 @@ def cmd_demo(args) -> int:
 
 def _statistics_demo(metric, latent, labels, args) -> int:
     """Class Fréchet means and the geometry-aware sampler (demo_statistics.png)."""
-    from .statistics._demo import statistics_demo
+    from .statistics_demo import statistics_demo
 
     return statistics_demo(metric, latent, labels, args.out, args.n_threads, _print_table)
 
 
 def cmd_geodesic(args) -> int:
-    from .geodesic import geodesic
+    from ..solvers.api import geodesic
 
     out_path = None if args.out is None else _output_file(args.out, "--out", ".npy")
     metric = _load_model(args.model)
@@ -239,7 +239,7 @@ def _report(converged: np.ndarray, status: List[str], noun: str) -> int:
 
 
 def cmd_exp(args) -> int:
-    from .connection import exp_map
+    from ..connection.maps import exp_map
 
     if args.curves and args.t is None:
         raise CommandError("--curves: needs --t (the times of the curve points)")
@@ -259,7 +259,7 @@ def cmd_exp(args) -> int:
 
 
 def cmd_log(args) -> int:
-    from .connection import log_map
+    from ..connection.maps import log_map
 
     metric = _load_model(args.model)
     z0, z1 = _load_array(args.z0, "--z0"), _load_array(args.z1, "--z1")
@@ -336,7 +336,7 @@ def _list_failed_pairs(failed, limit: int = 10) -> None:
 
 
 def cmd_distances(args) -> int:
-    from .geodesic import geodesic_distances
+    from ..solvers.api import geodesic_distances
 
     metric = _load_model(args.model)
     points = _load_checked(args.points, "--points", metric.dim)
@@ -358,7 +358,7 @@ def cmd_distances(args) -> int:
 
 
 def cmd_mean(args) -> int:
-    from .statistics import frechet_mean
+    from ..statistics import frechet_mean
 
     metric = _load_model(args.model)
     points = _load_checked(args.points, "--points", metric.dim)
@@ -385,7 +385,7 @@ def cmd_mean(args) -> int:
 
 
 def cmd_cluster(args) -> int:
-    from .statistics import kmedoids
+    from ..statistics import kmedoids
 
     metric = _load_model(args.model)
     points = _load_checked(args.points, "--points", metric.dim)
@@ -411,7 +411,7 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .statistics import sample_riemannian
+    from ..statistics import sample_riemannian
 
     metric = _load_model(args.model)
     bounds = None
@@ -487,7 +487,7 @@ def _add_statistics_commands(sub) -> None:
 
 
 def _positive_int(text: str) -> int:
-    from ._validation import INT_MAX
+    from .._validation import INT_MAX
 
     try:
         value = int(text)

@@ -83,7 +83,7 @@ class _Logs:
 
 
 def _logs_discrete(metric, base: np.ndarray, points: np.ndarray, n_threads, tol) -> _Logs:
-    from ..connection import log_map
+    from ..connection.maps import log_map
 
     res = log_map(metric, base, points, tol=tol, rtol=_rtol(tol), n_threads=n_threads)
     return _Logs(base, res.vectors, res.distances, res.converged.copy())
@@ -92,7 +92,7 @@ def _logs_discrete(metric, base: np.ndarray, points: np.ndarray, n_threads, tol)
 def _logs_tangents(metric, base: np.ndarray, points: np.ndarray, n_threads, tol) -> _Logs:
     """Logs estimated by the discrete geodesics alone (initial tangents and lengths, no shooting):
     enough for the first step, far from the mean."""
-    from ..geodesic import HermiteCurve, geodesics
+    from ..solvers.api import HermiteCurve, geodesics
 
     starts = np.ascontiguousarray(np.broadcast_to(base, points.shape))
     batch = geodesics(metric, starts, points, tol=tol, progress=False, n_threads=n_threads)
@@ -112,7 +112,7 @@ def _rtol(tol: float) -> float:
 
 def _logs_warm(metric, base: np.ndarray, points: np.ndarray, guess: np.ndarray, n_threads, tol) -> _Logs:
     """Shooting from given initial velocities; the pairs that fail are redone from discrete geodesics."""
-    from .. import connection as conn
+    from ..connection import maps as conn
 
     backend = conn._backend(metric, n_threads)
     opts = conn._options(tol=tol, rtol=_rtol(tol))

@@ -13,8 +13,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core
-from .curves import HermiteCurve
+from .. import _core
+from ..curves import HermiteCurve
 
 __all__ = ["GeodesicResult", "GeodesicBatch", "DistanceResult", "STATUS", "FAILURES"]
 

@@ -6,10 +6,10 @@ from typing import Optional
 
 import numpy as np
 
-from .._validation import check_choice, check_metric, check_positive, check_threads, check_times
-from ..curves import FD_METHODS, FD_STEPS, RULES, integral_of_checked
-from ..optim import Optimizer
+from ..._validation import check_choice, check_metric, check_positive, check_threads, check_times
+from ...curves import FD_METHODS, FD_STEPS, RULES, integral_of_checked
 from .curve import NeuralGeodesic
+from .optim import Optimizer
 
 __all__ = [
     "curve_velocity_exact",

@@ -23,8 +23,8 @@ from .._validation import (
     check_positive,
     check_threads,
 )
-from ..metrics import RHVAEMetric, ScaledMetric
-from ._common import check_seed
+from ..metrics.base import RHVAEMetric, ScaledMetric
+from .common import check_seed
 
 __all__ = [
     "BrownianMotionResult",
@@ -58,7 +58,7 @@ def _numpy_jet(metric, z: np.ndarray):
     G and ∂G come from the connection's batched callback (a batch that raises a domain error is
     retried point by point; such points, and those where G is not positive definite, get ok = 0).
     """
-    from ..connection import _GeometryCallback
+    from ..connection.maps import _GeometryCallback
 
     g, dg, ok = _GeometryCallback(metric)(np.ascontiguousarray(z, dtype=np.float64), True)
     d = z.shape[1]

@@ -76,10 +76,9 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from . import _core
-from ._graph_init import GRAPH_OPTIONS, initial_curves
-from ._progress import MIN_PAIRS, progress_bar
-from ._validation import (
+from .. import _core
+from .._progress import MIN_PAIRS, progress_bar
+from .._validation import (
     MAX_SAMPLES,
     as_point,
     as_points,
@@ -89,9 +88,10 @@ from ._validation import (
     check_positive,
     check_threads,
 )
-from .curves import GAUSS_NODES, GAUSS_WEIGHTS, HermiteCurve, polyline_length, segment_lengths
-from .errors import MetricDomainError
-from .metrics import native_kernel
+from ..curves import GAUSS_NODES, GAUSS_WEIGHTS, HermiteCurve, polyline_length, segment_lengths
+from ..errors import MetricDomainError
+from ..metrics.base import native_kernel
+from .initial import GRAPH_OPTIONS, initial_curves
 from .results import FAILURES, STATUS, DistanceResult, GeodesicBatch, GeodesicResult
 
 __all__ = [

@@ -9,11 +9,10 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .. import _core
-from .._progress import progress_bar
-from .._validation import MAX_SAMPLES, check_int, check_positive
-from ..curves import sampled_length_energy
-from ..optim import Adam, Optimizer
+from ... import _core
+from ..._progress import progress_bar
+from ..._validation import MAX_SAMPLES, check_int, check_positive
+from ...curves import sampled_length_energy
 from .curve import NeuralGeodesic
 from .loss import (
     _check_curve,
@@ -24,6 +23,7 @@ from .loss import (
     _step,
     check_loss_options,
 )
+from .optim import Adam, Optimizer
 
 __all__ = ["NeuralGeodesicResult", "fit_neural_geodesic", "neural_geodesic", "fit_pair"]
 

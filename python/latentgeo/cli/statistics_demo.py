@@ -8,8 +8,8 @@ from typing import List, Tuple
 
 import numpy as np
 
-from ._mean import frechet_mean
-from ._sampling import sample_riemannian
+from ..statistics.mean import frechet_mean
+from ..statistics.sampling import sample_riemannian
 
 __all__ = ["class_means", "statistics_demo"]
 

@@ -11,8 +11,8 @@ from typing import Optional
 
 import numpy as np
 
-from ._validation import as_float_array, check_choice, check_int
-from .curves import segment_lengths
+from .._validation import as_float_array, check_choice, check_int
+from ..curves import segment_lengths
 
 __all__ = ["initial_curves", "graph_init", "GRAPH_OPTIONS"]
 

@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from .._validation import as_float_array, check_choice, check_int, check_metric, check_threads
-from ._common import check_seed
+from .common import check_seed
 
 __all__ = ["ClusteringResult", "kmeans", "kmedoids"]
 
@@ -98,7 +98,7 @@ def _check_distance_matrix(distances, m: int) -> np.ndarray:
 
 def geodesic_distance_matrix(metric, points: np.ndarray, n_threads, progress: bool, options: dict):
     """The symmetric geodesic distance matrix, +Inf for failed pairs, and the non-converged pairs."""
-    from ..distances import geodesic_distances
+    from ..solvers.distances import geodesic_distances
 
     result = geodesic_distances(metric, points, progress=progress, n_threads=n_threads, **options)
     dist = np.where(np.isnan(result.distances), np.inf, result.distances)
@@ -292,7 +292,7 @@ def kmedoids(
 def _distances_to(metric, points: np.ndarray, centers: np.ndarray, n_threads, progress: bool, options: dict):
     """Geodesic distances (M, k) from the points to the centres (+Inf for failed pairs), and the
     pairs that did not converge as (point, centre)."""
-    from ..distances import geodesic_distances
+    from ..solvers.distances import geodesic_distances
 
     result = geodesic_distances(metric, points, centers, progress=progress, n_threads=n_threads, **options)
     dist = np.where(np.isnan(result.distances), np.inf, result.distances)
@@ -370,7 +370,7 @@ def kmeans(
         point farthest from its centre. A centre whose Fréchet mean did not converge sets
         ``status="mean_failed"`` (and ``converged=False``).
     """
-    from ._mean import frechet_mean
+    from .mean import frechet_mean
 
     dim = check_metric(metric)
     pts = as_float_array(points, "points", ndim=2)

@@ -35,10 +35,18 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from . import _core
-from ._npz import HEADER_KEYS, read_saved, write_saved
-from ._validation import as_float_array, as_points, check_choice, check_int, check_metric, check_positive, check_threads
-from .errors import MetricDomainError
+from .. import _core
+from .._validation import (
+    as_float_array,
+    as_points,
+    check_choice,
+    check_int,
+    check_metric,
+    check_positive,
+    check_threads,
+)
+from ..errors import MetricDomainError
+from ..io.npz import HEADER_KEYS, read_saved, write_saved
 
 __all__ = ["Metric", "RHVAEMetric", "DenseMetric", "ConstantMetric", "ScaledMetric", "native_kernel"]
 
@@ -511,7 +519,7 @@ class RHVAEMetric(FrozenState, Metric):
         ImportError
             torch is missing (install the extra: ``pip install latentgeo[pythae]``).
         """
-        from .pythae_io import read_pythae_rhvae
+        from ..io.pythae import read_pythae_rhvae
 
         p = read_pythae_rhvae(path_or_model)
         return cls(

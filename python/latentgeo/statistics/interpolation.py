@@ -177,7 +177,7 @@ def interpolate(
         geodesic did not converge is named in a ``RuntimeWarning``; one whose metric failed has
         NaN points (and is named too).
     """
-    from ..geodesic import geodesics
+    from ..solvers.api import geodesics
 
     dim = check_metric(metric)
     n_points = check_int(n_points, "n_points", 2)

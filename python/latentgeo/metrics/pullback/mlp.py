@@ -31,9 +31,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import _core
-from ._validation import as_float_array, check_counts, check_int, check_positive, check_threads
-from .metrics import (
+from ... import _core
+from ..._validation import as_float_array, check_counts, check_int, check_positive, check_threads
+from ..base import (
     DECODED_ENERGIES_DOC,
     DenseMetric,
     FrozenState,
@@ -305,7 +305,7 @@ class PullbackMetric(FrozenState, Metric):
         if likelihood == "bernoulli" and not (mean_steps and mean_steps[-1][:2] == ("act", "sigmoid")):
             native = False  # probabilities from a module the core cannot split into logits + sigmoid
         if not native:
-            from .torch_pullback import TorchPullbackMetric
+            from .torch_decoder import TorchPullbackMetric
 
             return TorchPullbackMetric(
                 module, dim=dim, log_sigma=log_sigma, trunk=trunk, likelihood=likelihood, max_points=max_points
@@ -349,7 +349,7 @@ class PullbackMetric(FrozenState, Metric):
         ImportError
             pythae or torch is missing (``pip install latentgeo[pythae]``).
         """
-        from .pythae_io import read_pythae_decoder
+        from ...io.pythae import read_pythae_decoder
 
         module, likelihood, dim = read_pythae_decoder(folder)
         return cls.from_torch(module, likelihood=likelihood, dim=dim)

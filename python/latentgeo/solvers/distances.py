@@ -7,11 +7,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from . import _core
-from ._graph_init import initial_curves
-from ._progress import MIN_PAIRS, progress_bar
-from ._validation import as_points, check_int, check_metric, check_threads
-from .geodesic import _chunks, _report_failures, _run_local, _solve_chunk, _solver_setup
+from .. import _core
+from .._progress import MIN_PAIRS, progress_bar
+from .._validation import as_points, check_int, check_metric, check_threads
+from .api import _chunks, _report_failures, _run_local, _solve_chunk, _solver_setup
+from .initial import initial_curves
 from .results import DistanceResult, GeodesicBatch
 
 __all__ = ["geodesic_distances"]

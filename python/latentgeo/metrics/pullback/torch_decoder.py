@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import jvp, vmap
 
-from ._validation import as_points, check_counts, check_int
-from .metrics import DECODED_ENERGIES_DOC, Metric, _unsingle
-from .pullback import _check_likelihood
+from ..._validation import as_points, check_counts, check_int
+from ..base import DECODED_ENERGIES_DOC, Metric, _unsingle
+from .mlp import _check_likelihood
 
 __all__ = ["TorchPullbackMetric"]
 

@@ -46,10 +46,10 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from . import _core
-from ._validation import as_float_array, as_points, check_int, check_metric, check_positive, check_threads
-from .curves import check_times
-from .metrics import ConstantMetric, RHVAEMetric, ScaledMetric, native_kernel
+from .. import _core
+from .._validation import as_float_array, as_points, check_int, check_metric, check_positive, check_threads
+from ..curves import check_times
+from ..metrics.base import ConstantMetric, RHVAEMetric, ScaledMetric, native_kernel
 
 __all__ = [
     "ExpMapResult",
@@ -517,7 +517,7 @@ class LogMapResult:
 def _initial_tangents(batch, z0: np.ndarray, z1: np.ndarray) -> np.ndarray:
     """γ̇(0) of each geodesic of the batch (the discrete solver's C¹ Hermite curve, or a neural
     curve's velocity); the chord z1 − z0 where a solve ended non-finite."""
-    from .geodesic import HermiteCurve
+    from ..solvers.api import HermiteCurve
 
     zero = np.zeros(1)
     if batch.method == "discrete":
@@ -571,7 +571,7 @@ def log_map(
     -------
     LogMapResult
     """
-    from .geodesic import geodesics
+    from ..solvers.api import geodesics
 
     _no_options(options)
     dim = check_metric(metric)
@@ -656,7 +656,7 @@ def _transport_vectors(vectors, n_curves: int, dim: int, batch: bool):
 
 def _curve_kind(curve):
     """("nodes", list of node arrays) / ("geodesic", (starts, velocities)) / ("callable", (curve, velocity))."""
-    from .geodesic import GeodesicBatch, GeodesicResult
+    from ..solvers.api import GeodesicBatch, GeodesicResult
 
     if isinstance(curve, ExpMapResult):
         return "geodesic", (curve.starts, curve.initial_velocities), True

@@ -9,7 +9,7 @@ they do (:func:`fit_neural_geodesic`, :func:`neural_geodesic_loss`,
 
 from __future__ import annotations
 
-from ..curves import FD_METHODS, FD_STEPS, RULES
+from ...curves import FD_METHODS, FD_STEPS, RULES
 from .curve import ACTIVATIONS, DEFAULT_MIN_AMPLITUDE, NeuralGeodesic
 from .fit import (
     DEFAULT_BETAS,

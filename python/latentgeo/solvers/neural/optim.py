@@ -6,7 +6,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from ._validation import check_positive
+from ..._validation import check_positive
 
 __all__ = ["Optimizer", "Adam", "SGD"]
 
