@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import SAFETY, assert_matrices_close, assert_within, numpy_rhvae_inverse, rhvae_rounding
 from latentgeo import _core
-from latentgeo.metrics.base import native_kernel
+from latentgeo.metrics import native_kernel
 
 PACKAGE_DIR = os.path.dirname(lg.__file__)
 CPU = _core.cpu_flags()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import reference_rhvae
 from latentgeo.errors import MetricDomainError
-from latentgeo.metrics.base import Metric
+from latentgeo.metrics import Metric
 
 FAR = [40.0, 40.0]  # G^{-1} = 0 exactly there without regularization: a singular metric
 

@@ -6,7 +6,7 @@ import latentgeo as lg
 import numpy as np
 import pytest
 from conftest import EPS, SAFETY
-from latentgeo.metrics.base import Metric
+from latentgeo.metrics import Metric
 
 DEFAULT_TOL = 1e-8  # geodesics' default tol: the relative accuracy of a measured length
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import PoincareHalfPlane, reference_rhvae
 from latentgeo import _core, _validation
-from latentgeo.metrics.base import native_kernel
+from latentgeo.metrics import native_kernel
 from latentgeo.metrics.pullback.mlp import CallablePullbackMetric, PullbackMetric
 
 # By module name: the package attributes `geodesic`, `neural.fit`, `neural.loss` are functions.

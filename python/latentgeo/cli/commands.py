@@ -68,7 +68,7 @@ def _output_file(path: str, option: str, suffix: str) -> str:
 
 def _load_model(path: Optional[str]):
     from ..datasets import load_digits_rhvae
-    from ..metrics.base import RHVAEMetric
+    from ..metrics import RHVAEMetric
 
     if path is None:
         return load_digits_rhvae().metric

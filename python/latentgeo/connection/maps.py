@@ -49,7 +49,7 @@ import numpy as np
 from .. import _core
 from .._validation import as_float_array, as_points, check_int, check_metric, check_positive, check_threads
 from ..curves import check_times
-from ..metrics.base import ConstantMetric, RHVAEMetric, ScaledMetric, native_kernel
+from ..metrics import ConstantMetric, RHVAEMetric, ScaledMetric, native_kernel
 
 __all__ = [
     "ExpMapResult",

@@ -90,7 +90,7 @@ from .._validation import (
 )
 from ..curves import GAUSS_NODES, GAUSS_WEIGHTS, HermiteCurve, polyline_length, segment_lengths
 from ..errors import MetricDomainError
-from ..metrics.base import native_kernel
+from ..metrics import native_kernel
 from .initial import GRAPH_OPTIONS, initial_curves
 from .results import FAILURES, STATUS, DistanceResult, GeodesicBatch, GeodesicResult
 

@@ -23,7 +23,7 @@ from .._validation import (
     check_positive,
     check_threads,
 )
-from ..metrics.base import RHVAEMetric, ScaledMetric
+from ..metrics import RHVAEMetric, ScaledMetric
 from .common import check_seed
 
 __all__ = [

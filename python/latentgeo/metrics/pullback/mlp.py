@@ -33,18 +33,17 @@ import numpy as np
 
 from ... import _core
 from ..._validation import as_float_array, check_counts, check_int, check_positive, check_threads
-from ..base import (
-    DECODED_ENERGIES_DOC,
-    DenseMetric,
+from ..base import DECODED_ENERGIES_DOC, Metric
+from ..dense import DenseMetric
+from ..support import (
     FrozenState,
-    Metric,
     ReadOnly,
-    _unsingle,
     central_differences,
     check_finite_rows,
     frozen,
     polyline_energies,
     real_output,
+    unsingle,
 )
 
 __all__ = ["PullbackMetric", "CallablePullbackMetric", "ACTIVATIONS", "LIKELIHOODS"]
@@ -497,7 +496,7 @@ class PullbackMetric(FrozenState, Metric):
         values = self._kernel.evaluate(pts, n_threads=check_threads(n_threads))
         if self.likelihood == "bernoulli":  # the core returns s = 2 arcsin √p
             values = np.sin(0.5 * values) ** 2
-        return self._split(_unsingle(values, single))
+        return self._split(unsingle(values, single))
 
     def decoded_energies(self, z, counts) -> Tuple[np.ndarray, np.ndarray]:
         pts, _ = self._points(z)
@@ -513,7 +512,7 @@ class PullbackMetric(FrozenState, Metric):
         decoder those of s = 2 arcsin √p), then J_σ = diag(σ) J_logσ."""
         pts, single = self._points(z)
         jac = self._kernel.jacobian(pts, n_threads=check_threads(n_threads))
-        return _unsingle(jac.reshape(len(pts), self.output_dim, self.dim), single)
+        return unsingle(jac.reshape(len(pts), self.output_dim, self.dim), single)
 
     def _split(self, values: np.ndarray):
         if not self.gaussian:
@@ -637,12 +636,12 @@ class CallablePullbackMetric(FrozenState, Metric):
     def decode(self, z, n_threads: Optional[int] = None):
         """Decoder outputs: the mean (N, D), and with ``log_sigma`` the tuple (mean, σ)."""
         pts, single = self._points(z)
-        mean = _unsingle(self._call(self.decoder, pts, "decoder"), single)
+        mean = unsingle(self._call(self.decoder, pts, "decoder"), single)
         if self.log_sigma is None:
             return mean
-        return mean, np.exp(_unsingle(self._call(self.log_sigma, pts, "log_sigma"), single))
+        return mean, np.exp(unsingle(self._call(self.log_sigma, pts, "log_sigma"), single))
 
     def jacobian(self, z, n_threads: Optional[int] = None) -> np.ndarray:
         """Stacked Jacobians (N, D_total, d) by central differences; G = JᵀJ."""
         pts, single = self._points(z)
-        return _unsingle(self._jacobian(pts), single)
+        return unsingle(self._jacobian(pts), single)

@@ -39,7 +39,8 @@ from torch import nn
 from torch.func import jvp, vmap
 
 from ..._validation import as_points, check_counts, check_int
-from ..base import DECODED_ENERGIES_DOC, Metric, _unsingle
+from ..base import DECODED_ENERGIES_DOC, Metric
+from ..support import unsingle
 from .mlp import _check_likelihood
 
 __all__ = ["TorchPullbackMetric"]
@@ -382,7 +383,7 @@ class TorchPullbackMetric(Metric):
         """Decoder outputs, flattened: the mean (N, D) (probabilities for a Bernoulli decoder), and
         for a Gaussian decoder with a σ head the tuple (mean, σ). Reshape with ``output_shape``."""
         pts, single = self._points(z)
-        values = _unsingle(self._chunked(self._decode_t, pts), single)
+        values = unsingle(self._chunked(self._decode_t, pts), single)
         if not self.gaussian:
             return values
         d_mean = int(np.prod(self._output_shape))
@@ -447,4 +448,4 @@ class TorchPullbackMetric(Metric):
         """(N, D, d): the Jacobian whose JᵀJ is G — of the outputs for a Gaussian decoder, of
         s = 2 arcsin √p for a Bernoulli one (like the C++ path), so that G = JᵀJ in both cases."""
         pts, single = self._points(z)
-        return _unsingle(self._chunked(self._embedding_jacobian_t, pts), single)
+        return unsingle(self._chunked(self._embedding_jacobian_t, pts), single)
