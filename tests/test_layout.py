@@ -11,7 +11,7 @@ import pytest
 from conftest import PoincareHalfPlane, reference_rhvae
 from latentgeo import _core, _validation
 from latentgeo.metrics import native_kernel
-from latentgeo.metrics.pullback.mlp import CallablePullbackMetric, PullbackMetric
+from latentgeo.metrics.pullback import CallablePullbackMetric, PullbackMetric
 
 # By module name: the package attributes `geodesic`, `neural.fit`, `neural.loss` are functions.
 geodesic_module = import_module("latentgeo.solvers.api")

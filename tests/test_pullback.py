@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import EPS, SAFETY, assert_within, sum_tol
 from latentgeo import _core
-from latentgeo.metrics.pullback.mlp import ACTIVATIONS, CallablePullbackMetric, PullbackMetric
+from latentgeo.metrics.pullback import ACTIVATIONS, CallablePullbackMetric, PullbackMetric
 
 
 @pytest.fixture

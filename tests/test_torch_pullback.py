@@ -15,7 +15,7 @@ import sys
 import latentgeo as lg
 import numpy as np
 import pytest
-from latentgeo.metrics.pullback.mlp import PullbackMetric
+from latentgeo.metrics.pullback import PullbackMetric
 from latentgeo.solvers.api import default_quadrature
 
 torch = pytest.importorskip("torch")

@@ -25,7 +25,7 @@ from .connection.maps import (
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
 from .errors import MetricDomainError
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
-from .metrics.pullback.mlp import CallablePullbackMetric, PullbackMetric
+from .metrics.pullback import CallablePullbackMetric, PullbackMetric
 from .solvers.api import geodesic, geodesics
 from .solvers.distances import geodesic_distances
 from .solvers.neural import (  # the seed's names: aliases of the three above

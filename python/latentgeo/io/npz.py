@@ -15,7 +15,16 @@ from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["read_npz", "write_saved", "read_saved", "saved_header", "HEADER_KEYS"]
+__all__ = [
+    "read_npz",
+    "write_saved",
+    "read_saved",
+    "load_saved",
+    "saved_header",
+    "saved_scalar",
+    "saved_string",
+    "HEADER_KEYS",
+]
 
 HEADER_KEYS = ("format_version", "kind")
 _LEGACY_FORMATS = {"latentgeo.NeuralGeodesic/1": ("neural_geodesic", 1)}  # the `format` key of old files
@@ -24,8 +33,8 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def read_npz(path, keys: Iterable[str]) -> Dict[str, np.ndarray]:
-    """The arrays ``keys`` (those present) of the archive at ``path``, read eagerly.
+def read_npz(path, keys: Optional[Iterable[str]] = None) -> Dict[str, np.ndarray]:
+    """The arrays ``keys`` (those present; all when None) of the archive at ``path``, read eagerly.
 
     Raises
     ------
@@ -48,14 +57,26 @@ def read_npz(path, keys: Iterable[str]) -> Dict[str, np.ndarray]:
         raise ValueError(f"path: cannot read {name!r} as a .npz archive ({type(exc).__name__}: {exc})") from None
     with loaded:
         try:  # entries are decompressed on access: a damaged one fails here
-            return {k: loaded[k] for k in keys if k in loaded.files}
+            wanted = loaded.files if keys is None else [k for k in keys if k in loaded.files]
+            return {k: loaded[k] for k in wanted}
         except Exception as exc:
             raise ValueError(f"path: cannot read {name!r} as a .npz archive ({type(exc).__name__}: {exc})") from None
 
 
-def write_saved(path, kind: str, version: int, arrays: Dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` with the header keys (numpy appends ``.npz`` when missing)."""
-    np.savez_compressed(path, format_version=np.int64(version), kind=np.str_(kind), **arrays)
+def write_saved(
+    path, kind: str, version: int, arrays: Dict[str, np.ndarray], extra_arrays: Optional[Dict] = None
+) -> None:
+    """Write ``arrays`` with the header keys (numpy appends ``.npz`` when missing).
+
+    ``extra_arrays`` (the caller's own arrays, stored alongside and ignored when reading) may not
+    reuse the names of the header or of ``arrays``: ValueError naming ``extra_arrays``.
+    """
+    extra = dict(extra_arrays or {})
+    clash = sorted(set(extra) & {*HEADER_KEYS, *arrays})
+    if clash:
+        raise ValueError(f"extra_arrays: names {clash} are reserved for the {kind} layout")
+    extra = {k: np.asarray(v) for k, v in extra.items()}
+    np.savez_compressed(path, format_version=np.int64(version), kind=np.str_(kind), **arrays, **extra)
 
 
 def read_saved(path, keys: Iterable[str]) -> Dict[str, np.ndarray]:
@@ -73,3 +94,44 @@ def saved_header(data: Dict[str, np.ndarray]) -> Tuple[Optional[str], Optional[i
     if version is None or version.shape != () or not np.issubdtype(version.dtype, np.integer):
         return kind, None
     return kind, int(version)
+
+
+def load_saved(path, kind: str, max_version: int, required: Iterable[str], keys: Optional[Iterable[str]] = None):
+    """The arrays of a saved object of ``kind`` (format versions 1..max_version).
+
+    Reads ``keys`` (all arrays when None) and checks, in this order: the header keys are present,
+    the version is known, the kind matches, every key of ``required`` is present. Each failure is
+    a ValueError whose message starts with the key at fault and names the file.
+    """
+    name = os.fspath(path)
+    data = read_npz(path, None if keys is None else (*HEADER_KEYS, *keys))
+    absent = [k for k in (*HEADER_KEYS, *required) if k not in data]
+    if absent and absent[0] in HEADER_KEYS:  # not a saved object of latentgeo's layout
+        raise ValueError(f"{absent[0]}: missing from {name!r} (missing keys {absent})")
+    version = saved_scalar(data, "format_version")
+    if version != int(version) or not 1 <= version <= max_version:
+        raise ValueError(f"format_version: unsupported version {version!r} (this latentgeo reads 1..{max_version})")
+    if saved_string(data, "kind") != kind:
+        raise ValueError(f"kind: expected {kind!r}, got {saved_string(data, 'kind')!r}")
+    if absent:
+        raise ValueError(f"{absent[0]}: missing from {name!r} (missing keys {absent})")
+    return data
+
+
+def saved_scalar(data: Dict[str, np.ndarray], key: str) -> float:
+    """The finite numeric scalar stored under ``key``; ValueError naming the key otherwise."""
+    arr = data[key]
+    if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"{key}: expected a numeric scalar, got dtype {arr.dtype} and shape {arr.shape}")
+    value = float(arr)
+    if not np.isfinite(value):
+        raise ValueError(f"{key}: contains NaN or Inf")
+    return value
+
+
+def saved_string(data: Dict[str, np.ndarray], key: str) -> str:
+    """The string scalar stored under ``key``; ValueError naming the key otherwise."""
+    arr = data[key]
+    if arr.shape != () or arr.dtype.kind != "U":
+        raise ValueError(f"{key}: expected a string, got dtype {arr.dtype} and shape {arr.shape}")
+    return str(arr)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import sys
 from typing import Optional
 
@@ -16,7 +15,7 @@ from .._validation import (
     check_positive,
     check_threads,
 )
-from ..io.npz import HEADER_KEYS, read_saved, write_saved
+from ..io.npz import load_saved, saved_scalar, saved_string, write_saved
 from .base import Metric
 from .support import (
     FrozenState,
@@ -158,9 +157,6 @@ class RHVAEMetric(FrozenState, Metric):
         **extra_arrays : array_like
             Further named arrays stored alongside (e.g. latent means); :meth:`load` ignores them.
         """
-        clash = sorted(set(extra_arrays) & set(_RHVAE_KEYS))
-        if clash:
-            raise ValueError(f"extra_arrays: names {clash} are reserved for the metric")
         arrays = dict(
             centroids=self.centroids,
             M=self.M,
@@ -168,9 +164,7 @@ class RHVAEMetric(FrozenState, Metric):
             regularization=np.float64(self.regularization),
             normalization=np.str_(self.normalization),
         )
-        write_saved(
-            path, "rhvae", self.FORMAT_VERSION, {**arrays, **{k: np.asarray(v) for k, v in extra_arrays.items()}}
-        )
+        write_saved(path, "rhvae", self.FORMAT_VERSION, arrays, extra_arrays)
 
     @classmethod
     def load(cls, path) -> "RHVAEMetric":
@@ -186,25 +180,13 @@ class RHVAEMetric(FrozenState, Metric):
         FileNotFoundError
             No such file.
         """
-        data = read_saved(path, _RHVAE_KEYS)
-        missing = [k for k in _RHVAE_KEYS if k not in data]
-        if missing and missing[0] in HEADER_KEYS:  # not a saved object of latentgeo's layout
-            raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
-        version = _npz_scalar(data, "format_version")
-        if version != int(version) or not 1 <= version <= cls.FORMAT_VERSION:
-            raise ValueError(
-                f"format_version: unsupported version {version!r} (this latentgeo reads 1..{cls.FORMAT_VERSION})"
-            )
-        if _npz_string(data, "kind") != "rhvae":
-            raise ValueError(f"kind: expected 'rhvae', got {_npz_string(data, 'kind')!r}")
-        if missing:
-            raise ValueError(f"{missing[0]}: missing from {os.fspath(path)!r} (missing keys {missing})")
+        data = load_saved(path, "rhvae", cls.FORMAT_VERSION, _RHVAE_KEYS, keys=_RHVAE_KEYS)
         return cls(
             data["centroids"],
             M=data["M"],
-            temperature=_npz_scalar(data, "temperature"),
-            regularization=_npz_scalar(data, "regularization"),
-            normalization=_npz_string(data, "normalization"),
+            temperature=saved_scalar(data, "temperature"),
+            regularization=saved_scalar(data, "regularization"),
+            normalization=saved_string(data, "normalization"),
         )
 
     @classmethod
@@ -241,24 +223,7 @@ class RHVAEMetric(FrozenState, Metric):
         )
 
 
-_RHVAE_KEYS = ("format_version", "kind", "centroids", "M", "temperature", "regularization", "normalization")
-
-
-def _npz_scalar(data, key: str) -> float:
-    arr = data[key]
-    if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"{key}: expected a numeric scalar, got dtype {arr.dtype} and shape {arr.shape}")
-    value = float(arr)
-    if not np.isfinite(value):
-        raise ValueError(f"{key}: contains NaN or Inf")
-    return value
-
-
-def _npz_string(data, key: str) -> str:
-    arr = data[key]
-    if arr.shape != () or arr.dtype.kind != "U":
-        raise ValueError(f"{key}: expected a string, got dtype {arr.dtype} and shape {arr.shape}")
-    return str(arr)
+_RHVAE_KEYS = ("centroids", "M", "temperature", "regularization", "normalization")
 
 
 def factors_to_m(L, n_centroids: int, dim: int) -> np.ndarray:

@@ -41,7 +41,7 @@ from torch.func import jvp, vmap
 from ..._validation import as_points, check_counts, check_int
 from ..base import DECODED_ENERGIES_DOC, Metric
 from ..support import unsingle
-from .mlp import _check_likelihood
+from .likelihoods import check_likelihood
 
 __all__ = ["TorchPullbackMetric"]
 
@@ -174,7 +174,7 @@ class TorchPullbackMetric(Metric):
         likelihood: Optional[str] = None,
         max_points: int = 2048,
     ):
-        self.likelihood = _check_likelihood(likelihood)
+        self.likelihood = check_likelihood(likelihood)
         if log_sigma is not None and likelihood == "bernoulli":
             raise ValueError("log_sigma: a σ head belongs to a Gaussian decoder, not likelihood='bernoulli'")
         self.max_points = check_int(max_points, "max_points", 1)
