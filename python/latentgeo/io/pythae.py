@@ -230,7 +230,7 @@ def read_pythae_decoder(folder):
         raise ImportError(f"reading a pythae model folder needs pythae: {PYTHAE_EXTRA_HINT}") from exc
     from torch import nn
 
-    from ..metrics.pullback.torch_decoder import PythaeDecoder
+    from ..metrics.pullback.torch_modules import PythaeDecoder
 
     try:
         model = AutoModel.load_from_folder(os.fspath(folder))

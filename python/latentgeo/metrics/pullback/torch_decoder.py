@@ -27,8 +27,6 @@ torch is imported by this module only; ``import latentgeo`` never imports it.
 
 from __future__ import annotations
 
-import copy
-import warnings
 from typing import Optional, Tuple
 
 import numpy as np
@@ -42,6 +40,12 @@ from ..._validation import as_points, check_counts, check_int
 from ..base import DECODED_ENERGIES_DOC, Metric
 from ..support import unsingle
 from .likelihoods import check_likelihood
+from .torch_modules import (
+    KINKED,
+    first_linear_width,
+    float64_copy,
+    split_sigmoid,
+)
 
 __all__ = ["TorchPullbackMetric"]
 
@@ -49,85 +53,6 @@ __all__ = ["TorchPullbackMetric"]
 # it (|logit| > ~690) J_p ≈ p(1−p) J_logit underflows as well, and the floor's square stays a
 # normal float64, so w' = −(1−2p)/(p(1−p))² times a zero Jacobian is 0, never NaN.
 _PQ_FLOOR = 1e-150
-
-# Layers whose derivative jumps (G jumps where they switch); F.relu and the like in a forward()
-# cannot be seen: pass smooth=False to the solver for those.
-_KINKED = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.RReLU,
-    nn.Hardtanh,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.SELU,
-    nn.modules.pooling._MaxPoolNd,
-    nn.modules.pooling._AdaptiveMaxPoolNd,
-)
-
-# Layers whose training mode differs from eval mode (batch statistics, random masks).
-_TRAINING_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd)
-
-
-def _float64_copy(module, name: str):
-    """An eval-mode float64 copy of ``module`` with frozen parameters; the user's module is untouched."""
-    if not isinstance(module, nn.Module):
-        raise ValueError(f"{name}: expected a torch.nn.Module, got {type(module).__name__}")
-    noisy = [type(m).__name__ for m in module.modules() if m.training and isinstance(m, _TRAINING_DEPENDENT)]
-    if noisy:
-        warnings.warn(
-            f"{name}: in training mode with {sorted(set(noisy))} layers; the metric uses an eval-mode "
-            "copy (running statistics, no dropout); the module itself is unchanged",
-            UserWarning,
-            stacklevel=4,
-        )
-    clone = copy.deepcopy(module).to(torch.float64).eval()
-    for p in clone.parameters():
-        p.requires_grad_(False)
-    return clone
-
-
-def _first_linear_width(*modules) -> Optional[int]:
-    for module in modules:
-        if module is None:
-            continue
-        for m in module.modules():
-            if isinstance(m, nn.Linear):
-                return int(m.in_features)
-        return None  # the first module applied to z decides
-    return None
-
-
-def _leaves(module):
-    """The layers of a (nested) Sequential in order, else None."""
-    if not isinstance(module, nn.Sequential):
-        return None
-    out = []
-    for m in module:
-        sub = _leaves(m)
-        out.extend(sub if sub is not None else [m])
-    return out
-
-
-def _split_sigmoid(module):
-    """(module without its final Sigmoid, True) for a Sequential ending in Sigmoid, else (module, False)."""
-    leaves = _leaves(module)
-    if leaves and isinstance(leaves[-1], nn.Sigmoid):
-        return nn.Sequential(*leaves[:-1]), True
-    return module, False
-
-
-class PythaeDecoder(nn.Module):
-    """A pythae decoder as a plain module: z (N, d) → the flattened reconstruction (N, D)."""
-
-    def __init__(self, decoder):
-        super().__init__()
-        self.decoder = decoder
-
-    def forward(self, z):
-        out = self.decoder(z)["reconstruction"]
-        return out.reshape(out.shape[0], -1)
 
 
 class TorchPullbackMetric(Metric):
@@ -178,15 +103,15 @@ class TorchPullbackMetric(Metric):
         if log_sigma is not None and likelihood == "bernoulli":
             raise ValueError("log_sigma: a σ head belongs to a Gaussian decoder, not likelihood='bernoulli'")
         self.max_points = check_int(max_points, "max_points", 1)
-        mean = _float64_copy(module, "module")
+        mean = float64_copy(module, "module")
         self._logits = False
         if likelihood == "bernoulli":
-            mean, self._logits = _split_sigmoid(mean)
+            mean, self._logits = split_sigmoid(mean)
         self._mean = mean
-        self._log_sigma = None if log_sigma is None else _float64_copy(log_sigma, "log_sigma")
-        self._trunk = None if trunk is None else _float64_copy(trunk, "trunk")
+        self._log_sigma = None if log_sigma is None else float64_copy(log_sigma, "log_sigma")
+        self._trunk = None if trunk is None else float64_copy(trunk, "trunk")
         if dim is None:
-            dim = _first_linear_width(self._trunk, self._mean)
+            dim = first_linear_width(self._trunk, self._mean)
             if dim is None:
                 raise ValueError(
                     "dim: cannot infer the latent dimension (the module does not start with nn.Linear); pass dim="
@@ -361,7 +286,7 @@ class TorchPullbackMetric(Metric):
         that G jumps: the geodesic solver then estimates length errors to first order. Activations
         called as functions in ``forward`` are not seen."""
         modules = [m for part in (self._trunk, self._mean, self._log_sigma) if part is not None for m in part.modules()]
-        return not any(isinstance(m, _KINKED) or (isinstance(m, nn.ELU) and m.alpha != 1.0) for m in modules)
+        return not any(isinstance(m, KINKED) or (isinstance(m, nn.ELU) and m.alpha != 1.0) for m in modules)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim}, output_dim={self.output_dim}, likelihood={self.likelihood!r})"
