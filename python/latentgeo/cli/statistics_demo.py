@@ -9,7 +9,7 @@ from typing import List, Tuple
 import numpy as np
 
 from ..statistics.mean import frechet_mean
-from ..statistics.sampling import sample_riemannian
+from ..statistics.volume_sampling import sample_riemannian
 
 __all__ = ["class_means", "statistics_demo"]
 

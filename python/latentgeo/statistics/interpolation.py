@@ -15,6 +15,8 @@ from typing import List, Optional
 import numpy as np
 
 from .._validation import as_points, check_int, check_metric
+from ..curves import HermiteCurve
+from ..solvers.api import geodesics
 
 __all__ = ["InterpolationResult", "interpolate"]
 
@@ -48,37 +50,23 @@ class InterpolationResult:
 
 
 class _Curves:
-    """The Hermite interpolants of B node arrays (different node counts), evaluated together."""
+    """The Hermite interpolants (:class:`latentgeo.curves.HermiteCurve`, C++) of B node arrays
+    (different node counts), evaluated together."""
 
     def __init__(self, node_list):
-        from ..curves import HermiteCurve
-
-        curves = [HermiteCurve(x) for x in node_list]
+        self.curves = [HermiteCurve(x) for x in node_list]
         self.n_seg = np.array([len(x) - 1 for x in node_list])
-        self.offset = np.concatenate([[0], np.cumsum(self.n_seg + 1)[:-1]])
-        self.x = np.concatenate([c.nodes for c in curves])
-        self.m = np.concatenate([c.tangents for c in curves])
 
     def evaluate(self, pair: np.ndarray, t: np.ndarray):
         """Points and velocities (N, d) of curve ``pair[i]`` at time ``t[i]`` in [0, 1]."""
-        n = self.n_seg[pair]
-        seg = np.minimum((t * n).astype(np.int64), n - 1)
-        s = (t * n - seg)[:, None]
-        h = (1.0 / n)[:, None]
-        i = self.offset[pair] + seg
-        x0, x1, m0, m1 = self.x[i], self.x[i + 1], self.m[i], self.m[i + 1]
-        pos = (
-            (2 * s**3 - 3 * s**2 + 1) * x0
-            + (s**3 - 2 * s**2 + s) * h * m0
-            + (3 * s**2 - 2 * s**3) * x1
-            + (s**3 - s**2) * h * m1
-        )
-        vel = (
-            (6 * s**2 - 6 * s) / h * x0
-            + (3 * s**2 - 4 * s + 1) * m0
-            + (6 * s - 6 * s**2) / h * x1
-            + (3 * s**2 - 2 * s) * m1
-        )
+        pos = np.empty((len(t), self.curves[0].nodes.shape[1]))
+        vel = np.empty_like(pos)
+        order = np.argsort(pair, kind="stable")
+        edges = np.searchsorted(pair[order], np.arange(len(self.curves) + 1))
+        for curve, lo, hi in zip(self.curves, edges[:-1], edges[1:]):
+            if lo < hi:
+                rows = order[lo:hi]
+                pos[rows], vel[rows] = curve(t[rows]), curve(t[rows], derivative=True)
         return pos, vel
 
     def speed(self, metric, pair: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -177,8 +165,6 @@ def interpolate(
         geodesic did not converge is named in a ``RuntimeWarning``; one whose metric failed has
         NaN points (and is named too).
     """
-    from ..solvers.api import geodesics
-
     dim = check_metric(metric)
     n_points = check_int(n_points, "n_points", 2)
     a, single = as_points(z0, "z0", dim)
