@@ -218,3 +218,76 @@ def test_metric_must_follow_the_protocol():
     for fn in (lg.curve_length, lg.curve_energy):
         with pytest.raises(ValueError, match="^metric"):
             fn("not a metric", pts, pts)
+
+
+# --------------------------------------------------------------------------------------------
+# Equal arc length: curves.equal_arc_length_positions and its three users against brute force
+# --------------------------------------------------------------------------------------------
+def brute_force_equal_arc_length(dense: np.ndarray, lengths: np.ndarray, n_points: int) -> np.ndarray:
+    """Points of a dense polyline (M, d) whose pieces are ``lengths`` (M - 1,) long, at equal
+    cumulative length: a plain loop to the first node past each target, then linear in length."""
+    cum = np.concatenate([[0.0], np.cumsum(lengths)])
+    out = []
+    for target in np.linspace(0.0, cum[-1], n_points):
+        k = 1
+        while k < len(cum) - 1 and cum[k] < target:
+            k += 1
+        piece = cum[k] - cum[k - 1]
+        w = 0.0 if piece == 0 else (target - cum[k - 1]) / piece
+        out.append((1 - w) * dense[k - 1] + w * dense[k])
+    return np.array(out)
+
+
+def densify(nodes: np.ndarray, per_segment: int) -> np.ndarray:
+    s = np.linspace(0.0, 1.0, per_segment + 1)[:-1, None]
+    pieces = [a + s * (b - a) for a, b in zip(nodes[:-1], nodes[1:])]
+    return np.concatenate(pieces + [nodes[-1:]])
+
+
+def test_equal_arc_length_positions_against_a_dense_polyline(rng):
+    from latentgeo.curves import equal_arc_length_positions
+
+    g = np.array([[4.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]])  # a constant metric: exact on segments
+    nodes = np.cumsum(rng.normal(size=(9, 3)), axis=0)
+    nodes = np.concatenate([nodes[:4], nodes[3:4], nodes[4:]])  # one zero-length segment
+    norm = lambda d: np.sqrt(np.einsum("ni,ij,nj->n", d, g, d))  # noqa: E731
+    cum = np.concatenate([[0.0], np.cumsum(norm(np.diff(nodes, axis=0)))])
+    for n_points in (2, 3, 11, 40):
+        j, w = equal_arc_length_positions(cum, n_points)
+        assert j.shape == w.shape == (n_points,) and np.all((w >= 0) & (w <= 1))
+        points = (1 - w[:, None]) * nodes[j] + w[:, None] * nodes[j + 1]
+        dense = densify(nodes, 200)
+        expected = brute_force_equal_arc_length(dense, norm(np.diff(dense, axis=0)), n_points)
+        np.testing.assert_allclose(points, expected, atol=1e-10)
+        np.testing.assert_array_equal(points[[0, -1]], nodes[[0, -1]])
+    j, w = equal_arc_length_positions(np.zeros(4), 3)  # a constant curve: its first node
+    np.testing.assert_array_equal(w, 0.0)
+
+
+def test_the_three_equal_arc_length_users_against_brute_force(rng):
+    from latentgeo.plot import points_at_equal_arc_length
+    from latentgeo.solvers.initial import _spread_on_path
+
+    metric = reference_rhvae()
+    nodes = np.array([[-1.0, -0.5], [0.2, 0.4], [0.1, 1.2], [1.0, 1.5]])
+    # plot: the polyline through the nodes (uniform times), on a grid that has its corners
+    dense = densify(nodes, 512)
+    mid = 0.5 * (dense[1:] + dense[:-1])
+    expected = brute_force_equal_arc_length(dense, np.sqrt(metric.quadratic_form(mid, np.diff(dense, axis=0))), 7)
+    np.testing.assert_allclose(points_at_equal_arc_length(metric, nodes, 7, n_grid=3 * 512), expected, atol=1e-12)
+    # the default grid of 1024 segments cuts the corners by ~1e-3
+    np.testing.assert_allclose(points_at_equal_arc_length(metric, nodes, 7), expected, atol=1e-3)
+    # the graph initialisation: exact for a constant metric
+    const = lg.ConstantMetric(np.array([[3.0, 0.5], [0.5, 1.0]]))
+    dense = densify(nodes, 100)
+    d = np.diff(dense, axis=0)
+    expected = brute_force_equal_arc_length(dense, np.sqrt(const.quadratic_form(dense[:-1], d)), 9)
+    np.testing.assert_allclose(_spread_on_path(const, nodes, 8), expected, atol=1e-10)
+    # interpolate: the solver's curve sampled densely
+    z0, z1 = np.array([-1.0, -0.5]), np.array([1.0, 1.5])
+    curve = lg.geodesic(metric, z0, z1).curve
+    dense = curve(np.linspace(0, 1, 20001))
+    mid = 0.5 * (dense[1:] + dense[:-1])
+    lengths = np.sqrt(metric.quadratic_form(mid, np.diff(dense, axis=0)))
+    expected = brute_force_equal_arc_length(dense, lengths, 6)
+    np.testing.assert_allclose(lg.interpolate(metric, z0, z1, 6), expected, atol=1e-6)

@@ -797,8 +797,8 @@ def test_cli_statistics_errors_are_one_line(cli_files, args, fragment):
 
 def test_statistics_demo_writes_its_figure(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from latentgeo.cli.commands import _print_table
-    from latentgeo.cli.statistics_demo import statistics_demo
+    from latentgeo.cli.demo import statistics_demo
+    from latentgeo.cli.files import print_table as _print_table
     from PIL import Image
 
     rng = np.random.default_rng(0)

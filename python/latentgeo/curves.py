@@ -21,7 +21,8 @@ Quadrature rules (``rule=``):
 This module also holds what every curve of latentgeo shares: the quadrature rules ``RULES``,
 the finite-difference steps ``FD_STEPS``, the 3-point Gauss–Legendre rule, the one measure of
 sampled curves (:func:`sampled_length_energy`, of which :func:`segment_lengths` is the
-straight-segment case) and :class:`HermiteCurve`, the interpolant of the discrete geodesics.
+straight-segment case), equal-arc-length spacing (:func:`equal_arc_length_positions`) and
+:class:`HermiteCurve`, the interpolant of the discrete geodesics.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "sampled_length_energy",
     "segment_lengths",
     "polyline_length",
+    "equal_arc_length_positions",
     "HermiteCurve",
     "RULES",
     "FD_METHODS",
@@ -279,6 +281,21 @@ def segment_lengths(metric, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def polyline_length(metric, points: np.ndarray) -> float:
     """Riemannian length of the polyline through ``points`` (n, d) (see :func:`segment_lengths`)."""
     return float(segment_lengths(metric, points[:-1], points[1:]).sum())
+
+
+def equal_arc_length_positions(cumulative: np.ndarray, n_points: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Where ``n_points`` equally spaced arc lengths fall on a curve of n + 1 nodes.
+
+    ``cumulative`` (n + 1,) is the non-decreasing arc length at the nodes (``cumulative[0] = 0``),
+    the targets are ``linspace(0, cumulative[-1], n_points)``. Returns the segment j (n_points,)
+    in [0, n − 1] and the fraction w (n_points,) in [0, 1] of each target, target =
+    cumulative[j] + w (cumulative[j + 1] − cumulative[j]): linearly in length within a segment,
+    the point is (1 − w) nodes[j] + w nodes[j + 1] (a zero-length segment gives w = 0).
+    """
+    target = np.linspace(0.0, cumulative[-1], n_points)
+    j = np.clip(np.searchsorted(cumulative, target, side="right") - 1, 0, len(cumulative) - 2)
+    span = cumulative[j + 1] - cumulative[j]
+    return j, np.clip((target - cumulative[j]) / np.where(span > 0, span, 1.0), 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------

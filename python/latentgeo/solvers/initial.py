@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from .._validation import as_float_array, check_choice, check_int
-from ..curves import segment_lengths
+from ..curves import equal_arc_length_positions, segment_lengths
 
 __all__ = ["initial_curves", "graph_init", "GRAPH_OPTIONS"]
 
@@ -87,10 +87,8 @@ def _spread_on_path(metric, polyline: np.ndarray, n_seg: int) -> np.ndarray:
     if len(polyline) == 2:
         return polyline[0] + np.linspace(0.0, 1.0, n_seg + 1)[:, None] * (polyline[1] - polyline[0])
     cum = np.concatenate([[0.0], np.cumsum(segment_lengths(metric, polyline[:-1], polyline[1:]))])
-    target = np.linspace(0.0, cum[-1], n_seg + 1)
-    j = np.clip(np.searchsorted(cum, target, side="right") - 1, 0, len(polyline) - 2)
-    w = ((target - cum[j]) / np.maximum(cum[j + 1] - cum[j], np.finfo(float).tiny))[:, None]
-    out = (1 - w) * polyline[j] + w * polyline[j + 1]
+    j, w = equal_arc_length_positions(cum, n_seg + 1)
+    out = (1 - w[:, None]) * polyline[j] + w[:, None] * polyline[j + 1]
     out[0], out[-1] = polyline[0], polyline[-1]
     return out
 

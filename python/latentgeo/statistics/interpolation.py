@@ -15,7 +15,7 @@ from typing import List, Optional
 import numpy as np
 
 from .._validation import as_points, check_int, check_metric
-from ..curves import HermiteCurve
+from ..curves import HermiteCurve, equal_arc_length_positions
 from ..solvers.api import geodesics
 
 __all__ = ["InterpolationResult", "interpolate"]
@@ -94,21 +94,19 @@ def _solve_times(curves: _Curves, metric, cumulative: List[np.ndarray], n_points
     """Times t (B, n_points) with s(t) = k L / (n_points − 1), by safeguarded Newton per segment."""
     b = len(cumulative)
     total = np.array([c[-1] for c in cumulative])
-    target = total[:, None] * np.linspace(0.0, 1.0, n_points)[None, :]
     pair = np.repeat(np.arange(b), n_points)
-    goal = target.ravel()
-    # the segment of each target: s(node_seg) <= goal < s(node_seg + 1)
-    seg = np.concatenate(
-        [np.clip(np.searchsorted(c, g, side="right") - 1, 0, len(c) - 2) for c, g in zip(cumulative, target)]
-    )
+    goal = np.concatenate([np.linspace(0.0, c[-1], n_points) for c in cumulative])
+    # the segment of each target, s(node_seg) <= goal < s(node_seg + 1), and the first guess:
+    # linear in s within the segment (exact for a constant-speed curve)
+    located = [equal_arc_length_positions(c, n_points) for c in cumulative]
+    seg = np.concatenate([j for j, _ in located])
+    frac = np.concatenate([w for _, w in located])
     first = np.concatenate([[0], np.cumsum([len(c) for c in cumulative])[:-1]])[pair] + seg
     flat = np.concatenate(cumulative)
     base, seg_len = flat[first], flat[first + 1] - flat[first]
     n = curves.n_seg[pair]
     lo, hi = seg / n, (seg + 1) / n
     start = lo.copy()
-    # first guess: linear in s within the segment (exact for a constant-speed curve)
-    frac = np.clip((goal - base) / np.where(seg_len > 0, seg_len, 1.0), 0.0, 1.0)
     t = lo + frac * (hi - lo)
     active = (goal > base) & (goal < base + seg_len)  # targets on a node are done
     tol = _NEWTON_RTOL * np.maximum(total[pair], np.finfo(float).tiny)
