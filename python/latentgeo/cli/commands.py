@@ -239,7 +239,7 @@ def _report(converged: np.ndarray, status: List[str], noun: str) -> int:
 
 
 def cmd_exp(args) -> int:
-    from ..connection.maps import exp_map
+    from ..connection import exp_map
 
     if args.curves and args.t is None:
         raise CommandError("--curves: needs --t (the times of the curve points)")
@@ -259,7 +259,7 @@ def cmd_exp(args) -> int:
 
 
 def cmd_log(args) -> int:
-    from ..connection.maps import log_map
+    from ..connection import log_map
 
     metric = _load_model(args.model)
     z0, z1 = _load_array(args.z0, "--z0"), _load_array(args.z1, "--z1")
