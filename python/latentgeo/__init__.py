@@ -9,7 +9,7 @@ geodesic interpolation, Brownian motion, Riemannian volume sampling), with a C++
 from __future__ import annotations
 
 from . import _core, datasets, statistics
-from .connection.maps import (
+from .connection import (
     ExpMapResult,
     LogMapResult,
     TransportResult,

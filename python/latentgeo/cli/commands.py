@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from .. import _core
-from ..connection.maps import exp_map, log_map
+from ..connection import exp_map, log_map
 from ..solvers.api import geodesic, geodesic_distances
 from ..statistics import frechet_mean, kmedoids, sample_riemannian
 from .demo import run_demo

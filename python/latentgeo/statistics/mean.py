@@ -19,13 +19,15 @@ from typing import List, Optional
 
 import numpy as np
 
-from .. import _core
 from .._validation import as_float_array, as_points, check_int, check_metric, check_positive, check_threads
+from ..connection import DEFAULTS, log_map
+from ..curves import HermiteCurve
+from ..solvers.api import geodesics
 
 __all__ = ["FrechetMeanResult", "frechet_mean"]
 
 _MIN_STEP = 2.0**-10  # halvings of the Gauss-Newton step before giving up
-_FIRST_TOL = 1e-5  # accuracy of the first logs (discrete geodesics alone)
+_LOOSE_TOL = 1e-5  # the loosest accuracy of logs: that of the first ones (discrete geodesics alone)
 
 
 @dataclass
@@ -82,18 +84,9 @@ class _Logs:
         return float(np.sum(w[usable] * self.distances[usable] ** 2) / np.sum(w[usable]))
 
 
-def _logs_discrete(metric, base: np.ndarray, points: np.ndarray, n_threads, tol) -> _Logs:
-    from ..connection.maps import log_map
-
-    res = log_map(metric, base, points, tol=tol, rtol=_rtol(tol), n_threads=n_threads)
-    return _Logs(base, res.vectors, res.distances, res.converged.copy())
-
-
 def _logs_tangents(metric, base: np.ndarray, points: np.ndarray, n_threads, tol) -> _Logs:
     """Logs estimated by the discrete geodesics alone (initial tangents and lengths, no shooting):
     enough for the first step, far from the mean."""
-    from ..solvers.api import HermiteCurve, geodesics
-
     starts = np.ascontiguousarray(np.broadcast_to(base, points.shape))
     batch = geodesics(metric, starts, points, tol=tol, progress=False, n_threads=n_threads)
     vectors = np.stack(
@@ -106,41 +99,15 @@ def _logs_tangents(metric, base: np.ndarray, points: np.ndarray, n_threads, tol)
 
 
 def _rtol(tol: float) -> float:
-    """The integrator's step tolerance for logs of accuracy tol (the toolbox default 1e-10 at most)."""
-    return float(np.clip(0.1 * tol, 1e-10, 1e-6))
+    """The integrator's step tolerance for logs of accuracy tol (never tighter than the core's default)."""
+    return float(np.clip(0.1 * tol, DEFAULTS.rtol, 1e-6))
 
 
 def _logs_warm(metric, base: np.ndarray, points: np.ndarray, guess: np.ndarray, n_threads, tol) -> _Logs:
-    """Shooting from given initial velocities; the pairs that fail are redone from discrete geodesics."""
-    from ..connection import maps as conn
-
-    backend = conn._backend(metric, n_threads)
-    opts = conn._options(tol=tol, rtol=_rtol(tol))
-    starts = np.ascontiguousarray(np.broadcast_to(base, points.shape))
-    out = conn._run_chunks(
-        len(points),
-        backend.chunk(len(points), conn._PAIRS_PER_CALL),
-        lambda s: _core.log_map(backend.model, backend.callback, starts[s], points[s], guess[s], opts, backend.threads),
-    )
-    vectors, converged = out["vectors"].copy(), out["status"] == 0
-    if not converged.all():
-        redo = np.flatnonzero(~converged)
-        try:
-            again = _logs_discrete(metric, base, points[redo], n_threads, tol)
-            vectors[redo], converged[redo] = again.vectors, again.converged
-        except ValueError:  # the metric failed on every redone pair: no estimate for them
-            vectors[redo] = np.nan
-    return _Logs(base, vectors, _norms(metric, starts, vectors, n_threads), converged)
-
-
-def _norms(metric, starts: np.ndarray, vectors: np.ndarray, n_threads) -> np.ndarray:
-    """‖v‖_G at the starts; NaN where v is not finite."""
-    out = np.full(len(vectors), np.nan)
-    ok = np.all(np.isfinite(vectors), axis=1)
-    if ok.any():
-        q = np.asarray(metric.quadratic_form(starts[ok], vectors[ok], n_threads=n_threads), dtype=np.float64)
-        out[ok] = np.sqrt(np.maximum(q, 0.0))
-    return out
+    """Shooting from given initial velocities (a row that is not finite is no guess); the pairs
+    that fail are redone from discrete geodesics by :func:`~latentgeo.log_map`."""
+    res = log_map(metric, base, points, init_velocity=guess, tol=tol, rtol=_rtol(tol), n_threads=n_threads)
+    return _Logs(base, res.vectors, res.distances, res.converged.copy())
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,8 +218,8 @@ def _descend(metric, points, w, state: _State, tol, max_iter, n_threads, log_tol
 
 
 def _log_tolerance(gnorm: float, log_tol: float) -> float:
-    """Logs need an accuracy of about 1e-3 of the current relative gradient (never looser than 1e-5)."""
-    return float(np.clip(1e-3 * gnorm, log_tol, max(1e-5, log_tol)))
+    """Logs need an accuracy of about 1e-3 of the current relative gradient (never looser than the first logs')."""
+    return float(np.clip(1e-3 * gnorm, log_tol, max(_LOOSE_TOL, log_tol)))
 
 
 def _line_search(metric, points, w, state: _State, direction, n_threads, tol_logs) -> Optional[_State]:
@@ -317,7 +284,7 @@ def frechet_mean(
     max_iter = check_int(max_iter, "max_iter", 0)
     check_threads(n_threads)
     start = _initial_mean(init, pts, w, dim)
-    first_tol = max(log_tol, _FIRST_TOL)
+    first_tol = max(log_tol, _LOOSE_TOL)
     try:
         logs = _logs_tangents(metric, start, pts, n_threads, first_tol)
     except ValueError as exc:  # every geodesic from the start failed

@@ -32,9 +32,9 @@ def numpy_jet(metric, z: np.ndarray):
     G and ∂G come from the connection's batched callback (a batch that raises a domain error is
     retried point by point; such points, and those where G is not positive definite, get ok = 0).
     """
-    from ..connection.maps import _GeometryCallback
+    from ..metrics.callback import GeometryCallback
 
-    g, dg, ok = _GeometryCallback(metric)(np.ascontiguousarray(z, dtype=np.float64), True)
+    g, dg, ok = GeometryCallback(metric)(np.ascontiguousarray(z, dtype=np.float64), True)
     d = z.shape[1]
     low, chol_ok = _cholesky(np.where(ok[:, None, None], g, np.eye(d)))
     ok &= chol_ok
