@@ -49,7 +49,7 @@ import numpy as np
 from . import _core
 from ._validation import as_float_array, as_points, check_int, check_metric, check_positive, check_threads
 from .curves import check_times
-from .metrics import ConstantMetric, RHVAEMetric, ScaledMetric, native_kernel
+from .metrics import native_kernel
 
 __all__ = [
     "ExpMapResult",
@@ -82,35 +82,15 @@ _POINTS_PER_CALL, _CURVATURE_PER_CALL, _TRAJECTORIES_PER_CALL, _TRANSPORTS_PER_C
 # --------------------------------------------------------------------------------------------
 # Native models and the Python callback
 # --------------------------------------------------------------------------------------------
-def _rhvae_model(metric: RHVAEMetric):
-    k, d = metric.centroids.shape
-    rows, cols = np.triu_indices(d)
-    scale = 1.0 if metric.normalization == "sum" else 1.0 / k
-    return _core.RHVAEModel(
-        metric.centroids,
-        np.ascontiguousarray(metric.M[:, rows, cols]),
-        metric.temperature,
-        metric.regularization,
-        scale,
-    )
-
-
 def _native_model(metric):
-    """(native connection model, scale) for metrics with a C++ kernel, else (None, 1.0).
+    """(native kernel, scale) for metrics with a C++ kernel, else (None, 1.0).
 
-    ScaledMetric layers are unwrapped: c·G has the connection of G; c enters distances and
-    curvature only.
+    The core applies the scale itself (c·G has the connection of G; c enters the curvature only),
+    for every kernel the same way.
     """
-    scale, base = 1.0, metric
-    while isinstance(base, ScaledMetric):
-        scale, base = scale * base.factor, base.base
-    if isinstance(base, RHVAEMetric):
-        return _rhvae_model(base), scale
-    if isinstance(base, ConstantMetric):
-        return _core.ConstantKernel(base.A), scale
-    kernel, factor = native_kernel(base)
-    if isinstance(kernel, (_core.ConstantKernel, _core.PullbackKernel)):
-        return kernel, scale * factor
+    kernel, scale = native_kernel(metric)
+    if isinstance(kernel, (_core.RHVAEKernel, _core.ConstantKernel, _core.PullbackKernel)):
+        return kernel, scale
     return None, 1.0
 
 
@@ -172,10 +152,14 @@ class _GeometryCallback:
 
 @dataclass
 class _Backend:
-    model: object
+    kernel: object
     scale: float
     callback: Optional[_GeometryCallback]
     threads: int
+
+    def native(self) -> dict:
+        """The keyword arguments that select the metric in every connection call of the core."""
+        return {"kernel": self.kernel, "scale": self.scale, "geometry_fn": self.callback}
 
     def chunk(self, n: int, size: int) -> int:
         """Items per C++ call: ``size``, a fraction of a second on large models, so that Ctrl-C
@@ -186,9 +170,9 @@ class _Backend:
 
 
 def _backend(metric, n_threads) -> _Backend:
-    model, scale = _native_model(metric)
-    callback = _GeometryCallback(metric) if model is None else None
-    return _Backend(model, scale, callback, check_threads(n_threads))
+    kernel, scale = _native_model(metric)
+    callback = _GeometryCallback(metric) if kernel is None else None
+    return _Backend(kernel, scale, callback, check_threads(n_threads))
 
 
 def _options(**values) -> "_core.ConnectionOptions":
@@ -278,7 +262,8 @@ def christoffel(metric, z, *, n_threads: Optional[int] = None) -> np.ndarray:
         backend.chunk(len(pts), _POINTS_PER_CALL),
         lambda s: dict(
             zip(
-                ("gamma", "ok"), _core.christoffel(backend.model, backend.callback, pts[s], _options(), backend.threads)
+                ("gamma", "ok"),
+                _core.christoffel(**backend.native(), z=pts[s], options=_options(), n_threads=backend.threads),
             )
         ),
     )
@@ -298,12 +283,12 @@ def _curvature(metric, z, fd_step, n_threads):
         lambda s: dict(
             zip(
                 ("ricci", "scalar", "ok"),
-                _core.curvature(backend.model, backend.callback, pts[s], opts, backend.threads),
+                _core.curvature(**backend.native(), z=pts[s], options=opts, n_threads=backend.threads),
             )
         ),
     )
     _require_inside(out["ok"], "z", backend)
-    return out["ricci"].reshape(len(pts), dim, dim), out["scalar"] / backend.scale, single
+    return out["ricci"].reshape(len(pts), dim, dim), out["scalar"], single
 
 
 def ricci(metric, z, *, fd_step: Optional[float] = None, n_threads: Optional[int] = None) -> np.ndarray:
@@ -453,7 +438,13 @@ def exp_map(
         len(starts),
         backend.chunk(len(starts), _TRAJECTORIES_PER_CALL),
         lambda s: _core.exp_map(
-            backend.model, backend.callback, starts[s], velocities[s], t_end, core_times, opts, backend.threads
+            **backend.native(),
+            z=starts[s],
+            v=velocities[s],
+            t_end=t_end,
+            t_out=core_times,
+            options=opts,
+            n_threads=backend.threads,
         ),
     )
     n, n_out = len(starts), len(core_times)
@@ -588,7 +579,9 @@ def log_map(
     out = _run_chunks(
         len(a),
         backend.chunk(len(a), _PAIRS_PER_CALL),
-        lambda s: _core.log_map(backend.model, backend.callback, a[s], b[s], guess[s], opts, backend.threads),
+        lambda s: _core.log_map(
+            **backend.native(), z0=a[s], z1=b[s], v_init=guess[s], options=opts, n_threads=backend.threads
+        ),
     )
     converged = out["status"] == 0
     vectors = np.where(converged[:, None], out["vectors"], guess)
@@ -749,14 +742,21 @@ def _transport(backend: _Backend, kind: str, data, w: np.ndarray, times: np.ndar
     n_curves, dim = len(w), w.shape[2]
     flat = np.ascontiguousarray(w.reshape(n_curves, -1))
     if kind == "callable":
-        return _core.transport_callable(backend.model, backend.callback, data, dim, flat, times, opts)
+        return _core.transport_callable(**backend.native(), curve_fn=data, dim=dim, w=flat, t_out=times, options=opts)
     if kind == "geodesic":
         starts, vel = data
         return _run_chunks(
             n_curves,
             backend.chunk(n_curves, _TRANSPORTS_PER_CALL),
             lambda s: _core.transport_geodesic(
-                backend.model, backend.callback, starts[s], vel[s], flat[s], 1.0, times, opts, backend.threads
+                **backend.native(),
+                z=starts[s],
+                v=vel[s],
+                w=flat[s],
+                t_end=1.0,
+                t_out=times,
+                options=opts,
+                n_threads=backend.threads,
             ),
         )
     nodes = [_check_nodes(x, dim) for x in data]
@@ -764,7 +764,7 @@ def _transport(backend: _Backend, kind: str, data, w: np.ndarray, times: np.ndar
         n_curves,
         backend.chunk(n_curves, _TRANSPORTS_PER_CALL),
         lambda s: _core.transport_nodes(
-            backend.model, backend.callback, nodes[s], flat[s], times, opts, backend.threads
+            **backend.native(), nodes=nodes[s], w=flat[s], t_out=times, options=opts, n_threads=backend.threads
         ),
     )
 

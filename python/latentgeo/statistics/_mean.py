@@ -120,7 +120,9 @@ def _logs_warm(metric, base: np.ndarray, points: np.ndarray, guess: np.ndarray, 
     out = conn._run_chunks(
         len(points),
         backend.chunk(len(points), conn._PAIRS_PER_CALL),
-        lambda s: _core.log_map(backend.model, backend.callback, starts[s], points[s], guess[s], opts, backend.threads),
+        lambda s: _core.log_map(
+            **backend.native(), z0=starts[s], z1=points[s], v_init=guess[s], options=opts, n_threads=backend.threads
+        ),
     )
     vectors, converged = out["vectors"].copy(), out["status"] == 0
     if not converged.all():

@@ -100,8 +100,7 @@ def log_det_and_gradient(metric, z, n_threads: Optional[int] = None) -> Tuple[np
     pts, single = as_points(z, "z", dim)
     kernel, scale = _native_rhvae(metric)
     if kernel is not None:
-        logdet, grad = _core.rhvae_log_det_gradient(kernel, pts, n_threads=check_threads(n_threads))
-        logdet = logdet + dim * np.log(scale)
+        logdet, grad = _core.log_det_gradient(kernel=kernel, scale=scale, z=pts, n_threads=check_threads(n_threads))
     else:
         _, _, grad, logdet, ok = _numpy_jet(metric, pts)
         grad = np.where(ok[:, None], grad, np.nan)
@@ -193,7 +192,14 @@ def brownian_motion(
         raise ValueError(f"z0: expected one point (d,) or n_paths = {n_paths} points, got shape {starts.shape}")
     kernel, scale = _native_rhvae(metric)
     callback = None if kernel is not None else _diffusion_callback(metric)
-    out = _core.brownian_motion(kernel, scale, callback, starts, t_end / n_steps, n_steps, seed, threads)
+    out = _core.brownian_motion(
+        kernel=kernel,
+        scale=scale,
+        geometry_fn=callback,
+        z0=starts,
+        options=_core.BrownianOptions(dt=t_end / n_steps, n_steps=n_steps, seed=seed),
+        n_threads=threads,
+    )
     status = [_PATH_STATUS[s] for s in out["status"]]
     return BrownianMotionResult(
         paths=out["paths"],
@@ -385,22 +391,26 @@ def sample_riemannian(
     threads = check_threads(n_threads)
     n_draws = -(-n // n_chains)
     init = box[0] + (box[1] - box[0]) * np.random.default_rng(seed).random((n_chains, dim))
-    kernel, _ = _native_rhvae(metric)
+    kernel, scale = _native_rhvae(metric)
     callback = None if kernel is not None else _log_density_callback(metric, sign)
+    options = _core.HmcOptions(
+        n_warmup=n_warmup,
+        n_draws=n_draws,
+        n_leapfrog=n_leapfrog,
+        step_size=step_size,
+        target_accept=target_accept,
+        seed=seed,
+    )
     out = _core.hmc_sample(
-        kernel,
-        sign,
-        callback,
-        init,
-        box[0],
-        box[1],
-        n_warmup,
-        n_draws,
-        n_leapfrog,
-        step_size,
-        target_accept,
-        seed,
-        threads,
+        kernel=kernel,
+        scale=scale,
+        sign=sign,
+        log_density_fn=callback,
+        init=init,
+        lo=box[0],
+        hi=box[1],
+        options=options,
+        n_threads=threads,
     )
     chains = out["draws"]
     samples = chains.reshape(-1, dim)[:n].copy()
