@@ -219,7 +219,7 @@ def bench_dimension(d: int, n_pairs: int, n_slow: int, ref_nodes: int) -> None:
     sub = slice(0, n_slow)
     slow = {}
     try:
-        import latentgeo.neural  # noqa: F401
+        import latentgeo.solvers.neural  # noqa: F401
 
         errors, total = [], 0.0
         for a, b, r in zip(starts[sub], ends[sub], ref.length[sub]):
@@ -340,7 +340,7 @@ def solver_statistics(metric, starts, ends, tol: float):
     returns per-level statistics: (seconds, lengths, converged, levels[pair][level] tuples of
     (segments, iterations, evaluations, metric points, kernel seconds, length))."""
     from latentgeo import _core
-    from latentgeo.geodesic import _SOLVER_OPTIONS, _native_kernel, _solver_options
+    from latentgeo.solvers.api import _SOLVER_OPTIONS, _native_kernel, _solver_options
 
     options = _solver_options(None, tol, None, dict(_SOLVER_OPTIONS))
     kernel, scale = _native_kernel(metric)

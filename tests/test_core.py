@@ -237,13 +237,13 @@ def test_geodesic_option_defaults_are_the_documented_ones():
     }
     assert o.n_segments == 0 and o.ftol is None and o.gtol is None and o.quadrature == "simpson"  # adaptive, derived
     assert o.max_ratio == 16.0  # smooth metrics: up to fourth order
-    from latentgeo.geodesic import _SOLVER_OPTIONS, _solver_options
+    from latentgeo.solvers.api import _SOLVER_OPTIONS, _solver_options
 
     assert _solver_options(None, None, None, dict(_SOLVER_OPTIONS)) == o  # no option given: the core's defaults
 
 
 def test_status_names_come_from_the_core():
-    from latentgeo.results import FAILURES, STATUS
+    from latentgeo.solvers.results import FAILURES, STATUS
 
     assert list(STATUS) == _core.geodesic_status_names()
     assert STATUS[0] == "converged" and {"non_finite", "singular_metric", "metric_error"} <= FAILURES

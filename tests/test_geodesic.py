@@ -337,7 +337,7 @@ def test_scale_invariance(factor):
 
 
 def test_neural_method_agrees_with_discrete():
-    neural = pytest.importorskip("latentgeo.neural")
+    neural = pytest.importorskip("latentgeo.solvers.neural")
     assert hasattr(neural, "neural_geodesic")
     metric = _rhvae()
     a, b = np.array([-0.8, 0.3]), np.array([0.9, -0.2])

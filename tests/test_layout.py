@@ -11,10 +11,10 @@ import pytest
 from conftest import PoincareHalfPlane, reference_rhvae
 from latentgeo import _core, _validation
 from latentgeo.metrics import native_kernel
-from latentgeo.pullback import CallablePullbackMetric, PullbackMetric
+from latentgeo.metrics.pullback import CallablePullbackMetric, PullbackMetric
 
 # By module name: the package attributes `geodesic`, `neural.fit`, `neural.loss` are functions.
-geodesic_module = import_module("latentgeo.geodesic")
+geodesic_module = import_module("latentgeo.solvers.api")
 
 
 def _pullback():
@@ -147,7 +147,7 @@ class _Counting:
 
 
 def _modules_using_check_metric():
-    names = ("geodesic", "curves", "distances", "metrics", "neural.loss")
+    names = ("solvers.api", "curves", "solvers.distances", "metrics.base", "solvers.neural.loss")
     return [import_module(f"latentgeo.{name}") for name in names]
 
 
@@ -172,8 +172,8 @@ def test_documented_names_and_the_seeds_aliases():
     assert lg.train is lg.train_neural_geodesic
     assert {"fit_neural_geodesic", "neural_geodesic_loss", "train_neural_geodesic"} <= set(lg.__all__)
     assert not {"fit", "loss", "train"} & set(lg.__all__)
-    from latentgeo.geodesic import DistanceResult, GeodesicBatch, GeodesicResult, HermiteCurve, geodesic_distances
-    from latentgeo.neural import NeuralGeodesic, fit, loss, loss_and_grad, train
+    from latentgeo.solvers.api import DistanceResult, GeodesicBatch, GeodesicResult, HermiteCurve, geodesic_distances
+    from latentgeo.solvers.neural import NeuralGeodesic, fit, loss, loss_and_grad, train
 
     assert (GeodesicResult, GeodesicBatch, DistanceResult) == (lg.GeodesicResult, lg.GeodesicBatch, lg.DistanceResult)
     assert geodesic_distances is lg.geodesic_distances and HermiteCurve is lg.curves.HermiteCurve

@@ -9,7 +9,7 @@ import latentgeo as lg
 import numpy as np
 import pytest
 from conftest import EPS, SAFETY, PoincareHalfPlane, assert_within, random_rhvae
-from latentgeo.neural import loss_and_grad
+from latentgeo.solvers.neural import loss_and_grad
 
 ACTIVATIONS = ["tanh", "softplus", "relu", "identity"]
 POINCARE_DISTANCE = 2 * np.arcsinh(1.0)  # between (−1, 1) and (1, 1)
@@ -286,7 +286,7 @@ def test_constant_metric_gives_the_straight_line():
     assert result.converged
     assert abs(result.length - exact) < 1e-6
     # E ≥ L² (Cauchy–Schwarz), up to the rounding of the two sums over the evaluation grid
-    assert result.energy >= result.length**2 * (1 - SAFETY * lg.neural.DEFAULT_N_EVAL * EPS)
+    assert result.energy >= result.length**2 * (1 - SAFETY * lg.solvers.neural.DEFAULT_N_EVAL * EPS)
     t = np.linspace(0, 1, 51)
     pts = result.curve(t)
     offsets = (pts - z0) - np.outer((pts - z0) @ (z1 - z0) / np.sum((z1 - z0) ** 2), z1 - z0)

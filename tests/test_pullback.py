@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import EPS, SAFETY, assert_within, sum_tol
 from latentgeo import _core
-from latentgeo.pullback import ACTIVATIONS, CallablePullbackMetric, PullbackMetric
+from latentgeo.metrics.pullback import ACTIVATIONS, CallablePullbackMetric, PullbackMetric
 
 
 @pytest.fixture
@@ -199,7 +199,7 @@ def test_decoded_energies_against_numpy_and_central_differences(rng, variant):
 
 
 def test_smooth_says_whether_g_can_jump(rng):
-    from latentgeo.geodesic import _SOLVER_OPTIONS, _solver_options
+    from latentgeo.solvers.api import _SOLVER_OPTIONS, _solver_options
 
     smooth = {name: build(rng, config)[0].smooth for name, config in CONFIGS.items()}
     assert smooth == {name: name not in ("relu", "mixed") for name in CONFIGS}  # "mixed": ELU with α = 0.5
@@ -221,7 +221,7 @@ def test_decoded_polylines_that_skip_their_curve_are_solved_again_with_simpson(r
     """A random tanh MLP maps distant latent points close together: with the decoded energy some
     nodes wander where the chords are short but the curve between them is long (measured energy
     5-150x the polyline's). Those pairs are solved again with Simpson's energy."""
-    from latentgeo.geodesic import _SOLVER_OPTIONS, _solver_options
+    from latentgeo.solvers.api import _SOLVER_OPTIONS, _solver_options
 
     metric, dim = build(rng, CONFIGS["tanh"])
     starts, ends = rng.normal(size=(2, 6, dim))
@@ -239,7 +239,7 @@ def test_decoded_polylines_that_skip_their_curve_are_solved_again_with_simpson(r
 
 
 def test_scaled_decoder_keeps_the_decoded_energy(rng):
-    from latentgeo.geodesic import default_quadrature
+    from latentgeo.solvers.api import default_quadrature
 
     metric, dim = build(rng, CONFIGS["tanh"])
     scaled = lg.ScaledMetric(metric, 4.0)
@@ -396,7 +396,7 @@ def test_torch_sequential_matches_weight_lists(rng):
 
 def test_torch_layers_outside_the_core_take_the_torch_path():
     torch = pytest.importorskip("torch")
-    from latentgeo.torch_pullback import TorchPullbackMetric
+    from latentgeo.metrics.pullback.torch_decoder import TorchPullbackMetric
 
     seq = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Dropout())  # training mode
     with pytest.warns(UserWarning, match=r"^module: in training mode with \['Dropout'\] layers"):

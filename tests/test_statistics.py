@@ -438,7 +438,7 @@ def test_brownian_motion_in_polar_coordinates_is_planar_brownian_motion():
 
 def test_brownian_drift_is_minus_half_the_contracted_christoffel(rng):
     # The drift of the callback path against brute-force Christoffel symbols of G and ∂G.
-    from latentgeo.statistics._sampling import _diffusion_callback
+    from latentgeo.statistics.brownian import _diffusion_callback
 
     for metric in (PolarFlat(), reference_rhvae(), StereographicSphere()):
         z = rng.uniform(0.3, 1.5, (5, 2))
@@ -669,7 +669,7 @@ def test_kmeans_bad_input(kwargs, name):
 def test_native_brownian_drift_matches_the_toolbox_christoffel_symbols(rng):
     # The callback's drift against −½ Gⁱʲ Γᵏᵢⱼ from latentgeo.christoffel (the RHVAE's analytic
     # Christoffel symbols); the native paths equal the callback paths (test above).
-    from latentgeo.statistics._sampling import _diffusion_callback
+    from latentgeo.statistics.brownian import _diffusion_callback
 
     metric = reference_rhvae()
     z = rng.uniform(-0.5, 1.5, (6, 2))
@@ -797,8 +797,8 @@ def test_cli_statistics_errors_are_one_line(cli_files, args, fragment):
 
 def test_statistics_demo_writes_its_figure(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    from latentgeo.cli import _print_table
-    from latentgeo.statistics._demo import statistics_demo
+    from latentgeo.cli.commands import _print_table
+    from latentgeo.cli.statistics_demo import statistics_demo
     from PIL import Image
 
     rng = np.random.default_rng(0)

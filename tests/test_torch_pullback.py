@@ -15,13 +15,13 @@ import sys
 import latentgeo as lg
 import numpy as np
 import pytest
-from latentgeo.geodesic import default_quadrature
-from latentgeo.pullback import PullbackMetric
+from latentgeo.metrics.pullback import PullbackMetric
+from latentgeo.solvers.api import default_quadrature
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from latentgeo.torch_pullback import TorchPullbackMetric  # noqa: E402
+from latentgeo.metrics.pullback.torch_decoder import TorchPullbackMetric  # noqa: E402
 
 EPS = np.finfo(float).eps
 

@@ -47,13 +47,16 @@ template <class K>
 template <class F>
 auto visit_kernel(const pybind11::object& kernel, double scale, F&& f) {
   namespace py = pybind11;
+  using latentgeo::ConstantKernel;
+  using latentgeo::PullbackKernel;
+  using latentgeo::RHVAEKernel;
   using latentgeo::ScaledKernel;
   require(std::isfinite(scale) && scale > 0.0, "scale: must be finite and > 0");
-  if (py::isinstance<latentgeo::RHVAEKernel>(kernel))
+  if (py::isinstance<RHVAEKernel>(kernel))
     return f(ScaledKernel<latentgeo::RHVAEKernel>(kernel.cast<const latentgeo::RHVAEKernel&>(), scale));
-  if (py::isinstance<latentgeo::ConstantKernel>(kernel))
+  if (py::isinstance<ConstantKernel>(kernel))
     return f(ScaledKernel<latentgeo::ConstantKernel>(kernel.cast<const latentgeo::ConstantKernel&>(), scale));
-  if (py::isinstance<latentgeo::PullbackKernel>(kernel))
+  if (py::isinstance<PullbackKernel>(kernel))
     return f(ScaledKernel<latentgeo::PullbackKernel>(kernel.cast<const latentgeo::PullbackKernel&>(), scale));
   throw std::invalid_argument("kernel: expected an RHVAEKernel, ConstantKernel or PullbackKernel, got " +
                               py::repr(py::type::of(kernel)).cast<std::string>());

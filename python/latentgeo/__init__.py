@@ -9,7 +9,7 @@ geodesic interpolation, Brownian motion, Riemannian volume sampling), with a C++
 from __future__ import annotations
 
 from . import _core, datasets, statistics
-from .connection import (
+from .connection.maps import (
     ExpMapResult,
     LogMapResult,
     TransportResult,
@@ -23,11 +23,12 @@ from .connection import (
     transport_along_geodesic,
 )
 from .curves import curve_energy, curve_integral, curve_length, curve_velocity_finitediff, discrete_velocity
-from .distances import geodesic_distances
 from .errors import MetricDomainError
-from .geodesic import geodesic, geodesics
 from .metrics import ConstantMetric, DenseMetric, Metric, RHVAEMetric, ScaledMetric
-from .neural import (  # the seed's names: aliases of the three above
+from .metrics.pullback import CallablePullbackMetric, PullbackMetric
+from .solvers.api import geodesic, geodesics
+from .solvers.distances import geodesic_distances
+from .solvers.neural import (  # the seed's names: aliases of the three above
     NeuralGeodesic,
     NeuralGeodesicResult,
     curve_velocity_exact,
@@ -40,9 +41,8 @@ from .neural import (  # the seed's names: aliases of the three above
     train,
     train_neural_geodesic,
 )
-from .optim import SGD, Adam
-from .pullback import CallablePullbackMetric, PullbackMetric
-from .results import DistanceResult, GeodesicBatch, GeodesicResult
+from .solvers.neural.optim import SGD, Adam
+from .solvers.results import DistanceResult, GeodesicBatch, GeodesicResult
 from .statistics import (
     BrownianMotionResult,
     ClusteringResult,

@@ -368,7 +368,7 @@ def curvature_grid(metric, bounds, resolution: Union[int, Tuple[int, int]] = 100
     ValueError
         A grid point lies outside the metric's domain (G singular or not finite there).
     """
-    from .connection import gaussian_curvature
+    from .connection.maps import gaussian_curvature
 
     xs, ys, grid = _grid(metric, bounds, resolution, "curvature")
     return xs, ys, gaussian_curvature(metric, grid, n_threads=n_threads).reshape(len(ys), len(xs))
@@ -460,7 +460,7 @@ def plot_exp_fan(
     -------
     matplotlib.axes.Axes
     """
-    from .connection import exp_map
+    from .connection.maps import exp_map
 
     if getattr(metric, "dim", None) != 2:
         raise ValueError(f"metric: fan plots need a 2-d latent space, got dim={getattr(metric, 'dim', None)}")

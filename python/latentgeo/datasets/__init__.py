@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..metrics import RHVAEMetric
-from ..pullback import PullbackMetric
+from ..metrics.pullback import PullbackMetric
 
 __all__ = ["DigitsRHVAE", "load_digits_rhvae", "digits_rhvae_path", "digits_decoder_path"]
 

@@ -9,17 +9,14 @@ rest drives the batched geodesic, exp and log computations of the core.
 
 from __future__ import annotations
 
-from ._clustering import ClusteringResult, kmeans, kmedoids
-from ._interpolate import InterpolationResult, interpolate
-from ._mean import FrechetMeanResult, frechet_mean
-from ._sampling import (
-    BrownianMotionResult,
-    SamplingResult,
-    brownian_motion,
-    effective_sample_size,
-    log_det_and_gradient,
-    sample_riemannian,
-)
+from .brownian import BrownianMotionResult, brownian_motion
+from .clustering import ClusteringResult
+from .interpolation import InterpolationResult, interpolate
+from .kmeans import kmeans
+from .kmedoids import kmedoids
+from .mean import FrechetMeanResult, frechet_mean
+from .sampling import log_det_and_gradient
+from .volume_sampling import SamplingResult, effective_sample_size, sample_riemannian
 
 __all__ = [
     "BrownianMotionResult",
