@@ -3,15 +3,17 @@
 
 #include <pybind11/eigen.h>
 #include <pybind11/gil_safe_call_once.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <exception>
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
-#include "latentgeo/cancel.hpp"
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/cancel.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo_bindings {
 
@@ -81,6 +83,61 @@ inline void require(bool ok, const std::string& message) {
 inline void require_cols(const latentgeo::ConstRowMatrixRef& a, latentgeo::Index cols, const char* name) {
   require(a.cols() == cols,
           std::string(name) + ": expected " + std::to_string(cols) + " columns, got " + std::to_string(a.cols()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Array converters of every binding file (GIL held)
+// ---------------------------------------------------------------------------------------------
+using DoubleArray = pybind11::array_t<double, pybind11::array::c_style | pybind11::array::forcecast>;
+using BoolArray = pybind11::array_t<bool, pybind11::array::c_style | pybind11::array::forcecast>;
+
+// A (rows, ...) array of rows * cols doubles as a rows x cols matrix; otherwise
+// std::invalid_argument "<who>: <what> has the wrong shape".
+inline latentgeo::RowMatrix as_rows(const pybind11::handle& h, latentgeo::Index rows, latentgeo::Index cols,
+                                    const std::string& who, const std::string& what) {
+  const DoubleArray arr = DoubleArray::ensure(h);
+  require(arr && arr.size() == rows * cols && arr.ndim() >= 1 && arr.shape(0) == rows,
+          who + ": " + what + " has the wrong shape");
+  return Eigen::Map<const latentgeo::RowMatrix>(arr.data(), rows, cols);
+}
+
+// An (n,) bool array of "inside the domain" flags as 0/1.
+inline std::vector<char> as_flags(const pybind11::handle& h, latentgeo::Index n, const std::string& who) {
+  const BoolArray arr = BoolArray::ensure(h);
+  require(arr && arr.ndim() == 1 && arr.shape(0) == n, who + ": ok must have shape (N,)");
+  std::vector<char> out(static_cast<std::size_t>(n));
+  for (latentgeo::Index i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = arr.data()[i] ? 1 : 0;
+  return out;
+}
+
+// 0/1 flags as an (n,) bool array.
+inline pybind11::array_t<bool> to_flags(const std::vector<char>& ok) {
+  pybind11::array_t<bool> out(static_cast<pybind11::ssize_t>(ok.size()));
+  for (std::size_t i = 0; i < ok.size(); ++i) out.mutable_at(static_cast<pybind11::ssize_t>(i)) = ok[i] != 0;
+  return out;
+}
+
+// A (rows x a*b*c... ) matrix as an (a, b, c) array.
+inline pybind11::array_t<double> reshape3(const latentgeo::RowMatrix& m, latentgeo::Index a, latentgeo::Index b,
+                                          latentgeo::Index c) {
+  pybind11::array_t<double> out({a, b, c});
+  std::copy(m.data(), m.data() + m.size(), out.mutable_data());
+  return out;
+}
+
+// An options struct T from keyword arguments: a default-constructed T (C++ is the one home of each
+// default) with the given attributes set through its Python class (which checks their types);
+// an unknown name is an std::invalid_argument naming it. The class of T must be registered.
+template <class T>
+T from_keywords(const pybind11::dict& kwargs, const char* type_name) {
+  pybind11::object obj = pybind11::cast(T());
+  for (const auto& item : kwargs) {
+    const std::string name = pybind11::str(item.first);
+    require(!name.empty() && name[0] != '_' && pybind11::hasattr(obj, name.c_str()),
+            name + ": not an option of " + type_name);
+    obj.attr(item.first) = item.second;
+  }
+  return obj.cast<T>();
 }
 
 // q = v^T G(z) v per point, and with grad also dq/dz and dq/dv, for any C++ kernel of the

@@ -1,27 +1,24 @@
-// Bindings of the connection (connection.hpp): Christoffel symbols, curvature, exp/log maps and
-// parallel transport. Every function takes the metric's native model (an RHVAEModel, a
-// ConstantKernel or a PullbackKernel, dispatched here once) or, for any other metric, the batched
-// Python callback `geometry_fn(z, want_derivative) -> (G, dG or None, ok)` of latentgeo.connection.
-// C++ work runs with the GIL released; the callback takes it back for each batched call, and its
-// model runs on one thread with all trajectories in one lockstep block (one call per stage).
+// Bindings of the connection (connection/connection.hpp): Christoffel symbols, curvature, exp/log
+// maps and parallel transport. Every function takes a native kernel and its scale (an
+// RHVAEKernel, ConstantKernel or PullbackKernel, dispatched by native_dispatch.hpp, scaled there)
+// or, with kernel = None, the batched Python callback `geometry_fn(z, want_derivative) -> (G, dG
+// or None, ok)` of latentgeo.connection. C++ work runs with the GIL released; the callback takes it
+// back for each batched call, and its model runs on one thread with all trajectories in one
+// lockstep block (one call per stage).
 #include <pybind11/eigen.h>
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
-#include "latentgeo/connection.hpp"
-#include "latentgeo/pullback.hpp"
+#include "latentgeo/connection/connection.hpp"
+#include "native_dispatch.hpp"
+#include "python_callbacks.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConnectionOptions;
-using latentgeo::ConstantKernel;
 using latentgeo::ConstRowMatrixRef;
 using latentgeo::Index;
-using latentgeo::LocalGeometry;
 using latentgeo::OdeStats;
-using latentgeo::Order;
-using latentgeo::PullbackKernel;
-using latentgeo::RHVAEModel;
 using latentgeo::RowMatrix;
 using latentgeo::Vector;
 
@@ -29,87 +26,27 @@ namespace latentgeo_bindings {
 
 namespace {
 
-using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
-
-RowMatrix as_rows(const py::handle& h, Index rows, Index cols, const std::string& what) {
-  const Array arr = Array::ensure(h);
-  require(arr && arr.size() == rows * cols && arr.ndim() >= 1 && arr.shape(0) == rows,
-          "metric: " + what + " has the wrong shape");
-  return Eigen::Map<const RowMatrix>(arr.data(), rows, cols);
-}
-
-// G and dG of a Python metric through latentgeo.connection's batched callback.
-class PythonSource {
- public:
-  PythonSource(py::object fn, Index dim) : fn_(std::move(fn)), d_(dim) {}
-  Index dim() const { return d_; }
-  void operator()(const ConstRowMatrixRef& z, bool want_derivative, RowMatrix& g, RowMatrix& dg,
-                  std::vector<char>& ok) const {
-    const Index n = z.rows(), d = d_;
-    py::gil_scoped_acquire gil;
-    const py::tuple out = fn_(RowMatrix(z), want_derivative).cast<py::tuple>();
-    require(out.size() == 3, "metric: the geometry callback must return (G, dG, ok)");
-    g = as_rows(out[0], n, d * d, "G");
-    if (want_derivative) dg = as_rows(out[1], n, d * d * d, "dG");
-    const auto flags = py::array_t<bool, py::array::c_style | py::array::forcecast>::ensure(out[2]);
-    require(flags && flags.size() == n, "metric: the geometry callback returned ok of the wrong size");
-    for (Index r = 0; r < n; ++r) ok[static_cast<std::size_t>(r)] = flags.data()[r] ? 1 : 0;
-  }
-
- private:
-  py::object fn_;
-  Index d_;
-};
-
-// gamma(t) and gamma'(t) of one Python curve: curve_fn(t (N,)) -> (points (N, d), velocities (N, d)).
-class PythonCurve {
- public:
-  PythonCurve(py::object fn, Index dim) : fn_(std::move(fn)), d_(dim) {}
-  Index dim() const { return d_; }
-  double next_break(Index, double) const { return std::numeric_limits<double>::infinity(); }
-  void evaluate(const std::vector<Index>&, const Vector& t, RowMatrix& z, RowMatrix& v, std::vector<char>& ok) const {
-    const Index n = t.size();
-    py::gil_scoped_acquire gil;
-    const py::tuple out = fn_(t).cast<py::tuple>();
-    require(out.size() == 2, "curve: the curve callback must return (points, velocities)");
-    z = as_rows(out[0], n, d_, "curve points");
-    v = as_rows(out[1], n, d_, "curve velocities");
-    for (Index r = 0; r < n; ++r) ok[static_cast<std::size_t>(r)] = z.row(r).allFinite() && v.row(r).allFinite();
-  }
-
- private:
-  py::object fn_;
-  Index d_;
-};
-
-// Runs body(model, options, n_threads) on the native model held by `model`, or on the Python
-// callback's model (one thread, one lockstep block of `batch` trajectories), with the GIL released.
+// Runs body(model, options, n_threads) on the connection model of the native kernel (kernel,
+// scale), or with kernel = None on the Python callback's model (one thread, one lockstep block of
+// `batch` trajectories), with the GIL released.
 template <class Body>
-auto with_model(const py::object& model, const py::object& geometry_fn, Index dim, ConnectionOptions o, int n_threads,
-                Index batch, Body&& body) {
+auto with_model(const py::object& kernel, double scale, const py::object& geometry_fn, Index dim, ConnectionOptions o,
+                int n_threads, Index batch, Body&& body) {
   auto run = [&](const auto& m, const ConnectionOptions& opts, int threads) {
     require(m.dim() == dim, "z: dimension " + std::to_string(dim) + " does not match the metric's dimension " +
                                 std::to_string(m.dim()));
     py::gil_scoped_release release;  // GIL released for every connection call (callbacks retake it)
     return body(m, opts, threads);
   };
-  if (py::isinstance<RHVAEModel>(model)) return run(model.cast<const RHVAEModel&>(), o, n_threads);
-  if (py::isinstance<ConstantKernel>(model))
-    return run(latentgeo::ConstantModel(model.cast<const ConstantKernel&>().matrix()), o, n_threads);
-  if (py::isinstance<PullbackKernel>(model)) {
-    using Source = latentgeo::KernelSource<PullbackKernel>;
-    return run(latentgeo::MetricSourceModel<Source>(Source(model.cast<const PullbackKernel&>()), o.fd_step), o,
-               n_threads);
-  }
-  require(!geometry_fn.is_none(), "metric: no native model and no geometry callback");
+  if (!kernel.is_none())
+    return visit_kernel(kernel, scale, [&](const auto& k) {
+      using Kernel = std::decay_t<decltype(k)>;
+      return run(latentgeo::KernelModel<Kernel>(k, o.fd_step), o, n_threads);
+    });
+  require(!geometry_fn.is_none(), "geometry_fn: needed for a metric without a native kernel");
+  require(scale == 1.0, "scale: a Python metric carries its own scale (expected 1)");
   o.block = std::max<Index>(o.block, batch);
   return run(latentgeo::MetricSourceModel<PythonSource>(PythonSource(geometry_fn, dim), o.fd_step), o, 1);
-}
-
-py::array_t<bool> flags(const std::vector<char>& ok) {
-  py::array_t<bool> out(static_cast<py::ssize_t>(ok.size()));
-  for (std::size_t i = 0; i < ok.size(); ++i) out.mutable_at(static_cast<py::ssize_t>(i)) = ok[i] != 0;
-  return out;
 }
 
 // status, n_steps, n_rejected and the time reached of each trajectory.
@@ -148,39 +85,39 @@ void check_options(const ConnectionOptions& o) {
   require(o.block >= 1, "block: must be >= 1");
 }
 
-py::tuple christoffel(const py::object& model, const py::object& geometry_fn, const ConstRowMatrixRef& z,
+py::tuple christoffel(const py::object& kernel, double scale, const py::object& geometry_fn, const ConstRowMatrixRef& z,
                       const ConnectionOptions& o, int n_threads) {
   check_options(o);
   std::vector<char> ok;
-  RowMatrix gamma = with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(),
+  RowMatrix gamma = with_model(kernel, scale, geometry_fn, z.cols(), o, n_threads, z.rows(),
                                [&](const auto& m, const ConnectionOptions& opts, int threads) {
                                  return latentgeo::christoffel(m, z, ok, opts, threads);
                                });
-  return py::make_tuple(gamma, flags(ok));
+  return py::make_tuple(gamma, to_flags(ok));
 }
 
-py::tuple curvature(const py::object& model, const py::object& geometry_fn, const ConstRowMatrixRef& z,
+py::tuple curvature(const py::object& kernel, double scale, const py::object& geometry_fn, const ConstRowMatrixRef& z,
                     const ConnectionOptions& o, int n_threads) {
   check_options(o);
   std::vector<char> ok;
   RowMatrix ricci;
   Vector scalar;
-  with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(),
+  with_model(kernel, scale, geometry_fn, z.cols(), o, n_threads, z.rows(),
              [&](const auto& m, const ConnectionOptions& opts, int threads) {
                latentgeo::curvature(m, z, ricci, scalar, ok, opts, threads);
                return 0;
              });
-  return py::make_tuple(ricci, scalar, flags(ok));
+  return py::make_tuple(ricci, scalar, to_flags(ok));
 }
 
-py::dict exp_map(const py::object& model, const py::object& geometry_fn, const ConstRowMatrixRef& z,
+py::dict exp_map(const py::object& kernel, double scale, const py::object& geometry_fn, const ConstRowMatrixRef& z,
                  const ConstRowMatrixRef& v, double t_end, const Vector& t_out, const ConnectionOptions& o,
                  int n_threads) {
   check_options(o);
   require(v.rows() == z.rows() && v.cols() == z.cols(), "v: expected the shape of z");
   require(std::isfinite(t_end) && t_end > 0.0, "t: the end time must be > 0");
   check_times(t_out, t_end);
-  const latentgeo::ExpOutput e = with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(),
+  const latentgeo::ExpOutput e = with_model(kernel, scale, geometry_fn, z.cols(), o, n_threads, z.rows(),
                                             [&](const auto& m, const ConnectionOptions& opts, int threads) {
                                               return latentgeo::exp_map(m, z, v, t_end, t_out, opts, threads);
                                             });
@@ -194,13 +131,13 @@ py::dict exp_map(const py::object& model, const py::object& geometry_fn, const C
   return out;
 }
 
-py::dict log_map(const py::object& model, const py::object& geometry_fn, const ConstRowMatrixRef& z0,
+py::dict log_map(const py::object& kernel, double scale, const py::object& geometry_fn, const ConstRowMatrixRef& z0,
                  const ConstRowMatrixRef& z1, const ConstRowMatrixRef& v_init, const ConnectionOptions& o,
                  int n_threads) {
   check_options(o);
   require(z1.rows() == z0.rows() && z1.cols() == z0.cols(), "z1: expected the shape of z0");
   require(v_init.rows() == z0.rows() && v_init.cols() == z0.cols(), "v_init: expected the shape of z0");
-  const latentgeo::ShootingOutput s = with_model(model, geometry_fn, z0.cols(), o, n_threads, z0.rows(),
+  const latentgeo::ShootingOutput s = with_model(kernel, scale, geometry_fn, z0.cols(), o, n_threads, z0.rows(),
                                                  [&](const auto& m, const ConnectionOptions& opts, int threads) {
                                                    return latentgeo::shoot(m, z0, z1, v_init, opts, threads);
                                                  });
@@ -225,23 +162,24 @@ void check_vectors(const ConstRowMatrixRef& w, Index rows, Index d) {
   require(w.rows() == rows && d > 0 && w.cols() % d == 0 && w.cols() > 0, "vectors: expected (B, V * d) rows");
 }
 
-py::dict transport_geodesic(const py::object& model, const py::object& geometry_fn, const ConstRowMatrixRef& z,
-                            const ConstRowMatrixRef& v, const ConstRowMatrixRef& w, double t_end, const Vector& t_out,
-                            const ConnectionOptions& o, int n_threads) {
+py::dict transport_geodesic(const py::object& kernel, double scale, const py::object& geometry_fn,
+                            const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, const ConstRowMatrixRef& w,
+                            double t_end, const Vector& t_out, const ConnectionOptions& o, int n_threads) {
   check_options(o);
   require(v.rows() == z.rows() && v.cols() == z.cols(), "v: expected the shape of z");
   check_vectors(w, z.rows(), z.cols());
   require(std::isfinite(t_end) && t_end > 0.0, "t: the end time must be > 0");
   check_times(t_out, t_end);
-  return pack_transport(with_model(model, geometry_fn, z.cols(), o, n_threads, z.rows(),
+  return pack_transport(with_model(kernel, scale, geometry_fn, z.cols(), o, n_threads, z.rows(),
                                    [&](const auto& m, const ConnectionOptions& opts, int threads) {
                                      return latentgeo::transport_geodesic(m, z, v, w, t_end, t_out, opts, threads);
                                    }));
 }
 
 // Along the C^1 Hermite interpolants of node arrays (n_i, d), one per row of w, on [0, 1].
-py::dict transport_nodes(const py::object& model, const py::object& geometry_fn, const std::vector<RowMatrix>& nodes,
-                         const ConstRowMatrixRef& w, const Vector& t_out, const ConnectionOptions& o, int n_threads) {
+py::dict transport_nodes(const py::object& kernel, double scale, const py::object& geometry_fn,
+                         const std::vector<RowMatrix>& nodes, const ConstRowMatrixRef& w, const Vector& t_out,
+                         const ConnectionOptions& o, int n_threads) {
   check_options(o);
   require(!nodes.empty(), "curve: no curves");
   const Index d = nodes.front().cols();
@@ -249,35 +187,31 @@ py::dict transport_nodes(const py::object& model, const py::object& geometry_fn,
   check_vectors(w, static_cast<Index>(nodes.size()), d);
   check_times(t_out, 1.0);
   const latentgeo::HermiteCurves curves(nodes);
-  return pack_transport(with_model(model, geometry_fn, d, o, n_threads, w.rows(),
+  return pack_transport(with_model(kernel, scale, geometry_fn, d, o, n_threads, w.rows(),
                                    [&](const auto& m, const ConnectionOptions& opts, int threads) {
                                      return latentgeo::transport_curve(m, curves, w, 1.0, t_out, opts, threads);
                                    }));
 }
 
 // Along one Python curve on [0, 1]: curve_fn(t) -> (points, velocities); w is (1, V d).
-py::dict transport_callable(const py::object& model, const py::object& geometry_fn, const py::object& curve_fn,
-                            Index dim, const ConstRowMatrixRef& w, const Vector& t_out, const ConnectionOptions& o) {
+py::dict transport_callable(const py::object& kernel, double scale, const py::object& geometry_fn,
+                            const py::object& curve_fn, Index dim, const ConstRowMatrixRef& w, const Vector& t_out,
+                            const ConnectionOptions& o) {
   check_options(o);
   check_vectors(w, 1, dim);
   check_times(t_out, 1.0);
   const PythonCurve curve(curve_fn, dim);
   return pack_transport(
-      with_model(model, geometry_fn, dim, o, 1, 1, [&](const auto& m, const ConnectionOptions& opts, int) {
+      with_model(kernel, scale, geometry_fn, dim, o, 1, 1, [&](const auto& m, const ConnectionOptions& opts, int) {
         return latentgeo::transport_curve(m, curve, w, 1.0, t_out, opts, 1);
       }));
-}
-
-RHVAEModel make_rhvae_model(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature,
-                            double regularization, double scale) {
-  return RHVAEModel(centroids, m_packed, temperature, regularization, scale);
 }
 
 }  // namespace
 
 void register_connection(py::module_& m) {
   py::class_<ConnectionOptions>(m, "ConnectionOptions", "Options of the connection operations (defaults in C++).")
-      .def(py::init<>())
+      .def(py::init([](const py::kwargs& kw) { return from_keywords<ConnectionOptions>(kw, "ConnectionOptions"); }))
       .def_readwrite("rtol", &ConnectionOptions::rtol)
       .def_readwrite("max_steps", &ConnectionOptions::max_steps)
       .def_readwrite("tol", &ConnectionOptions::tol)
@@ -285,31 +219,28 @@ void register_connection(py::module_& m) {
       .def_readwrite("jacobian_rtol", &ConnectionOptions::jacobian_rtol)
       .def_readwrite("fd_step", &ConnectionOptions::fd_step)
       .def_readwrite("block", &ConnectionOptions::block);
-  py::class_<RHVAEModel>(m, "RHVAEModel", "The RHVAE metric with analytic second derivatives (connection).")
-      .def(py::init(&make_rhvae_model), py::arg("centroids"), py::arg("m_packed"), py::arg("temperature"),
-           py::arg("regularization"), py::arg("scale"))
-      .def_property_readonly("dim", &RHVAEModel::dim)
-      .def_property_readonly("n_centroids", &RHVAEModel::n_centroids);
   m.def("connection_status_names", [] {
     std::vector<std::string> names;
     for (int s = 0; s < latentgeo::kConnectionStatusCount; ++s)
       names.emplace_back(latentgeo::connection_status_name(s));
     return names;
   });
-  m.def("christoffel", &christoffel, py::arg("model"), py::arg("geometry_fn"), py::arg("z"), py::arg("options"),
-        py::arg("n_threads"));
-  m.def("curvature", &curvature, py::arg("model"), py::arg("geometry_fn"), py::arg("z"), py::arg("options"),
-        py::arg("n_threads"));
-  m.def("exp_map", &exp_map, py::arg("model"), py::arg("geometry_fn"), py::arg("z"), py::arg("v"), py::arg("t_end"),
-        py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
-  m.def("log_map", &log_map, py::arg("model"), py::arg("geometry_fn"), py::arg("z0"), py::arg("z1"), py::arg("v_init"),
+  m.def("christoffel", &christoffel, py::kw_only(), py::arg("kernel"), py::arg("scale"), py::arg("geometry_fn"),
+        py::arg("z"), py::arg("options"), py::arg("n_threads"));
+  m.def("curvature", &curvature, py::kw_only(), py::arg("kernel"), py::arg("scale"), py::arg("geometry_fn"),
+        py::arg("z"), py::arg("options"), py::arg("n_threads"));
+  m.def("exp_map", &exp_map, py::kw_only(), py::arg("kernel"), py::arg("scale"), py::arg("geometry_fn"), py::arg("z"),
+        py::arg("v"), py::arg("t_end"), py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
+  m.def("log_map", &log_map, py::kw_only(), py::arg("kernel"), py::arg("scale"), py::arg("geometry_fn"), py::arg("z0"),
+        py::arg("z1"), py::arg("v_init"), py::arg("options"), py::arg("n_threads"));
+  m.def("transport_geodesic", &transport_geodesic, py::kw_only(), py::arg("kernel"), py::arg("scale"),
+        py::arg("geometry_fn"), py::arg("z"), py::arg("v"), py::arg("w"), py::arg("t_end"), py::arg("t_out"),
         py::arg("options"), py::arg("n_threads"));
-  m.def("transport_geodesic", &transport_geodesic, py::arg("model"), py::arg("geometry_fn"), py::arg("z"), py::arg("v"),
-        py::arg("w"), py::arg("t_end"), py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
-  m.def("transport_nodes", &transport_nodes, py::arg("model"), py::arg("geometry_fn"), py::arg("nodes"), py::arg("w"),
-        py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
-  m.def("transport_callable", &transport_callable, py::arg("model"), py::arg("geometry_fn"), py::arg("curve_fn"),
-        py::arg("dim"), py::arg("w"), py::arg("t_out"), py::arg("options"));
+  m.def("transport_nodes", &transport_nodes, py::kw_only(), py::arg("kernel"), py::arg("scale"), py::arg("geometry_fn"),
+        py::arg("nodes"), py::arg("w"), py::arg("t_out"), py::arg("options"), py::arg("n_threads"));
+  m.def("transport_callable", &transport_callable, py::kw_only(), py::arg("kernel"), py::arg("scale"),
+        py::arg("geometry_fn"), py::arg("curve_fn"), py::arg("dim"), py::arg("w"), py::arg("t_out"),
+        py::arg("options"));
 }
 
 }  // namespace latentgeo_bindings

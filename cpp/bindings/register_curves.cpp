@@ -2,7 +2,7 @@
 #include <pybind11/eigen.h>
 
 #include "bindings.hpp"
-#include "latentgeo/curves.hpp"
+#include "latentgeo/numerics/curves.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstRowMatrixRef;

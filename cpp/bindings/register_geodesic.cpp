@@ -1,9 +1,9 @@
-// Thin bindings of the discrete geodesic solver: dispatch on the metric's C++ kernel, shape
-// checks, GIL release, results as arrays.
+// Thin bindings of the discrete geodesic solver: dispatch on the metric's C++ kernel
+// (native_dispatch.hpp), shape checks, GIL release, results as arrays.
 //
 // Kernels solved natively (pairs in parallel, the GIL released): RHVAEKernel, ConstantKernel,
-// PullbackKernel.
-// Any other metric object of the protocol goes through PythonKernel (python_metric.hpp), which
+// PullbackKernel, each as ScaledKernel with the metric's scale.
+// Any other metric object of the protocol (kernel = None) goes through PythonKernel (python_callbacks.hpp), which
 // calls metric.quadratic_form(z, v, grad=...) with the GIL held; its pairs are solved in lockstep so
 // that one call serves the evaluations of all of them.
 #include <pybind11/eigen.h>
@@ -16,10 +16,9 @@
 #include <vector>
 
 #include "bindings.hpp"
-#include "latentgeo/geodesic.hpp"
-#include "latentgeo/pullback.hpp"
-#include "latentgeo/rhvae.hpp"
-#include "python_metric.hpp"
+#include "latentgeo/numerics/geodesic.hpp"
+#include "native_dispatch.hpp"
+#include "python_callbacks.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstantKernel;
@@ -27,34 +26,12 @@ using latentgeo::ConstRowMatrixRef;
 using latentgeo::GeodesicOptions;
 using latentgeo::GeodesicSolution;
 using latentgeo::Index;
-using latentgeo::PullbackKernel;
-using latentgeo::RHVAEKernel;
 using latentgeo::RowMatrix;
 using latentgeo::Vector;
 
 namespace latentgeo_bindings {
 
 namespace {
-
-template <class Kernel>
-std::vector<GeodesicSolution> run(const Kernel& kernel, double scale, const ConstRowMatrixRef& starts,
-                                  const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0,
-                                  const GeodesicOptions& o, int n_threads) {
-  const latentgeo::ScaledKernel<Kernel> scaled(kernel, scale);
-  return latentgeo::solve_geodesics(scaled, starts, ends, init, n0, o, n_threads);
-}
-
-// Solves on the C++ kernel of type Kernel, GIL released, when `kernel` holds one.
-template <class Kernel>
-bool solve_native(const py::object& kernel, double scale, const ConstRowMatrixRef& starts,
-                  const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0, const GeodesicOptions& o,
-                  int n_threads, std::vector<GeodesicSolution>& sols) {
-  if (!py::isinstance<Kernel>(kernel)) return false;
-  const Kernel& k = kernel.cast<const Kernel&>();
-  require(k.dim() == starts.cols(), "starts: dimension does not match the metric");
-  run_interruptible([&] { sols = run(k, scale, starts, ends, init, n0, o, n_threads); });  // GIL released
-  return true;
-}
 
 // The Python exception behind a metric_error (None for other statuses or a C++ error).
 py::object python_error(const GeodesicSolution& s) {
@@ -118,7 +95,7 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
   return out;
 }
 
-// The state of the options, in the order of kOptionNames (repr, equality and pickling).
+// The options' attribute names (repr, equality and pickling, whose state is a dict by name).
 constexpr std::array<const char*, 11> kOptionNames = {"n_segments", "min_segments",   "max_segments", "length_tol",
                                                       "ftol",       "gtol",           "max_iter",     "history",
                                                       "quadrature", "pairs_per_call", "max_ratio"};
@@ -136,34 +113,19 @@ void set_quadrature(GeodesicOptions& o, const std::string& name) {
   throw std::invalid_argument("quadrature: expected 'simpson', 'midpoint' or 'decoded', got '" + name + "'");
 }
 
-py::tuple option_state(const GeodesicOptions& o) {
-  return py::make_tuple(o.n_segments, o.min_segments, o.max_segments, o.length_tol, o.ftol, o.gtol, o.max_iter,
-                        o.history, quadrature_name(o), o.pairs_per_call, o.max_ratio);
-}
-
-GeodesicOptions options_from_state(const py::tuple& t) {
-  require(t.size() == kOptionNames.size(),
-          "GeodesicOptions: expected a state of " + std::to_string(kOptionNames.size()) + " values");
-  GeodesicOptions o;
-  o.n_segments = t[0].cast<Index>();
-  o.min_segments = t[1].cast<Index>();
-  o.max_segments = t[2].cast<Index>();
-  o.length_tol = t[3].cast<double>();
-  o.ftol = t[4].cast<std::optional<double>>();
-  o.gtol = t[5].cast<std::optional<double>>();
-  o.max_iter = t[6].cast<int>();
-  o.history = t[7].cast<int>();
-  set_quadrature(o, t[8].cast<std::string>());
-  o.pairs_per_call = t[9].cast<Index>();
-  o.max_ratio = t[10].cast<double>();
-  return o;
+py::dict option_state(const GeodesicOptions& o) {
+  const py::object obj = py::cast(o);
+  py::dict state;
+  for (const char* name : kOptionNames) state[name] = obj.attr(name);
+  return state;
 }
 
 std::string option_repr(const GeodesicOptions& o) {
-  const py::tuple state = option_state(o);
+  const py::dict state = option_state(o);
   std::string out = "GeodesicOptions(";
   for (std::size_t i = 0; i < kOptionNames.size(); ++i)
-    out += std::string(i > 0 ? ", " : "") + kOptionNames[i] + "=" + py::repr(state[i]).cast<std::string>();
+    out +=
+        std::string(i > 0 ? ", " : "") + kOptionNames[i] + "=" + py::repr(state[kOptionNames[i]]).cast<std::string>();
   return out + ")";
 }
 
@@ -187,6 +149,8 @@ std::vector<GeodesicSolution> solve_in_lockstep(const py::object& metric, const 
   return sols;
 }
 
+// Native kernels (kernel, scale) solve pairs in parallel with the GIL released; kernel = None
+// solves the Python metric in lockstep (the metric carries its own scale).
 py::dict geodesic_batch(py::object metric, py::object kernel, double scale, const ConstRowMatrixRef& starts,
                         const ConstRowMatrixRef& ends, const ConstRowMatrixRef& init, Index n0,
                         const GeodesicOptions& o, int n_threads) {
@@ -195,16 +159,22 @@ py::dict geodesic_batch(py::object metric, py::object kernel, double scale, cons
   require(n0 == 0 || (n0 >= 2 && init.rows() == starts.rows() * n0 && init.cols() == d),
           "init: expected (B * n0, d) rows");
   latentgeo::validate(o);
-  require(scale > 0, "scale: must be > 0");
   std::vector<GeodesicSolution> sols;
-  // The decoded energy needs a decoder: of the native kernels only PullbackKernel has one; other
-  // metrics evaluate it in Python (metric.decoded_energies).
-  const bool any_kernel = o.quadrature != latentgeo::Quadrature::decoded;
-  const bool native =
-      (any_kernel && solve_native<RHVAEKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols)) ||
-      (any_kernel && solve_native<ConstantKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols)) ||
-      solve_native<PullbackKernel>(kernel, scale, starts, ends, init, n0, o, n_threads, sols);
-  if (!native) sols = solve_in_lockstep(metric, starts, ends, init, n0, o);
+  if (kernel.is_none()) {
+    require(scale == 1.0, "scale: a Python metric carries its own scale (expected 1)");
+    sols = solve_in_lockstep(metric, starts, ends, init, n0, o);
+    return pack(sols, d);
+  }
+  visit_kernel(kernel, scale, [&](const auto& k) {
+    using Kernel = std::decay_t<decltype(k)>;
+    // The decoded energy needs a decoder: of the native kernels only PullbackKernel has one.
+    if constexpr (!latentgeo::detail::has_decoded_energy<Kernel>::value)
+      if (o.quadrature == latentgeo::Quadrature::decoded)
+        unsupported_kernel<Kernel>("quadrature 'decoded'", "no decoder");
+    require(k.dim() == d, "starts: dimension does not match the metric");
+    run_interruptible(  // GIL released
+        [&] { sols = latentgeo::solve_geodesics(k, starts, ends, init, n0, o, n_threads); });
+  });
   return pack(sols, d);
 }
 
@@ -217,7 +187,7 @@ void register_geodesic(py::module_& m) {
       .def_property_readonly("A", &ConstantKernel::matrix);
   py::class_<GeodesicOptions>(m, "GeodesicOptions",
                               "Options of the discrete geodesic solver; the defaults are latentgeo.geodesics'.")
-      .def(py::init<>())
+      .def(py::init([](const py::kwargs& kw) { return from_keywords<GeodesicOptions>(kw, "GeodesicOptions"); }))
       .def_readwrite("n_segments", &GeodesicOptions::n_segments, "> 0: fixed final number of segments; 0: adaptive")
       .def_readwrite("min_segments", &GeodesicOptions::min_segments, "segments of the first level")
       .def_readwrite("max_segments", &GeodesicOptions::max_segments, "adaptive refinement stops here")
@@ -230,12 +200,19 @@ void register_geodesic(py::module_& m) {
                     "the energy of a level: 'simpson', 'midpoint' or 'decoded' (a decoder's polyline)")
       .def_readwrite("max_ratio", &GeodesicOptions::max_ratio,
                      "the length error estimate's largest convergence ratio: 16 smooth metrics, 2 where G jumps")
+      .def_property(
+          "smooth", [](const GeodesicOptions& o) { return o.max_ratio == latentgeo::kSmoothRatio; },
+          [](GeodesicOptions& o, bool smooth) {
+            o.max_ratio = smooth ? latentgeo::kSmoothRatio : latentgeo::kJumpRatio;
+          },
+          "whether G is smooth: sets max_ratio to its smooth (16) or jump (2) value")
       .def_readwrite("pairs_per_call", &GeodesicOptions::pairs_per_call,
                      "metrics without a C++ kernel: pairs whose evaluations share one call")
       .def("__repr__", &option_repr)
       .def("__eq__",
            [](const GeodesicOptions& a, const GeodesicOptions& b) { return option_state(a).equal(option_state(b)); })
-      .def(py::pickle(&option_state, &options_from_state));
+      .def(py::pickle(&option_state,
+                      [](const py::dict& state) { return from_keywords<GeodesicOptions>(state, "GeodesicOptions"); }));
   m.def("geodesic_batch", &geodesic_batch, py::arg("metric"), py::arg("kernel"), py::arg("scale"), py::arg("starts"),
         py::arg("ends"), py::arg("init"), py::arg("n0"), py::arg("options"), py::arg("n_threads"),
         "Discrete geodesics of B pairs (private; use latentgeo.geodesics).");

@@ -3,7 +3,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.hpp"
-#include "latentgeo/pullback.hpp"
+#include "latentgeo/metrics/pullback.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstRowMatrixRef;

@@ -2,7 +2,7 @@
 #include <pybind11/eigen.h>
 
 #include "bindings.hpp"
-#include "latentgeo/rhvae.hpp"
+#include "latentgeo/metrics/rhvae.hpp"
 
 namespace py = pybind11;
 using latentgeo::ConstRowMatrixRef;

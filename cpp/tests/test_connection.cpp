@@ -3,7 +3,8 @@
 
 #include <cmath>
 
-#include "latentgeo/connection.hpp"
+#include "latentgeo/connection/connection.hpp"
+#include "latentgeo/metrics/rhvae.hpp"
 
 using namespace latentgeo;
 
@@ -74,7 +75,7 @@ RowMatrix rows(std::initializer_list<std::initializer_list<double>> values) {
   return m;
 }
 
-RHVAEModel random_rhvae(Index d, Index k, unsigned seed) {
+RHVAEKernel random_rhvae(Index d, Index k, unsigned seed) {
   std::srand(seed);
   const RowMatrix c = RowMatrix::Random(k, d);
   RowMatrix packed(k, packed_size(d));
@@ -83,7 +84,7 @@ RHVAEModel random_rhvae(Index d, Index k, unsigned seed) {
     l.diagonal().array() = l.diagonal().array().abs() + 0.3;
     pack_symmetric(Eigen::MatrixXd(l * l.transpose()), packed.row(i));
   }
-  return RHVAEModel(c, packed, 0.8, 0.05, 1.0);
+  return RHVAEKernel(c, packed, 0.8, 0.05, 1.0);
 }
 
 }  // namespace
@@ -165,8 +166,9 @@ TEST_CASE("sphere through central differences of Gamma: K = +1, transport keeps 
   }
 }
 
-TEST_CASE("RHVAE model: analytic Gamma and dGamma match central differences; Hamiltonian = Lagrangian flow") {
-  const RHVAEModel model = random_rhvae(3, 6, 3);
+TEST_CASE("RHVAE model: analytic Gamma and dGamma match central differences, Hamiltonian = Lagrangian flow") {
+  const RHVAEKernel kernel = random_rhvae(3, 6, 3);
+  const KernelModel<RHVAEKernel> model(kernel, 1e-3);
   const RowMatrix z = RowMatrix::Random(3, 3) * 0.7;
   LocalGeometry geo;
   model.evaluate(z, Order::second, geo);
@@ -199,7 +201,7 @@ TEST_CASE("RHVAE model: analytic Gamma and dGamma match central differences; Ham
   const ExpOutput hamiltonian = exp_map(model, z, v, 1.0, Vector(0), o, 1);
   RowMatrix y(3, 6);
   y << z, v;
-  const GeodesicFlow<RHVAEModel> lagrangian(model);
+  const GeodesicFlow<KernelModel<RHVAEKernel>> lagrangian(model);
   const RowMatrix atol = RowMatrix::Constant(3, 6, 1e-12);
   integrate(lagrangian, y, atol, 1.0, Vector(0), nullptr, o.ode(), 1);
   CHECK((hamiltonian.points - y.leftCols(3)).cwiseAbs().maxCoeff() < 1e-8);
@@ -224,27 +226,36 @@ TEST_CASE("Hermite curves: breaks at the nodes, positions and velocities of the 
 }
 
 TEST_CASE("RHVAE model: the Hamiltonian Jacobian and the endpoint Jacobians match central differences") {
-  const RHVAEModel model = random_rhvae(3, 7, 5);
-  const RowMatrix z = RowMatrix::Random(2, 3) * 0.6, p = RowMatrix::Random(2, 3);
-  RowMatrix zdot(2, 3), pdot(2, 3), jac;
-  std::vector<char> ok(2, 1);
-  model.hamiltonian_jacobian(z, p, zdot, pdot, jac, ok);
-  const double h = 1e-6;
-  for (Index r = 0; r < 2; ++r)
-    for (Index m = 0; m < 6; ++m) {  // d/dz_m (m < 3) and d/dp_{m-3}
-      RowMatrix za = z.row(r), zb = z.row(r), pa = p.row(r), pb = p.row(r);
-      (m < 3 ? za : pa)(0, m % 3) += h;
-      (m < 3 ? zb : pb)(0, m % 3) -= h;
-      RowMatrix fa(1, 3), ga(1, 3), fb(1, 3), gb(1, 3);
-      std::vector<char> flag(1, 1);
-      model.hamiltonian(za, pa, fa, ga, flag);
-      model.hamiltonian(zb, pb, fb, gb, flag);
-      const Index zdot_block = m < 3 ? 0 : 1, pdot_block = m < 3 ? 2 : 3;
-      for (Index k = 0; k < 3; ++k) {
-        CHECK(jac(r, zdot_block * 9 + k * 3 + m % 3) == doctest::Approx((fa(0, k) - fb(0, k)) / (2 * h)).epsilon(1e-6));
-        CHECK(jac(r, pdot_block * 9 + k * 3 + m % 3) == doctest::Approx((ga(0, k) - gb(0, k)) / (2 * h)).epsilon(1e-6));
+  for (const Index d : {3, 5}) {  // the fused (d <= 3) and the blocked (d >= 4) sums
+    CAPTURE(d);
+    const RHVAEKernel kd = random_rhvae(d, 7, 5);
+    const KernelModel<RHVAEKernel> md(kd, 1e-3);
+    const RowMatrix z = RowMatrix::Random(2, d) * 0.6, p = RowMatrix::Random(2, d);
+    RowMatrix zdot(2, d), pdot(2, d), jac;
+    std::vector<char> ok(2, 1);
+    md.hamiltonian_jacobian(z, p, zdot, pdot, jac, ok);
+    const double h = 1e-6;
+    for (Index r = 0; r < 2; ++r)
+      for (Index m = 0; m < 2 * d; ++m) {  // d/dz_m (m < d) and d/dp_{m-d}
+        RowMatrix za = z.row(r), zb = z.row(r), pa = p.row(r), pb = p.row(r);
+        (m < d ? za : pa)(0, m % d) += h;
+        (m < d ? zb : pb)(0, m % d) -= h;
+        RowMatrix fa(1, d), ga(1, d), fb(1, d), gb(1, d);
+        std::vector<char> flag(1, 1);
+        md.hamiltonian(za, pa, fa, ga, flag);
+        md.hamiltonian(zb, pb, fb, gb, flag);
+        const Index zdot_block = m < d ? 0 : 1, pdot_block = m < d ? 2 : 3;
+        for (Index k = 0; k < d; ++k) {
+          CHECK(jac(r, zdot_block * d * d + k * d + m % d) ==
+                doctest::Approx((fa(0, k) - fb(0, k)) / (2 * h)).epsilon(1e-6));
+          CHECK(jac(r, pdot_block * d * d + k * d + m % d) ==
+                doctest::Approx((ga(0, k) - gb(0, k)) / (2 * h)).epsilon(1e-6));
+        }
       }
-    }
+  }
+  const RHVAEKernel kernel = random_rhvae(3, 7, 5);
+  const KernelModel<RHVAEKernel> model(kernel, 1e-3);
+  const RowMatrix z = RowMatrix::Random(2, 3) * 0.6;
   // d exp(z, v)(1) / dv, Hamiltonian and Lagrangian variational equations, against exp_map differences
   const MetricSourceModel<SphereSource> sphere(SphereSource{}, 1e-3);
   const RowMatrix v = RowMatrix::Random(2, 3) * 0.5, v2 = RowMatrix::Random(2, 2) * 0.5, z2 = RowMatrix::Random(2, 2);

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-#include "latentgeo/curves.hpp"
+#include "latentgeo/numerics/curves.hpp"
 
 using namespace latentgeo;
 

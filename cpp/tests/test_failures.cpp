@@ -6,9 +6,9 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "latentgeo/geodesic.hpp"
-#include "latentgeo/pullback.hpp"
-#include "latentgeo/rhvae.hpp"
+#include "latentgeo/metrics/pullback.hpp"
+#include "latentgeo/metrics/rhvae.hpp"
+#include "latentgeo/numerics/geodesic.hpp"
 
 using namespace latentgeo;
 

@@ -5,7 +5,7 @@
 #include <limits>
 #include <vector>
 
-#include "latentgeo/fastexp.hpp"
+#include "latentgeo/simd/fastexp.hpp"
 
 TEST_CASE("scaled_exp_inplace matches std::exp to a few ulp and underflows to 0") {
   std::vector<double> x, y;

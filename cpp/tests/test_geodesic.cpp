@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "latentgeo/geodesic.hpp"
+#include "latentgeo/numerics/geodesic.hpp"
 
 using namespace latentgeo;
 

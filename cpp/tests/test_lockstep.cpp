@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "latentgeo/lockstep.hpp"
+#include "latentgeo/core/lockstep.hpp"
 
 using latentgeo::Index;
 using latentgeo::LockstepPool;

@@ -1,7 +1,7 @@
 // The register-tiled product of the RHVAE kernel against a plain triple loop.
 #include <doctest/doctest.h>
 
-#include "latentgeo/microgemm.hpp"
+#include "latentgeo/simd/microgemm.hpp"
 
 using namespace latentgeo;
 

@@ -4,7 +4,7 @@
 
 #include <limits>
 
-#include "latentgeo/pullback.hpp"
+#include "latentgeo/metrics/pullback.hpp"
 
 using namespace latentgeo;
 

@@ -3,7 +3,8 @@
 
 #include <limits>
 
-#include "latentgeo/rhvae.hpp"
+#include "latentgeo/metrics/kernels.hpp"
+#include "latentgeo/metrics/rhvae.hpp"
 
 using namespace latentgeo;
 
@@ -297,4 +298,125 @@ TEST_CASE("quadratic_forms: two vectors per point equal two quadratic forms, z-g
     CHECK(close(dqdv.rightCols(d), dv2));
     CHECK(close(dqdz, dz1 + dz2));
   }
+}
+
+namespace {
+
+// The jet of k at z up to `order`: G (N x d^2), dG (N x d^3), d2G (N x d^4).
+struct Jet {
+  RowMatrix g, dg, d2g;
+  std::vector<char> ok;
+};
+Jet jet_at(const RHVAEKernel& k, const RowMatrix& z, int order) {
+  const Index n = z.rows(), d = k.dim();
+  Jet j{
+      RowMatrix(n, d * d), RowMatrix(order >= 1 ? n : 0, d * d * d), RowMatrix(order >= 2 ? n : 0, d * d * d * d), {}};
+  k.jet(z, order, j.g, j.dg, j.d2g, j.ok, 1);
+  return j;
+}
+
+// Checks that column block `analytic` ([..., m] = d/dz_m of `f`, `width` entries per m) matches
+// central differences of f(z) (N x width) with step h_m = h max(1, |z_m|). The tolerance is the
+// difference's own error bound: its truncation h^2 |f'''| / 6, estimated from the change between
+// steps h and 2h (which is 3 h^2 |f'''| / 6 to leading order), plus the rounding of f, about
+// eps max|f| / h, each with a safety factor.
+template <class F>
+void check_against_differences(F&& f, const RowMatrix& z, const RowMatrix& analytic, Index width, double h) {
+  const Index n = z.rows(), d = z.cols();
+  const RowMatrix f0 = f(z);
+  for (Index m = 0; m < d; ++m) {
+    auto at = [&](double step) {
+      RowMatrix plus = z, minus = z;
+      for (Index r = 0; r < n; ++r) {
+        plus(r, m) += step * std::max(1.0, std::abs(z(r, m)));
+        minus(r, m) -= step * std::max(1.0, std::abs(z(r, m)));
+      }
+      RowMatrix diff = f(plus) - f(minus);
+      for (Index r = 0; r < n; ++r) diff.row(r) /= 2 * step * std::max(1.0, std::abs(z(r, m)));
+      return diff;
+    };
+    const RowMatrix fd = at(h), fd2 = at(2 * h);
+    for (Index r = 0; r < n; ++r) {
+      const double hr = h * std::max(1.0, std::abs(z(r, m)));
+      const double rounding = eps * f0.row(r).cwiseAbs().maxCoeff() / hr;
+      for (Index e = 0; e < width; ++e) {
+        const double truncation = std::abs(fd2(r, e) - fd(r, e)) / 3.0;
+        CHECK(std::abs(analytic(r, e * d + m) - fd(r, e)) <= safety * (truncation + rounding) + 1e-300);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("jet: d2G against differences of dG, dG against differences of G (fused and blocked sums, several chunks)") {
+  for (const Index d : {2, 3, 5}) {
+    CAPTURE(d);
+    const RHVAEKernel k = random_kernel(300, d, 11 + static_cast<unsigned>(d));  // 300 > one chunk of 256
+    const RowMatrix z = RowMatrix::Random(4, d) * 0.8;
+    const Jet j = jet_at(k, z, 2);
+    for (char ok : j.ok) CHECK(ok);
+    // G and dG of the jet are those of metric() and derivative().
+    RowMatrix dg(z.rows(), d * d * d);
+    k.derivative(z, dg, false, 1);
+    CHECK((j.g - metric_at(k, z)).cwiseAbs().maxCoeff() <= 1e-12 * j.g.cwiseAbs().maxCoeff());
+    CHECK((j.dg - dg).cwiseAbs().maxCoeff() <= 1e-12 * dg.cwiseAbs().maxCoeff());
+    const double h = 1e-4;
+    check_against_differences([&](const RowMatrix& p) { return jet_at(k, p, 0).g; }, z, j.dg, d * d, h);
+    check_against_differences([&](const RowMatrix& p) { return jet_at(k, p, 1).dg; }, z, j.d2g, d * d * d, h);
+    // d2G symmetric in (k, m)
+    for (Index r = 0; r < z.rows(); ++r)
+      for (Index e = 0; e < d * d; ++e)
+        for (Index a = 0; a < d; ++a)
+          for (Index b = 0; b < d; ++b) CHECK(j.d2g(r, (e * d + a) * d + b) == j.d2g(r, (e * d + b) * d + a));
+  }
+}
+
+TEST_CASE("hamiltonian: zdot = G^{-1} p, pdot = -1/2 p^T dG^{-1} p, ScaledKernel scales the jet and the flow") {
+  for (const Index d : {2, 5}) {
+    CAPTURE(d);
+    const RHVAEKernel k = random_kernel(40, d, 3);
+    const RowMatrix z = RowMatrix::Random(3, d) * 0.5, p = RowMatrix::Random(3, d);
+    RowMatrix zdot(3, d), pdot(3, d), ginv(3, d * d), dginv(3, d * d * d);
+    std::vector<char> ok(3, 0);
+    k.hamiltonian(z, p, zdot, pdot, ok, 1);
+    k.inverse(z, ginv, 1);
+    k.derivative(z, dginv, true, 1);
+    for (Index r = 0; r < 3; ++r) {
+      CHECK(ok[static_cast<std::size_t>(r)]);
+      const Eigen::Map<const RowMatrix> gi(ginv.row(r).data(), d, d);
+      const RowVector expect_zdot = p.row(r) * gi;
+      CHECK((zdot.row(r) - expect_zdot).cwiseAbs().maxCoeff() <= 1e-12 * expect_zdot.cwiseAbs().maxCoeff());
+      for (Index m = 0; m < d; ++m) {
+        double q = 0.0;
+        for (Index a = 0; a < d; ++a)
+          for (Index b = 0; b < d; ++b) q += p(r, a) * dginv(r, (a * d + b) * d + m) * p(r, b);
+        CHECK(pdot(r, m) == doctest::Approx(-0.5 * q).epsilon(1e-10));
+      }
+    }
+    const double c = 2.5;
+    const ScaledKernel<RHVAEKernel> scaled(k, c);
+    RowMatrix sz(3, d), sp(3, d), g(3, d * d), dg(3, d * d * d), d2g(0, d * d * d * d);
+    scaled.hamiltonian(z, p, sz, sp, ok, 1);
+    CHECK((sz - zdot / c).cwiseAbs().maxCoeff() <= 1e-14 * zdot.cwiseAbs().maxCoeff());
+    CHECK((sp - pdot / c).cwiseAbs().maxCoeff() <= 1e-14 * pdot.cwiseAbs().maxCoeff());
+    scaled.jet(z, 1, g, dg, d2g, ok, 1);
+    const Jet base = jet_at(k, z, 1);
+    CHECK((g - c * base.g).cwiseAbs().maxCoeff() <= 1e-14 * g.cwiseAbs().maxCoeff());
+    CHECK((dg - c * base.dg).cwiseAbs().maxCoeff() <= 1e-14 * dg.cwiseAbs().maxCoeff());
+  }
+}
+
+TEST_CASE("jet: a singular G^{-1} gives ok = 0 and zero rows, no exception") {
+  RowMatrix c(1, 2), m(1, 3);
+  c << 0, 0;
+  m << 1.0, 0.0, 1.0;
+  const RHVAEKernel k(c, m, 0.5, 0.0, 1.0);  // lambda = 0: G^{-1} = 0 far from the centroid
+  RowMatrix z(2, 2);
+  z << 0.1, 0.1, 100.0, 100.0;
+  const Jet j = jet_at(k, z, 2);
+  CHECK(j.ok[0]);
+  CHECK_FALSE(j.ok[1]);
+  CHECK(j.g.row(1).isZero());
+  CHECK(j.d2g.row(1).isZero());
 }

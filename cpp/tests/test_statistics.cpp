@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "latentgeo/rhvae.hpp"
-#include "latentgeo/statistics.hpp"
+#include "latentgeo/metrics/rhvae.hpp"
+#include "latentgeo/statistics/statistics.hpp"
 
 using namespace latentgeo;
 
@@ -85,8 +85,8 @@ TEST_CASE("Brownian motion on a constant metric: covariance t A^{-1}, independen
   const Index paths = 4000, steps = 20;
   RowMatrix z0 = RowMatrix::Zero(paths, 2);
   const double dt = 0.05;
-  const BrownianResult r1 = brownian_motion(geo, z0, dt, steps, 11, 1);
-  const BrownianResult r2 = brownian_motion(geo, z0, dt, steps, 11, 2);
+  const BrownianResult r1 = brownian_motion(geo, z0, BrownianOptions{dt, steps, 11}, 1);
+  const BrownianResult r2 = brownian_motion(geo, z0, BrownianOptions{dt, steps, 11}, 2);
   CHECK((r1.paths.array() == r2.paths.array()).all());
   const RowMatrix end = r1.paths.rightCols(2);
   const Eigen::Matrix2d cov = (end.transpose() * end) / static_cast<double>(paths);
@@ -103,7 +103,7 @@ TEST_CASE("Brownian motion: a path leaving the domain stops with its status, the
   geo.limit = 0.5;
   RowMatrix z0(2, 2);
   z0 << 0.4, 0.0, -100.0, 0.0;
-  const BrownianResult r = brownian_motion(geo, z0, 0.01, 400, 3, 1);
+  const BrownianResult r = brownian_motion(geo, z0, BrownianOptions{0.01, 400, 3}, 1);
   CHECK(r.status[0] == static_cast<int>(PathStatus::left_domain));
   CHECK(r.n_done[0] < 400);
   CHECK(std::isnan(r.paths(0, 2 * 400)));

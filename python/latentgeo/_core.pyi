@@ -84,8 +84,9 @@ class GeodesicOptions:
     history: int
     quadrature: str  # "simpson", "midpoint" or "decoded"
     max_ratio: float  # the length error estimate's largest convergence ratio (16 smooth, 2 where G jumps)
+    smooth: bool  # setting it sets max_ratio to the core's smooth (16) or jump (2) value
     pairs_per_call: int  # metrics without a C++ kernel: pairs whose evaluations share one call
-    def __init__(self) -> None: ...
+    def __init__(self, **options: Any) -> None: ...  # defaults from C++; unknown names raise ValueError
     def __eq__(self, other: object) -> bool: ...
     def __getstate__(self) -> tuple: ...
     def __setstate__(self, state: tuple) -> None: ...
@@ -111,9 +112,11 @@ def geodesic_batch(
 def geodesic_status_names() -> List[str]: ...
 
 # -- the connection (register_connection.cpp) -------------------------------------------------
-# `model` is an RHVAEModel, ConstantKernel or PullbackKernel; any other value (None) selects the
-# batched Python callback geometry_fn(z (N, d), want_derivative) -> (G (N, d, d), dG (N, d, d, d) or None,
-# ok (N,) bool). Result dicts hold arrays indexed by trajectory or pair.
+# Every entry point takes keyword arguments only. `kernel` is an RHVAEKernel, ConstantKernel or
+# PullbackKernel evaluated as `scale` · G (the core applies the scale: Christoffel symbols and the
+# exp/log maps do not change, the scalar curvature scales by 1 / scale); kernel None selects the
+# batched Python callback geometry_fn(z (N, d), want_derivative) -> (G (N, d, d), dG (N, d, d, d) or
+# None, ok (N,) bool) with scale 1. Result dicts hold arrays indexed by trajectory or pair.
 
 class ConnectionOptions:
     rtol: float
@@ -123,26 +126,31 @@ class ConnectionOptions:
     jacobian_rtol: float
     fd_step: float
     block: int
-    def __init__(self) -> None: ...
-
-class RHVAEModel:
-    def __init__(
-        self, centroids: Array, m_packed: Array, temperature: float, regularization: float, scale: float
-    ) -> None: ...
-    @property
-    def dim(self) -> int: ...
-    @property
-    def n_centroids(self) -> int: ...
+    def __init__(self, **options: Any) -> None: ...  # defaults from C++; unknown names raise ValueError
 
 def connection_status_names() -> List[str]: ...
 def christoffel(
-    model: object, geometry_fn: Optional[Callable], z: Array, options: ConnectionOptions, n_threads: int
+    *,
+    kernel: Optional[object],
+    scale: float,
+    geometry_fn: Optional[Callable],
+    z: Array,
+    options: ConnectionOptions,
+    n_threads: int,
 ) -> Tuple[Array, NDArray[np.bool_]]: ...
 def curvature(
-    model: object, geometry_fn: Optional[Callable], z: Array, options: ConnectionOptions, n_threads: int
+    *,
+    kernel: Optional[object],
+    scale: float,
+    geometry_fn: Optional[Callable],
+    z: Array,
+    options: ConnectionOptions,
+    n_threads: int,
 ) -> Tuple[Array, Array, NDArray[np.bool_]]: ...
 def exp_map(
-    model: object,
+    *,
+    kernel: Optional[object],
+    scale: float,
     geometry_fn: Optional[Callable],
     z: Array,
     v: Array,
@@ -152,7 +160,9 @@ def exp_map(
     n_threads: int,
 ) -> Dict[str, np.ndarray]: ...
 def log_map(
-    model: object,
+    *,
+    kernel: Optional[object],
+    scale: float,
     geometry_fn: Optional[Callable],
     z0: Array,
     z1: Array,
@@ -161,7 +171,9 @@ def log_map(
     n_threads: int,
 ) -> Dict[str, np.ndarray]: ...
 def transport_geodesic(
-    model: object,
+    *,
+    kernel: Optional[object],
+    scale: float,
     geometry_fn: Optional[Callable],
     z: Array,
     v: Array,
@@ -172,7 +184,9 @@ def transport_geodesic(
     n_threads: int,
 ) -> Dict[str, np.ndarray]: ...
 def transport_nodes(
-    model: object,
+    *,
+    kernel: Optional[object],
+    scale: float,
     geometry_fn: Optional[Callable],
     nodes: List[Array],
     w: Array,
@@ -181,7 +195,9 @@ def transport_nodes(
     n_threads: int,
 ) -> Dict[str, np.ndarray]: ...
 def transport_callable(
-    model: object,
+    *,
+    kernel: Optional[object],
+    scale: float,
     geometry_fn: Optional[Callable],
     curve_fn: Callable,
     dim: int,
@@ -191,39 +207,54 @@ def transport_callable(
 ) -> Dict[str, np.ndarray]: ...
 
 # -- statistics (register_statistics.cpp) ------------------------------------------------------
-# `kernel` is an RHVAEKernel (native) or None: then the Python callback runs once per step for the
-# whole batch. brownian geometry_fn(z (N, d)) -> (G^{-1} (N, d, d), drift (N, d), ok (N,) bool);
+# Keyword arguments only. `kernel` is a native kernel with an analytic volume jet (today the
+# RHVAEKernel; ConstantKernel and PullbackKernel raise ValueError) evaluated as `scale` · G, or None:
+# then the Python callback runs once per step for the whole batch (scale 1).
+# brownian geometry_fn(z (N, d)) -> (G^{-1} (N, d, d), drift (N, d), ok (N,) bool);
 # hmc log_density_fn(z (N, d)) -> (log p (N,), grad (N, d), ok (N,) bool).
+
+class BrownianOptions:
+    dt: float  # Euler-Maruyama step
+    n_steps: int  # steps per path
+    seed: int  # path i draws from the stream (seed, i)
+    def __init__(self, **options: Any) -> None: ...  # defaults from C++; unknown names raise ValueError
+
+class HmcOptions:
+    n_warmup: int  # iterations adapting the step size, then discarded
+    n_draws: int  # iterations recorded per chain
+    n_leapfrog: int  # leapfrog steps per iteration
+    step_size: float  # initial step in box units
+    target_accept: float  # target acceptance of the step adaptation
+    seed: int  # chain i draws from the stream (seed, i)
+    def __init__(self, **options: Any) -> None: ...  # defaults from C++; unknown names raise ValueError
 
 # Keys: paths (P, n_steps + 1, d), status (P,) int (0 completed, 1 left_domain, 2 non_finite),
 # n_done (P,) steps completed.
 def brownian_motion(
-    kernel: object,
+    *,
+    kernel: Optional[object],
     scale: float,
     geometry_fn: Optional[Callable],
     z0: Array,
-    dt: float,
-    n_steps: int,
-    seed: int,
+    options: BrownianOptions,
     n_threads: int,
 ) -> Dict[str, np.ndarray]: ...
 
 # Keys: draws (n_draws, n_chains, d), accept_prob (n_chains,), n_divergent (int), step_size (float).
 def hmc_sample(
-    kernel: object,
+    *,
+    kernel: Optional[object],
+    scale: float,
     sign: float,
     log_density_fn: Optional[Callable],
     init: Array,
     lo: Array,
     hi: Array,
-    n_warmup: int,
-    n_draws: int,
-    n_leapfrog: int,
-    step_size: float,
-    target_accept: float,
-    seed: int,
+    options: HmcOptions,
     n_threads: int,
 ) -> Dict[str, Any]: ...
 
-# (log det G (N,), its gradient (N, d)) of the RHVAE; NaN rows where G^{-1} is singular.
-def rhvae_log_det_gradient(kernel: RHVAEKernel, z: Array, n_threads: int) -> Tuple[Array, Array]: ...
+# (log det (scale · G) (N,), its gradient (N, d)) of a kernel with a volume jet; NaN rows where
+# G^{-1} is singular.
+def has_volume_jet(kernel: object) -> bool: ...
+def log_det_gradient(*, kernel: object, scale: float, z: Array, n_threads: int) -> Tuple[Array, Array]: ...

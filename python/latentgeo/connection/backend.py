@@ -1,19 +1,20 @@
-"""Between the connection's functions and the C++ core: the metric's native model or Python
+"""Between the connection's functions and the C++ core: the metric's native kernel or Python
 callback, the core's options and defaults, chunked calls and status names.
 
-:func:`native_model` is the one place that turns a metric into a C++ connection model.
+The kernel comes from :func:`latentgeo.metrics.native_kernel`, the one place that decides between
+the C++ kernel and the callback; the core applies the scale factor itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
 from .. import _core
 from .._validation import check_int, check_positive, check_threads
-from ..metrics import ConstantMetric, RHVAEMetric, ScaledMetric, native_kernel
+from ..metrics import native_kernel
 from ..metrics.callback import GeometryCallback
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "ConnectionDefaults",
     "core_options",
     "make_backend",
-    "native_model",
     "status_names",
 ]
 
@@ -61,43 +61,19 @@ DEFAULTS = _read_defaults()
 """The core's defaults (C++ is their one home); the signatures' default values come from here."""
 
 
-def native_model(metric) -> Tuple[Optional[object], float]:
-    """(native connection model, scale) for metrics with a C++ kernel, else (None, 1.0).
-
-    ScaledMetric layers are unwrapped: c·G has the connection of G; c enters distances and
-    curvature only. This is the one place that turns a metric into a C++ model.
-    """
-    scale, base = 1.0, metric
-    while isinstance(base, ScaledMetric):
-        scale, base = scale * base.factor, base.base
-    if isinstance(base, RHVAEMetric):
-        k, d = base.centroids.shape
-        rows, cols = np.triu_indices(d)
-        model = _core.RHVAEModel(
-            base.centroids,
-            np.ascontiguousarray(base.M[:, rows, cols]),
-            base.temperature,
-            base.regularization,
-            1.0 if base.normalization == "sum" else 1.0 / k,
-        )
-        return model, scale
-    if isinstance(base, ConstantMetric):
-        return _core.ConstantKernel(base.A), scale
-    kernel, factor = native_kernel(base)
-    if isinstance(kernel, (_core.ConstantKernel, _core.PullbackKernel)):
-        return kernel, scale * factor
-    return None, 1.0
-
-
 @dataclass(frozen=True)
 class Backend:
-    """What the core's connection entry points take for one metric: its native model (or None and
-    a Python callback), the metric's scale factor over that model, and the thread count."""
+    """What the core's connection entry points take for one metric: its native kernel (or None and
+    a Python callback), the metric's scale factor over that kernel, and the thread count."""
 
-    model: object
+    kernel: object
     scale: float
     callback: Optional[GeometryCallback]
     threads: int
+
+    def native(self) -> dict:
+        """The keyword arguments that select the metric in every connection call of the core."""
+        return {"kernel": self.kernel, "scale": self.scale, "geometry_fn": self.callback}
 
     def run(self, n: int, per_call: int, call: Callable[[slice], Dict[str, np.ndarray]]) -> Dict[str, np.ndarray]:
         """Runs ``call`` on consecutive slices of [0, n) and concatenates its arrays along axis 0.
@@ -124,10 +100,10 @@ class Backend:
 
 
 def make_backend(metric, n_threads) -> Backend:
-    """The :class:`Backend` of a metric: its native model, or the Python callback when it has none."""
-    model, scale = native_model(metric)
-    callback = GeometryCallback(metric) if model is None else None
-    return Backend(model, scale, callback, check_threads(n_threads))
+    """The :class:`Backend` of a metric: its native kernel, or the Python callback when it has none."""
+    kernel, scale = native_kernel(metric)
+    callback = GeometryCallback(metric) if kernel is None else None
+    return Backend(kernel, scale, callback, check_threads(n_threads))
 
 
 def core_options(**values) -> "_core.ConnectionOptions":

@@ -81,7 +81,13 @@ def exp_map(
         len(starts),
         TRAJECTORIES_PER_CALL,
         lambda s: _core.exp_map(
-            backend.model, backend.callback, starts[s], velocities[s], t_end, core_times, opts, backend.threads
+            **backend.native(),
+            z=starts[s],
+            v=velocities[s],
+            t_end=t_end,
+            t_out=core_times,
+            options=opts,
+            n_threads=backend.threads,
         ),
     )
     n, n_out = len(starts), len(core_times)
@@ -166,7 +172,9 @@ class _Shooting:
         return bk.run(
             len(a),
             PAIRS_PER_CALL,
-            lambda s: _core.log_map(bk.model, bk.callback, a[s], b[s], guess[s], self.opts, bk.threads),
+            lambda s: _core.log_map(
+                **bk.native(), z0=a[s], z1=b[s], v_init=guess[s], options=self.opts, n_threads=bk.threads
+            ),
         )
 
     def norms(self, a: np.ndarray, vectors: np.ndarray) -> np.ndarray:

@@ -41,7 +41,10 @@ def christoffel(metric, z, *, n_threads: Optional[int] = None) -> np.ndarray:
         len(pts),
         POINTS_PER_CALL,
         lambda s: dict(
-            zip(("gamma", "ok"), _core.christoffel(backend.model, backend.callback, pts[s], opts, backend.threads))
+            zip(
+                ("gamma", "ok"),
+                _core.christoffel(**backend.native(), z=pts[s], options=opts, n_threads=backend.threads),
+            )
         ),
     )
     backend.require_inside(out["ok"], "z")
@@ -61,12 +64,12 @@ def _curvature(metric, z, fd_step, n_threads):
         lambda s: dict(
             zip(
                 ("ricci", "scalar", "ok"),
-                _core.curvature(backend.model, backend.callback, pts[s], opts, backend.threads),
+                _core.curvature(**backend.native(), z=pts[s], options=opts, n_threads=backend.threads),
             )
         ),
     )
     backend.require_inside(out["ok"], "z")
-    return out["ricci"].reshape(len(pts), dim, dim), out["scalar"] / backend.scale, single
+    return out["ricci"].reshape(len(pts), dim, dim), out["scalar"], single
 
 
 def ricci(metric, z, *, fd_step: Optional[float] = None, n_threads: Optional[int] = None) -> np.ndarray:

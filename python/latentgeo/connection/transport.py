@@ -130,14 +130,21 @@ def _transport(backend: Backend, kind: str, data, w: np.ndarray, *, times: np.nd
     n_curves, dim = len(w), w.shape[2]
     flat = np.ascontiguousarray(w.reshape(n_curves, -1))
     if kind == "callable":
-        return _core.transport_callable(backend.model, backend.callback, data, dim, flat, times, opts)
+        return _core.transport_callable(**backend.native(), curve_fn=data, dim=dim, w=flat, t_out=times, options=opts)
     if kind == "geodesic":
         starts, vel = data
         return backend.run(
             n_curves,
             TRANSPORTS_PER_CALL,
             lambda s: _core.transport_geodesic(
-                backend.model, backend.callback, starts[s], vel[s], flat[s], 1.0, times, opts, backend.threads
+                **backend.native(),
+                z=starts[s],
+                v=vel[s],
+                w=flat[s],
+                t_end=1.0,
+                t_out=times,
+                options=opts,
+                n_threads=backend.threads,
             ),
         )
     nodes = [_check_nodes(x, dim) for x in data]
@@ -145,7 +152,7 @@ def _transport(backend: Backend, kind: str, data, w: np.ndarray, *, times: np.nd
         n_curves,
         TRANSPORTS_PER_CALL,
         lambda s: _core.transport_nodes(
-            backend.model, backend.callback, nodes[s], flat[s], times, opts, backend.threads
+            **backend.native(), nodes=nodes[s], w=flat[s], t_out=times, options=opts, n_threads=backend.threads
         ),
     )
 

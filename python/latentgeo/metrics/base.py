@@ -32,6 +32,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .. import _core
 from .._validation import (
     as_points,
     check_metric,
@@ -245,12 +246,16 @@ class ScaledMetric(FrozenState, Metric):
         return tuple(self.factor * x for x in out) if grad else self.factor * out
 
 
-def native_kernel(metric) -> Tuple[Optional[object], float]:
+def native_kernel(metric, *, volume_jet: bool = False) -> Tuple[Optional[object], float]:
     """``(C++ kernel, scale)`` of a metric solved natively, else ``(None, 1.0)``.
 
     Asks the metric itself (``metric._native()``, see :class:`Metric`); objects of the metric
     protocol that are not :class:`Metric` subclasses and have no ``_native`` take the callback path.
+    With ``volume_jet=True`` only a kernel the core's samplers run natively (one with an analytic
+    volume jet, ``_core.has_volume_jet``) counts; the others take the callback path there.
     """
     native = getattr(metric, "_native", None)
     found = native() if callable(native) else None
-    return (None, 1.0) if found is None else found
+    if found is None or (volume_jet and not _core.has_volume_jet(found[0])):
+        return None, 1.0
+    return found

@@ -176,7 +176,7 @@ def _solver_options(n_nodes, tol, max_iter, opts: dict, metric=None) -> _core.Ge
     smooth = getattr(metric, "smooth", True) if opts["smooth"] is None else opts["smooth"]
     if not isinstance(smooth, (bool, np.bool_)):
         raise ValueError(f"smooth: expected True, False or None, got {smooth!r}")
-    o.max_ratio = _DEFAULTS.max_ratio if smooth else 2.0  # first order where G jumps
+    o.smooth = bool(smooth)  # the core's error-estimate ratio: fourth order, or first where G jumps
     return o
 
 
@@ -212,7 +212,17 @@ def _solve_chunk(
     n0 = 0 if init is None else init.shape[1]
     flat_init = np.zeros((0, d)) if init is None else np.ascontiguousarray(init.reshape(-1, d))
     kernel, scale = native_kernel(metric)
-    out = _core.geodesic_batch(metric, kernel, scale, starts, ends, flat_init, n0, opts, n_threads)
+    out = _core.geodesic_batch(
+        metric=metric,
+        kernel=kernel,
+        scale=scale,
+        starts=starts,
+        ends=ends,
+        init=flat_init,
+        n0=n0,
+        options=opts,
+        n_threads=n_threads,
+    )
     status = [STATUS[s] for s in out["status"]]
     errors = [_failure_error(*item) for item in zip(status, out["message"], out["error"])]
     messages = [_failure_message(*item) for item in zip(status, out["message"], errors)]

@@ -15,8 +15,9 @@ import numpy as np
 
 from .. import _core
 from .._validation import as_points, check_int, check_metric, check_positive, check_threads
+from ..metrics import native_kernel
 from .common import check_seed
-from .sampling import numpy_jet, rhvae_kernel
+from .sampling import numpy_jet
 
 __all__ = ["BrownianMotionResult", "brownian_motion"]
 
@@ -109,15 +110,13 @@ def brownian_motion(
         starts = np.repeat(starts, n_paths, axis=0)
     elif len(starts) != n_paths:
         raise ValueError(f"z0: expected one point (d,) or n_paths = {n_paths} points, got shape {starts.shape}")
-    kernel, scale = rhvae_kernel(metric)
+    kernel, scale = native_kernel(metric, volume_jet=True)
     out = _core.brownian_motion(
         kernel=kernel,
         scale=scale,
         geometry_fn=None if kernel is not None else _diffusion_callback(metric),
         z0=starts,
-        dt=t_end / n_steps,
-        n_steps=n_steps,
-        seed=seed,
+        options=_core.BrownianOptions(dt=t_end / n_steps, n_steps=n_steps, seed=seed),
         n_threads=threads,
     )
     return BrownianMotionResult(

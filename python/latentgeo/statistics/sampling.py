@@ -1,7 +1,7 @@
 """The volume geometry of a metric at a batch of points, as the samplers need it.
 
 log det G, its gradient, G⁻¹ and ∂G⁻¹: natively in C++ for the RHVAE metric (one fused pass,
-:func:`rhvae_kernel` finds the kernel), in numpy from ``metric.metric`` and
+:func:`latentgeo.metrics.native_kernel` with ``volume_jet=True`` finds the kernel), in numpy from ``metric.metric`` and
 ``metric.derivative`` for any other metric of the protocol (:func:`numpy_jet`, which feeds the
 Python callbacks of :mod:`~latentgeo.statistics.brownian` and
 :mod:`~latentgeo.statistics.volume_sampling`).
@@ -17,13 +17,7 @@ from .. import _core
 from .._validation import as_points, check_metric, check_threads
 from ..metrics import native_kernel
 
-__all__ = ["log_det_and_gradient", "numpy_jet", "rhvae_kernel"]
-
-
-def rhvae_kernel(metric) -> Tuple[Optional[object], float]:
-    """``(RHVAE kernel, scale)`` of a metric the samplers run natively (an RHVAE, possibly scaled), else ``(None, 1.0)``."""
-    kernel, scale = native_kernel(metric)
-    return (kernel, scale) if isinstance(kernel, _core.RHVAEKernel) else (None, 1.0)
+__all__ = ["log_det_and_gradient", "numpy_jet"]
 
 
 def numpy_jet(metric, z: np.ndarray):
@@ -72,10 +66,9 @@ def log_det_and_gradient(metric, z, n_threads: Optional[int] = None) -> Tuple[np
     """
     dim = check_metric(metric)
     pts, single = as_points(z, "z", dim)
-    kernel, scale = rhvae_kernel(metric)
+    kernel, scale = native_kernel(metric, volume_jet=True)
     if kernel is not None:
-        logdet, grad = _core.rhvae_log_det_gradient(kernel, pts, n_threads=check_threads(n_threads))
-        logdet = logdet + dim * np.log(scale)
+        logdet, grad = _core.log_det_gradient(kernel=kernel, scale=scale, z=pts, n_threads=check_threads(n_threads))
     else:
         _, _, grad, logdet, ok = numpy_jet(metric, pts)
         grad = np.where(ok[:, None], grad, np.nan)

@@ -15,9 +15,9 @@ import numpy as np
 
 from .. import _core
 from .._validation import as_float_array, check_choice, check_int, check_metric, check_positive, check_threads
-from ..metrics import ScaledMetric
+from ..metrics import native_kernel
 from .common import check_seed
-from .sampling import numpy_jet, rhvae_kernel
+from .sampling import numpy_jet
 
 __all__ = ["SamplingResult", "sample_riemannian", "effective_sample_size"]
 
@@ -103,9 +103,7 @@ def _geyer_tau(rho: np.ndarray) -> float:
 
 
 def _default_bounds(metric, dim: int) -> np.ndarray:
-    centroids = getattr(metric, "centroids", None)
-    if centroids is None and isinstance(metric, ScaledMetric):
-        centroids = getattr(metric.base, "centroids", None)
+    centroids = getattr(metric, "centroids", getattr(getattr(metric, "base", None), "centroids", None))
     if centroids is None:
         raise ValueError(
             "bounds: required (a (2, d) array of the box's lower and upper corners) for a metric without centroids"
@@ -147,21 +145,27 @@ class _HmcSettings:
     n_threads: int
 
 
-def _run_hmc(metric, *, kernel, sign: float, init: np.ndarray, box: np.ndarray, settings: _HmcSettings) -> dict:
-    """The core's HMC: natively with an RHVAE ``kernel``, else calling back ``metric`` in numpy."""
-    return _core.hmc_sample(
-        kernel=kernel,
-        sign=sign,
-        log_density_fn=None if kernel is not None else _log_density_callback(metric, sign),
-        init=init,
-        lo=box[0],
-        hi=box[1],
+def _run_hmc(
+    metric, *, kernel, scale: float, sign: float, init: np.ndarray, box: np.ndarray, settings: _HmcSettings
+) -> dict:
+    """The core's HMC: natively with an RHVAE ``kernel`` (of ``scale`` · G), else calling back ``metric`` in numpy."""
+    options = _core.HmcOptions(
         n_warmup=settings.n_warmup,
         n_draws=settings.n_draws,
         n_leapfrog=settings.n_leapfrog,
         step_size=settings.step_size,
         target_accept=settings.target_accept,
         seed=settings.seed,
+    )
+    return _core.hmc_sample(
+        kernel=kernel,
+        scale=scale,
+        sign=sign,
+        log_density_fn=None if kernel is not None else _log_density_callback(metric, sign),
+        init=init,
+        lo=box[0],
+        hi=box[1],
+        options=options,
         n_threads=settings.n_threads,
     )
 
@@ -235,10 +239,11 @@ def sample_riemannian(
     threads = check_threads(n_threads)
     n_draws = -(-n // n_chains)
     init = box[0] + (box[1] - box[0]) * np.random.default_rng(seed).random((n_chains, dim))
-    kernel, _ = rhvae_kernel(metric)  # a constant factor of G does not change the normalised density
+    kernel, scale = native_kernel(metric, volume_jet=True)
     out = _run_hmc(
         metric,
         kernel=kernel,
+        scale=scale,
         sign=sign,
         init=init,
         box=box,

@@ -14,16 +14,26 @@
 // For d >= 4 a second pass over the chunks contracts u u^T with each M_k (weights recomputed, or
 // kept when the block's weights fit in 2 MB); for d <= 3 the first pass also accumulates
 // s sum_k w_k (c_kj - cbar_j) M_k, which costs less than a second pass. Coordinates are taken
-// relative to the mean of the centroids cbar so that z_j A - B_j does not cancel.
+// relative to the mean of the centroids cbar so that z_j A - B_j does not cancel: this centring is
+// the kernel's one cancellation guard, used by every quantity below.
+//
+// The same sums serve the connection (connection/connection_models.hpp):
+//   second derivatives  d_k d_m G^{-1} = (4 / T^4) S_km - (2 / T^2) delta_km A,
+//     S_km = s sum_c w_c e_ck e_cm M_c = zt_k zt_m A - zt_k B_m - zt_m B_k + C_km   (e_c = z - c,
+//     zt = z - cbar, C_km = s sum_c w_c (c_k - cbar_k)(c_m - cbar_m) M_c), accumulated on request;
+//   the geodesic flow in Hamiltonian form, zdot = G^{-1} p and pdot = -1/2 p^T dG^{-1} p, which is
+//   half the z-gradient of the quadratic form p^T G^{-1} p: the gradient passes above with u = p;
+//   its Jacobian (log map) from the same passes plus the second moments sum_c r_c e_cj e_cm of the
+//   second pass's r_c = w_c p^T M_c p (O(K d^2) per point instead of the O(K d^4) of C).
 #pragma once
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "latentgeo/common.hpp"
-#include "latentgeo/fastexp.hpp"
-#include "latentgeo/microgemm.hpp"
+#include "latentgeo/core/common.hpp"
+#include "latentgeo/simd/fastexp.hpp"
+#include "latentgeo/simd/microgemm.hpp"
 
 namespace latentgeo {
 
@@ -34,6 +44,9 @@ class RHVAEKernel {
   static constexpr Index kKeptWeights = Index(1) << 18;  // doubles of weights kept for the second pass
 
  public:
+  // jet() has analytic derivatives of G up to this order.
+  static constexpr int kJetOrder = 2;
+
   // centroids: K x d. m_packed: K x d(d+1)/2, the packed M_k = L_k L_k^T.
   // scale is s (1 for pythae's sum, 1/K for AutoEncoderToolkit's mean).
   RHVAEKernel(const RowMatrix& centroids, const RowMatrix& m_packed, double temperature, double regularization,
@@ -52,8 +65,10 @@ class RHVAEKernel {
     // Below ~1.5e-154, 1/T^2 overflows: every weight, even a centroid's own, would be lost.
     if (!std::isfinite(inv_t2_)) throw std::invalid_argument("temperature: 1/T^2 overflows (T too small)");
     if (!(regularization >= 0.0)) throw std::invalid_argument("regularization: must be >= 0");
+    if (!(scale > 0.0) || !std::isfinite(scale)) throw std::invalid_argument("scale: must be finite and > 0");
     centre_ = k_ > 0 ? RowVector(centroids.colwise().mean()) : RowVector::Zero(d_);
     const RowMatrix centred = centroids.rowwise() - centre_;
+    centred_t_ = by_chunks(centred.transpose());
     fused_ = d_ <= kFusedMaxDim;
     if (fused_) {
       // Rows e: M_ke; rows (1 + j) p + e: (c_kj - cbar_j) M_ke, each contiguous over k.
@@ -62,19 +77,19 @@ class RHVAEKernel {
       for (Index j = 0; j < d_; ++j)
         coef.middleRows((1 + j) * p_, p_) = m_packed.transpose() * centred.col(j).asDiagonal();
       coef_t_ = by_chunks(coef);
-    } else {
-      // Padded with zeros to whole SIMD vectors (rows beyond K, columns beyond p or d + 1).
-      const Index kp = gemm::round_up(k_, gemm::kLanes);
-      pp_ = gemm::round_up(p_, gemm::kLanes);
-      jp_ = gemm::round_up(d_ + 1, gemm::kLanes);
-      m_padded_ = RowMatrix::Zero(kp, pp_);
-      m_padded_.topLeftCorner(k_, p_) = m_packed;
-      m_t_ = by_chunks(m_packed.transpose());
-      caug_ = RowMatrix::Zero(kp, jp_);  // [c - cbar, 1]: one product gives sum_k r_k (c_k - cbar) and sum_k r_k
-      caug_.topLeftCorner(k_, d_) = centred;
-      caug_.col(d_).head(k_).setOnes();
-      keep_weights_ = kBlock * kp <= kKeptWeights;
     }
+    // Padded with zeros to whole SIMD vectors (rows beyond K, columns beyond p or d + 1): the
+    // products of the second pass (any d), of the d >= 4 sums and of the second moments C.
+    const Index kp = gemm::round_up(k_, gemm::kLanes);
+    pp_ = gemm::round_up(p_, gemm::kLanes);
+    jp_ = gemm::round_up(d_ + 1, gemm::kLanes);
+    m_padded_ = RowMatrix::Zero(kp, pp_);
+    m_padded_.topLeftCorner(k_, p_) = m_packed;
+    m_t_ = by_chunks(m_packed.transpose());
+    caug_ = RowMatrix::Zero(kp, jp_);  // [c - cbar, 1]: one product gives sum_k r_k (c_k - cbar) and sum_k r_k
+    caug_.topLeftCorner(k_, d_) = centred;
+    caug_.col(d_).head(k_).setOnes();
+    keep_weights_ = !fused_ && kBlock * kp <= kKeptWeights;
   }
 
   Index dim() const { return d_; }
@@ -83,7 +98,7 @@ class RHVAEKernel {
   // out: N x d*d, G^{-1} row-major per point.
   void inverse(const ConstRowMatrixRef& z, RowMatrixRef out, int n_threads) const {
     for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
-      accumulate(z, n0, nb, ws, false);
+      accumulate(z, n0, nb, ws, 0);
       for (Index b = 0; b < nb; ++b) {
         unpack_inverse(ws, b);
         write_square(ws.ginv, out, n0 + b);
@@ -95,7 +110,7 @@ class RHVAEKernel {
   void metric(const ConstRowMatrixRef& z, RowMatrixRef g_out, VectorRef logdet_out, int n_threads) const {
     const bool want_g = g_out.rows() > 0, want_logdet = logdet_out.size() > 0;
     for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
-      accumulate(z, n0, nb, ws, false);
+      accumulate(z, n0, nb, ws, 0);
       for (Index b = 0; b < nb; ++b) {
         factorise(ws, b, z, n0 + b);
         if (want_logdet) logdet_out(n0 + b) = -2.0 * ws.llt.matrixLLT().diagonal().array().log().sum();
@@ -110,7 +125,7 @@ class RHVAEKernel {
   // out: N x d^3 with layout [a, b, k] = d(G or G^{-1})_ab / dz_k.
   void derivative(const ConstRowMatrixRef& z, RowMatrixRef out, bool of_inverse, int n_threads) const {
     for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
-      accumulate(z, n0, nb, ws, true);
+      accumulate(z, n0, nb, ws, 1);
       for (Index b = 0; b < nb; ++b) {
         if (!of_inverse) {
           factorise(ws, b, z, n0 + b);
@@ -134,12 +149,12 @@ class RHVAEKernel {
                   RowMatrixRef dginv, int n_threads) const {
     const bool want_inverse = ginv.rows() > 0;
     for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
-      accumulate(z, n0, nb, ws, true);
+      accumulate(z, n0, nb, ws, 1);
       for (Index b = 0; b < nb; ++b) {
         const Index n = n0 + b;
         unpack_inverse(ws, b);
         ws.llt.compute(ws.ginv);
-        if (ws.llt.info() != Eigen::Success || !(ws.llt.matrixLLT().diagonal().minCoeff() > 1e-150)) {
+        if (!cholesky_regular(ws.llt)) {
           mark_undefined(n, logdet, dlogdet, ginv, dginv);
           continue;
         }
@@ -172,7 +187,7 @@ class RHVAEKernel {
     const bool want_grad = dqdz.rows() > 0;
     const Index m = v.cols() / std::max<Index>(d_, 1);
     for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
-      accumulate(z, n0, nb, ws, want_grad && fused_);
+      accumulate(z, n0, nb, ws, want_grad && fused_ ? 1 : 0);
       if (want_grad) ws.uu.topRows(nb).setZero();
       for (Index b = 0; b < nb; ++b) {
         factorise(ws, b, z, n0 + b);
@@ -194,10 +209,98 @@ class RHVAEKernel {
     });
   }
 
+  // The connection's jet: G (N x d^2), with order >= 1 dG (N x d^3, [a, b, k] = d_k G_ab), with
+  // order 2 d2G (N x d^4, [a, b, k, m] = d_k d_m G_ab); outputs beyond `order` may be empty. A point
+  // where G^{-1} is singular gets ok = 0 and zero rows instead of an exception.
+  void jet(const ConstRowMatrixRef& z, int order, RowMatrixRef g, RowMatrixRef dg, RowMatrixRef d2g,
+           std::vector<char>& ok, int n_threads) const {
+    ok.assign(static_cast<std::size_t>(z.rows()), 1);
+    const Index d = d_;
+    for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
+      accumulate(z, n0, nb, ws, order);
+      for (Index b = 0; b < nb; ++b) {
+        const Index n = n0 + b;
+        unpack_inverse(ws, b);
+        ws.llt.compute(ws.ginv);
+        if (!cholesky_regular(ws.llt)) {
+          ok[static_cast<std::size_t>(n)] = 0;
+          g.row(n).setZero();
+          if (order >= 1) dg.row(n).setZero();
+          if (order >= 2) d2g.row(n).setZero();
+          continue;
+        }
+        invert(ws);
+        write_square(ws.g, g, n);
+        if (order < 1) continue;
+        for (Index k = 0; k < d; ++k) {
+          inverse_partial(z, ws, b, n, k);
+          ws.dginv[static_cast<std::size_t>(k)] = ws.dm;
+          ws.dgk[static_cast<std::size_t>(k)] = -ws.g * ws.dm * ws.g;
+          for (Index a = 0; a < d; ++a)
+            for (Index c = 0; c < d; ++c) dg(n, (a * d + c) * d + k) = ws.dgk[static_cast<std::size_t>(k)](a, c);
+        }
+        if (order < 2) continue;
+        second_derivatives(z, ws, b, n, d2g);
+      }
+    });
+  }
+
+  // The geodesic flow in Hamiltonian form at (z, p): zdot = G^{-1} p and pdot = -1/2 p^T dG^{-1} p,
+  // ok = 0 where G^{-1} is not positive definite (no factorisation of G otherwise).
+  void hamiltonian(const ConstRowMatrixRef& z, const ConstRowMatrixRef& p, RowMatrixRef zdot, RowMatrixRef pdot,
+                   std::vector<char>& ok, int n_threads) const {
+    for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
+      accumulate(z, n0, nb, ws, fused_ ? 1 : 0);
+      flow_velocities(p, n0, nb, ws, zdot, ok);
+      if (fused_)
+        fused_gradient(z, n0, nb, ws, pdot);
+      else
+        second_pass_gradient(z, n0, nb, ws, pdot);
+      pdot.middleRows(n0, nb) *= 0.5;  // pdot = -1/2 p^T dG^{-1} p = 1/2 d(p^T G^{-1} p)/dz
+    });
+  }
+
+  // The Hamiltonian flow with its Jacobian (the variational equations of the log map): zdot and
+  // pdot as in hamiltonian(), and per point (jac: N x 4 d^2) the d x d blocks, row-major, in order
+  //   d zdot/dz = dG^{-1}/dz p,  d zdot/dp = G^{-1},  d pdot/dz,  d pdot/dp = -(d zdot/dz)^T,
+  //   d pdot_j/dz_m = (1 / T^2) sum_c r_c delta_jm - (2 / T^4) sum_c r_c e_cj e_cm,  r_c = s w_c p^T M_c p.
+  void hamiltonian_jacobian(const ConstRowMatrixRef& z, const ConstRowMatrixRef& p, RowMatrixRef zdot,
+                            RowMatrixRef pdot, RowMatrixRef jac, std::vector<char>& ok, int n_threads) const {
+    const Index d = d_, dd = d * d;
+    for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
+      accumulate(z, n0, nb, ws, 1);
+      flow_velocities(p, n0, nb, ws, zdot, ok);
+      second_pass(z, n0, nb, ws, true);
+      for (Index b = 0; b < nb; ++b) {
+        const Index n = n0 + b;
+        ws.centred = z.row(n) - centre_;
+        const double total = scale_ * ws.rc(b, d);  // s sum r
+        Index pair = 0;
+        Eigen::Map<RowMatrix> dpdz(jac.row(n).data() + 2 * dd, d, d), dzdz(jac.row(n).data(), d, d);
+        for (Index j = 0; j < d; ++j) {
+          pdot(n, j) = scale_ * inv_t2_ * (ws.centred(j) * ws.rc(b, d) - ws.rc(b, j));
+          for (Index m = j; m < d; ++m, ++pair) {
+            const double spread = ws.centred(j) * ws.centred(m) * ws.rc(b, d) - ws.centred(j) * ws.rc(b, m) -
+                                  ws.centred(m) * ws.rc(b, j) + ws.rcc(b, pair);
+            dpdz(j, m) = dpdz(m, j) = -2.0 * scale_ * inv_t2_ * inv_t2_ * spread + (j == m ? inv_t2_ * total : 0.0);
+          }
+        }
+        for (Index m = 0; m < d; ++m) {
+          inverse_partial(z, ws, b, n, m);
+          dzdz.col(m) = ws.dm * p.row(n).transpose();
+        }
+        unpack_inverse(ws, b);
+        Eigen::Map<RowMatrix>(jac.row(n).data() + dd, d, d) = ws.ginv;
+        Eigen::Map<RowMatrix>(jac.row(n).data() + 3 * dd, d, d) = -dzdz.transpose();
+      }
+    });
+  }
+
  private:
   struct Workspace {
-    RowMatrix weights, kept, scratch, acc, acc_deriv, uu, rc;
-    Eigen::MatrixXd ginv, g, dm, identity;
+    RowMatrix weights, kept, scratch, acc, acc_deriv, acc_second, uu, rc, rcc;
+    Eigen::MatrixXd ginv, g, dm, identity, a0, d2ginv, second;
+    std::vector<Eigen::MatrixXd> dginv, dgk;  // jet: dG^{-1}/dz_k and dG/dz_k of one point
     Vector u, packed;
     RowVector centred;
     Eigen::LLT<Eigen::MatrixXd> llt;
@@ -231,7 +334,14 @@ class RHVAEKernel {
     ws.ginv.resize(d_, d_);
     ws.g.resize(d_, d_);
     ws.dm.resize(d_, d_);
+    ws.a0.resize(d_, d_);
+    ws.d2ginv.resize(d_, d_);
+    ws.second.resize(d_, d_);
     if (ws.identity.rows() != d_) ws.identity = Eigen::MatrixXd::Identity(d_, d_);
+    if (static_cast<Index>(ws.dginv.size()) != d_ || (d_ > 0 && ws.dginv.front().rows() != d_)) {
+      ws.dginv.assign(static_cast<std::size_t>(d_), Eigen::MatrixXd(d_, d_));
+      ws.dgk.assign(static_cast<std::size_t>(d_), Eigen::MatrixXd(d_, d_));
+    }
     ws.u.resize(d_);
     ws.packed.resize(p_);
     ws.centred.resize(d_);
@@ -302,20 +412,36 @@ class RHVAEKernel {
                        c.outerStride());
   }
 
-  // The packed sums s * sum_k w_bk M_k of the block (lambda I is added later) into ws.acc, and
-  // with `deriv` s * sum_k w_bk (c_kj - cbar_j) M_k into ws.acc_deriv.
-  void accumulate(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, bool deriv) const {
+  // The packed sums s * sum_k w_bk M_k of the block (lambda I is added later) into ws.acc; with
+  // level >= 1 s * sum_k w_bk (c_kj - cbar_j) M_k into ws.acc_deriv; with level 2 the second
+  // moments C_jm = s * sum_k w_bk (c_kj - cbar_j)(c_km - cbar_m) M_k (pairs j <= m, pp_ columns
+  // each) into ws.acc_second.
+  void accumulate(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, int level) const {
+    const bool deriv = level >= 1, second = level >= 2;
     const Index width = packed_width();
     ws.acc.setZero(nb, width);
     if (deriv) ws.acc_deriv.setZero(nb, d_ * width);
+    if (second) ws.acc_second.setZero(nb, packed_size(d_) * pp_);
     for (Index k0 = 0; k0 < k_; k0 += kChunk) {
       const Index kc = std::min(kChunk, k_ - k0), kcp = padded_chunk(kc);
       const auto w = chunk_weights(z, n0, nb, k0, kc, ws, kcp);
+      const double* m = m_padded_.data() + k0 * pp_;
+      if (second) {
+        const double* cc = chunk_rows(centred_t_, d_, k0);
+        auto scaled = ws.scratch.topLeftCorner(nb, kcp);
+        Index pair = 0;
+        for (Index j = 0; j < d_; ++j)
+          for (Index l = j; l < d_; ++l, ++pair) {
+            const auto cj = Eigen::Map<const RowVector>(cc + j * kChunk, kcp).array();
+            const auto cl = Eigen::Map<const RowVector>(cc + l * kChunk, kcp).array();
+            scaled = w.array().rowwise() * (cj * cl);
+            multiply_add(scaled, nb, kcp, m, pp_, ws.acc_second, pair * pp_, pp_);
+          }
+      }
       if (fused_) {
         accumulate_small(w, k0, kc, ws, deriv);
         continue;
       }
-      const double* m = m_padded_.data() + k0 * pp_;
       multiply_add(w, nb, kcp, m, pp_, ws.acc);
       for (Index j = 0; deriv && j < d_; ++j) {
         auto scaled = ws.scratch.topLeftCorner(nb, kcp);
@@ -325,6 +451,7 @@ class RHVAEKernel {
     }
     ws.acc *= scale_;
     if (deriv) ws.acc_deriv *= scale_;
+    if (second) ws.acc_second *= scale_;
   }
 
   // Small d: the p (or (d + 1) p with `deriv`) weighted sums of coef_t_ per point, 8 centroids at
@@ -383,24 +510,86 @@ class RHVAEKernel {
     }
   }
 
-  // d >= 4: r_bk = w_bk uu_b . M_k, then dq/dz_j = (2 s / T^2) (zbar_j sum_k r_bk - sum_k r_bk cbar_kj),
-  // chunk by chunk with the weights recomputed unless they were kept.
-  void second_pass_gradient(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, RowMatrixRef dqdz) const {
+  // The second pass over the chunks: r_bk = w_bk uu_b . M_k, then ws.rc = [sum_k r_bk (c_k - cbar),
+  // sum_k r_bk] (without s), and with `moments` ws.rcc(b, pair j <= m) = sum_k r_bk (c_kj - cbar_j)
+  // (c_km - cbar_m); the weights recomputed unless they were kept.
+  void second_pass(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, bool moments) const {
     ws.rc.setZero();
+    if (moments) ws.rcc.setZero(nb, packed_size(d_));
     for (Index k0 = 0; k0 < k_; k0 += kChunk) {
-      const Index kc = std::min(kChunk, k_ - k0), kcp = padded_chunk(kc);
+      const Index kc = std::min(kChunk, k_ - k0), kcp = gemm::round_up(kc, gemm::kLanes);
       const auto w = keep_weights_ ? ws.kept.block(0, k0, nb, kcp) : chunk_weights(z, n0, nb, k0, kc, ws, kcp);
       auto r = ws.scratch.topLeftCorner(nb, kcp);
       r.setZero();
       multiply_add(ws.uu, nb, p_, chunk_rows(m_t_, p_, k0), kChunk, r);
       r.array() *= w.array();
       multiply_add(r, nb, kcp, caug_.data() + k0 * jp_, jp_, ws.rc);
+      if (!moments) continue;
+      const double* cc = chunk_rows(centred_t_, d_, k0);
+      Index pair = 0;
+      for (Index j = 0; j < d_; ++j) {
+        const auto cj = Eigen::Map<const RowVector>(cc + j * kChunk, kc).array();
+        for (Index l = j; l < d_; ++l, ++pair) {
+          const auto cl = Eigen::Map<const RowVector>(cc + l * kChunk, kc).array();
+          ws.rcc.col(pair) += (r.leftCols(kc).array().rowwise() * (cj * cl)).rowwise().sum().matrix();
+        }
+      }
     }
+  }
+
+  // d >= 4: dq/dz_j = (2 s / T^2) (zbar_j sum_k r_bk - sum_k r_bk cbar_kj) from the second pass.
+  void second_pass_gradient(const ConstRowMatrixRef& z, Index n0, Index nb, Workspace& ws, RowMatrixRef dqdz) const {
+    second_pass(z, n0, nb, ws, false);
     const double factor = 2.0 * scale_ * inv_t2_;
     for (Index b = 0; b < nb; ++b) {
       ws.centred = z.row(n0 + b) - centre_;
       dqdz.row(n0 + b) = factor * (ws.rc(b, d_) * ws.centred - ws.rc.block(b, 0, 1, d_));
     }
+  }
+
+  // The flow's velocities zdot = G^{-1} p of the block (with ok), and uu = packed p p^T for the
+  // gradient passes.
+  void flow_velocities(const ConstRowMatrixRef& p, Index n0, Index nb, Workspace& ws, RowMatrixRef zdot,
+                       std::vector<char>& ok) const {
+    for (Index b = 0; b < nb; ++b) {
+      const Index n = n0 + b;
+      unpack_inverse(ws, b);
+      ws.llt.compute(ws.ginv);
+      ok[static_cast<std::size_t>(n)] = cholesky_regular(ws.llt) ? 1 : 0;
+      zdot.row(n).noalias() = p.row(n) * ws.ginv;  // G^{-1} symmetric
+      packed_outer(p.row(n), ws.packed);
+      ws.uu.row(b) = ws.packed.transpose();
+    }
+  }
+
+  // d_k d_m G at the block's point b into d2g (row `point`), from ws.dginv / ws.dgk / ws.g (jet):
+  //   d_m d_k G = -d_m G d_k G^{-1} G - G d_k d_m G^{-1} G - G d_k G^{-1} d_m G.
+  void second_derivatives(const ConstRowMatrixRef& z, Workspace& ws, Index b, Index point, RowMatrixRef& d2g) const {
+    const Index d = d_, width = packed_width();
+    ws.centred = z.row(point) - centre_;
+    unpack_symmetric(ws.acc.row(b), ws.a0);  // s sum w M (no lambda)
+    Index pair = 0;
+    for (Index k = 0; k < d; ++k)
+      for (Index m = k; m < d; ++m, ++pair) {
+        // S_km = zt_k zt_m A - zt_k B_m - zt_m B_k + C_km, packed.
+        ws.packed = ws.centred(k) * ws.centred(m) * ws.acc.row(b).head(p_).transpose() -
+                    ws.centred(k) * ws.acc_deriv.block(b, m * width, 1, p_).transpose() -
+                    ws.centred(m) * ws.acc_deriv.block(b, k * width, 1, p_).transpose() +
+                    ws.acc_second.block(b, pair * pp_, 1, p_).transpose();
+        unpack_symmetric(ws.packed, ws.d2ginv);
+        ws.d2ginv *= 4.0 * inv_t2_ * inv_t2_;
+        if (k == m) ws.d2ginv -= 2.0 * inv_t2_ * ws.a0;
+        const auto& dginv_k = ws.dginv[static_cast<std::size_t>(k)];
+        const auto& dg_m = ws.dgk[static_cast<std::size_t>(m)];
+        ws.second = -dg_m * dginv_k * ws.g - ws.g * ws.d2ginv * ws.g - ws.g * dginv_k * dg_m;
+        for (Index a = 0; a < d; ++a)
+          for (Index c = 0; c < d; ++c) {
+            // symmetric in (a, c) and in (k, m): both orders from the symmetrised value
+            const double v = 0.5 * (ws.second(a, c) + ws.second(c, a));
+            d2g(point, ((a * d + c) * d + k) * d + m) = v;
+            d2g(point, ((a * d + c) * d + m) * d + k) = v;
+          }
+      }
   }
 
   // G^{-1} of the block's point b: the weighted sum plus lambda I.
@@ -413,7 +602,7 @@ class RHVAEKernel {
     unpack_inverse(ws, b);
     ws.llt.compute(ws.ginv);
     // G = (L L^T)^{-1} overflows once a diagonal entry of L falls below ~1e-154.
-    if (ws.llt.info() != Eigen::Success || !(ws.llt.matrixLLT().diagonal().minCoeff() > 1e-150))
+    if (!cholesky_regular(ws.llt))
       throw MetricDomainError("metric: G^{-1} is singular or not positive definite at point " + std::to_string(point) +
                               ", z = " + format_point(z.row(point)) + " (set regularization > 0)");
   }
@@ -445,9 +634,10 @@ class RHVAEKernel {
 
   RowMatrix centroids_t_;  // d x K by chunks (by_chunks), rows contiguous for the vectorised distances
   RowMatrix coef_t_;       // d <= 3: (d + 1) p x K by chunks, see the constructor
-  RowMatrix m_padded_;     // d >= 4: the packed M_k, Kp x pp (padded with zeros)
-  RowMatrix m_t_;          // d >= 4: its transpose, p x K by chunks
-  RowMatrix caug_;         // d >= 4: Kp x jp, [c - cbar, 1, 0...]
+  RowMatrix m_padded_;     // the packed M_k, Kp x pp (padded with zeros)
+  RowMatrix m_t_;          // its transpose, p x K by chunks
+  RowMatrix caug_;         // Kp x jp, [c - cbar, 1, 0...]
+  RowMatrix centred_t_;    // (c - cbar)^T, d x K by chunks (second moments)
   RowVector centre_;       // cbar, the mean of the centroids
   double inv_t2_, lambda_, scale_;
   Index d_, k_, p_, pp_ = 0, jp_ = 0;

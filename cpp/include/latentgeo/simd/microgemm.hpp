@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo {
 namespace gemm {

@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo {
 
@@ -140,8 +140,22 @@ class PullbackKernel {
     }
   }
 
+  // jet() has analytic derivatives of G up to this order (the connection differentiates Gamma).
+  static constexpr int kJetOrder = 1;
   Index dim() const { return d_; }
   Index output_dim() const { return out_dim_; }
+
+  // The connection's jet (RHVAEKernel::jet) up to first order: G and dG; ok = 0 where they are
+  // not finite (positive definiteness is the caller's test).
+  void jet(const ConstRowMatrixRef& z, int order, RowMatrixRef g, RowMatrixRef dg, RowMatrixRef /*d2g*/,
+           std::vector<char>& ok, int n_threads) const {
+    if (order > kJetOrder) throw std::invalid_argument("order: the pullback kernel's jet stops at dG");
+    metric(z, g, n_threads);
+    if (order >= 1) derivative(z, dg, n_threads);
+    ok.assign(static_cast<std::size_t>(z.rows()), 1);
+    for (Index r = 0; r < z.rows(); ++r)
+      ok[static_cast<std::size_t>(r)] = g.row(r).allFinite() && (order < 1 || dg.row(r).allFinite());
+  }
   const std::vector<Index>& head_dims() const { return head_dims_; }
 
   // Every method raises MetricDomainError naming the first point where its output is NaN or Inf

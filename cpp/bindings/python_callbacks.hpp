@@ -1,16 +1,23 @@
-// A metric implemented in Python as a kernel of the geodesic solver, and the lockstep evaluation
-// that lets many pairs share each call of it (latentgeo/lockstep.hpp).
+// Every adapter of a Python callback to a C++ contract, in one place:
+//   PythonKernel, LockstepKernel (+ MetricRequest, RoundServer)  a Python metric for the geodesic
+//                                    solver (kernels.hpp), many pairs sharing each call (core/lockstep.hpp);
+//   PythonSource                     G and dG of a Python metric for the connection (MetricSourceModel);
+//   PythonCurve                      a curve gamma(t), gamma'(t) for parallel transport;
+//   PythonTarget, PythonDiffusion    the samplers' log density and diffusion geometry (statistics.hpp).
+// Each call takes the GIL; every reply is read by the converters of bindings.hpp, so that a reply
+// of the wrong shape is an std::invalid_argument naming the callback and the quantity.
 #pragma once
 
 #include <pybind11/numpy.h>
 
 #include <exception>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "bindings.hpp"
-#include "latentgeo/lockstep.hpp"
+#include "latentgeo/core/lockstep.hpp"
 
 namespace latentgeo_bindings {
 
@@ -56,7 +63,7 @@ class PythonKernel {
     py::object out = call([&] { return metric_.attr("decoded_energies")(RowMatrix(z), counts); });
     py::tuple parts = out.cast<py::tuple>();
     require(parts.size() == 2, "metric: decoded_energies(z, counts) must return (energies, gradient)");
-    e = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(parts[0]).cast<Vector>();
+    e = DoubleArray::ensure(parts[0]).cast<Vector>();
     require(e.size() == static_cast<Index>(counts.size()),
             "metric: decoded_energies returned energies of the wrong size");
     grad = as_matrix(parts[1], z.rows(), "gradient");
@@ -65,8 +72,7 @@ class PythonKernel {
   // G from metric.metric(z) (N, d, d): one call instead of d quadratic forms.
   void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
     py::gil_scoped_acquire gil;
-    auto arr = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(
-        call([&] { return metric_.attr("metric")(RowMatrix(z)); }));
+    auto arr = DoubleArray::ensure(call([&] { return metric_.attr("metric")(RowMatrix(z)); }));
     require(arr && arr.ndim() == 3 && arr.shape(0) == z.rows() && arr.shape(1) == dim_ && arr.shape(2) == dim_,
             "metric: metric(z) must return an array of shape (N, d, d)");
     g = Eigen::Map<const RowMatrix>(arr.data(), z.rows(), dim_ * dim_);
@@ -100,12 +106,12 @@ class PythonKernel {
                                            latentgeo::format_point(z.row(i)) + " (G is not positive definite)");
   }
   static Vector as_vector(const py::handle& h, Index n) {
-    Vector out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<Vector>();
+    Vector out = DoubleArray::ensure(h).cast<Vector>();
     require(out.size() == n, "metric: quadratic_form returned q of the wrong size");
     return out;
   }
   RowMatrix as_matrix(const py::handle& h, Index n, const char* name) const {
-    RowMatrix out = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(h).cast<RowMatrix>();
+    RowMatrix out = DoubleArray::ensure(h).cast<RowMatrix>();
     require(out.rows() == n && out.cols() == dim_, std::string("metric: returned ") + name + " of the wrong shape");
     return out;
   }
@@ -276,6 +282,83 @@ class RoundServer {
   }
 
   const PythonKernel& metric_;
+};
+
+// fn(args...) with the GIL held, which must return a tuple of `size` items ("<who>: must return <shape>").
+template <class... Args>
+py::tuple call_tuple(const py::object& fn, std::size_t size, const char* who, const char* shape, Args&&... args) {
+  py::object out = fn(std::forward<Args>(args)...);
+  require(py::isinstance<py::tuple>(out) && py::len(out) == size, std::string(who) + ": must return " + shape);
+  return out.cast<py::tuple>();
+}
+
+// A batched Python callback of (N, d) points seen through `dim`: the common part of the adapters below.
+class PythonCallback {
+ public:
+  PythonCallback(py::object fn, Index dim) : fn_(std::move(fn)), dim_(dim) {}
+  Index dim() const { return dim_; }
+
+ protected:
+  py::object fn_;
+  Index dim_;
+};
+
+// G and dG of a Python metric through latentgeo.connection's batched callback
+// geometry_fn(z, want_derivative) -> (G, dG or None, ok): a MetricSourceModel source.
+class PythonSource : public PythonCallback {
+ public:
+  using PythonCallback::PythonCallback;
+  void operator()(const ConstRowMatrixRef& z, bool want_derivative, RowMatrix& g, RowMatrix& dg,
+                  std::vector<char>& ok) const {
+    const Index n = z.rows(), d = dim_;
+    py::gil_scoped_acquire gil;
+    const py::tuple out =
+        call_tuple(fn_, 3, "metric", "(G, dG, ok) from the geometry callback", RowMatrix(z), want_derivative);
+    g = as_rows(out[0], n, d * d, "metric", "G");
+    if (want_derivative) dg = as_rows(out[1], n, d * d * d, "metric", "dG");
+    ok = as_flags(out[2], n, "metric");
+  }
+};
+
+// gamma(t) and gamma'(t) of one Python curve: curve_fn(t (N,)) -> (points (N, d), velocities (N, d)).
+class PythonCurve : public PythonCallback {
+ public:
+  using PythonCallback::PythonCallback;
+  double next_break(Index, double) const { return std::numeric_limits<double>::infinity(); }
+  void evaluate(const std::vector<Index>&, const Vector& t, RowMatrix& z, RowMatrix& v, std::vector<char>& ok) const {
+    const Index n = t.size();
+    py::gil_scoped_acquire gil;
+    const py::tuple out = call_tuple(fn_, 2, "curve", "(points, velocities) from the curve callback", t);
+    z = as_rows(out[0], n, dim_, "curve", "curve points");
+    v = as_rows(out[1], n, dim_, "curve", "curve velocities");
+    for (Index r = 0; r < n; ++r) ok[static_cast<std::size_t>(r)] = z.row(r).allFinite() && v.row(r).allFinite();
+  }
+};
+
+// The samplers' log density: log_density_fn(z (N, d)) -> (log p (N,), grad (N, d), ok (N,) bool).
+class PythonTarget : public PythonCallback {
+ public:
+  using PythonCallback::PythonCallback;
+  void evaluate(const ConstRowMatrixRef& z, Vector& logp, RowMatrix& grad, std::vector<char>& ok, int) const {
+    py::gil_scoped_acquire gil;
+    const py::tuple out = call_tuple(fn_, 3, "log_density_fn", "a 3-tuple", RowMatrix(z));
+    logp = as_rows(out[0], z.rows(), 1, "log_density_fn", "log p");
+    grad = as_rows(out[1], z.rows(), dim_, "log_density_fn", "grad");
+    ok = as_flags(out[2], z.rows(), "log_density_fn");
+  }
+};
+
+// Brownian motion's geometry: geometry_fn(z (N, d)) -> (G^{-1} (N, d, d), drift (N, d), ok (N,) bool).
+class PythonDiffusion : public PythonCallback {
+ public:
+  using PythonCallback::PythonCallback;
+  void evaluate(const ConstRowMatrixRef& z, RowMatrix& ginv, RowMatrix& drift, std::vector<char>& ok, int) const {
+    py::gil_scoped_acquire gil;
+    const py::tuple out = call_tuple(fn_, 3, "geometry_fn", "a 3-tuple", RowMatrix(z));
+    ginv = as_rows(out[0], z.rows(), dim_ * dim_, "geometry_fn", "G^{-1}");
+    drift = as_rows(out[1], z.rows(), dim_, "geometry_fn", "drift");
+    ok = as_flags(out[2], z.rows(), "geometry_fn");
+  }
 };
 
 }  // namespace latentgeo_bindings

@@ -38,10 +38,10 @@
 #include <utility>
 #include <vector>
 
-#include "latentgeo/common.hpp"
-#include "latentgeo/curves.hpp"
-#include "latentgeo/kernels.hpp"
-#include "latentgeo/lbfgs.hpp"
+#include "latentgeo/core/common.hpp"
+#include "latentgeo/metrics/kernels.hpp"
+#include "latentgeo/numerics/curves.hpp"
+#include "latentgeo/numerics/lbfgs.hpp"
 
 namespace latentgeo {
 
@@ -66,6 +66,11 @@ static_assert(static_cast<int>(LbfgsStatus::non_finite) == static_cast<int>(Geod
 enum class Quadrature : int { simpson = 0, midpoint = 1, decoded = 2 };
 inline constexpr std::array<const char*, 3> kQuadratureNames = {"simpson", "midpoint", "decoded"};
 
+// The largest ratio of successive length changes that the refinement's error estimate assumes:
+// fourth order for smooth metrics, first order where G jumps (level_converged).
+inline constexpr double kSmoothRatio = 16.0;
+inline constexpr double kJumpRatio = 2.0;
+
 // The solver's options. Their defaults are latentgeo.geodesics' defaults: the Python package reads
 // them from a default-constructed GeodesicOptions.
 struct GeodesicOptions {
@@ -78,7 +83,7 @@ struct GeodesicOptions {
   int max_iter = LbfgsOptions{}.max_iter;  // L-BFGS iterations per level
   int history = LbfgsOptions{}.history;    // stored curvature pairs
   Quadrature quadrature = Quadrature::simpson;  // the energy per segment
-  double max_ratio = 16.0;                      // the error estimate's largest ratio of successive length changes: 16
+  double max_ratio = kSmoothRatio;              // the error estimate's largest ratio of successive length changes: 16
                                                 // (fourth order) for smooth metrics, 2 (first order) where G jumps
   Index pairs_per_call = 64;                    // metrics without a C++ kernel: pairs whose evaluations share one call
 };
@@ -111,7 +116,7 @@ inline void validate(const GeodesicOptions& o) {
   require(o.max_iter >= 1, "max_iter: must be >= 1");
   require(o.history >= 1, "history: must be >= 1");
   require(o.pairs_per_call >= 1, "pairs_per_call: must be >= 1");
-  require(o.max_ratio >= 2.0 && o.max_ratio <= 16.0, "max_ratio: must be in [2, 16]");
+  require(o.max_ratio >= kJumpRatio && o.max_ratio <= kSmoothRatio, "max_ratio: must be in [2, 16]");
 }
 
 // The work of one refinement level, for profiling the solver.
@@ -389,10 +394,10 @@ inline std::vector<Index> geodesic_levels(Index first, const GeodesicOptions& o)
 // converge only like h^2: they moved away from the previous level's curve (normal_move) by at most
 // sqrt(length_tol) |end - start|.
 inline bool level_converged(double length, double change, double previous_change, double node_move, double span,
-                            double length_tol, double max_ratio = 16.0) {
+                            double length_tol, double max_ratio = kSmoothRatio) {
   const double ratio = std::isfinite(previous_change) && change > 0.0
-                           ? std::min(std::max(previous_change / change, 2.0), max_ratio)
-                           : 2.0;
+                           ? std::min(std::max(previous_change / change, kJumpRatio), max_ratio)
+                           : kJumpRatio;
   return change <= (ratio - 1.0) * length_tol * length && node_move <= std::sqrt(length_tol) * span;
 }
 

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo {
 

@@ -14,7 +14,7 @@
 #include <deque>
 #include <limits>
 
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo {
 
@@ -27,7 +27,7 @@ struct LbfgsOptions {
   int refresh_every = 10;    // rebuild H0 every this many iterations (0: never)
   double ftol = 1e-9;        // relative change of f of the last step
   double gtol = 1e-11;       // decrement relative to |f|
-  double c1 = 1e-4, c2 = 0.9;
+  double c1 = kArmijo, c2 = 0.9;
 };
 
 struct LbfgsResult {

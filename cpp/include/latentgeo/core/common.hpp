@@ -16,7 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "latentgeo/cancel.hpp"
+#include "latentgeo/core/cancel.hpp"
+#include "latentgeo/core/numeric.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>

@@ -25,7 +25,7 @@
 #include <limits>
 #include <vector>
 
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo {
 

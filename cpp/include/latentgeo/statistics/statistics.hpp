@@ -10,9 +10,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo {
 
@@ -76,6 +77,18 @@ inline void brownian_drift(const double* ginv, const double* dginv, const double
   }
 }
 
+// The options of brownian_motion; the defaults exist here only.
+struct BrownianOptions {
+  double dt = 0.01;        // Euler-Maruyama step
+  Index n_steps = 100;     // steps per path
+  std::uint64_t seed = 0;  // path i draws from the stream (seed, i)
+};
+
+inline void validate(const BrownianOptions& o) {
+  if (!(o.dt > 0.0 && std::isfinite(o.dt))) throw std::invalid_argument("dt: must be finite and > 0");
+  if (o.n_steps < 1) throw std::invalid_argument("n_steps: must be >= 1");
+}
+
 enum class PathStatus : int { completed = 0, left_domain = 1, non_finite = 2 };
 
 struct BrownianResult {
@@ -102,8 +115,11 @@ inline void compact(std::vector<Index>& alive, RowMatrix& z, const std::vector<c
 // leaves the domain (or whose G^{-1} is not positive definite) stops there: its status says why,
 // that point is its last (n_done steps) and the rest of its row is NaN.
 template <class Geometry>
-BrownianResult brownian_motion(const Geometry& geo, const ConstRowMatrixRef& z0, double dt, Index n_steps,
-                               std::uint64_t seed, int n_threads) {
+BrownianResult brownian_motion(const Geometry& geo, const ConstRowMatrixRef& z0, const BrownianOptions& o,
+                               int n_threads) {
+  const double dt = o.dt;
+  const Index n_steps = o.n_steps;
+  const std::uint64_t seed = o.seed;
   const Index p = z0.rows(), d = geo.dim();
   BrownianResult out;
   out.paths.setConstant(p, (n_steps + 1) * d, std::numeric_limits<double>::quiet_NaN());
@@ -175,6 +191,17 @@ struct HmcOptions {
   double target_accept = 0.8;
   std::uint64_t seed = 0;
 };
+
+// Throws std::invalid_argument naming the option out of range.
+inline void validate(const HmcOptions& o) {
+  if (o.n_warmup < 0) throw std::invalid_argument("n_warmup: must be >= 0");
+  if (o.n_draws < 1) throw std::invalid_argument("n_draws: must be >= 1");
+  if (o.n_leapfrog < 1) throw std::invalid_argument("n_leapfrog: must be >= 1");
+  if (!(o.step_size > 0.0 && std::isfinite(o.step_size)))
+    throw std::invalid_argument("step_size: must be finite and > 0");
+  if (!(o.target_accept > 0.0 && o.target_accept < 1.0))
+    throw std::invalid_argument("target_accept: must lie in (0, 1)");
+}
 
 struct HmcResult {
   RowMatrix draws;         // n_draws x (n_chains * d), draw-major

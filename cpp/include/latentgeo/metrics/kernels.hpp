@@ -10,12 +10,13 @@
 // may add decoded_energy(nodes, grad): the energy of the decoded polyline (see decoded_energy).
 #pragma once
 
+#include <cmath>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo {
 
@@ -26,8 +27,17 @@ class ConstantKernel {
   explicit ConstantKernel(const RowMatrix& a) : a_(a) {
     if (a.rows() != a.cols() || a.rows() == 0) throw std::invalid_argument("A: expected a square matrix");
   }
+  static constexpr int kJetOrder = 2;  // exact: dG = d2G = 0
   Index dim() const { return a_.rows(); }
   const RowMatrix& matrix() const { return a_; }
+  /// The connection's jet (RHVAEKernel::jet): G = A at every point, zero derivatives.
+  void jet(const ConstRowMatrixRef& z, int order, RowMatrixRef g, RowMatrixRef dg, RowMatrixRef d2g,
+           std::vector<char>& ok, int /*n_threads*/) const {
+    ok.assign(static_cast<std::size_t>(z.rows()), 1);
+    for (Index r = 0; r < z.rows(); ++r) g.row(r) = Eigen::Map<const RowVector>(a_.data(), a_.size());
+    if (order >= 1) dg.setZero();
+    if (order >= 2) d2g.setZero();
+  }
   /// @param z     (N x d) points (unused: G is constant).
   /// @param v     (N x d) vectors.
   /// @param q     (N) output v^T A v.
@@ -47,14 +57,110 @@ class ConstantKernel {
   RowMatrix a_;
 };
 
+namespace detail {
+
+// Kernels with the connection's jet(z, order, G, dG, d2G, ok, n_threads) (RHVAEKernel::jet).
+template <class K, class = void>
+struct has_jet : std::false_type {};
+template <class K>
+struct has_jet<K,
+               std::void_t<decltype(std::declval<const K&>().jet(
+                   std::declval<const ConstRowMatrixRef&>(), 0, std::declval<RowMatrixRef>(),
+                   std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), std::declval<std::vector<char>&>(), 1))>>
+    : std::true_type {};
+
+// Kernels with the geodesic flow in Hamiltonian form (RHVAEKernel::hamiltonian).
+template <class K, class = void>
+struct kernel_has_hamiltonian : std::false_type {};
+template <class K>
+struct kernel_has_hamiltonian<
+    K, std::void_t<decltype(std::declval<const K&>().hamiltonian(
+           std::declval<const ConstRowMatrixRef&>(), std::declval<const ConstRowMatrixRef&>(),
+           std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), std::declval<std::vector<char>&>(), 1))>>
+    : std::true_type {};
+
+// ... and its Jacobian (RHVAEKernel::hamiltonian_jacobian).
+template <class K, class = void>
+struct kernel_has_hamiltonian_jacobian : std::false_type {};
+template <class K>
+struct kernel_has_hamiltonian_jacobian<
+    K, std::void_t<decltype(std::declval<const K&>().hamiltonian_jacobian(
+           std::declval<const ConstRowMatrixRef&>(), std::declval<const ConstRowMatrixRef&>(),
+           std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(),
+           std::declval<std::vector<char>&>(), 1))>> : std::true_type {};
+
+// Kernels with the samplers' volume_jet(z, logdet, dlogdet, ginv, dginv, n_threads).
+template <class K, class = void>
+struct has_volume_jet : std::false_type {};
+template <class K>
+struct has_volume_jet<
+    K, std::void_t<decltype(std::declval<const K&>().volume_jet(
+           std::declval<const ConstRowMatrixRef&>(), std::declval<VectorRef>(), std::declval<RowMatrixRef>(),
+           std::declval<RowMatrixRef>(), std::declval<RowMatrixRef>(), 1))>> : std::true_type {};
+
+template <class K, class = void>
+struct jet_order : std::integral_constant<int, -1> {};
+template <class K>
+struct jet_order<K, std::void_t<decltype(K::kJetOrder)>> : std::integral_constant<int, K::kJetOrder> {};
+
+}  // namespace detail
+
 /// factor * G of another kernel (a ScaledMetric seen by the solver). Holds a reference: `base`
 /// must outlive it. Its quadratic_form, quadratic_forms and metric_tensors have the shapes of the
 /// free functions below.
+///
+/// The one place where a constant factor c enters the native solvers: every quantity follows from
+/// c G, e.g. Christoffel symbols and the exp/log maps do not change, the scalar curvature scales
+/// by 1 / c (from G^{-1}), log det by d log c.
 template <class Kernel>
 class ScaledKernel {
  public:
-  ScaledKernel(const Kernel& base, double factor) : base_(base), factor_(factor) {}
+  static constexpr int kJetOrder = detail::jet_order<Kernel>::value;
+  ScaledKernel(const Kernel& base, double factor) : base_(base), factor_(factor) {
+    if (!(factor > 0.0) || !std::isfinite(factor)) throw std::invalid_argument("scale: must be finite and > 0");
+  }
   Index dim() const { return base_.dim(); }
+  const Kernel& base() const { return base_; }
+  double factor() const { return factor_; }
+
+  /// c G, c dG, c d2G.
+  template <class K = Kernel, std::enable_if_t<detail::has_jet<K>::value, int> = 0>
+  void jet(const ConstRowMatrixRef& z, int order, RowMatrixRef g, RowMatrixRef dg, RowMatrixRef d2g,
+           std::vector<char>& ok, int n_threads) const {
+    base_.jet(z, order, g, dg, d2g, ok, n_threads);
+    if (factor_ == 1.0) return;
+    g *= factor_;
+    if (order >= 1) dg *= factor_;
+    if (order >= 2) d2g *= factor_;
+  }
+  /// H = p^T (c G)^{-1} p / 2 = H_base / c: both derivatives divided by c.
+  template <class K = Kernel, std::enable_if_t<detail::kernel_has_hamiltonian<K>::value, int> = 0>
+  void hamiltonian(const ConstRowMatrixRef& z, const ConstRowMatrixRef& p, RowMatrixRef zdot, RowMatrixRef pdot,
+                   std::vector<char>& ok, int n_threads) const {
+    base_.hamiltonian(z, p, zdot, pdot, ok, n_threads);
+    if (factor_ == 1.0) return;
+    zdot /= factor_;
+    pdot /= factor_;
+  }
+  template <class K = Kernel, std::enable_if_t<detail::kernel_has_hamiltonian_jacobian<K>::value, int> = 0>
+  void hamiltonian_jacobian(const ConstRowMatrixRef& z, const ConstRowMatrixRef& p, RowMatrixRef zdot,
+                            RowMatrixRef pdot, RowMatrixRef jac, std::vector<char>& ok, int n_threads) const {
+    base_.hamiltonian_jacobian(z, p, zdot, pdot, jac, ok, n_threads);
+    if (factor_ == 1.0) return;
+    zdot /= factor_;
+    pdot /= factor_;
+    jac /= factor_;
+  }
+  /// log det (c G) = log det G + d log c; its gradient unchanged; (c G)^{-1} and its derivative / c.
+  template <class K = Kernel, std::enable_if_t<detail::has_volume_jet<K>::value, int> = 0>
+  void volume_jet(const ConstRowMatrixRef& z, VectorRef logdet, RowMatrixRef dlogdet, RowMatrixRef ginv,
+                  RowMatrixRef dginv, int n_threads) const {
+    base_.volume_jet(z, logdet, dlogdet, ginv, dginv, n_threads);
+    if (factor_ == 1.0) return;
+    logdet.array() += static_cast<double>(dim()) * std::log(factor_);
+    ginv /= factor_;
+    dginv /= factor_;
+  }
   void quadratic_form(const ConstRowMatrixRef& z, const ConstRowMatrixRef& v, VectorRef q, RowMatrixRef dqdz,
                       RowMatrixRef dqdv, int n_threads) const {
     base_.quadratic_form(z, v, q, dqdz, dqdv, n_threads);

@@ -32,8 +32,8 @@
 #include <thread>
 #include <vector>
 
-#include "latentgeo/cancel.hpp"
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/cancel.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo {
 

@@ -21,9 +21,9 @@
 #include <utility>
 #include <vector>
 
-#include "latentgeo/connection_models.hpp"
-#include "latentgeo/curves.hpp"
-#include "latentgeo/ode.hpp"
+#include "latentgeo/connection/connection_models.hpp"
+#include "latentgeo/numerics/curves.hpp"
+#include "latentgeo/numerics/ode.hpp"
 
 namespace latentgeo {
 
@@ -677,7 +677,7 @@ ShootingOutput shoot(const Model& model, const ConstRowMatrixRef& z0, const Cons
         }
         const RowVector r = ok ? RowVector(z1.row(i) - ends.row(static_cast<Index>(k))) : RowVector();
         const double norm = ok ? r.norm() : 0.0;
-        if (!jacobian_only && (!ok || (p.has_base && !(norm <= (1.0 - 1e-4 * p.alpha) * p.norm)))) {
+        if (!jacobian_only && (!ok || (p.has_base && !(norm <= (1.0 - kArmijo * p.alpha) * p.norm)))) {
           reject(i, false);
           continue;
         }
@@ -719,7 +719,7 @@ ShootingOutput shoot(const Model& model, const ConstRowMatrixRef& z0, const Cons
         }
         const RowVector r = ok ? RowVector(z1.row(i) - e.points.row(static_cast<Index>(k))) : RowVector();
         const double norm = ok ? r.norm() : 0.0;
-        if (!ok || (p.has_base && !(norm <= (1.0 - 1e-4 * p.alpha) * p.norm))) {
+        if (!ok || (p.has_base && !(norm <= (1.0 - kArmijo * p.alpha) * p.norm))) {
           reject(i, true);
           continue;
         }

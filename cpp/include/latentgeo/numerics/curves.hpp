@@ -10,7 +10,7 @@
 #include <limits>
 #include <string>
 
-#include "latentgeo/common.hpp"
+#include "latentgeo/core/common.hpp"
 
 namespace latentgeo {
 
