@@ -6,7 +6,7 @@ For 200 random pairs of data points, wall time per geodesic and the relative len
 against a high-resolution solve (513 nodes, tol 1e-12) of
 
   (a) latentgeo discrete, batched (several tolerances; 1 and 2 threads),
-  (b) latentgeo neural (``method="neural"``, when latentgeo.neural exists), on a few pairs,
+  (b) latentgeo neural (``method="neural"``, when latentgeo.solvers.neural exists), on a few pairs,
   (c) stochman 0.3.0's ``Manifold.connecting_geodesic`` (when installed) with the same metric in
       torch, and a PyTorch neural geodesic (the seed's algorithm, written here, 500 Adam steps), on a
       few pairs,
@@ -229,7 +229,7 @@ def bench_dimension(d: int, n_pairs: int, n_slow: int, ref_nodes: int) -> None:
         row(f"latentgeo neural ({n_slow} pairs)", total, n_slow, np.array(errors), unit=unit)
         slow["latentgeo neural"] = total / n_slow
     except ImportError:
-        print("  latentgeo neural: latentgeo.neural is not available in this build; skipped")
+        print("  latentgeo neural: latentgeo.solvers.neural is not available in this build; skipped")
     try:
         import torch
 
@@ -340,10 +340,11 @@ def solver_statistics(metric, starts, ends, tol: float):
     returns per-level statistics: (seconds, lengths, converged, levels[pair][level] tuples of
     (segments, iterations, evaluations, metric points, kernel seconds, length))."""
     from latentgeo import _core
-    from latentgeo.solvers.api import _SOLVER_OPTIONS, _native_kernel, _solver_options
+    from latentgeo.metrics import native_kernel
+    from latentgeo.solvers.options import SOLVER_OPTIONS, solver_options
 
-    options = _solver_options(None, tol, None, dict(_SOLVER_OPTIONS))
-    kernel, scale = _native_kernel(metric)
+    options = solver_options(None, tol, None, dict(SOLVER_OPTIONS))
+    kernel, scale = native_kernel(metric)
     empty = np.zeros((0, starts.shape[1]))
     out, seconds = timed(_core.geodesic_batch, metric, kernel, scale, starts, ends, empty, 0, options, 2)
     return seconds, out["length"], out["status"] == 0, out["levels"]

@@ -1,24 +1,14 @@
-"""Shared fixtures and small closed-form metrics used as independent references."""
+"""Shared fixtures, reference RHVAE metrics and derived rounding tolerances.
+
+The closed-form test manifolds live in tests/manifolds.py; PoincareHalfPlane is re-exported here
+for the tests (and the child processes of test_interrupt) that import it from conftest."""
 
 from __future__ import annotations
 
 import latentgeo as lg
 import numpy as np
 import pytest
-
-
-class PoincareHalfPlane(lg.Metric):
-    """G = I / y² on the upper half-plane (analytic derivative)."""
-
-    dim = 2
-
-    def _metric(self, z, n_threads):
-        return np.eye(2)[None] / z[:, 1, None, None] ** 2
-
-    def _derivative(self, z, n_threads):
-        out = np.zeros((len(z), 2, 2, 2))
-        out[:, 0, 0, 1] = out[:, 1, 1, 1] = -2.0 / z[:, 1] ** 3
-        return out
+from manifolds import PoincareHalfPlane  # noqa: F401 - re-exported
 
 
 def reference_rhvae(**overrides) -> lg.RHVAEMetric:

@@ -62,29 +62,13 @@ def owner(module: str) -> str:
     return module if module in MODULES else "latentgeo._core"
 
 
-# The solvers' split is not done yet (issue 19's closing note): these modules are exempt from the
-# rules below until it is, and test_the_exemptions_are_not_stale fails once one of them complies,
-# so the list only shrinks.
-NOT_YET_SPLIT = {
-    "latentgeo.solvers.api",  # 510 lines; distances imports its privates and it hands them back
-    "latentgeo.solvers.distances",
-    "latentgeo.solvers.neural.curve",  # 441 lines
-    "latentgeo.solvers.neural.fit",  # imports neural.loss privates
-}
-
-
 def long_modules() -> Dict[str, int]:
     return {name: n for name, p in MODULES.items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
 
 
 def test_no_module_is_longer_than_the_limit():
-    long = {name: n for name, n in long_modules().items() if name not in NOT_YET_SPLIT}
+    long = long_modules()
     assert not long, f"modules over {MAX_LINES} lines: {long}"
-
-
-def test_the_exemptions_are_not_stale():
-    breaking = set(long_modules()) | {name for name in MODULES if any(private_uses(name))}
-    assert NOT_YET_SPLIT <= breaking, f"comply now, remove from NOT_YET_SPLIT: {NOT_YET_SPLIT - breaking}"
 
 
 def test_imports_form_no_circle():
@@ -94,7 +78,7 @@ def test_imports_form_no_circle():
             target = owner(target)
             # importing a submodule runs its package's __init__ first: an edge to that package
             # from inside the package itself is not a circle
-            if target != name and not name.startswith(target + ".") and name not in NOT_YET_SPLIT:
+            if target != name and not name.startswith(target + "."):
                 graph[name].add(target)
     state: Dict[str, int] = {}
     path: list = []
@@ -143,7 +127,7 @@ def private_uses(name: str) -> Iterator[str]:
 
 
 def test_no_module_uses_another_modules_private_names():
-    found = [use for name in MODULES if name not in NOT_YET_SPLIT for use in private_uses(name)]
+    found = [use for name in MODULES for use in private_uses(name)]
     assert not found, "\n".join(found)
 
 

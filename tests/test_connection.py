@@ -11,116 +11,25 @@ import time
 import latentgeo as lg
 import numpy as np
 import pytest
-from conftest import PoincareHalfPlane, random_rhvae
+from conftest import random_rhvae
+from manifolds import (
+    PoincareHalfPlane,
+    PolarPlane,
+    StereographicSphere,
+    WalledPlane,
+    poincare_distance,
+    poincare_exp,
+    poincare_log,
+    polar_to_cartesian,
+    polar_velocity_to_cartesian,
+    sphere_distance,
+    sphere_exp,
+)
 
 # --------------------------------------------------------------------------------------------
-# Closed-form geometries (Python metrics: the batched callback path)
+# Helpers. The closed-form geometries are in tests/manifolds.py (Python metrics: the batched
+# callback path).
 # --------------------------------------------------------------------------------------------
-
-
-class StereographicSphere(lg.Metric):
-    """The unit sphere in stereographic coordinates from the north pole: G = 4/(1+|z|²)² I."""
-
-    dim = 2
-
-    def _metric(self, z, n_threads):
-        s = 1.0 + np.sum(z**2, axis=1)
-        return (4.0 / s**2)[:, None, None] * np.eye(2)
-
-    def _derivative(self, z, n_threads):
-        s = 1.0 + np.sum(z**2, axis=1)
-        out = np.zeros((len(z), 2, 2, 2))
-        for a in range(2):
-            out[:, a, a, :] = -16.0 * z / s[:, None] ** 3
-        return out
-
-
-class PolarPlane(lg.Metric):
-    """The flat plane in polar coordinates (r, θ): G = diag(1, r²)."""
-
-    dim = 2
-
-    def _metric(self, z, n_threads):
-        g = np.zeros((len(z), 2, 2))
-        g[:, 0, 0], g[:, 1, 1] = 1.0, z[:, 0] ** 2
-        return g
-
-    def _derivative(self, z, n_threads):
-        out = np.zeros((len(z), 2, 2, 2))
-        out[:, 1, 1, 0] = 2.0 * z[:, 0]
-        return out
-
-
-class Walled(lg.Metric):
-    """The Euclidean plane, undefined (NaN) for x >= 1."""
-
-    dim = 2
-
-    def _metric(self, z, n_threads):
-        g = np.tile(np.eye(2), (len(z), 1, 1))
-        g[z[:, 0] >= 1.0] = np.nan
-        return g
-
-    def _derivative(self, z, n_threads):
-        return np.zeros((len(z), 2, 2, 2))
-
-
-def poincare_exp(z, v, t=1.0):
-    """γ(t) on the half-plane: semicircles centred on the x-axis, or vertical lines."""
-    x0, y0 = z
-    vx, vy = v
-    if vx == 0.0:
-        return np.array([x0, y0 * np.exp(vy * t / y0)])
-    speed = np.hypot(vx, vy) / y0
-    c = x0 + y0 * vy / vx
-    radius = np.hypot(x0 - c, y0)
-    phi0 = np.arctan2(y0, x0 - c)
-    phi = 2.0 * np.arctan(np.tan(phi0 / 2.0) * np.exp(-np.sign(vx) * speed * t))
-    return np.array([c + radius * np.cos(phi), radius * np.sin(phi)])
-
-
-def poincare_log(z0, z1):
-    (x0, y0), (x1, y1) = z0, z1
-    dist = np.arccosh(1.0 + ((x1 - x0) ** 2 + (y1 - y0) ** 2) / (2.0 * y0 * y1))
-    if x0 == x1:
-        return np.array([0.0, y0 * np.log(y1 / y0)])
-    c = (x1**2 + y1**2 - x0**2 - y0**2) / (2.0 * (x1 - x0))
-    direction = np.sign(x1 - x0) * np.array([y0, c - x0]) / np.hypot(x0 - c, y0)
-    return dist * y0 * direction
-
-
-def to_sphere(z):
-    r2 = np.sum(z**2, axis=-1, keepdims=True)
-    return np.concatenate([2.0 * z, r2 - 1.0], axis=-1) / (1.0 + r2)
-
-
-def to_chart(p):
-    return p[..., :2] / (1.0 - p[..., 2:3])
-
-
-def sphere_tangent(z, v):
-    """The differential of the inverse stereographic map: R³ velocity of the chart velocity v at z."""
-    s = 1.0 + z @ z
-    zv = z @ v
-    return np.concatenate([2.0 * v / s - 4.0 * z * zv / s**2, [4.0 * zv / s**2]])
-
-
-def sphere_exp(z, v, t=1.0):
-    p, u = to_sphere(z), sphere_tangent(z, v)
-    n = np.linalg.norm(u)
-    return to_chart(p * np.cos(n * t) + u / n * np.sin(n * t))
-
-
-def polar_to_cartesian(z):
-    return np.stack([z[..., 0] * np.cos(z[..., 1]), z[..., 0] * np.sin(z[..., 1])], axis=-1)
-
-
-def polar_velocity_to_cartesian(z, v):
-    r, th = z[..., 0], z[..., 1]
-    return np.stack(
-        [v[..., 0] * np.cos(th) - r * v[..., 1] * np.sin(th), v[..., 0] * np.sin(th) + r * v[..., 1] * np.cos(th)],
-        axis=-1,
-    )
 
 
 def g_inner(metric, z, a, b):
@@ -238,10 +147,8 @@ def test_pullback_surface_curvature_is_gauss_theorema_egregium():
 
 
 def test_dense_metric_without_derivative_through_two_finite_differences():
-    def sphere_g(z):
-        return (4.0 / (1.0 + np.sum(z**2, axis=1)) ** 2)[:, None, None] * np.eye(2)
-
-    metric = lg.DenseMetric(sphere_g, dim=2)  # ∂G by central differences (step 1e-6), then ∂Γ by FD of Γ
+    # G only: ∂G by central differences (step 1e-6), then ∂Γ by FD of Γ
+    metric = lg.DenseMetric(StereographicSphere().metric, dim=2)
     z = np.array([[0.2, -0.3], [1.1, 0.4]])
     # Γ carries the error ~1e-10 of the numerical ∂G; the second differences amplify it ~1e3 times
     np.testing.assert_allclose(lg.gaussian_curvature(metric, z), 1.0, atol=1e-5)
@@ -359,7 +266,7 @@ def test_exp_scaled_metric_is_unchanged(rhvae3):
 def test_exp_domain_exit_is_flagged_per_trajectory():
     z = np.array([[0.0, 0.0], [0.0, 0.0], [0.5, 1.0]])
     v = np.array([[2.0, 0.0], [0.5, 0.5], [-1.0, 0.0]])
-    res = lg.exp_map(Walled(), z, v, t=[0.25, 0.75])
+    res = lg.exp_map(WalledPlane(wall=1.0), z, v, t=[0.25, 0.75])
     assert res.status == ["domain_exit", "converged", "converged"]
     assert not res.converged[0] and res.converged[1:].all()
     assert 0.45 < res.t_reached[0] < 0.5  # the wall x = 1 is reached at t = 0.5
@@ -396,8 +303,7 @@ def test_log_on_the_half_plane_is_the_closed_form_and_round_trips():
     assert res.converged.all()
     expected = np.array([poincare_log(a, b) for a, b in zip(z0, z1)])
     np.testing.assert_allclose(res.vectors, expected, rtol=1e-7, atol=1e-7 * np.abs(expected).max())
-    dist = np.arccosh(1 + np.sum((z0 - z1) ** 2, 1) / (2 * z0[:, 1] * z1[:, 1]))
-    np.testing.assert_allclose(res.distances, dist, rtol=1e-7)
+    np.testing.assert_allclose(res.distances, poincare_distance(z0, z1), rtol=1e-7)
     back = lg.exp_map(metric, z0, res.vectors)
     assert np.abs(back.points - z1).max() <= 1e-9
     assert np.all(res.residual <= 1e-9)
@@ -406,8 +312,7 @@ def test_log_on_the_half_plane_is_the_closed_form_and_round_trips():
 def test_log_on_the_sphere_and_the_polar_plane():
     z0, z1 = np.array([[0.1, 0.2], [-0.8, 0.5]]), np.array([[1.0, -0.4], [0.6, 0.9]])
     res = lg.log_map(StereographicSphere(), z0, z1)
-    angle = np.arccos(np.clip(np.sum(to_sphere(z0) * to_sphere(z1), axis=1), -1, 1))
-    np.testing.assert_allclose(res.distances, angle, rtol=1e-7)
+    np.testing.assert_allclose(res.distances, sphere_distance(z0, z1), rtol=1e-7)
     for a, v, b in zip(z0, res.vectors, z1):
         np.testing.assert_allclose(sphere_exp(a, v), b, atol=1e-9)
     p0, p1 = np.array([[1.0, 0.2], [2.0, 1.0]]), np.array([[1.5, 1.0], [1.2, 2.5]])
@@ -657,10 +562,9 @@ def test_exp_fan_draws_geodesic_circles(pyplot):
     curves = [line.get_xydata() for line in ax.lines[:8]]
     assert len(ax.lines) == 9  # eight geodesics and the start marker
     ends = np.array([c[-1] for c in curves])
-    dist = np.arccosh(1 + np.sum((ends - start) ** 2, 1) / (2 * start[1] * ends[:, 1]))
-    np.testing.assert_allclose(dist, 0.7, rtol=1e-8)
+    np.testing.assert_allclose(poincare_distance(start, ends), 0.7, rtol=1e-8)
     assert all(len(c) == 20 and np.allclose(c[0], start) for c in curves)
-    walled = plot_exp_fan(Walled(), [0.5, 0.0], n_directions=4, length=1.0)
+    walled = plot_exp_fan(WalledPlane(wall=1.0), [0.5, 0.0], n_directions=4, length=1.0)
     assert [line.get_linestyle() for line in walled.lines[:4]] == ["--", "-", "-", "-"]
     with pytest.raises(ValueError, match="^z:"):
         plot_exp_fan(PoincareHalfPlane(), [0.0, 1.0, 2.0])
@@ -745,7 +649,7 @@ def test_a_metric_returning_wrong_shapes_raises_instead_of_flagging_points():
 
 def test_points_where_a_python_metric_raises_are_outside_its_domain():
     def g_fn(z):  # DenseMetric raises ValueError on the NaN it returns for x >= 1
-        return Walled()._metric(z, 1)
+        return WalledPlane(wall=1.0)._metric(z, 1)
 
     metric = lg.DenseMetric(g_fn, lambda z: np.zeros((len(z), 2, 2, 2)), dim=2)
     res = lg.exp_map(metric, [[0.0, 0.0], [0.0, 0.0]], [[2.0, 0.0], [0.0, 1.0]])

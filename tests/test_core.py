@@ -237,9 +237,9 @@ def test_geodesic_option_defaults_are_the_documented_ones():
     }
     assert o.n_segments == 0 and o.ftol is None and o.gtol is None and o.quadrature == "simpson"  # adaptive, derived
     assert o.max_ratio == 16.0  # smooth metrics: up to fourth order
-    from latentgeo.solvers.api import _SOLVER_OPTIONS, _solver_options
+    from latentgeo.solvers.options import SOLVER_OPTIONS, solver_options
 
-    assert _solver_options(None, None, None, dict(_SOLVER_OPTIONS)) == o  # no option given: the core's defaults
+    assert solver_options(None, None, None, dict(SOLVER_OPTIONS)) == o  # no option given: the core's defaults
 
 
 def test_status_names_come_from_the_core():

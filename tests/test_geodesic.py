@@ -6,102 +6,25 @@ import latentgeo as lg
 import numpy as np
 import pytest
 from conftest import EPS, SAFETY
-from latentgeo.metrics import Metric
+from manifolds import (
+    PoincareHalfPlane,
+    PolarPlane,
+    SmoothWall,
+    StereographicSphere,
+    poincare_distance,
+    polar_distance,
+    polar_to_cartesian,
+    sphere_distance,
+    to_sphere,
+)
 
 DEFAULT_TOL = 1e-8  # geodesics' default tol: the relative accuracy of a measured length
 
 
 # ----------------------------------------------------------------------------------------------
-# Closed-form metrics (Python metric objects: they go through the solver's Python callback path)
+# Closed-form metrics (tests/manifolds.py; Python metric objects: they go through the solver's
+# Python callback path)
 # ----------------------------------------------------------------------------------------------
-class ConformalMetric(Metric):
-    """G(z) = phi(z) I in 2-d; subclasses give phi and its gradient."""
-
-    dim = 2
-
-    def _phi(self, z):
-        raise NotImplementedError
-
-    def _metric(self, z, n_threads):
-        return self._phi(z)[0][:, None, None] * np.eye(2)
-
-    def _derivative(self, z, n_threads):
-        _, dphi = self._phi(z)
-        return np.eye(2)[None, :, :, None] * dphi[:, None, None, :]
-
-    def _quadratic_form(self, z, v, grad, n_threads):
-        phi, dphi = self._phi(z)
-        vv = np.einsum("na,na->n", v, v)
-        q = phi * vv
-        return (q, vv[:, None] * dphi, 2.0 * phi[:, None] * v) if grad else q
-
-
-class PoincareHalfPlane(ConformalMetric):
-    """G = I / y² on y > 0."""
-
-    def _phi(self, z):
-        y = z[:, 1]
-        dphi = np.zeros_like(z)
-        dphi[:, 1] = -2.0 / y**3
-        return 1.0 / y**2, dphi
-
-
-class StereographicSphere(ConformalMetric):
-    """The unit sphere in stereographic coordinates: G = 4 / (1 + |z|²)² I."""
-
-    def _phi(self, z):
-        s = 1.0 + np.einsum("na,na->n", z, z)
-        return 4.0 / s**2, (-16.0 / s**3)[:, None] * z
-
-
-class Wall(ConformalMetric):
-    """Euclidean plane with a high smooth wall on x = 0 for |y| < 1: phi = 1 + A exp(-x²/2s²) S(y)."""
-
-    height, width, softness = 200.0, 0.15, 0.2
-
-    def _phi(self, z):
-        x, y = z[:, 0], z[:, 1]
-        bump = self.height * np.exp(-0.5 * x**2 / self.width**2)
-        gate = 1.0 / (1.0 + np.exp((y**2 - 1.0) / self.softness))
-        dgate = -gate * (1.0 - gate) * 2.0 * y / self.softness
-        dphi = np.stack([-x / self.width**2 * bump * gate, bump * dgate], axis=1)
-        return 1.0 + bump * gate, dphi
-
-
-class Polar(Metric):
-    """The Euclidean plane in polar coordinates z = (r, theta): G = diag(1, r²)."""
-
-    dim = 2
-
-    def _metric(self, z, n_threads):
-        g = np.zeros((len(z), 2, 2))
-        g[:, 0, 0], g[:, 1, 1] = 1.0, z[:, 0] ** 2
-        return g
-
-    def _derivative(self, z, n_threads):
-        dg = np.zeros((len(z), 2, 2, 2))
-        dg[:, 1, 1, 0] = 2.0 * z[:, 0]
-        return dg
-
-    def _quadratic_form(self, z, v, grad, n_threads):
-        r = z[:, 0]
-        q = v[:, 0] ** 2 + r**2 * v[:, 1] ** 2
-        if not grad:
-            return q
-        dz = np.zeros_like(z)
-        dz[:, 0] = 2.0 * r * v[:, 1] ** 2
-        return q, dz, np.stack([2.0 * v[:, 0], 2.0 * r**2 * v[:, 1]], axis=1)
-
-
-def _to_sphere(z):
-    s = 1.0 + np.einsum("na,na->n", z, z)
-    return np.concatenate([2.0 * z, (s - 2.0)[:, None]], axis=1) / s[:, None]
-
-
-def _to_plane(z):
-    return z[:, :1] * np.stack([np.cos(z[:, 1]), np.sin(z[:, 1])], axis=1)
-
-
 def _check_metric_derivatives(metric, z, v):
     """The closed-form metrics' dq/dz against central differences (they drive the solver)."""
     _, dqdz, dqdv = metric.quadratic_form(z, v, grad=True)
@@ -115,7 +38,7 @@ def _check_metric_derivatives(metric, z, v):
         np.testing.assert_allclose(dqdv[:, k], fd_v, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("metric", [PoincareHalfPlane(), StereographicSphere(), Polar(), Wall()])
+@pytest.mark.parametrize("metric", [PoincareHalfPlane(), StereographicSphere(), PolarPlane(), SmoothWall()])
 def test_closed_form_metric_gradients(metric):
     rng = np.random.default_rng(0)
     z = np.c_[rng.uniform(-1, 1, 20), rng.uniform(0.3, 1.5, 20)]
@@ -154,10 +77,6 @@ def _polar_pairs(rng, n=24):
     return s, e
 
 
-def _poincare_exact(s, e):
-    return np.arccosh(1.0 + np.sum((s - e) ** 2, axis=1) / (2.0 * s[:, 1] * e[:, 1]))
-
-
 def _poincare_deviation(s, e, pts):
     """Distance of points from the exact geodesic: the circle centred on y = 0 through s and e."""
     (x0, y0), (x1, y1) = s, e
@@ -165,33 +84,25 @@ def _poincare_deviation(s, e, pts):
     return np.abs(np.hypot(pts[:, 0] - c, pts[:, 1]) - np.hypot(x0 - c, y0))
 
 
-def _sphere_exact(s, e):
-    return np.arccos(np.clip(np.sum(_to_sphere(s) * _to_sphere(e), axis=1), -1, 1))
-
-
 def _sphere_deviation(s, e, pts):
     """Distance on the sphere of the mapped points from the great circle through s and e."""
-    ps, pe = _to_sphere(s[None])[0], _to_sphere(e[None])[0]
+    ps, pe = to_sphere(s), to_sphere(e)
     normal = np.cross(ps, pe)
-    return np.abs(np.arcsin(np.clip(_to_sphere(pts) @ normal / np.linalg.norm(normal), -1, 1)))
-
-
-def _polar_exact(s, e):
-    return np.linalg.norm(_to_plane(s) - _to_plane(e), axis=1)
+    return np.abs(np.arcsin(np.clip(to_sphere(pts) @ normal / np.linalg.norm(normal), -1, 1)))
 
 
 def _polar_deviation(s, e, pts):
     """Distance of the mapped points from the Euclidean segment between the mapped ends."""
-    a, b = _to_plane(s[None])[0], _to_plane(e[None])[0]
-    p = _to_plane(pts)
+    a, b = polar_to_cartesian(s), polar_to_cartesian(e)
+    p = polar_to_cartesian(pts)
     u = (b - a) / np.linalg.norm(b - a)
     return np.abs((p - a) @ np.array([-u[1], u[0]]))
 
 
 CLOSED_FORMS = {
-    "poincare": (PoincareHalfPlane, _poincare_pairs, _poincare_exact, _poincare_deviation),
-    "sphere": (StereographicSphere, _sphere_pairs, _sphere_exact, _sphere_deviation),
-    "polar": (Polar, _polar_pairs, _polar_exact, _polar_deviation),
+    "poincare": (PoincareHalfPlane, _poincare_pairs, poincare_distance, _poincare_deviation),
+    "sphere": (StereographicSphere, _sphere_pairs, sphere_distance, _sphere_deviation),
+    "polar": (PolarPlane, _polar_pairs, polar_distance, _polar_deviation),
 }
 
 
@@ -242,7 +153,7 @@ def test_fixed_node_count_and_history_option():
     res = lg.geodesic(StereographicSphere(), [0.2, -0.4], [-0.9, 0.7], n_nodes=33, history=4)
     assert res.nodes.shape == (33, 2)
     np.testing.assert_allclose(
-        res.length, _sphere_exact(np.array([[0.2, -0.4]]), np.array([[-0.9, 0.7]]))[0], rtol=1e-5
+        res.length, sphere_distance(np.array([[0.2, -0.4]]), np.array([[-0.9, 0.7]]))[0], rtol=1e-5
     )
 
 
@@ -351,7 +262,7 @@ def test_neural_method_agrees_with_discrete():
 # Graph initialisation
 # ----------------------------------------------------------------------------------------------
 def test_graph_init_escapes_the_wall():
-    metric = Wall()
+    metric = SmoothWall()
     a, b = np.array([-1.0, 0.0]), np.array([1.0, 0.0])
     g = np.linspace(-2.0, 2.0, 21)
     anchors = np.stack(np.meshgrid(g, np.linspace(-2.5, 2.5, 26)), -1).reshape(-1, 2)

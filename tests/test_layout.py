@@ -1,5 +1,5 @@
 """The Python layer's contracts between modules: native dispatch, one saved-file layout (and the
-earlier one), validation at the entry point only, and the names kept for earlier imports."""
+earlier one), validation at the entry point only, and the seed's names."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from conftest import PoincareHalfPlane, reference_rhvae
 from latentgeo import _core, _validation
 from latentgeo.metrics import native_kernel
 from latentgeo.metrics.pullback import CallablePullbackMetric, PullbackMetric
-
-# By module name: the package attributes `geodesic`, `neural.fit`, `neural.loss` are functions.
-geodesic_module = import_module("latentgeo.solvers.api")
 
 
 def _pullback():
@@ -51,7 +48,6 @@ def test_metrics_without_a_kernel_take_the_callback_path():
         assert native_kernel(metric) == (None, 1.0)
     rhvae = reference_rhvae()
     assert native_kernel(rhvae.scaled(2.0)) == (rhvae._kernel, 2.0)
-    assert geodesic_module._native_kernel is native_kernel  # the earlier name, for other modules
 
 
 def test_constant_kernel_survives_pickling():
@@ -147,7 +143,7 @@ class _Counting:
 
 
 def _modules_using_check_metric():
-    names = ("solvers.api", "curves", "solvers.distances", "metrics.base", "solvers.neural.loss")
+    names = ("solvers.api", "solvers.options", "curves", "solvers.distances", "metrics.base", "solvers.neural.loss")
     return [import_module(f"latentgeo.{name}") for name in names]
 
 
@@ -172,10 +168,7 @@ def test_documented_names_and_the_seeds_aliases():
     assert lg.train is lg.train_neural_geodesic
     assert {"fit_neural_geodesic", "neural_geodesic_loss", "train_neural_geodesic"} <= set(lg.__all__)
     assert not {"fit", "loss", "train"} & set(lg.__all__)
-    from latentgeo.solvers.api import DistanceResult, GeodesicBatch, GeodesicResult, HermiteCurve, geodesic_distances
     from latentgeo.solvers.neural import NeuralGeodesic, fit, loss, loss_and_grad, train
 
-    assert (GeodesicResult, GeodesicBatch, DistanceResult) == (lg.GeodesicResult, lg.GeodesicBatch, lg.DistanceResult)
-    assert geodesic_distances is lg.geodesic_distances and HermiteCurve is lg.curves.HermiteCurve
     assert (NeuralGeodesic, fit, loss, train) == (lg.NeuralGeodesic, lg.fit, lg.loss, lg.train)
     assert callable(loss_and_grad) and lg.curves.check_times is _validation.check_times

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import latentgeo as lg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from latentgeo.plot import magnification_grid, plot_curves, plot_latent, plot_magnification  # noqa: E402
+from manifolds import to_sphere  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -20,11 +21,6 @@ def no_show_and_close(monkeypatch):
     monkeypatch.setattr(plt, "show", forbidden)
     yield
     plt.close("all")
-
-
-def inverse_stereographic(z):
-    r2 = np.sum(z**2, axis=1, keepdims=True)
-    return np.concatenate([2 * z, r2 - 1], axis=1) / (1 + r2)
 
 
 class CountingLogDet(lg.ConstantMetric):
@@ -39,7 +35,7 @@ class CountingLogDet(lg.ConstantMetric):
 
 def test_magnification_values_against_closed_form():
     # Sphere: G = 4/(1+r²)² I in 2-d, so log √det G = log 4 - 2 log(1 + r²).
-    metric = lg.PullbackMetric.from_callable(inverse_stereographic, 2)
+    metric = lg.PullbackMetric.from_callable(to_sphere, 2)
     ax = plot_magnification(metric, (-2, 2, -1, 3), resolution=(31, 21))
     assert isinstance(ax, matplotlib.axes.Axes)
     (image,) = ax.images

@@ -11,17 +11,12 @@ import pytest
 from conftest import EPS, SAFETY, assert_within, sum_tol
 from latentgeo import _core
 from latentgeo.metrics.pullback import ACTIVATIONS, CallablePullbackMetric, PullbackMetric
+from manifolds import to_sphere
 
 
 @pytest.fixture
 def rng():
     return np.random.default_rng(2024)
-
-
-def inverse_stereographic(z):
-    """ℝ^d → unit sphere S^d ⊂ ℝ^(d+1); its pullback is G = 4/(1+|z|²)² I."""
-    r2 = np.sum(z**2, axis=1, keepdims=True)
-    return np.concatenate([2 * z, r2 - 1], axis=1) / (1 + r2)
 
 
 def random_mlp(rng, widths, activations, scale=0.8):
@@ -45,7 +40,7 @@ def outputs(metric, z):
 
 @pytest.mark.parametrize("dim", [1, 2, 3])
 def test_sphere_callable_closed_form(rng, dim):
-    metric = PullbackMetric.from_callable(inverse_stereographic, dim)
+    metric = PullbackMetric.from_callable(to_sphere, dim)
     z = rng.normal(size=(20, dim))
     r2 = np.sum(z**2, axis=1)
     expected = (4 / (1 + r2) ** 2)[:, None, None] * np.eye(dim)
@@ -63,7 +58,7 @@ def test_sphere_callable_closed_form(rng, dim):
 def test_sphere_length_of_great_circle():
     # The segment z = (s, 0), s ∈ [-1, 1], maps onto half a great circle, from (-1, 0, 0) through
     # the south pole to (1, 0, 0): length π.
-    metric = PullbackMetric.from_callable(inverse_stereographic, 2)
+    metric = PullbackMetric.from_callable(to_sphere, 2)
     t = np.linspace(0, 1, 2001)
     points = np.stack([2 * t - 1, np.zeros_like(t)], axis=1)
     velocities = np.tile([2.0, 0.0], (len(t), 1))
@@ -199,7 +194,7 @@ def test_decoded_energies_against_numpy_and_central_differences(rng, variant):
 
 
 def test_smooth_says_whether_g_can_jump(rng):
-    from latentgeo.solvers.api import _SOLVER_OPTIONS, _solver_options
+    from latentgeo.solvers.options import SOLVER_OPTIONS, solver_options
 
     smooth = {name: build(rng, config)[0].smooth for name, config in CONFIGS.items()}
     assert smooth == {name: name not in ("relu", "mixed") for name in CONFIGS}  # "mixed": ELU with α = 0.5
@@ -209,7 +204,7 @@ def test_smooth_says_whether_g_can_jump(rng):
     assert not lg.ScaledMetric(elu, 3.0).smooth and lg.ScaledMetric(lg.ConstantMetric(np.eye(2)), 2.0).smooth
 
     def ratio(metric, smooth=None):
-        return _solver_options(None, None, None, dict(_SOLVER_OPTIONS, smooth=smooth), metric).max_ratio
+        return solver_options(None, None, None, dict(SOLVER_OPTIONS, smooth=smooth), metric).max_ratio
 
     assert (ratio(elu), ratio(elu, True), ratio(smooth_tanh := build(rng, CONFIGS["tanh"])[0])) == (2.0, 16.0, 16.0)
     assert ratio(smooth_tanh, False) == 2.0
@@ -221,7 +216,7 @@ def test_decoded_polylines_that_skip_their_curve_are_solved_again_with_simpson(r
     """A random tanh MLP maps distant latent points close together: with the decoded energy some
     nodes wander where the chords are short but the curve between them is long (measured energy
     5-150x the polyline's). Those pairs are solved again with Simpson's energy."""
-    from latentgeo.solvers.api import _SOLVER_OPTIONS, _solver_options
+    from latentgeo.solvers.options import SOLVER_OPTIONS, solver_options
 
     metric, dim = build(rng, CONFIGS["tanh"])
     starts, ends = rng.normal(size=(2, 6, dim))
@@ -231,7 +226,7 @@ def test_decoded_polylines_that_skip_their_curve_are_solved_again_with_simpson(r
     both = np.array(decoded.converged) & np.array(simpson.converged)
     assert both.sum() >= 4
     np.testing.assert_allclose(decoded.length[both], simpson.length[both], rtol=20 * tol)
-    options = _solver_options(None, tol, None, dict(_SOLVER_OPTIONS), metric)
+    options = solver_options(None, tol, None, dict(SOLVER_OPTIONS), metric)
     assert options.quadrature == "decoded"
     out = _core.geodesic_batch(metric, metric._kernel, 1.0, starts, ends, np.zeros((0, dim)), 0, options, 1)
     restarted = [any(b[0] <= a[0] for a, b in zip(pair, pair[1:])) for pair in out["levels"]]
@@ -239,7 +234,7 @@ def test_decoded_polylines_that_skip_their_curve_are_solved_again_with_simpson(r
 
 
 def test_scaled_decoder_keeps_the_decoded_energy(rng):
-    from latentgeo.solvers.api import default_quadrature
+    from latentgeo.solvers.options import default_quadrature
 
     metric, dim = build(rng, CONFIGS["tanh"])
     scaled = lg.ScaledMetric(metric, 4.0)
@@ -316,8 +311,8 @@ def test_pickle_roundtrip(rng):
     clone = pickle.loads(pickle.dumps(metric))
     z = rng.normal(size=(5, dim))
     np.testing.assert_array_equal(clone(z), metric(z))
-    sphere = pickle.loads(pickle.dumps(PullbackMetric.from_callable(inverse_stereographic, 2)))
-    np.testing.assert_allclose(sphere(z[:, :2]), PullbackMetric.from_callable(inverse_stereographic, 2)(z[:, :2]))
+    sphere = pickle.loads(pickle.dumps(PullbackMetric.from_callable(to_sphere, 2)))
+    np.testing.assert_allclose(sphere(z[:, :2]), PullbackMetric.from_callable(to_sphere, 2)(z[:, :2]))
 
 
 def test_callable_gaussian_matches_mlp(rng):
@@ -462,10 +457,10 @@ def test_bad_points_and_callables(rng):
     with pytest.raises(ValueError, match=r"^decoder: must be callable"):
         PullbackMetric.from_callable(3, 2)
     with pytest.raises(ValueError, match=r"^dim: expected a positive integer"):
-        PullbackMetric.from_callable(inverse_stereographic, 0)
+        PullbackMetric.from_callable(to_sphere, 0)
     with pytest.raises(ValueError, match=r"^fd_step:"):
-        PullbackMetric.from_callable(inverse_stereographic, 2, fd_step=-1.0)
+        PullbackMetric.from_callable(to_sphere, 2, fd_step=-1.0)
     with pytest.raises(ValueError, match=r"^decoder: must return an array of shape \(N, D\)"):
         PullbackMetric.from_callable(lambda z: z[:, 0], 2)(np.ones((3, 2)))
     with pytest.raises(ValueError, match=r"^log_sigma: returned NaN"):
-        PullbackMetric.from_callable(inverse_stereographic, 2, log_sigma=lambda z: z * np.nan)(np.ones((3, 2)))
+        PullbackMetric.from_callable(to_sphere, 2, log_sigma=lambda z: z * np.nan)(np.ones((3, 2)))

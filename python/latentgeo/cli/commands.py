@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import _core
 from ..connection import exp_map, log_map
-from ..solvers.api import geodesic, geodesic_distances
+from ..solvers.api import geodesic
+from ..solvers.distances import geodesic_distances
 from ..statistics import frechet_mean, kmedoids, sample_riemannian
 from .demo import run_demo
 from .files import (

@@ -10,9 +10,10 @@ import numpy as np
 from .. import _core
 from .._progress import MIN_PAIRS, progress_bar
 from .._validation import as_points, check_int, check_metric, check_threads
-from .api import _chunks, _report_failures, _run_local, _solve_chunk, _solver_setup
 from .initial import initial_curves
+from .options import solver_setup
 from .results import DistanceResult, GeodesicBatch
+from .runner import chunks, report_failures, run_local, solve_chunk
 
 __all__ = ["geodesic_distances"]
 
@@ -47,10 +48,10 @@ def _worker_failure(
 def _run_executor(executor: Executor, metric, starts, ends, init, opts, n_threads, size, progress) -> GeodesicBatch:
     from concurrent.futures import as_completed
 
-    slices = _chunks(len(starts), size)
+    slices = chunks(len(starts), size)
     futures = {
         executor.submit(
-            _solve_chunk, metric, starts[sl], ends[sl], None if init is None else init[sl], opts, n_threads
+            solve_chunk, metric, starts[sl], ends[sl], None if init is None else init[sl], opts, n_threads
         ): k
         for k, sl in enumerate(slices)
     }
@@ -68,7 +69,7 @@ def _run_executor(executor: Executor, metric, starts, ends, init, opts, n_thread
         for fut in futures:
             fut.cancel()
         raise
-    return GeodesicBatch._concatenate(parts)
+    return GeodesicBatch.concatenate(parts)
 
 
 def geodesic_distances(
@@ -130,15 +131,15 @@ def geodesic_distances(
     status = np.full(shape, "converged", dtype=object)
     if len(rows) == 0:
         return DistanceResult(dist, conv, [], status)
-    solver, graph_opts = _solver_setup(metric, n_nodes, tol, max_iter, options)
+    solver, graph_opts = solver_setup(metric, n_nodes, tol, max_iter, options)
     curves = initial_curves(metric, starts, ends, init, graph_opts, solver.max_segments)
     if executor is None:
         size = None if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
-        batch = _run_local(metric, starts, ends, curves, solver, threads, progress, size)
+        batch = run_local(metric, starts, ends, curves, solver, threads, progress, size)
     else:
         size = 64 if chunk_size is None else check_int(chunk_size, "chunk_size", 1)
         batch = _run_executor(executor, metric, starts, ends, curves, solver, threads, size, progress)
-    _report_failures(batch, [f"({a}, {b})" for a, b in zip(rows, cols)], "geodesic_distances", stacklevel=2)
+    report_failures(batch, [f"({a}, {b})" for a, b in zip(rows, cols)], "geodesic_distances", stacklevel=2)
     dist[rows, cols] = batch.length
     conv[rows, cols] = batch.converged
     status[rows, cols] = batch.status

@@ -1,6 +1,6 @@
 """Results of the geodesic solvers: one geodesic, a batch of them, and distance matrices.
 
-Statuses (see :mod:`latentgeo.geodesic`): ``"converged"``, ``"max_iter"``,
+Statuses (see :mod:`latentgeo.solvers.api`): ``"converged"``, ``"max_iter"``,
 ``"line_search_failed"``, ``"max_nodes"`` from the optimiser, and the failures of the metric on
 a pair's curve ``"non_finite"``, ``"singular_metric"``, ``"metric_error"`` and, with an
 executor, ``"worker_error"``.
@@ -37,7 +37,7 @@ class GeodesicResult:
     curve : callable
         ``curve(t)`` with t (N,) in [0, 1] returns points (N, d) (interpolates the nodes).
     length, energy : float
-        Measured length and energy of ``curve`` (see :mod:`latentgeo.geodesic`); NaN when the
+        Measured length and energy of ``curve`` (see :mod:`latentgeo.solvers.api`); NaN when the
         metric failed before any curve could be measured (see ``status``).
     straight_length : float
         Length of the straight segment between the endpoints, for comparison (inf when the
@@ -46,7 +46,7 @@ class GeodesicResult:
     n_iter : int
         Optimiser iterations (all levels), or the neural method's training steps.
     status : str
-        See :mod:`latentgeo.geodesic`.
+        See :mod:`latentgeo.solvers.api`.
     method : str
     message : str
         Why the metric failed (statuses ``"singular_metric"``, ``"non_finite"``,
@@ -131,7 +131,8 @@ class GeodesicBatch:
         )
 
     @classmethod
-    def _concatenate(cls, parts: Sequence["GeodesicBatch"]) -> "GeodesicBatch":
+    def concatenate(cls, parts: Sequence["GeodesicBatch"]) -> "GeodesicBatch":
+        """One batch of the pairs of ``parts``, in order (e.g. the chunks of a solve)."""
         cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
         curves = None if parts[0].curves is None else sum((p.curves for p in parts), [])
         join = lambda name: sum((getattr(p, name) for p in parts), [])  # noqa: E731

@@ -9,7 +9,7 @@ G = J_μᵀJ_μ + J_σᵀJ_σ with J_σ = diag(σ) J_logσ (the Jacobian of σ =
 ∂G/∂z and the gradients of vᵀGv by forward-mode differentiation, batched over points and
 parallel with OpenMP. It can be built from weight/bias lists or a ``torch.nn.Sequential``.
 :meth:`PullbackMetric.from_torch` sends any other torch module (convolutional decoders, ...) to
-:class:`~latentgeo.torch_pullback.TorchPullbackMetric`: exact, by forward-mode AD in torch.
+:class:`~latentgeo.metrics.pullback.torch_decoder.TorchPullbackMetric`: exact, by forward-mode AD in torch.
 :meth:`PullbackMetric.from_callable` wraps any Python decoder with numerical (central difference)
 Jacobians: it is slow and approximate (relative errors ~1e-9 in G, ~1e-5 in ∂G/∂z).
 
@@ -122,7 +122,7 @@ class PullbackMetric(FrozenState, Metric):
         ``Softplus``, ``Sigmoid``, ``ELU`` and ``Identity`` runs in the C++ core (a
         :class:`PullbackMetric`; with ``likelihood="bernoulli"`` it must end with ``Sigmoid``).
         Any other ``torch.nn.Module`` — convolutions, transposed convolutions, reshapes, batch
-        norm, residual blocks — gives a :class:`~latentgeo.torch_pullback.TorchPullbackMetric`,
+        norm, residual blocks — gives a :class:`~latentgeo.metrics.pullback.torch_decoder.TorchPullbackMetric`,
         exact by forward-mode AD in float64 on an eval-mode copy of the module.
 
         Parameters
@@ -184,7 +184,7 @@ class PullbackMetric(FrozenState, Metric):
         PullbackMetric
             ``likelihood="bernoulli"`` for a ``bce`` loss, ``"gaussian"`` (unit variance, as
             pythae's ``mse`` loss) otherwise. pythae's default MLP decoder runs in the C++ core;
-            other decoders in torch (:class:`~latentgeo.torch_pullback.TorchPullbackMetric`).
+            other decoders in torch (:class:`~latentgeo.metrics.pullback.torch_decoder.TorchPullbackMetric`).
 
         Raises
         ------

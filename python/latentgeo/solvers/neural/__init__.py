@@ -1,15 +1,16 @@
 """Neural geodesics (Chen et al., 2018): an MLP t ↦ ℝ^d trained to minimise a curve's energy.
 
-The package's modules: :mod:`.curve` (the curve :class:`NeuralGeodesic`, its forward pass,
-backpropagation and ``.npz`` storage), :mod:`.loss` (the loss, its gradient and one training
-step) and :mod:`.fit` (training until the loss stops changing). The documented names say what
+The package's modules: :mod:`.mlp` (the network: activations, forward pass, backpropagation),
+:mod:`.curve` (the curve :class:`NeuralGeodesic`: the MLP pinned to its end points, its
+gradient and ``.npz`` storage), :mod:`.loss` (the loss, its gradient and one training step),
+:mod:`.optim` (Adam, SGD), :mod:`.fit` (training until the loss stops changing) and
+:mod:`.batch` (``geodesics(method="neural")``). The documented names say what
 they do (:func:`fit_neural_geodesic`, :func:`neural_geodesic_loss`,
 :func:`train_neural_geodesic`); the seed's names ``fit``, ``loss`` and ``train`` remain as aliases.
 """
 
 from __future__ import annotations
 
-from ...curves import FD_METHODS, FD_STEPS, RULES
 from .curve import ACTIVATIONS, DEFAULT_MIN_AMPLITUDE, NeuralGeodesic
 from .fit import (
     DEFAULT_BETAS,
@@ -53,4 +54,3 @@ __all__ = [
 loss = neural_geodesic_loss
 train = train_neural_geodesic
 fit = fit_neural_geodesic
-_FD_STEPS = FD_STEPS  # earlier private name

@@ -39,57 +39,21 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 
 from ..._validation import INT_MAX, as_float_array, check_choice, check_positive
 from ...io.npz import read_saved, saved_header, write_saved
+from .mlp import ACTIVATIONS, ForwardPass, backward, check_hidden, forward, layer_views
 
 __all__ = ["NeuralGeodesic", "ACTIVATIONS", "DEFAULT_MIN_AMPLITUDE"]
 
-ACTIVATIONS = ("tanh", "softplus", "relu", "identity")
 DEFAULT_MIN_AMPLITUDE = 0.1
-_KIND, _VERSION = "neural_geodesic", 1  # the saved file's header (see latentgeo._npz)
+_KIND, _VERSION = "neural_geodesic", 1  # the saved file's header (see latentgeo.io.npz)
 _SAVED_KEYS = ("params", "z_start", "z_end", "hidden", "activation", "min_span", "min_amplitude")
 _RIDGE = 0.1  # relative ridge of the straight-line fit of the output layer
 _FIRST_SCALE = 2.0  # first-layer weights ~ U(±2): tanh steps spread over [0, 1]
-
-
-# ----------------------------------------------------------------------------------------
-# activations: value, first and second derivative
-# ----------------------------------------------------------------------------------------
-def _activate(name: str, a: np.ndarray, order: int):
-    """Return (σ(a), σ'(a) or None, σ''(a) or None) for ``order`` = 0, 1 or 2 derivatives."""
-    if name == "tanh":
-        s = np.tanh(a, out=a)  # ``a`` is a temporary of the forward pass
-        ds = None
-        if order >= 1:
-            ds = np.multiply(s, s)
-            np.subtract(1.0, ds, out=ds)
-        return s, ds, (-2.0 * s * ds if order >= 2 else None)
-    if name == "softplus":
-        s = np.logaddexp(0.0, a)
-        sig = 0.5 * (1.0 + np.tanh(0.5 * a)) if order >= 1 else None  # logistic, overflow-free
-        return s, sig, (sig * (1.0 - sig) if order >= 2 else None)
-    if name == "relu":
-        s = np.maximum(a, 0.0)
-        return s, ((a > 0).astype(np.float64) if order >= 1 else None), None  # σ'' = 0 a.e.
-    return a, None, None  # identity: σ' = 1, σ'' = 0
-
-
-@dataclass
-class _Pass:
-    """Cache of one forward pass through the MLP at times ``tau`` (M,)."""
-
-    tau: np.ndarray
-    inputs: list  # x_0 .. x_L: inputs of each affine layer, (M, fan_in)
-    tangents: list  # dx/dt of the same (exact velocity only), (M, fan_in) or None
-    d1: list  # σ'(a_l) per hidden layer (None: identity)
-    d2: list  # σ''(a_l) per hidden layer (None: zero)
-    pre_tangents: list  # da_l/dt per hidden layer (exact velocity only)
-    out: np.ndarray  # ĝ (M, d)
-    dout: Optional[np.ndarray]  # dĝ/dt (M, d)
 
 
 @dataclass
@@ -149,7 +113,7 @@ class NeuralGeodesic:
         if self.z_end.shape != self.z_start.shape:
             raise ValueError(f"z_end: expected shape {self.z_start.shape} like z_start, got {self.z_end.shape}")
         self.activation = check_choice(activation, "activation", set(ACTIVATIONS))
-        self.hidden = _check_hidden(hidden)
+        self.hidden = check_hidden(hidden)
         self.min_span = check_positive(min_span, "min_span")
         self.dim = len(self.z_start)
         self.min_amplitude = check_positive(min_amplitude, "min_amplitude")
@@ -208,7 +172,7 @@ class NeuralGeodesic:
         Made on each access (never stored), so that copies and unpickled curves, which hold
         their own parameter vector, train and evaluate their own parameters.
         """
-        return _layer_views(self._params, self.widths)
+        return layer_views(self._params, self.widths)
 
     @property
     def n_params(self) -> int:
@@ -238,7 +202,7 @@ class NeuralGeodesic:
 
     # -- persistence -------------------------------------------------------------------
     def save(self, path) -> None:
-        """Save to ``path`` in numpy ``.npz`` format (arrays only, no pickle; see ``latentgeo._npz``)."""
+        """Save to ``path`` in numpy ``.npz`` format (arrays only, no pickle; see ``latentgeo.io.npz``)."""
         write_saved(
             path,
             _KIND,
@@ -317,32 +281,10 @@ class NeuralGeodesic:
                 vel[...] = 0.0
         return points, vel, fwd, resc
 
-    def _forward(self, tau: np.ndarray, tangent: bool) -> _Pass:
-        order = 2 if tangent else 1
-        x = tau[:, None]
-        dx = np.ones_like(x) if tangent else None
-        cache = _Pass(tau, [], [], [], [], [], None, None)
-        for w, b in self.layers[:-1]:
-            cache.inputs.append(x)
-            cache.tangents.append(dx)
-            a = x @ w.T if x.shape[1] > 1 else x * w[:, 0]  # first layer: an outer product
-            a += b
-            x, d1, d2 = _activate(self.activation, a, order)
-            cache.d1.append(d1)
-            cache.d2.append(d2)
-            if tangent:
-                da = dx @ w.T if dx.shape[1] > 1 else dx * w[:, 0]
-                cache.pre_tangents.append(da)
-                dx = da if d1 is None else d1 * da
-        w, b = self.layers[-1]
-        cache.inputs.append(x)
-        cache.tangents.append(dx)
-        cache.out = x @ w.T + b if x.shape[1] > 1 else x * w[:, 0] + b
-        if tangent:
-            cache.dout = dx @ w.T if dx.shape[1] > 1 else dx * w[:, 0]
-        return cache
+    def _forward(self, tau: np.ndarray, tangent: bool) -> ForwardPass:
+        return forward(self.layers, self.activation, tau, tangent)
 
-    def _rescale(self, fwd: _Pass, tau: np.ndarray) -> _Rescaled:
+    def _rescale(self, fwd: ForwardPass, tau: np.ndarray) -> _Rescaled:
         g = fwd.out
         g0, span = g[-2], g[-1] - g[-2]
         small = np.abs(span) < self.min_span
@@ -355,7 +297,7 @@ class NeuralGeodesic:
         return _Rescaled(g0, span, r, c, small, u, du, pinned)
 
     # -- backpropagation ------------------------------------------------------------------
-    def _backward(self, fwd: _Pass, resc: _Rescaled, gu: np.ndarray, gdu: Optional[np.ndarray]) -> np.ndarray:
+    def _backward(self, fwd: ForwardPass, resc: _Rescaled, gu: np.ndarray, gdu: Optional[np.ndarray]) -> np.ndarray:
         """Gradient of a scalar with respect to the flat parameters, given dS/du and dS/du̇ (M, d).
 
         ``gu`` and ``gdu`` cover all M rows of the pass (zero on the two extra rows).
@@ -380,62 +322,10 @@ class NeuralGeodesic:
         g_span += g_r * dr
         g_out[-2] += g0 - g_span
         g_out[-1] += g_span
-        return self._mlp_backward(fwd, g_out, g_dout)
-
-    def _mlp_backward(self, fwd: _Pass, g_out: np.ndarray, g_dout: Optional[np.ndarray]) -> np.ndarray:
-        grad = np.zeros_like(self._params)
-        views = _layer_views(grad, self.widths)
-        gx, gdx = g_out, g_dout
-        layers = self.layers
-        for layer in range(len(layers) - 1, -1, -1):
-            w, _ = layers[layer]
-            gw, gb = views[layer]
-            x, dx = fwd.inputs[layer], fwd.tangents[layer]
-            # a = x Wᵀ + b and ȧ = ẋ Wᵀ
-            gw += gx.T @ x
-            gb += gx.sum(axis=0)
-            if gdx is not None:
-                gw += gdx.T @ dx
-            if layer == 0:
-                break
-            gx_in = gx @ w
-            gdx_in = gdx @ w if gdx is not None else None
-            # x = σ(a), ẋ = σ'(a) ȧ
-            h = layer - 1
-            d1, d2 = fwd.d1[h], fwd.d2[h]
-            gx = gx_in if d1 is None else gx_in * d1
-            if gdx_in is not None:
-                if d2 is not None:
-                    gx = gx + gdx_in * d2 * fwd.pre_tangents[h]
-                gdx = gdx_in if d1 is None else gdx_in * d1
-            else:
-                gdx = None
-        return grad
+        return backward(self.layers, self.widths, fwd, g_out, g_dout)
 
 
 def _amplitudes(delta: np.ndarray, min_amplitude: float) -> np.ndarray:
     """A_k = Δ_k (the seed's rescaling) unless |Δ_k| < α‖Δ‖_∞, where A_k = α‖Δ‖_∞ instead."""
     floor = min_amplitude * np.max(np.abs(delta))
     return np.where(np.abs(delta) >= floor, delta, floor)
-
-
-def _check_hidden(hidden) -> Tuple[int, ...]:
-    try:
-        widths = tuple(hidden)
-    except TypeError:
-        raise ValueError(f"hidden: expected a sequence of positive integers, got {hidden!r}") from None
-    for h in widths:
-        if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
-            raise ValueError(f"hidden: expected a sequence of positive integers, got {hidden!r}")
-    return tuple(int(h) for h in widths)
-
-
-def _layer_views(flat: np.ndarray, widths: Tuple[int, ...]):
-    """(W (fan_out, fan_in), b (fan_out,)) views into a flat vector, layer by layer."""
-    views, start = [], 0
-    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-        w = flat[start : start + fan_in * fan_out].reshape(fan_out, fan_in)
-        start += fan_in * fan_out
-        views.append((w, flat[start : start + fan_out]))
-        start += fan_out
-    return views

@@ -15,13 +15,13 @@ from ..._validation import MAX_SAMPLES, check_int, check_positive
 from ...curves import sampled_length_energy
 from .curve import NeuralGeodesic
 from .loss import (
-    _check_curve,
-    _check_metric,
-    _check_optimizer,
-    _check_train_times,
-    _loss_and_grad,
-    _step,
-    check_loss_options,
+    LossOptions,
+    check_curve,
+    check_curve_metric,
+    check_optimizer,
+    check_train_times,
+    checked_loss_and_grad,
+    optimizer_step,
 )
 from .optim import Adam, Optimizer
 
@@ -148,7 +148,7 @@ def _fit(
     n_points : int
         Number of training times when ``t`` is not given.
     velocity, integral, rule, fd_method, fd_step :
-        As in :func:`~latentgeo.neural.neural_geodesic_loss`.
+        As in :func:`~latentgeo.solvers.neural.loss.neural_geodesic_loss`.
     window : int
         Window of the stopping rule.
     lr_decay, n_decays :
@@ -177,14 +177,13 @@ def _fit(
     window = check_int(window, "window", 1)
     n_eval = check_int(n_eval, "n_eval", 2, MAX_SAMPLES)
     tol = check_positive(tol, "tol")
-    times = np.linspace(0.0, 1.0, n_points) if t is None else _check_train_times(t)
-    optimizer = _check_optimizer(Adam(lr=DEFAULT_LR, betas=DEFAULT_BETAS) if optimizer is None else optimizer)
+    times = np.linspace(0.0, 1.0, n_points) if t is None else check_train_times(t)
+    optimizer = check_optimizer(Adam(lr=DEFAULT_LR, betas=DEFAULT_BETAS) if optimizer is None else optimizer)
     lr_decay = _check_fraction(lr_decay, "lr_decay")
     n_decays = check_int(n_decays, "n_decays", 0)
     initial_lr = optimizer.lr
-    check_loss_options(velocity, integral, rule, fd_method, fd_step, n_threads)
-    initial = _loss_and_grad(curve, metric, times, velocity, integral, rule, fd_method, fd_step, False, n_threads)
-    step_options = (velocity, integral, rule, fd_method, fd_step, True, n_threads)
+    loss_options = LossOptions(velocity, integral, rule, fd_method, fd_step, n_threads)
+    initial = checked_loss_and_grad(curve, metric, times, loss_options, grad=False)
     start = time.perf_counter()
     # Normalising by the initial loss makes the whole trajectory independent of the metric's scale.
     scale = 1.0 / initial if normalize and np.isfinite(initial) and initial > 0 else 1.0
@@ -197,7 +196,7 @@ def _fit(
     try:
         for step in range(n_steps):
             before[...] = curve._params
-            value = _step(curve, metric, times, optimizer, scale, step_options)
+            value = optimizer_step(curve, metric, times, optimizer, scale, loss_options)
             if not np.isfinite(value):
                 status = f"diverged: non-finite loss or gradient at step {step}; best parameters restored"
                 break
@@ -231,7 +230,7 @@ def _fit(
 def fit_neural_geodesic(curve: NeuralGeodesic, metric, *args, **options) -> NeuralGeodesicResult:
     # The signature and docstring are _fit's (inspect follows __wrapped__); this entry point
     # checks the curve and the metric, which the internal callers have checked already.
-    _check_metric(metric, _check_curve(curve))
+    check_curve_metric(metric, check_curve(curve))
     return _fit(curve, metric, *args, **options)
 
 
@@ -267,7 +266,7 @@ def neural_geodesic(
     NeuralGeodesicResult
     """
     curve = NeuralGeodesic(z_start, z_end, hidden=hidden, activation=activation, seed=seed)
-    _check_metric(metric, curve)
+    check_curve_metric(metric, curve)
     return _fit_new_curve(curve, metric, lr, optimizer, options)
 
 

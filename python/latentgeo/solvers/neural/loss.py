@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -20,6 +21,13 @@ __all__ = [
     "VELOCITIES",
     "INTEGRALS",
     "T_RANGE",
+    "LossOptions",
+    "check_curve",
+    "check_curve_metric",
+    "check_optimizer",
+    "check_train_times",
+    "checked_loss_and_grad",
+    "optimizer_step",
 ]
 
 VELOCITIES = ("finitediff", "exact")
@@ -27,19 +35,19 @@ INTEGRALS = ("energy", "length")
 T_RANGE = (-0.5, 1.5)
 
 
-def _check_curve(curve) -> NeuralGeodesic:
+def check_curve(curve) -> NeuralGeodesic:
     if not isinstance(curve, NeuralGeodesic):
         raise ValueError(f"curve: expected a NeuralGeodesic, got {type(curve).__name__}")
     return curve
 
 
-def _check_metric(metric, curve: NeuralGeodesic) -> None:
+def check_curve_metric(metric, curve: NeuralGeodesic) -> None:
     dim = check_metric(metric)
     if dim != curve.dim:
         raise ValueError(f"metric: dimension {dim} does not match the curve's dimension {curve.dim}")
 
 
-def _check_train_times(t) -> np.ndarray:
+def check_train_times(t) -> np.ndarray:
     times = check_times(t, "t", lo=T_RANGE[0], hi=T_RANGE[1])
     if len(times) < 2:
         raise ValueError("t: need at least 2 times")
@@ -61,7 +69,7 @@ def curve_velocity_exact(curve: NeuralGeodesic, t) -> np.ndarray:
     -------
     ndarray, shape (N, d)
     """
-    return _check_curve(curve).velocity(t)
+    return check_curve(curve).velocity(t)
 
 
 curve_velocity_TaylorDiff = curve_velocity_exact  # the seed's name
@@ -128,29 +136,40 @@ def loss_and_grad(
     value : float
     gradient : ndarray, shape (curve.n_params,) (only with ``grad=True``)
     """
-    _check_metric(metric, _check_curve(curve))
-    times = _check_train_times(t)
-    check_loss_options(velocity, integral, rule, fd_method, fd_step, n_threads)
-    return _loss_and_grad(curve, metric, times, velocity, integral, rule, fd_method, fd_step, grad, n_threads)
+    check_curve_metric(metric, check_curve(curve))
+    times = check_train_times(t)
+    options = LossOptions(velocity, integral, rule, fd_method, fd_step, n_threads)
+    return checked_loss_and_grad(curve, metric, times, options, grad)
 
 
-def check_loss_options(velocity, integral, rule, fd_method, fd_step, n_threads) -> None:
-    """Validate the options of the loss (the curve, metric and times are checked apart)."""
-    check_choice(velocity, "velocity", set(VELOCITIES))
-    check_choice(integral, "integral", set(INTEGRALS))
-    check_choice(rule, "rule", set(RULES))
-    check_choice(fd_method, "fd_method", set(FD_METHODS))
-    if fd_step is not None:
-        check_positive(fd_step, "fd_step")
-    check_threads(n_threads)
+@dataclass(frozen=True)
+class LossOptions:
+    """The options of the loss (see :func:`neural_geodesic_loss`), checked when made."""
+
+    velocity: str = "finitediff"
+    integral: str = "energy"
+    rule: str = "trapezoid"
+    fd_method: str = "central"
+    fd_step: Optional[float] = None
+    n_threads: Optional[int] = None
+
+    def __post_init__(self):
+        check_choice(self.velocity, "velocity", set(VELOCITIES))
+        check_choice(self.integral, "integral", set(INTEGRALS))
+        check_choice(self.rule, "rule", set(RULES))
+        check_choice(self.fd_method, "fd_method", set(FD_METHODS))
+        if self.fd_step is not None:
+            check_positive(self.fd_step, "fd_step")
+        check_threads(self.n_threads)
 
 
-def _loss_and_grad(curve, metric, times, velocity, integral, rule, fd_method, fd_step, grad, n_threads):
-    """:func:`loss_and_grad` on validated arguments (the training loop validates once)."""
+def checked_loss_and_grad(curve: NeuralGeodesic, metric, times: np.ndarray, options: LossOptions, grad: bool):
+    """:func:`loss_and_grad` on checked arguments (the training loop checks once)."""
     if curve.is_constant:  # γ ≡ z_start: zero velocity, zero length and energy
         return (0.0, np.zeros(curve.n_params)) if grad else 0.0
-    points, vel, cache = _evaluate_for_loss(curve, times, velocity, fd_method, fd_step)
-    out = integral_of_checked(metric, points[None], vel[None], times, integral, rule, grad, n_threads)
+    o = options
+    points, vel, cache = _evaluate_for_loss(curve, times, o.velocity, o.fd_method, o.fd_step)
+    out = integral_of_checked(metric, points[None], vel[None], times, o.integral, o.rule, grad, o.n_threads)
     if not grad:
         return float(out[0])
     values, g_points, g_vel = out
@@ -232,24 +251,26 @@ def train_neural_geodesic(
         The loss before the step; NaN (and no update) when the loss or its gradient is
         not finite.
     """
-    _check_optimizer(optimizer)
-    _check_metric(metric, _check_curve(curve))
-    times = _check_train_times(t)
-    check_loss_options(velocity, integral, rule, fd_method, fd_step, n_threads)
-    return _step(
-        curve, metric, times, optimizer, loss_scale, (velocity, integral, rule, fd_method, fd_step, True, n_threads)
-    )
+    check_optimizer(optimizer)
+    check_curve_metric(metric, check_curve(curve))
+    times = check_train_times(t)
+    options = LossOptions(velocity, integral, rule, fd_method, fd_step, n_threads)
+    return optimizer_step(curve, metric, times, optimizer, loss_scale, options)
 
 
-def _check_optimizer(optimizer) -> Optimizer:
+def check_optimizer(optimizer) -> Optimizer:
     if not isinstance(optimizer, Optimizer):
-        raise ValueError(f"optimizer: expected a latentgeo.optim optimiser, got {type(optimizer).__name__}")
+        raise ValueError(
+            f"optimizer: expected a latentgeo.Adam or latentgeo.SGD optimiser, got {type(optimizer).__name__}"
+        )
     return optimizer
 
 
-def _step(curve, metric, times, optimizer, loss_scale, options) -> float:
-    """One optimiser step on validated arguments; returns the loss (NaN when not finite)."""
-    value, gradient = _loss_and_grad(curve, metric, times, *options)
+def optimizer_step(
+    curve: NeuralGeodesic, metric, times: np.ndarray, optimizer: Optimizer, loss_scale: float, options: LossOptions
+) -> float:
+    """One optimiser step on checked arguments; returns the loss (NaN when not finite)."""
+    value, gradient = checked_loss_and_grad(curve, metric, times, options, grad=True)
     if np.isfinite(value) and np.all(np.isfinite(gradient)):
         if loss_scale != 1.0:
             gradient *= loss_scale
