@@ -4,6 +4,7 @@
 
 #include <limits>
 
+#include "latentgeo/metrics/kernels.hpp"
 #include "latentgeo/metrics/pullback.hpp"
 
 using namespace latentgeo;
@@ -103,6 +104,67 @@ TEST_CASE("pullback: dG/dz and dq/dz match central differences, dq/dv = 2 G v") 
     const Eigen::Vector2d gv = 2.0 * gn * vn;
     for (Index a = 0; a < 2; ++a) CHECK(std::abs(dqdv(n, a) - gv(a)) <= safety * (7 + 2) * eps * 2 * root(a) * mixed);
     CHECK(std::abs(q(n) - vn.dot(gn * vn)) <= safety * (7 + 4) * eps * mixed * mixed);
+  }
+}
+
+TEST_CASE("pullback: the decoded energy's reverse-mode gradient is J^T dE/de and matches central differences") {
+  const PullbackKernel k = gaussian_kernel();
+  const RowMatrix nodes = RowMatrix::Random(7, 2);
+  RowMatrix grad;
+  const double energy = k.decoded_energy(nodes, grad);
+  // The reference: outputs and Jacobians from the forward-mode pass, dE/de by hand.
+  const Index m = nodes.rows(), out = k.output_dim();
+  RowMatrix e(m, out), jac(m, out * 2);
+  k.evaluate(nodes, e, jac, 1);
+  double expected = 0.0;
+  RowMatrix pull = RowMatrix::Zero(m, out);
+  for (Index i = 0; i + 1 < m; ++i) {
+    const RowVector chord = e.row(i + 1) - e.row(i);
+    expected += chord.squaredNorm();
+    pull.row(i + 1) += 2.0 * (m - 1) * chord;
+    pull.row(i) -= 2.0 * (m - 1) * chord;
+  }
+  expected *= static_cast<double>(m - 1);
+  // Both sum the same squares of chords of outputs computed in the same order: a few eps.
+  CHECK(std::abs(energy - expected) <= safety * 4 * eps * expected);
+  for (Index i = 0; i < m; ++i) {
+    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, 2, Eigen::RowMajor>> j(jac.row(i).data(), out, 2);
+    const Eigen::RowVector2d reference = pull.row(i) * j;
+    // the same products summed in another order through 5 steps of width <= 6: a few dozen
+    // roundings of terms bounded by |pull| |J| (or by the result): 1e3 eps leaves a safety of ~16
+    const Eigen::RowVector2d scale = pull.row(i).cwiseAbs() * j.cwiseAbs();
+    for (Index a = 0; a < 2; ++a)
+      CHECK(std::abs(grad(i, a) - reference(a)) <= 1e3 * eps * (scale(a) + reference.cwiseAbs().maxCoeff()));
+  }
+  const double h = 1e-5;
+  RowMatrix none;
+  for (Index i = 0; i < m; ++i)
+    for (Index a = 0; a < 2; ++a) {
+      RowMatrix plus = nodes, minus = nodes;
+      plus(i, a) += h;
+      minus(i, a) -= h;
+      const double fd = (k.decoded_energy(plus, none) - k.decoded_energy(minus, none)) / (2 * h);
+      CHECK(grad(i, a) == doctest::Approx(fd).epsilon(1e-6).scale(1e-6 * grad.cwiseAbs().maxCoeff()));
+    }
+}
+
+TEST_CASE("pullback: the solvers' metric tensors are G = 2 x (dq/dv at unit vectors) / 2") {
+  const PullbackKernel k = gaussian_kernel();
+  const RowMatrix z = RowMatrix::Random(4, 2);
+  RowMatrix g;
+  metric_tensors(k, z, g);  // the kernel's own J^T J
+  RowMatrix none(0, 2);
+  const RowMatrix reference = metric_at(k, z);
+  for (Index a = 0; a < 2; ++a) {
+    RowMatrix unit = RowMatrix::Zero(4, 2), dqdz(4, 2), dqdv(4, 2);
+    unit.col(a).setOnes();
+    Vector q(4);
+    k.quadratic_form(z, unit, q, dqdz, dqdv, 1);  // dq/dv = 2 G e_a: column a of G, another code path
+    for (Index n = 0; n < 4; ++n)
+      for (Index b = 0; b < 2; ++b) {
+        const double scale = std::sqrt(reference(n, a * 3) * reference(n, b * 3));  // |J|^T|J| bound (D = 7)
+        CHECK(std::abs(g(n, b * 2 + a) - 0.5 * dqdv(n, b)) <= safety * (7 + 2) * eps * 7 * scale);
+      }
   }
 }
 

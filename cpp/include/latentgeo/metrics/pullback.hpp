@@ -8,7 +8,8 @@
 // derivative s' = 1/(2 cosh(l/2)) has s'^2 = p(1-p) (p = sigmoid(l)); so J_s^T J_s is the
 // Fisher-Rao pullback J_p^T diag(1/(p(1-p))) J_p = J_l^T diag(p(1-p)) J_l, stable for saturated p.
 //
-// Everything is forward mode, one block of B points at a time. Along the network we carry the
+// Everything but decoded_energy (reverse mode, see there) is forward mode, one block of B points
+// at a time. Along the network we carry the
 // layer values h (n x B), the Jacobians J = dh/dz (n x B*d, column b*d+k), a set of r
 // directional derivatives U = J V (n x B*r) and their Jacobians S = dU/dz (n x B*r*d, column
 // (b*r+s)*d+k). Through an activation y = phi(a):
@@ -191,6 +192,13 @@ class PullbackKernel {
     require_finite_rows(out, z, "metric", kOverflow);
   }
 
+  // The solvers' G (the preconditioner's blocks): J^T J from one forward-mode Jacobian per point,
+  // not d quadratic forms with their gradients (which would carry d(Jv)/dz for every column).
+  void metric_tensors(const ConstRowMatrixRef& z, RowMatrix& g) const {
+    g.resize(z.rows(), d_ * d_);
+    metric(z, g, 1);
+  }
+
   // out: N x d^3 with layout [a, c, k] = dG_ac/dz_k.
   void derivative(const ConstRowMatrixRef& z, RowMatrixRef out, int n_threads) const {
     out.setZero();
@@ -208,27 +216,39 @@ class PullbackKernel {
   }
 
   // The energy n sum_i |e(x_{i+1}) - e(x_i)|^2 of the decoded polyline of the nodes (n + 1 x d),
-  // e the heads' outputs (G = J^T J), and its gradient (grad: n + 1 x d): the outputs, then
-  // J^T dE/de node by node in a forward-mode pass (J is never stored). One thread: the solver
-  // runs pairs in parallel.
+  // e the heads' outputs (G = J^T J), and its gradient (grad: n + 1 x d) by reverse mode: one
+  // forward pass over all nodes that keeps phi' of every activation, then dE/de pulled back
+  // through each head and the trunk (g <- W^T g, g <- phi' g). Its cost is that of two passes of
+  // the decoder, whatever d (forward mode would carry d tangents). One thread: the solver runs
+  // pairs in parallel.
   double decoded_energy(const ConstRowMatrixRef& nodes, RowMatrix& grad) const {
     const Index m = nodes.rows();
-    RowMatrix e(m, out_dim_), no_jacobian(0, out_dim_ * d_);
-    evaluate(nodes, e, no_jacobian, 1);
-    const double segments = static_cast<double>(m - 1);
-    RowMatrix pull = RowMatrix::Zero(m, out_dim_);  // dE/de
-    double energy = 0.0;
-    for (Index i = 0; i + 1 < m; ++i) {
-      const RowVector chord = e.row(i + 1) - e.row(i);
-      energy += chord.squaredNorm();
-      pull.row(i + 1) += 2.0 * segments * chord;
-      pull.row(i) -= 2.0 * segments * chord;
+    Eigen::MatrixXd trunk_out = nodes.transpose();  // width x m, a column per node
+    std::vector<Eigen::MatrixXd> trunk_tape;
+    forward_taped(trunk_, trunk_out, trunk_tape);
+    std::vector<Eigen::MatrixXd> outputs(heads_.size());
+    std::vector<std::vector<Eigen::MatrixXd>> head_tapes(heads_.size());
+    RowMatrix e(m, out_dim_);
+    for (std::size_t h = 0, col = 0; h < heads_.size(); col += static_cast<std::size_t>(head_dims_[h]), ++h) {
+      outputs[h] = trunk_out;
+      forward_taped(heads_[h], outputs[h], head_tapes[h]);
+      e.middleCols(static_cast<Index>(col), head_dims_[h]) = outputs[h].transpose();
     }
-    grad.setZero(m, d_);
-    run(nodes, nullptr, Mode::jacobian, 1, [&](const State& st, Index h, Index n0, Index nb, Index col) {
-      for (Index b = 0; b < nb; ++b)
-        grad.row(n0 + b).noalias() += pull.block(n0 + b, col, 1, head_dims_[h]) * st.J.middleCols(b * d_, d_);
-    });
+    require_finite_rows(e, nodes, "decoder", kOverflow);
+    const double segments = static_cast<double>(m - 1);
+    double energy = 0.0;
+    Eigen::MatrixXd pulled = Eigen::MatrixXd::Zero(trunk_out.rows(), m);  // dE/d(trunk output)
+    for (std::size_t h = 0; h < heads_.size(); ++h) {
+      const Eigen::MatrixXd chords = outputs[h].rightCols(m - 1) - outputs[h].leftCols(m - 1);
+      energy += chords.squaredNorm();
+      Eigen::MatrixXd pull = Eigen::MatrixXd::Zero(chords.rows(), m);  // dE/de_h
+      pull.rightCols(m - 1) += 2.0 * segments * chords;
+      pull.leftCols(m - 1) -= 2.0 * segments * chords;
+      backward_taped(heads_[h], head_tapes[h], pull);
+      pulled += pull;
+    }
+    backward_taped(trunk_, trunk_tape, pulled);
+    grad = pulled.transpose();
     require_finite_rows(grad, nodes, "decoded energy gradient", kOverflow);
     return segments * energy;
   }
@@ -350,6 +370,37 @@ class PullbackKernel {
     if (has_directional(mode)) st.U.array() *= st.d1.array();
     if (has_jacobian(mode))
       for (Index b = 0; b < nb; ++b) st.J.middleCols(b * d_, d_).array().colwise() *= st.d1.col(b).array();
+  }
+
+  // Applies a sequence to the columns of h in place, keeping phi' of each activation (the tape of
+  // backward_taped; identity activations keep nothing).
+  static void forward_taped(const PullbackSequence& seq, Eigen::MatrixXd& h, std::vector<Eigen::MatrixXd>& tape) {
+    Eigen::MatrixXd tmp, d2;
+    for (const auto& op : seq) {
+      if (op.dense) {
+        tmp.noalias() = op.weight * h;
+        h.swap(tmp);
+        h.colwise() += op.bias;
+      } else if (op.activation != Activation::identity) {
+        tape.emplace_back();
+        activate(op.activation, op.param, h, tape.back(), d2);
+      }
+    }
+  }
+
+  // g <- (d seq / d input)^T g for the columns of g, walking the sequence and its tape backwards.
+  static void backward_taped(const PullbackSequence& seq, const std::vector<Eigen::MatrixXd>& tape,
+                             Eigen::MatrixXd& g) {
+    Eigen::MatrixXd tmp;
+    auto d1 = tape.rbegin();
+    for (auto op = seq.rbegin(); op != seq.rend(); ++op) {
+      if (op->dense) {
+        tmp.noalias() = op->weight.transpose() * g;
+        g.swap(tmp);
+      } else if (op->activation != Activation::identity) {
+        g.array() *= (d1++)->array();
+      }
+    }
   }
 
   // Runs the trunk, then each head, over blocks of points; emit(state, head, n0, nb, output column).
