@@ -35,7 +35,7 @@ def neural_batch(
     results = []
     with progress_bar(len(starts), progress, "neural geodesics", unit="pair", min_total=MIN_PAIRS) as bar:
         for a, b in zip(starts, ends):
-            results.append(fit_pair(metric, a, b, **options))
+            results.append(fit_pair(metric, a, b, options))
             bar.update(1)
     return GeodesicBatch(
         length=np.array([float(r.length) for r in results]),

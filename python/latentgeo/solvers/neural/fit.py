@@ -270,21 +270,12 @@ def neural_geodesic(
     return _fit_new_curve(curve, metric, lr, optimizer, options)
 
 
-def fit_pair(
-    metric,
-    z_start: np.ndarray,
-    z_end: np.ndarray,
-    *,
-    hidden: Sequence[int] = (32, 32),
-    activation: str = "tanh",
-    seed=None,
-    lr: float = DEFAULT_LR,
-    optimizer: Optional[Optimizer] = None,
-    **options,
-) -> NeuralGeodesicResult:
-    """:func:`neural_geodesic` for a metric that the caller checked (e.g. ``geodesics(method="neural")``)."""
-    curve = NeuralGeodesic(z_start, z_end, hidden=hidden, activation=activation, seed=seed)
-    return _fit_new_curve(curve, metric, lr, optimizer, options)
+def fit_pair(metric, z_start: np.ndarray, z_end: np.ndarray, options: dict) -> NeuralGeodesicResult:
+    """:func:`neural_geodesic` with its keyword ``options`` for a metric that the caller checked
+    (``geodesics(method="neural")``)."""
+    rest = dict(options)
+    curve = NeuralGeodesic(z_start, z_end, **{k: rest.pop(k) for k in ("hidden", "activation", "seed") if k in rest})
+    return _fit_new_curve(curve, metric, rest.pop("lr", DEFAULT_LR), rest.pop("optimizer", None), rest)
 
 
 def _fit_new_curve(curve, metric, lr, optimizer, options: dict) -> NeuralGeodesicResult:
