@@ -11,8 +11,10 @@
    callable path, and one geodesic (the default decoded energy, and Simpson's) against the
    callable path and stochman's ``connecting_geodesic`` (when stochman is installed), with length
    errors against a tight solve; 16 geodesics with the pairs' evaluations per pair or shared.
+3. High-dimensional latents (d = 16 … 1000) on a 784-output tanh MLP: one geodesic with the chord
+   preconditioner against the metric preconditioner, same pairs, and their lengths' difference.
 
-    python benchmarks/bench_pullback.py [--n 20000] [--width 256] [--dim 2] [--threads N]
+    python benchmarks/bench_pullback.py [--n 20000] [--width 256] [--dim 2] [--threads N] [--high-dims 16 64 ...]
                                         [--conv-n 2000] [--torch-threads 1] [--skip-conv]
 """
 
@@ -159,6 +161,38 @@ def bench_mlp_geodesics(args):
         print(f"  {name:12s} " + "   ".join(cells))
 
 
+def bench_high_dim(args):
+    """One geodesic at a time on a tanh MLP d → 256 → 256 → 784 (the size of an MNIST decoder) at
+    high latent dimension: the chord preconditioner (G along each segment, O(n d)) against the
+    metric one (d × d blocks of G, a decoder Jacobian and a Cholesky per node), same pairs, with
+    the lengths' relative difference; the decoded energy's gradient is reverse mode in both."""
+    rng = np.random.default_rng(2)
+    print("\nhigh-dimensional latents, tanh MLP d → 256 → 256 → 784, one thread, tol 1e-4, s per geodesic:")
+    for dim in args.high_dims:
+        weights, biases, prev = [], [], dim
+        for width in (256, 256, 784):
+            weights.append(rng.normal(size=(width, prev)) / np.sqrt(prev))
+            biases.append(0.1 * rng.normal(size=width))
+            prev = width
+        metric = lg.PullbackMetric(weights, biases, ["tanh", "tanh", "identity"])
+        start, end = rng.normal(size=(2, dim))
+        cells, lengths = [], {}
+        for preconditioner in ("chord", "metric"):
+            if preconditioner == "metric" and dim > args.metric_max_dim:
+                cells.append(f"metric: skipped (d > --metric-max-dim {args.metric_max_dim})")
+                continue
+            options = dict(tol=1e-4, n_threads=1, preconditioner=preconditioner)
+            t0 = time.perf_counter()
+            result = lg.geodesic(metric, start, end, **options)
+            seconds = time.perf_counter() - t0
+            lengths[preconditioner] = result.length
+            cells.append(f"{preconditioner}: {seconds:7.3f} s ({result.status}, {len(result.nodes)} nodes)")
+        ratio = ""
+        if len(lengths) == 2:
+            ratio = f"   length difference {abs(lengths['chord'] / lengths['metric'] - 1):.1e}"
+        print(f"  d = {dim:5d}  " + "   ".join(cells) + ratio)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--n", type=int, default=20000)
@@ -169,9 +203,12 @@ def main():
     p.add_argument("--conv-n", type=int, default=2000, help="points of the conv decoder's G(z) timing")
     p.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--skip-conv", action="store_true")
+    p.add_argument("--high-dims", type=int, nargs="*", default=[16, 64, 100, 500, 1000])
+    p.add_argument("--metric-max-dim", type=int, default=500, help="largest d solved with the metric preconditioner")
     args = p.parse_args()
     bench_mlp(args)
     bench_mlp_geodesics(args)
+    bench_high_dim(args)
     if not args.skip_conv:
         bench_conv(args)
 

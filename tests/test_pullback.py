@@ -264,6 +264,37 @@ def test_decoded_geodesics_do_not_depend_on_threads(rng):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_linear_decoder_of_high_dimension_gives_the_straight_line_with_either_preconditioner(rng):
+    # e(z) = W z: G = WᵀW is constant, the geodesic is the segment, of length |W (b − a)|. At d = 80
+    # "auto" takes the chord preconditioner (G along each segment), which must not change the answer.
+    dim, tol = 80, 1e-8
+    w = rng.normal(size=(100, dim)) / np.sqrt(dim)
+    metric = PullbackMetric([w], [np.zeros(100)], ["identity"])
+    starts, ends = rng.normal(size=(2, 3, dim))
+    exact = np.linalg.norm((ends - starts) @ w.T, axis=1)
+    for preconditioner in ("auto", "chord", "metric"):
+        batch = lg.geodesics(metric, starts, ends, tol=tol, preconditioner=preconditioner, progress=False)
+        assert all(batch.converged), (preconditioner, batch.status)
+        np.testing.assert_allclose(batch.length, exact, rtol=10 * tol)
+
+
+def test_the_chord_preconditioner_finds_the_metric_preconditioners_geodesics(rng):
+    metric, dim = build(rng, CONFIGS["tanh"])
+    starts, ends = 0.5 * rng.normal(size=(2, 4, dim))
+    tol = 1e-7  # the chord preconditioner ignores G's anisotropy at d = 3: more iterations, same curve
+    options = dict(tol=tol, max_iter=2000, progress=False)
+    by = {p: lg.geodesics(metric, starts, ends, preconditioner=p, **options) for p in ("metric", "chord")}
+    assert all(by["metric"].converged) and all(by["chord"].converged)
+    # two solves of one problem, each within ~tol of the true length (Richardson's estimate)
+    np.testing.assert_allclose(by["chord"].length, by["metric"].length, rtol=10 * tol)
+
+
+def test_the_preconditioner_option_is_checked(rng):
+    metric, dim = build(rng, CONFIGS["tanh"])
+    with pytest.raises(ValueError, match=r"^preconditioner: "):
+        lg.geodesic(metric, np.zeros(dim), np.ones(dim), preconditioner="jacobi")
+
+
 def test_decoded_energy_bad_input(rng):
     metric, dim = build(rng, CONFIGS["tanh"])
     z = rng.normal(size=(5, dim))

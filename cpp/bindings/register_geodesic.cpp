@@ -96,21 +96,19 @@ py::dict pack(const std::vector<GeodesicSolution>& sols, Index d) {
 }
 
 // The options' attribute names (repr, equality and pickling, whose state is a dict by name).
-constexpr std::array<const char*, 11> kOptionNames = {"n_segments", "min_segments",   "max_segments", "length_tol",
+constexpr std::array<const char*, 12> kOptionNames = {"n_segments", "min_segments",   "max_segments", "length_tol",
                                                       "ftol",       "gtol",           "max_iter",     "history",
-                                                      "quadrature", "pairs_per_call", "max_ratio"};
+                                                      "quadrature", "pairs_per_call", "max_ratio",    "preconditioner"};
 
-std::string quadrature_name(const GeodesicOptions& o) {
-  return latentgeo::kQuadratureNames[static_cast<std::size_t>(o.quadrature)];
-}
-
-void set_quadrature(GeodesicOptions& o, const std::string& name) {
-  for (std::size_t i = 0; i < latentgeo::kQuadratureNames.size(); ++i)
-    if (name == latentgeo::kQuadratureNames[i]) {
-      o.quadrature = static_cast<latentgeo::Quadrature>(i);
-      return;
-    }
-  throw std::invalid_argument("quadrature: expected 'simpson', 'midpoint' or 'decoded', got '" + name + "'");
+// An option that is an enum, by the names of its table (index = value); errors name the option.
+template <class Enum, std::size_t N>
+Enum enum_of(const std::array<const char*, N>& names, const std::string& name, const char* option) {
+  std::string known;
+  for (std::size_t i = 0; i < N; ++i) {
+    if (name == names[i]) return static_cast<Enum>(i);
+    known += std::string(i ? ", '" : "'") + names[i] + "'";
+  }
+  throw std::invalid_argument(std::string(option) + ": expected one of " + known + ", got '" + name + "'");
 }
 
 py::dict option_state(const GeodesicOptions& o) {
@@ -196,8 +194,24 @@ void register_geodesic(py::module_& m) {
       .def_readwrite("gtol", &GeodesicOptions::gtol, "decrement relative to the energy (None: 0.01 length_tol)")
       .def_readwrite("max_iter", &GeodesicOptions::max_iter, "L-BFGS iterations per level")
       .def_readwrite("history", &GeodesicOptions::history, "L-BFGS curvature pairs")
-      .def_property("quadrature", &quadrature_name, &set_quadrature,
-                    "the energy of a level: 'simpson', 'midpoint' or 'decoded' (a decoder's polyline)")
+      .def_property(
+          "quadrature",
+          [](const GeodesicOptions& o) { return latentgeo::kQuadratureNames[static_cast<std::size_t>(o.quadrature)]; },
+          [](GeodesicOptions& o, const std::string& name) {
+            o.quadrature = enum_of<latentgeo::Quadrature>(latentgeo::kQuadratureNames, name, "quadrature");
+          },
+          "the energy of a level: 'simpson', 'midpoint' or 'decoded' (a decoder's polyline)")
+      .def_property(
+          "preconditioner",
+          [](const GeodesicOptions& o) {
+            return latentgeo::kPreconditionerNames[static_cast<std::size_t>(o.preconditioner)];
+          },
+          [](GeodesicOptions& o, const std::string& name) {
+            o.preconditioner =
+                enum_of<latentgeo::Preconditioner>(latentgeo::kPreconditionerNames, name, "preconditioner");
+          },
+          "L-BFGS's initial inverse Hessian: 'metric' (G's blocks), 'chord' (G along each segment, O(n d)) or "
+          "'auto' (chord for decoders of high dimension, see kChordDim)")
       .def_readwrite("max_ratio", &GeodesicOptions::max_ratio,
                      "the length error estimate's largest convergence ratio: 16 smooth metrics, 2 where G jumps")
       .def_property(

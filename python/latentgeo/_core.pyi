@@ -83,6 +83,7 @@ class GeodesicOptions:
     max_iter: int
     history: int
     quadrature: str  # "simpson", "midpoint" or "decoded"
+    preconditioner: str  # "auto", "metric" or "chord"
     max_ratio: float  # the length error estimate's largest convergence ratio (16 smooth, 2 where G jumps)
     smooth: bool  # setting it sets max_ratio to the core's smooth (16) or jump (2) value
     pairs_per_call: int  # metrics without a C++ kernel: pairs whose evaluations share one call

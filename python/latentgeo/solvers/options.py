@@ -11,7 +11,15 @@ from .. import _core
 from .._validation import MAX_SAMPLES, as_points, check_choice, check_int, check_metric, check_positive
 from .initial import GRAPH_OPTIONS
 
-__all__ = ["QUADRATURES", "SOLVER_OPTIONS", "check_pairs", "default_quadrature", "solver_options", "solver_setup"]
+__all__ = [
+    "PRECONDITIONERS",
+    "QUADRATURES",
+    "SOLVER_OPTIONS",
+    "check_pairs",
+    "default_quadrature",
+    "solver_options",
+    "solver_setup",
+]
 
 # The solver's defaults live in the C++ core (GeodesicOptions); ftol/gtol None: they follow tol.
 _DEFAULTS = _core.GeodesicOptions()
@@ -24,8 +32,10 @@ SOLVER_OPTIONS = {
     "quadrature": None,  # default_quadrature(metric): "decoded" for decoders, else the core's (Simpson)
     "pairs_per_call": _DEFAULTS.pairs_per_call,
     "smooth": None,  # the metric's own `smooth` (False: G jumps, e.g. ReLU decoders), else True
+    "preconditioner": _DEFAULTS.preconditioner,
 }
 QUADRATURES = ("simpson", "midpoint", "decoded")
+PRECONDITIONERS = ("auto", "metric", "chord")
 
 
 def _with_defaults(options: dict, allowed: dict) -> dict:
@@ -85,6 +95,7 @@ def solver_options(n_nodes, tol, max_iter, opts: dict, metric=None) -> _core.Geo
     o.history = check_int(opts["history"], "history", 1)
     o.quadrature = _checked_quadrature(metric, opts["quadrature"])
     o.pairs_per_call = check_int(opts["pairs_per_call"], "pairs_per_call", 1)
+    o.preconditioner = check_choice(opts["preconditioner"], "preconditioner", set(PRECONDITIONERS))
     o.smooth = _checked_smooth(metric, opts["smooth"])  # the error estimate: fourth order, or first where G jumps
     return o
 

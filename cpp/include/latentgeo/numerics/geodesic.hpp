@@ -66,6 +66,16 @@ static_assert(static_cast<int>(LbfgsStatus::non_finite) == static_cast<int>(Geod
 enum class Quadrature : int { simpson = 0, midpoint = 1, decoded = 2 };
 inline constexpr std::array<const char*, 3> kQuadratureNames = {"simpson", "midpoint", "decoded"};
 
+// The inverse-Hessian guess of L-BFGS. `metric`: the block-tridiagonal "metric Laplacian" of G
+// at the segment midpoints (d x d blocks, a Cholesky each: O(n d^3), and G itself costs a decoder
+// d Jacobian-vector products per point). `chord`: the same operator with each G_i replaced by the
+// scalar g_i = D_i^T G(m_i) D_i / |D_i|^2 (the metric along the segment: one quadratic form per
+// segment) times I, a scalar tridiagonal solve shared by the d coordinates: O(n d). `automatic`:
+// chord for decoders' pullback metrics of more than kChordDim dimensions, else metric.
+enum class Preconditioner : int { automatic = 0, metric = 1, chord = 2 };
+inline constexpr std::array<const char*, 3> kPreconditionerNames = {"auto", "metric", "chord"};
+inline constexpr Index kChordDim = 64;
+
 // The largest ratio of successive length changes that the refinement's error estimate assumes:
 // fourth order for smooth metrics, first order where G jumps (level_converged).
 inline constexpr double kSmoothRatio = 16.0;
@@ -86,6 +96,7 @@ struct GeodesicOptions {
   double max_ratio = kSmoothRatio;              // the error estimate's largest ratio of successive length changes: 16
                                                 // (fourth order) for smooth metrics, 2 (first order) where G jumps
   Index pairs_per_call = 64;                    // metrics without a C++ kernel: pairs whose evaluations share one call
+  Preconditioner preconditioner = Preconditioner::automatic;  // L-BFGS's initial inverse Hessian (see Preconditioner)
 };
 
 // The optimiser's options of every level. Unless set, ftol and gtol follow length_tol: a level's
@@ -177,8 +188,9 @@ inline double normal_move(const RowMatrix& before, const RowMatrix& after) {
 template <class Kernel>
 class DiscreteGeodesicProblem {
  public:
-  DiscreteGeodesicProblem(const Kernel& kernel, const RowVector& start, const RowVector& end, Quadrature quadrature)
-      : k_(kernel), start_(start), end_(end), d_(start.size()), quadrature_(quadrature) {}
+  DiscreteGeodesicProblem(const Kernel& kernel, const RowVector& start, const RowVector& end, Quadrature quadrature,
+                          bool chord_preconditioner = false)
+      : k_(kernel), start_(start), end_(end), d_(start.size()), quadrature_(quadrature), chord_(chord_preconditioner) {}
 
   // A new level of n segments. With `reuse`, the preconditioner of the next refresh is built
   // from the previous level's G interpolated linearly in t (no kernel call): the curve moves
@@ -293,6 +305,7 @@ class DiscreteGeodesicProblem {
   // G at the segment midpoints of x (or the interpolated G of a new level, once), then the
   // block LDL^T (block Thomas) factorisation of P.
   void refresh(const Vector& x) {
+    if (chord_) return refresh_chord(x);
     bool ok = true;
     if (interpolated_) {
       interpolated_ = false;
@@ -327,12 +340,52 @@ class DiscreteGeodesicProblem {
     }
   }
 
+  // The chord preconditioner's scalars g_i (see Preconditioner) and the Thomas factorisation of
+  // the scalar tridiagonal T (diagonal 2n(g_j + g_{j+1}), off-diagonal -2n g_{j+1}).
+  void refresh_chord(const Vector& x) {
+    interpolated_ = false;
+    geometry(x);
+    const RowMatrix mids = points_.topRows(n_), chords = deltas_.topLeftCorner(n_, d_);
+    RowMatrix q(n_, 1), none(0, d_);
+    bool ok = true;
+    try {
+      kernel_seconds_ += detail::seconds_of([&] { quadratic_forms(k_, mids, chords, q, none, none, 1); });
+      kernel_points_ += n_;
+    } catch (const MetricDomainError&) {
+      ok = false;
+    }
+    chord_weight_.setZero(n_);
+    for (Index i = 0; i < n_ && ok; ++i) {
+      const double len2 = chords.row(i).squaredNorm();
+      chord_weight_(i) = len2 > 0.0 ? q(i, 0) / len2 : 0.0;
+      ok = std::isfinite(chord_weight_(i)) && chord_weight_(i) > 0.0;
+    }
+    const double two_n = 2.0 * static_cast<double>(n_);
+    const Index m = n_ - 1;
+    chord_pivot_.resize(std::max<Index>(m, 0));
+    for (Index j = 0; ok && j < m; ++j) {  // free node j + 1 couples segments j and j + 1
+      const double off = two_n * chord_weight_(j);
+      chord_pivot_(j) =
+          two_n * (chord_weight_(j) + chord_weight_(j + 1)) - (j > 0 ? off * off / chord_pivot_(j - 1) : 0.0);
+      ok = chord_pivot_(j) > 0.0;
+    }
+    precond_ok_ = ok;
+    if (!ok) {  // a scaled identity from the usable scalars, as refresh's fallback
+      double sum = 0.0;
+      Index count = 0;
+      for (Index i = 0; i < chord_weight_.size(); ++i)
+        if (std::isfinite(chord_weight_(i)) && chord_weight_(i) > 0.0) sum += chord_weight_(i), ++count;
+      fallback_ = count > 0 ? 1.0 / (4.0 * static_cast<double>(n_) * sum / static_cast<double>(count)) : 1.0;
+    }
+  }
+
   void apply_h0(const Vector& g, Vector& r) {
     r.resize(g.size());
     if (!precond_ok_) {
       r = fallback_ * g;
       return;
     }
+    if (chord_) return apply_chord(g, r);
     const double two_n = 2.0 * static_cast<double>(n_);
     const Index m = n_ - 1;
     for (Index j = 0; j < m; ++j) {
@@ -344,6 +397,22 @@ class DiscreteGeodesicProblem {
   }
 
  private:
+  // r = T^{-1} g for every coordinate at once (rows of the free vector's n - 1 nodes).
+  void apply_chord(const Vector& g, Vector& r) const {
+    const double two_n = 2.0 * static_cast<double>(n_);
+    const Index m = n_ - 1;
+    for (Index j = 0; j < m; ++j) {
+      auto rj = r.segment(j * d_, d_);
+      rj = g.segment(j * d_, d_);
+      if (j > 0) rj += (two_n * chord_weight_(j) / chord_pivot_(j - 1)) * r.segment((j - 1) * d_, d_);
+    }
+    for (Index j = m - 1; j >= 0; --j) {
+      auto rj = r.segment(j * d_, d_);
+      if (j + 1 < m) rj += (two_n * chord_weight_(j + 1)) * r.segment((j + 1) * d_, d_);
+      rj /= chord_pivot_(j);
+    }
+  }
+
   // The evaluation points (midpoints; with Simpson also the nodes) and the segment vectors D_i
   // that go with them (see simpson_energy; the zero blocks of deltas_ stay zero).
   void geometry(const Vector& x) {
@@ -367,7 +436,8 @@ class DiscreteGeodesicProblem {
   double kernel_seconds_ = 0.0;
   std::vector<Eigen::MatrixXd> gmat_, coupling_;
   std::vector<Eigen::LLT<Eigen::MatrixXd>> schur_;
-  bool precond_ok_ = false, interpolated_ = false;
+  bool precond_ok_ = false, interpolated_ = false, chord_ = false;
+  Vector chord_weight_, chord_pivot_;
   double fallback_ = 1.0;
   MetricFailure failure_;
 };
@@ -449,6 +519,13 @@ inline bool chords_skip(const GeodesicOptions& o, const GeodesicSolution& sol, d
   return skip;
 }
 
+// Whether a pair's L-BFGS starts from the chord preconditioner (see Preconditioner).
+template <class Kernel>
+bool uses_chord_preconditioner(const GeodesicOptions& o, Index d) {
+  if (o.preconditioner != Preconditioner::automatic) return o.preconditioner == Preconditioner::chord;
+  return detail::has_decoded_energy<Kernel>::value && d > kChordDim;
+}
+
 // The levels of one pair with the options' energy; false when the decoded polyline was found not
 // to represent its curve (see kSkipExcess). May throw what the kernel throws besides
 // MetricDomainError.
@@ -473,7 +550,7 @@ bool solve_levels(const Kernel& kernel, const RowVector& start, const RowVector&
   }
   sol.nodes = resample(nodes, levels[0], true);  // the curve reported if the first level fails
   sol.straight_length = straight_length(kernel, start, end);
-  DiscreteGeodesicProblem<Kernel> problem(kernel, start, end, o.quadrature);
+  DiscreteGeodesicProblem<Kernel> problem(kernel, start, end, o.quadrature, uses_chord_preconditioner<Kernel>(o, d));
   Lbfgs<DiscreteGeodesicProblem<Kernel>> lbfgs(problem, lbfgs_options(o));
   Vector x;
   double previous = std::numeric_limits<double>::quiet_NaN(), previous_change = previous;
