@@ -289,6 +289,19 @@ def test_the_chord_preconditioner_finds_the_metric_preconditioners_geodesics(rng
     np.testing.assert_allclose(by["chord"].length, by["metric"].length, rtol=10 * tol)
 
 
+def test_auto_leaves_metrics_without_a_decoder_to_the_metric_preconditioner(rng):
+    from latentgeo.solvers.options import SOLVER_OPTIONS, solver_options
+
+    dim = 80
+    dense = lg.DenseMetric(lambda z: np.broadcast_to(np.eye(dim), (len(z), dim, dim)), dim=dim)
+    decoder = PullbackMetric([rng.normal(size=(90, dim))], [np.zeros(90)], ["tanh"])
+    chosen = {
+        name: solver_options(None, None, None, dict(SOLVER_OPTIONS), m).preconditioner
+        for name, m in (("dense", dense), ("decoder", decoder))
+    }
+    assert chosen == {"dense": "metric", "decoder": "auto"}  # the core picks by dimension for decoders
+
+
 def test_the_preconditioner_option_is_checked(rng):
     metric, dim = build(rng, CONFIGS["tanh"])
     with pytest.raises(ValueError, match=r"^preconditioner: "):

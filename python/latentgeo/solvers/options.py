@@ -69,6 +69,13 @@ def _checked_quadrature(metric, quadrature) -> str:
     return name
 
 
+def _checked_preconditioner(metric, name) -> str:
+    """The core decides "auto" by the dimension of a decoder; a Python metric reaches the core as
+    a callback that always offers decoded energies, so a metric without a decoder is told here."""
+    name = check_choice(name, "preconditioner", set(PRECONDITIONERS))
+    return "metric" if name == "auto" and metric is not None and not _has_decoder(metric) else name
+
+
 def _checked_smooth(metric, smooth) -> bool:
     value = getattr(metric, "smooth", True) if smooth is None else smooth
     if not isinstance(value, (bool, np.bool_)):
@@ -95,7 +102,7 @@ def solver_options(n_nodes, tol, max_iter, opts: dict, metric=None) -> _core.Geo
     o.history = check_int(opts["history"], "history", 1)
     o.quadrature = _checked_quadrature(metric, opts["quadrature"])
     o.pairs_per_call = check_int(opts["pairs_per_call"], "pairs_per_call", 1)
-    o.preconditioner = check_choice(opts["preconditioner"], "preconditioner", set(PRECONDITIONERS))
+    o.preconditioner = _checked_preconditioner(metric, opts["preconditioner"])
     o.smooth = _checked_smooth(metric, opts["smooth"])  # the error estimate: fourth order, or first where G jumps
     return o
 
