@@ -742,3 +742,39 @@ print('ok')
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+class _SinDecoder(nn.Module):
+    """z ↦ sin(W z + b): a module outside the C++ core (the torch path)."""
+
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(2, 3)
+
+    def forward(self, z):
+        return torch.sin(self.first(z))
+
+
+def test_modules_without_data_or_on_several_devices_are_refused():
+    with pytest.raises(ValueError, match=r"^module: on the 'meta' device"):
+        PullbackMetric.from_torch(_SinDecoder().to("meta"), dim=2)
+    split = _SinDecoder()
+    split.second = nn.Linear(3, 3, device="meta")  # a parameter elsewhere, even if forward skips it
+    with pytest.raises(ValueError, match=r"^module: parameters and buffers on several devices \['cpu', 'meta'\]"):
+        PullbackMetric.from_torch(split, dim=2)
+
+
+def test_a_float32_cpu_module_stays_as_it_is_and_the_metric_runs_on_the_cpu():
+    module = _SinDecoder().float()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    metric = PullbackMetric.from_torch(module, dim=2)
+    z = np.array([[0.3, -0.2]])
+    metric.metric(z)
+    for key, value in module.state_dict().items():
+        assert value.dtype == torch.float32 and value.device.type == "cpu"
+        assert torch.equal(value, before[key]), key
+    # G = Jᵀ J with J = diag(cos(W z + b)) W, from the float64 copy of the weights
+    w = module.first.weight.detach().double().numpy()
+    b = module.first.bias.detach().double().numpy()
+    jac = np.cos(w @ z[0] + b)[:, None] * w
+    np.testing.assert_allclose(metric.metric(z)[0], jac.T @ jac, rtol=1e-12, atol=1e-14)

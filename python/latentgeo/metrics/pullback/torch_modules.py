@@ -34,6 +34,7 @@ def float64_copy(module, name: str):
     """An eval-mode float64 copy of ``module`` with frozen parameters; the user's module is untouched."""
     if not isinstance(module, nn.Module):
         raise ValueError(f"{name}: expected a torch.nn.Module, got {type(module).__name__}")
+    _check_tensors(module, name)
     noisy = [type(m).__name__ for m in module.modules() if m.training and isinstance(m, TRAINING_DEPENDENT)]
     if noisy:
         warnings.warn(
@@ -46,6 +47,20 @@ def float64_copy(module, name: str):
     for p in clone.parameters():
         p.requires_grad_(False)
     return clone
+
+
+def _check_tensors(module, name: str) -> None:
+    """The module's parameters and buffers: real floating point, on one device that holds data."""
+    tensors = [*module.parameters(), *module.buffers()]
+    devices = sorted({str(t.device) for t in tensors})
+    if len(devices) > 1:
+        raise ValueError(f"{name}: parameters and buffers on several devices {devices}; move the module to one")
+    if devices and torch.device(devices[0]).type == "meta":
+        raise ValueError(f"{name}: on the 'meta' device (shapes without data); load its weights or move it first")
+    odd = sorted({str(t.dtype) for t in tensors if not t.dtype.is_floating_point and t.requires_grad})
+    odd += sorted({str(t.dtype) for t in module.parameters() if t.is_complex()})
+    if odd:
+        raise ValueError(f"{name}: parameters of dtype {odd}; expected real floating point (float16/32/64)")
 
 
 def first_linear_width(*modules) -> Optional[int]:
