@@ -295,11 +295,13 @@ def test_auto_leaves_metrics_without_a_decoder_to_the_metric_preconditioner(rng)
     dim = 80
     dense = lg.DenseMetric(lambda z: np.broadcast_to(np.eye(dim), (len(z), dim, dim)), dim=dim)
     decoder = PullbackMetric([rng.normal(size=(90, dim))], [np.zeros(90)], ["tanh"])
+    python_decoders = {f"callable d={d}": PullbackMetric.from_callable(np.tanh, d) for d in (2, 3)}
     chosen = {
         name: solver_options(None, None, None, dict(SOLVER_OPTIONS), m).preconditioner
-        for name, m in (("dense", dense), ("decoder", decoder))
+        for name, m in (("dense", dense), ("decoder", decoder), *python_decoders.items())
     }
-    assert chosen == {"dense": "metric", "decoder": "auto"}  # the core picks by dimension for decoders
+    # the core picks by dimension for C++ decoders; a Python decoder's G costs d decoder passes
+    assert chosen == {"dense": "metric", "decoder": "auto", "callable d=2": "metric", "callable d=3": "chord"}
 
 
 def test_the_preconditioner_option_is_checked(rng):

@@ -144,8 +144,8 @@ def geodesics(
         on the metric in every case), ``smooth`` (None: the metric's ``smooth`` attribute, False
         for decoders with ReLU-like units, whose G jumps; False makes the length's error estimate
         first order instead of up to fourth order, so that erratic changes between levels are not
-        taken for convergence), ``preconditioner`` ("auto": "chord" for decoders' pullback metrics of more than
-        64 dimensions, else "metric"; "metric": L-BFGS starts from the block-tridiagonal operator of
+        taken for convergence), ``preconditioner`` ("auto": "chord" for C++ decoders of more than 64 dimensions and
+        Python (torch, callable) decoders of more than 2, else "metric"; "metric": L-BFGS starts from the block-tridiagonal operator of
         G at the segment midpoints, d × d blocks; "chord": the same with G replaced along each
         segment by the scalar ΔᵀGΔ/|Δ|², one Jacobian-vector product per segment and O(n d) work,
         where forming and factorising G would cost d decoder passes and d³ per node),
