@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import latentgeo as lg
 import numpy as np
@@ -198,3 +199,12 @@ def test_demo_writes_decoded_digits_along_the_most_bent_pair(demo_run):
     image = np.asarray(Image.open(out / "demo_decoded.png").convert("RGB"))
     assert image.shape[0] > 300 and image.shape[1] > 1000
     assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50
+
+
+def test_version_is_the_packages():
+
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"latentgeo {lg.__version__}"
+    # one home for the version: pyproject reads it from the package
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and "\nversion =" not in pyproject

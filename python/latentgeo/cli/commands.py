@@ -15,7 +15,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .. import _core
+from .. import __version__, _core
 from ..connection import exp_map, log_map
 from ..solvers.api import geodesic
 from ..solvers.distances import geodesic_distances
@@ -266,6 +266,7 @@ def _add_statistics_commands(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``latentgeo`` command; each subcommand sets ``run``."""
     parser = _Parser(prog="latentgeo", description="Riemannian geometry of generative-model latent spaces.")
+    parser.add_argument("--version", action="version", version=f"latentgeo {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo_help = "geodesics between digits of the shipped RHVAE; writes demo.png and demo_decoded.png"
     demo = _subcommand(sub, "demo", run_demo, demo_help, model=False)
