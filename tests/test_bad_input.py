@@ -412,9 +412,9 @@ def test_the_suite_covers_sixty_cases():
     assert len(API_CASES) + len(FILE_CASES) + len(CLI_CASES) >= 60
 
 
-def test_readme_states_the_error_contract():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("## Errors", 1)[1].split("\n## ", 1)[0]
+def test_the_guide_states_the_error_contract():
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "guide.md").read_text()
+    section = guide.split("## Errors", 1)[1].split("\n## ", 1)[0]
     for promise in (
         "ValueError",
         "argument's name",
