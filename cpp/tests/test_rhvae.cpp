@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <limits>
+#include <utility>
 
 #include "latentgeo/metrics/kernels.hpp"
 #include "latentgeo/metrics/rhvae.hpp"
@@ -373,9 +374,11 @@ TEST_CASE("jet: d2G against differences of dG, dG against differences of G (fuse
 }
 
 TEST_CASE("hamiltonian: zdot = G^{-1} p, pdot = -1/2 p^T dG^{-1} p, ScaledKernel scales the jet and the flow") {
-  for (const Index d : {2, 5}) {
+  // d = 2: the fused sums; d = 5: the one-pass flow, within one chunk of centroids and over three
+  for (const auto& [n_centroids, d] : {std::pair<Index, Index>{40, 2}, {40, 5}, {600, 5}}) {
     CAPTURE(d);
-    const RHVAEKernel k = random_kernel(40, d, 3);
+    CAPTURE(n_centroids);
+    const RHVAEKernel k = random_kernel(n_centroids, d, 3);
     const RowMatrix z = RowMatrix::Random(3, d) * 0.5, p = RowMatrix::Random(3, d);
     RowMatrix zdot(3, d), pdot(3, d), ginv(3, d * d), dginv(3, d * d * d);
     std::vector<char> ok(3, 0);
