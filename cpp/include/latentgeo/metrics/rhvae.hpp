@@ -271,9 +271,14 @@ class RHVAEKernel {
                             RowMatrixRef pdot, RowMatrixRef jac, std::vector<char>& ok, int n_threads) const {
     const Index d = d_, dd = d * d;
     for_blocks(z.rows(), n_threads, [&](Workspace& ws, Index n0, Index nb) {
-      accumulate(z, n0, nb, ws, 1);
-      flow_velocities(p, n0, nb, ws, zdot, ok);
-      second_pass(z, n0, nb, ws, true);
+      if (fused_) {
+        accumulate(z, n0, nb, ws, 1);
+        flow_velocities(p, n0, nb, ws, zdot, ok);
+        second_pass(z, n0, nb, ws, true);
+      } else {
+        one_pass_flow(z, p, n0, nb, ws, true);
+        flow_velocities(p, n0, nb, ws, zdot, ok);
+      }
       for (Index b = 0; b < nb; ++b) {
         const Index n = n0 + b;
         ws.centred = z.row(n) - centre_;
@@ -548,36 +553,49 @@ class RHVAEKernel {
 
   // The geodesic flow's sums in one pass over the chunks, each chunk's weights and M read once per
   // point: ws.acc (as accumulate at level 0) and ws.rc (as second_pass), with uu = packed p p^T
-  // known before G^{-1}. The integrators hand over a few trajectories per call, where the blocked
-  // products of the two passes run far below their rate (d = 8, K = 400: 29 us a point against 6).
-  void one_pass_flow(const ConstRowMatrixRef& z, const ConstRowMatrixRef& p, Index n0, Index nb, Workspace& ws) const {
+  // known before G^{-1}; with `jacobian` also ws.acc_deriv (accumulate at level 1) and the moments
+  // ws.rcc (second_pass with moments), for the variational equations. The integrators hand over a
+  // few trajectories per call, where the blocked products of the two passes run far below their
+  // rate (d = 8, K = 400: 29 us a point against 4 for the flow).
+  void one_pass_flow(const ConstRowMatrixRef& z, const ConstRowMatrixRef& p, Index n0, Index nb, Workspace& ws,
+                     bool jacobian = false) const {
     for (Index b = 0; b < nb; ++b) {
       packed_outer(p.row(n0 + b), ws.packed);
       ws.uu.row(b) = ws.packed.transpose();
     }
-    ws.acc.setZero(nb, packed_width());
+    const Index width = packed_width();
+    ws.acc.setZero(nb, width);
     ws.rc.setZero();
+    if (jacobian) {
+      ws.acc_deriv.setZero(nb, d_ * width);
+      ws.rcc.setZero(nb, packed_size(d_));
+    }
     for (Index k0 = 0; k0 < k_; k0 += kChunk) {
       const Index kc = std::min(kChunk, k_ - k0);
       const auto w = chunk_weights(z, n0, nb, k0, kc, ws, padded_chunk(kc));
       const double* mt = chunk_rows(m_t_, p_, k0);
       const double* cc = chunk_rows(centred_t_, d_, k0);
+      const auto coordinate = [&](Index j) { return Eigen::Map<const RowVector>(cc + j * kChunk, kc).array(); };
       for (Index b = 0; b < nb; ++b) {
         const auto wb = w.row(b).head(kc).array();
         auto r = ws.scratch.row(b).head(kc).array();
         r.setZero();
         for (Index e = 0; e < p_; ++e) {
           const auto me = Eigen::Map<const RowVector>(mt + e * kChunk, kc).array();
-          ws.acc(b, e) += (wb * me).sum();
+          ws.acc(b, e) += (wb * me).sum();  // expressions, not temporaries: nothing allocates per entry
+          for (Index j = 0; jacobian && j < d_; ++j) ws.acc_deriv(b, j * width + e) += (wb * me * coordinate(j)).sum();
           r += ws.uu(b, e) * me;
         }
         r *= wb;
-        for (Index j = 0; j < d_; ++j)
-          ws.rc(b, j) += (r * Eigen::Map<const RowVector>(cc + j * kChunk, kc).array()).sum();
+        for (Index j = 0; j < d_; ++j) ws.rc(b, j) += (r * coordinate(j)).sum();
         ws.rc(b, d_) += r.sum();
+        Index pair = 0;
+        for (Index j = 0; jacobian && j < d_; ++j)
+          for (Index l = j; l < d_; ++l, ++pair) ws.rcc(b, pair) += (r * coordinate(j) * coordinate(l)).sum();
       }
     }
     ws.acc *= scale_;
+    if (jacobian) ws.acc_deriv *= scale_;
   }
 
   // dq/dz = (2 s / T^2) (sum_k r_k (z - cbar) - sum_k r_k (c_k - cbar)) from ws.rc.
